@@ -1,0 +1,70 @@
+//! The `--json` summary: stable keys for scripts and CI pipelines.
+
+use blast_engine::{FailureClass, Report, Schedule};
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+/// Builds the JSON summary of a run.
+pub fn summary(report: &Report, url: &str, method: &str) -> Value {
+    let c = &report.total.counters;
+    let failures_by_class: Map<String, Value> = FailureClass::ALL
+        .iter()
+        .map(|f| (f.as_str().to_string(), json!(c.failures_of(*f))))
+        .collect();
+    let mut out = json!({
+        "blast_version": env!("CARGO_PKG_VERSION"),
+        "url": url,
+        "method": method,
+        "requests": c.requests(),
+        "failures": c.failed(),
+        "failures_by_class": failures_by_class,
+        "cancelled": c.cancelled,
+        "duration_s": report.duration.as_secs_f64(),
+        "rps": report.rps(),
+        "latency_ms": latency(&report.total.latency_us),
+        "bytes_sent": c.bytes_sent,
+        "bytes_received": c.bytes_received,
+        "connections": c.connections,
+        "threads": report.workers,
+        "pinned": report.pinned,
+        "interrupted": report.interrupted,
+    });
+    let fields = out.as_object_mut().expect("json! of an object literal");
+    match report.schedule {
+        Schedule::Closed { users } => {
+            fields.insert("users".into(), json!(users));
+        }
+        Schedule::Open {
+            rate,
+            max_connections,
+        } => {
+            fields.insert("target_rate".into(), json!(rate));
+            fields.insert("achieved_rate".into(), json!(report.rps()));
+            fields.insert("late_sends".into(), json!(c.late_sends));
+            fields.insert("max_connections".into(), json!(max_connections));
+            if let Some(service) = &report.total.service_us {
+                fields.insert("service_time_ms".into(), latency(service));
+            }
+        }
+    }
+    out
+}
+
+fn latency(h: &Histogram<u64>) -> Value {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let q = |q: f64| ms(h.value_at_quantile(q));
+    if h.is_empty() {
+        return json!(null);
+    }
+    json!({
+        "min": ms(h.min()),
+        "mean": h.mean() / 1000.0,
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p95": q(0.95),
+        "p99": q(0.99),
+        "p999": q(0.999),
+        "p9999": q(0.9999),
+        "max": ms(h.max()),
+    })
+}

@@ -1,0 +1,155 @@
+//! The human summary printed at the end of a run.
+
+use blast_engine::{FailureClass, Report, Schedule, Stats};
+use hdrhistogram::Histogram;
+use std::fmt::Write;
+
+/// Percentiles shown in the summary, as (label, quantile).
+const PERCENTILES: [(&str, f64); 5] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p99.9", 0.999),
+    ("p99.99", 0.9999),
+];
+
+/// Renders the end-of-run summary.
+pub fn render(report: &Report, url: &str) -> String {
+    let c = &report.total.counters;
+    let mut out = String::new();
+    let secs = report.duration.as_secs_f64();
+    let load = match report.schedule {
+        Schedule::Closed { users } => format!("{users} users"),
+        Schedule::Open { rate, .. } => format!("{rate} requests/s"),
+    };
+    let pin = if report.pinned {
+        "pinned"
+    } else {
+        "not pinned"
+    };
+    let _ = writeln!(
+        out,
+        "blast {url}: {load}, {secs:.2} s, {} threads ({pin}){}",
+        report.workers,
+        if report.interrupted {
+            ", stopped early"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  requests      {} ({:.1}/s), {} failed ({:.2}%), {} cancelled at stop",
+        c.requests(),
+        report.rps(),
+        c.failed(),
+        percent(c.failed(), c.requests()),
+        c.cancelled
+    );
+    if c.failed() > 0 {
+        let classes: Vec<String> = FailureClass::ALL
+            .iter()
+            .filter(|f| c.failures_of(**f) > 0)
+            .map(|f| format!("{} {}", f.as_str(), c.failures_of(*f)))
+            .collect();
+        let _ = writeln!(out, "  failures      {}", classes.join(", "));
+    }
+    let latency_label = match report.schedule {
+        Schedule::Closed { .. } => "latency     ",
+        Schedule::Open { .. } => "latency (1) ",
+    };
+    let _ = writeln!(out, "  {latency_label}  {}", latency_line(&report.total));
+    if let Some(service) = &report.total.service_us {
+        let _ = writeln!(out, "  service (2)   {}", histogram_line(service));
+    }
+    if let Schedule::Open { rate, .. } = report.schedule {
+        let _ = writeln!(
+            out,
+            "  rate          target {rate:.1}/s, achieved {:.1}/s ({:+.2}%), {} late sends (>{} ms behind schedule)",
+            report.rps(),
+            (report.rps() / rate - 1.0) * 100.0,
+            c.late_sends,
+            blast_engine::LATE_AFTER.as_millis()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  transfer      {} sent, {} received; {} connections opened",
+        bytes(c.bytes_sent),
+        bytes(c.bytes_received),
+        c.connections
+    );
+    if let Schedule::Open { .. } = report.schedule {
+        let _ = writeln!(
+            out,
+            "  (1) from each request's intended start; (2) from the actual send"
+        );
+    }
+    out
+}
+
+fn latency_line(stats: &Stats) -> String {
+    histogram_line(&stats.latency_us)
+}
+
+fn histogram_line(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "no responses".to_string();
+    }
+    let mut parts: Vec<String> = PERCENTILES
+        .iter()
+        .map(|(label, q)| format!("{label} {}", ms(h.value_at_quantile(*q))))
+        .collect();
+    parts.push(format!("max {}", ms(h.max())));
+    parts.push(format!("mean {}", ms(h.mean() as u64)));
+    parts.join("  ")
+}
+
+/// Microseconds shown in the unit a reader expects: 0.412ms, 12.3ms, 1.20s.
+pub fn ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.3}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1}ms")
+    } else {
+        format!("{:.2}s", ms / 1000.0)
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(ms(412), "0.412ms");
+        assert_eq!(ms(12_345), "12.3ms");
+        assert_eq!(ms(1_200_000), "1.20s");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

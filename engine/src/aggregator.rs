@@ -1,0 +1,160 @@
+//! The aggregator: merges the workers' interval deltas into cumulative and per-interval views.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::recorder::Delta;
+use crate::stats::{Counters, Stats};
+
+/// What the run looks like at the end of one interval, handed to the run's observer.
+pub struct Snapshot<'a> {
+    /// Time from the start of the run to the end of this interval.
+    pub elapsed: Duration,
+    /// Length of one interval.
+    pub interval: Duration,
+    /// This interval's stats, one entry per request name, all workers merged.
+    pub window: &'a [Stats],
+    /// Stats since the start of the run, one entry per request name.
+    pub cumulative: &'a [Stats],
+}
+
+impl Snapshot<'_> {
+    /// This interval's stats of all names together.
+    pub fn window_total(&self) -> Stats {
+        total(self.window)
+    }
+}
+
+/// One interval of the run's time series: small and fixed-size, so history grows with time only.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntervalSummary {
+    /// Time from the start of the run to the end of this interval.
+    pub elapsed: Duration,
+    /// Counts within this interval.
+    pub counters: Counters,
+    /// Latency percentiles within this interval, in microseconds: p50, p95, p99, max.
+    pub latency_us: [u64; 4],
+}
+
+/// Merges deltas as they arrive; emits an interval once every live worker has reported it.
+pub(crate) struct Aggregator {
+    interval: Duration,
+    cumulative: Vec<Stats>,
+    pending: BTreeMap<u64, Vec<Stats>>,
+    /// Per worker: the next tick it has not reported yet, or `None` once it sent its last delta.
+    next_tick: Vec<Option<u64>>,
+    template: Vec<Stats>,
+    pub history: Vec<IntervalSummary>,
+}
+
+impl Aggregator {
+    pub fn new(workers: usize, names: usize, with_service: bool, interval: Duration) -> Aggregator {
+        let template: Vec<Stats> = (0..names).map(|_| Stats::new(with_service)).collect();
+        Aggregator {
+            interval,
+            cumulative: template.clone(),
+            pending: BTreeMap::new(),
+            next_tick: vec![Some(0); workers],
+            template,
+            history: Vec::new(),
+        }
+    }
+
+    /// Adds one delta and reports every interval that became complete.
+    pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
+        let window = self
+            .pending
+            .entry(delta.tick)
+            .or_insert_with(|| self.template.clone());
+        for ((win, cum), d) in window
+            .iter_mut()
+            .zip(&mut self.cumulative)
+            .zip(&delta.names)
+        {
+            win.add(d);
+            cum.add(d);
+        }
+        self.next_tick[delta.worker] = (!delta.last).then_some(delta.tick + 1);
+        let complete_below = self.next_tick.iter().flatten().min().copied();
+        self.emit(complete_below, observer);
+    }
+
+    /// Reports every pending interval below `below` (all of them for `None`), in order.
+    fn emit(&mut self, below: Option<u64>, observer: &mut dyn FnMut(&Snapshot)) {
+        while let Some(entry) = self.pending.first_entry() {
+            let tick = *entry.key();
+            if below.is_some_and(|b| tick >= b) {
+                break;
+            }
+            let window = entry.remove();
+            let elapsed = self.interval * (tick as u32 + 1);
+            let merged = total(&window);
+            self.history.push(IntervalSummary {
+                elapsed,
+                counters: merged.counters.clone(),
+                latency_us: [50.0, 95.0, 99.0, 100.0]
+                    .map(|q| merged.latency_us.value_at_quantile(q / 100.0)),
+            });
+            observer(&Snapshot {
+                elapsed,
+                interval: self.interval,
+                window: &window,
+                cumulative: &self.cumulative,
+            });
+        }
+    }
+
+    /// Flushes what is left and returns the cumulative stats per name.
+    pub fn finish(
+        mut self,
+        observer: &mut dyn FnMut(&Snapshot),
+    ) -> (Vec<Stats>, Vec<IntervalSummary>) {
+        self.emit(None, observer);
+        (self.cumulative, self.history)
+    }
+}
+
+/// All names' stats merged into one.
+pub(crate) fn total(names: &[Stats]) -> Stats {
+    let with_service = names.first().is_some_and(|s| s.service_us.is_some());
+    let mut all = Stats::new(with_service);
+    for s in names {
+        all.add(s);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(worker: usize, tick: u64, ok: u64, last: bool) -> Delta {
+        let mut s = Stats::new(false);
+        s.counters.ok = ok;
+        s.record(Duration::from_millis(ok), Duration::ZERO);
+        Delta {
+            worker,
+            tick,
+            names: vec![s],
+            last,
+        }
+    }
+
+    #[test]
+    fn intervals_wait_for_every_live_worker() {
+        let mut agg = Aggregator::new(2, 1, false, Duration::from_secs(1));
+        let mut seen = Vec::new();
+        let mut obs = |s: &Snapshot| seen.push((s.elapsed.as_secs(), s.window[0].counters.ok));
+        agg.absorb(delta(0, 0, 1, false), &mut obs);
+        agg.absorb(delta(0, 1, 2, false), &mut obs);
+        agg.absorb(delta(1, 0, 10, false), &mut obs);
+        agg.absorb(delta(1, 1, 20, true), &mut obs);
+        agg.absorb(delta(0, 2, 3, true), &mut obs);
+        let (cum, history) = agg.finish(&mut obs);
+        assert_eq!(seen, [(1, 11), (2, 22), (3, 3)]);
+        assert_eq!(cum[0].counters.ok, 36);
+        assert_eq!(cum[0].latency_us.len(), 5);
+        assert_eq!(history.len(), 3);
+        assert_eq!(history[1].counters.ok, 22);
+    }
+}

@@ -1,0 +1,155 @@
+//! The hyper client: `hyper::client::conn::http1` over a byte-counting stream.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::{io_failure, tcp_connect, Connection, Exchange};
+use crate::request::RequestTemplate;
+use crate::stats::FailureClass;
+
+/// Bytes moved over one connection so far, shared with its driver task on the same thread.
+#[derive(Default)]
+struct Wire {
+    read: Cell<u64>,
+    written: Cell<u64>,
+}
+
+/// A TCP stream that counts the bytes going through it.
+struct Counted {
+    stream: TcpStream,
+    wire: Rc<Wire>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.wire.read.set(self.wire.read.get() + n);
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.wire.written.set(self.wire.written.get() + n as u64);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.wire.written.set(self.wire.written.get() + n as u64);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A keep-alive connection owned by one task; its I/O driver runs on the same thread.
+pub(crate) struct HyperConnection {
+    sender: SendRequest<Full<Bytes>>,
+    wire: Rc<Wire>,
+}
+
+impl Connection for HyperConnection {
+    async fn open(addr: SocketAddr, connect_timeout: Duration) -> io::Result<HyperConnection> {
+        let stream = tcp_connect(addr, connect_timeout).await?;
+        let wire = Rc::new(Wire::default());
+        let io = TokioIo::new(Counted {
+            stream,
+            wire: wire.clone(),
+        });
+        let (sender, driver) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(io::Error::other)?;
+        // The driver ends by itself when the sender is dropped or the peer closes.
+        tokio::task::spawn_local(driver);
+        Ok(HyperConnection { sender, wire })
+    }
+
+    async fn is_usable(&mut self) -> bool {
+        self.sender.ready().await.is_ok()
+    }
+
+    async fn send(&mut self, template: &RequestTemplate) -> Result<Exchange, FailureClass> {
+        let (read0, written0) = (self.wire.read.get(), self.wire.written.get());
+        // A close before any byte of the response is a dropped keep-alive connection; a close
+        // inside it is a broken response.
+        let fail = |e: hyper::Error| match classify(&e) {
+            FailureClass::Reset if self.wire.read.get() > read0 => FailureClass::Protocol,
+            class => class,
+        };
+        let response = self
+            .sender
+            .send_request(template.build())
+            .await
+            .map_err(fail)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(fail)?;
+        }
+        Ok(Exchange {
+            status,
+            sent: self.wire.written.get() - written0,
+            received: self.wire.read.get() - read0,
+        })
+    }
+}
+
+/// Maps a hyper error to the failure class a user would look for.
+fn classify(e: &hyper::Error) -> FailureClass {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
+        return FailureClass::Protocol;
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || e.is_body_write_aborted() {
+        return FailureClass::Reset;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return io_failure(io);
+        }
+        source = err.source();
+    }
+    FailureClass::Protocol
+}

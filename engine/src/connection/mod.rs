@@ -1,0 +1,76 @@
+//! Connections: TCP set-up with socket2, and the two HTTP/1.1 clients a worker can use.
+//!
+//! The client is chosen once per run ([`Client`]); the worker loop is generic over
+//! [`Connection`], so nothing branches on it per request.
+
+mod hyper;
+mod raw;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::request::RequestTemplate;
+use crate::stats::FailureClass;
+
+pub(crate) use self::hyper::HyperConnection;
+pub(crate) use self::raw::RawConnection;
+
+/// Which HTTP/1.1 client sends the requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Client {
+    /// Pre-encoded request bytes written straight to the socket; responses parsed with
+    /// `httparse` and drained without buffering. The fastest path, and the smallest per
+    /// connection.
+    #[default]
+    Raw,
+    /// hyper's HTTP/1.1 client connection (`hyper::client::conn::http1`).
+    Hyper,
+}
+
+/// What one exchange produced when the server answered.
+pub(crate) struct Exchange {
+    /// Response status code.
+    pub status: u16,
+    /// Bytes written for this request.
+    pub sent: u64,
+    /// Bytes read for this response.
+    pub received: u64,
+}
+
+/// One keep-alive HTTP/1.1 connection, owned by one task.
+pub(crate) trait Connection: Sized {
+    /// Opens a TCP connection and prepares it for HTTP/1.1.
+    async fn open(addr: SocketAddr, connect_timeout: Duration) -> io::Result<Self>;
+
+    /// Whether the connection can take another request (the server may have closed it).
+    async fn is_usable(&mut self) -> bool;
+
+    /// Sends one request and drains the whole response.
+    async fn send(&mut self, template: &RequestTemplate) -> Result<Exchange, FailureClass>;
+}
+
+/// Opens a TCP connection with NODELAY within `connect_timeout`.
+async fn tcp_connect(addr: SocketAddr, connect_timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Requests are small and latency-sensitive: never wait for Nagle to coalesce them.
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    // Buffer sizes are left to the kernel's autotuning: fixing SO_RCVBUF would switch it off
+    // and pin memory per connection, which matters at thousands of connections.
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
+    tokio::time::timeout(connect_timeout, socket.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// The failure class of an I/O error met while sending or receiving.
+fn io_failure(e: &io::Error) -> FailureClass {
+    match e.kind() {
+        io::ErrorKind::TimedOut => FailureClass::Timeout,
+        io::ErrorKind::InvalidData => FailureClass::Protocol,
+        _ => FailureClass::Reset,
+    }
+}

@@ -1,0 +1,241 @@
+//! The run: a [`Plan`] in, pinned workers started, deltas merged, a [`Report`] out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+
+use crate::aggregator::{total, Aggregator, IntervalSummary, Snapshot};
+use crate::connection::Client;
+use crate::request::{RequestTemplate, Target};
+use crate::schedule::Schedule;
+use crate::stats::Stats;
+use crate::worker::{self, WorkerSpec};
+use crate::EngineError;
+
+/// Everything a run needs, decided before it starts.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Where requests go.
+    pub target: Target,
+    /// Requests each user sends in turn; each is its own stats name.
+    pub requests: Vec<RequestTemplate>,
+    /// Closed users or open arrival rate.
+    pub schedule: Schedule,
+    /// HTTP/1.1 client implementation. Default: [`Client::Raw`].
+    pub client: Client,
+    /// How long to send for. Default: 10 s.
+    pub run_time: Duration,
+    /// Worker threads. Default: one per core available to the process.
+    pub workers: usize,
+    /// Pin each worker to its own core. Default: true.
+    pub pin: bool,
+    /// Time allowed for one request, connect excluded. Default: 60 s, as Locust.
+    pub timeout: Duration,
+    /// Time allowed to open one TCP connection. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// After the run time (or a stop), how long in-flight requests may finish. Default: 5 s.
+    pub stop_timeout: Duration,
+    /// How often workers ship stats and the observer sees a snapshot. Default: 1 s.
+    pub interval: Duration,
+}
+
+impl Plan {
+    /// A plan with default settings for everything but what and how to send.
+    pub fn new(target: Target, requests: Vec<RequestTemplate>, schedule: Schedule) -> Plan {
+        Plan {
+            target,
+            requests,
+            schedule,
+            client: Client::default(),
+            run_time: Duration::from_secs(10),
+            workers: available_cores().len().max(1),
+            pin: true,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+        }
+    }
+
+    fn validate(&self) -> Result<(), EngineError> {
+        let bad = |why: &str| Err(EngineError::InvalidPlan(why.to_string()));
+        match self.schedule {
+            Schedule::Closed { users: 0 } => return bad("users must be at least 1"),
+            Schedule::Open { rate, .. } if !(rate.is_finite() && rate > 0.0) => {
+                return bad("rate must be a positive number")
+            }
+            Schedule::Open {
+                max_connections: 0, ..
+            } => return bad("max connections must be at least 1"),
+            _ => {}
+        }
+        if self.requests.is_empty() {
+            return bad("no requests to send");
+        }
+        if self.workers == 0 {
+            return bad("threads must be at least 1");
+        }
+        if self.interval.is_zero() || self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad("interval and timeouts must be above zero");
+        }
+        Ok(())
+    }
+}
+
+/// Cores this process may run on (respects `taskset` and cgroup masks).
+pub fn available_cores() -> Vec<core_affinity::CoreId> {
+    core_affinity::get_core_ids().unwrap_or_default()
+}
+
+/// Asks a running engine to stop sending; cheap to clone and safe to call from any thread.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl StopHandle {
+    /// Stops sending new requests; in-flight ones get the plan's stop timeout to finish.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Stats of one request name at the end of a run.
+#[derive(Clone, Debug)]
+pub struct NameReport {
+    /// The stats name.
+    pub name: String,
+    /// The HTTP method.
+    pub method: String,
+    /// Cumulative stats.
+    pub stats: Stats,
+}
+
+/// The outcome of a run: cumulative stats per name and in total, and the time series.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Wall-clock time the run started.
+    pub started_at: SystemTime,
+    /// From the start until the last worker finished (stop grace included).
+    pub duration: Duration,
+    /// Per-name stats, in the plan's request order.
+    pub names: Vec<NameReport>,
+    /// All names together.
+    pub total: Stats,
+    /// One entry per interval.
+    pub history: Vec<IntervalSummary>,
+    /// The schedule that ran.
+    pub schedule: Schedule,
+    /// Worker threads used.
+    pub workers: usize,
+    /// Whether workers were pinned to cores.
+    pub pinned: bool,
+    /// Whether a stop was requested before the run time was over.
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// Finished requests per second over the whole run.
+    pub fn rps(&self) -> f64 {
+        self.total.counters.requests() as f64 / self.duration.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs plans. Create one per run, take its [`StopHandle`] for signal handlers, then `run`.
+pub struct Engine {
+    plan: Arc<Plan>,
+    stop: watch::Sender<bool>,
+    handle: StopHandle,
+}
+
+impl Engine {
+    /// Checks the plan; nothing starts until [`Engine::run`].
+    pub fn new(plan: Plan) -> Result<Engine, EngineError> {
+        plan.validate()?;
+        let (tx, _) = watch::channel(false);
+        let handle = StopHandle(Arc::new(tx.clone()));
+        Ok(Engine {
+            plan: Arc::new(plan),
+            stop: tx,
+            handle,
+        })
+    }
+
+    /// A handle that stops this engine's run.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the plan to the end, calling `observer` once per interval on this thread.
+    ///
+    /// Fails before sending anything when the target refuses a first connection.
+    pub fn run(&self, mut observer: impl FnMut(&Snapshot)) -> Result<Report, EngineError> {
+        let plan = &self.plan;
+        let addr = plan.target.addr;
+        // One probe up front: a dead target is a clear error now, not a run full of failures.
+        std::net::TcpStream::connect_timeout(&addr, plan.connect_timeout)
+            .map_err(|source| EngineError::Unreachable { addr, source })?;
+
+        let workers = plan.schedule.useful_workers(plan.workers);
+        let cores = available_cores();
+        let pin = plan.pin && !cores.is_empty();
+        let with_service = matches!(plan.schedule, Schedule::Open { .. });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let mut threads = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let spec = WorkerSpec {
+                index,
+                core: pin.then(|| cores[index % cores.len()]),
+                load: plan.schedule.share(index, workers),
+                start,
+                plan: plan.clone(),
+                stop: self.stop.subscribe(),
+                deltas: tx.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("blast-worker-{index}"))
+                .spawn(move || worker::run(spec));
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    self.handle.stop();
+                    return Err(EngineError::Thread(e));
+                }
+            }
+        }
+        drop(tx);
+
+        let mut aggregator =
+            Aggregator::new(workers, plan.requests.len(), with_service, plan.interval);
+        for delta in rx {
+            aggregator.absorb(delta, &mut observer);
+        }
+        for t in threads {
+            // A worker panic would be a bug; its stats up to the last delta are already merged.
+            let _ = t.join();
+        }
+        let duration = start.elapsed();
+        let (cumulative, history) = aggregator.finish(&mut observer);
+        let names = plan
+            .requests
+            .iter()
+            .zip(cumulative.iter())
+            .map(|(r, stats)| NameReport {
+                name: r.name.clone(),
+                method: r.method().to_string(),
+                stats: stats.clone(),
+            })
+            .collect();
+        Ok(Report {
+            started_at,
+            duration,
+            names,
+            total: total(&cumulative),
+            history,
+            schedule: plan.schedule,
+            workers,
+            pinned: pin,
+            interrupted: *self.stop.borrow() && duration < plan.run_time,
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! blast's load engine: drives HTTP/1.1 traffic and measures it.
+//!
+//! - [`Plan`] says what to send ([`RequestTemplate`]s to a [`Target`]) and how
+//!   ([`Schedule::Closed`] users or a [`Schedule::Open`] arrival rate), for how long.
+//! - [`Engine`] runs it: one pinned OS thread per core, each with its own current-thread tokio
+//!   runtime, keep-alive connections and HDR histograms; stats travel once per interval.
+//! - [`Report`] holds the cumulative [`Stats`] per name and the interval history.
+//!
+//! ```no_run
+//! use blast_engine::{Engine, Plan, RequestTemplate, Schedule, Target};
+//!
+//! let (target, uri) = Target::parse("http://127.0.0.1:8080/").unwrap();
+//! let get = RequestTemplate::new(&target, "GET", uri.path(), &[], Default::default()).unwrap();
+//! let plan = Plan::new(target, vec![get], Schedule::Closed { users: 64 });
+//! let report = Engine::new(plan).unwrap().run(|_| {}).unwrap();
+//! println!("{:.0} requests/s", report.rps());
+//! ```
+#![deny(missing_docs)]
+
+mod aggregator;
+mod connection;
+mod engine;
+mod error;
+mod recorder;
+mod request;
+mod schedule;
+mod stats;
+mod worker;
+
+pub use aggregator::{IntervalSummary, Snapshot};
+pub use connection::Client;
+pub use engine::{available_cores, Engine, NameReport, Plan, Report, StopHandle};
+pub use error::EngineError;
+pub use request::{RequestTemplate, Target};
+pub use schedule::Schedule;
+pub use stats::{new_histogram, Counters, FailureClass, Stats};
+pub use worker::LATE_AFTER;

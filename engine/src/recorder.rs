@@ -1,0 +1,118 @@
+//! A worker's own stats: recorded per request with no sharing, shipped once per interval.
+
+use std::time::Duration;
+
+use crate::stats::{FailureClass, Stats};
+
+/// One worker's stats for the current interval, one [`Stats`] per request name.
+pub(crate) struct Recorder {
+    names: Vec<Stats>,
+    in_flight: Vec<u64>,
+    with_service: bool,
+}
+
+/// What a worker ships to the aggregator at the end of each interval.
+pub(crate) struct Delta {
+    pub worker: usize,
+    pub tick: u64,
+    pub names: Vec<Stats>,
+    /// This worker sends nothing after this delta.
+    pub last: bool,
+}
+
+impl Recorder {
+    pub fn new(names: usize, with_service: bool) -> Recorder {
+        Recorder {
+            names: (0..names).map(|_| Stats::new(with_service)).collect(),
+            in_flight: vec![0; names],
+            with_service,
+        }
+    }
+
+    pub fn connected(&mut self, name: usize) {
+        self.names[name].counters.connections += 1;
+    }
+
+    /// A request of `name` went out; `late` when it started behind its schedule.
+    pub fn sent(&mut self, name: usize, late: bool) {
+        self.in_flight[name] += 1;
+        self.names[name].counters.late_sends += u64::from(late);
+    }
+
+    /// A sent request got a complete response.
+    pub fn answered(
+        &mut self,
+        name: usize,
+        success: bool,
+        latency: Duration,
+        service: Duration,
+        bytes: (u64, u64),
+    ) {
+        self.in_flight[name] -= 1;
+        let stats = &mut self.names[name];
+        stats.record(latency, service);
+        if success {
+            stats.counters.ok += 1;
+        } else {
+            stats.counters.fail(FailureClass::Status);
+        }
+        stats.counters.bytes_sent += bytes.0;
+        stats.counters.bytes_received += bytes.1;
+    }
+
+    /// A sent request failed without a usable response.
+    pub fn broke(&mut self, name: usize, class: FailureClass) {
+        self.in_flight[name] -= 1;
+        self.names[name].counters.fail(class);
+    }
+
+    /// A request could not be sent because no connection could be opened.
+    pub fn unconnected(&mut self, name: usize) {
+        self.names[name].counters.fail(FailureClass::Connect);
+    }
+
+    /// The run is over: whatever is still in flight is counted as cancelled.
+    pub fn cancel_in_flight(&mut self) {
+        for (stats, n) in self.names.iter_mut().zip(&mut self.in_flight) {
+            stats.counters.cancelled += std::mem::take(n);
+        }
+    }
+
+    /// Hands over this interval's stats and starts a fresh interval.
+    pub fn take(&mut self, worker: usize, tick: u64, last: bool) -> Delta {
+        let fresh = (0..self.names.len())
+            .map(|_| Stats::new(self.with_service))
+            .collect();
+        Delta {
+            worker,
+            tick,
+            names: std::mem::replace(&mut self.names, fresh),
+            last,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sent_request_ends_in_exactly_one_bucket() {
+        let mut r = Recorder::new(2, false);
+        for _ in 0..4 {
+            r.sent(0, false);
+        }
+        r.answered(0, true, Duration::from_millis(1), Duration::ZERO, (10, 20));
+        r.answered(0, false, Duration::from_millis(1), Duration::ZERO, (10, 20));
+        r.broke(0, FailureClass::Timeout);
+        r.unconnected(1);
+        r.cancel_in_flight();
+        let d = r.take(3, 7, true);
+        let c = &d.names[0].counters;
+        assert_eq!((c.ok, c.failed(), c.cancelled), (1, 2, 1));
+        assert_eq!((c.bytes_sent, c.bytes_received), (20, 40));
+        assert_eq!(d.names[1].counters.failures_of(FailureClass::Connect), 1);
+        assert_eq!((d.worker, d.tick, d.last), (3, 7, true));
+        assert_eq!(r.take(3, 8, false).names[0].counters.requests(), 0);
+    }
+}

@@ -1,0 +1,210 @@
+//! Counters and histograms for one request name, and how they merge.
+
+use hdrhistogram::Histogram;
+use std::time::Duration;
+
+/// Highest latency a histogram can hold, in microseconds (one hour); larger values saturate.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Significant figures kept by every latency histogram.
+const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// Why a request failed. Every failed request has exactly one class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// The TCP connection could not be opened (refused, unreachable, connect timeout).
+    Connect,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// The connection was reset or closed before the response was complete.
+    Reset,
+    /// A response arrived with a status that does not count as success (>= 400 by default).
+    Status,
+    /// The response could not be parsed as HTTP/1.1.
+    Protocol,
+}
+
+impl FailureClass {
+    /// Every class, in the order used by [`Counters::failures`].
+    pub const ALL: [FailureClass; 5] = [
+        FailureClass::Connect,
+        FailureClass::Timeout,
+        FailureClass::Reset,
+        FailureClass::Status,
+        FailureClass::Protocol,
+    ];
+
+    /// Short lowercase name used in summaries and JSON keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Connect => "connect",
+            FailureClass::Timeout => "timeout",
+            FailureClass::Reset => "reset",
+            FailureClass::Status => "status",
+            FailureClass::Protocol => "protocol",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Plain event counts of one request name (or of a whole run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests answered with a success status.
+    pub ok: u64,
+    /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
+    pub failures: [u64; 5],
+    /// Requests sent but cut off when the run stopped.
+    pub cancelled: u64,
+    /// Bytes written to sockets, request lines and headers included.
+    pub bytes_sent: u64,
+    /// Bytes read from sockets, status lines and headers included.
+    pub bytes_received: u64,
+    /// TCP connections opened successfully.
+    pub connections: u64,
+    /// Open model: sends that started later than [`crate::LATE_AFTER`] behind their schedule.
+    pub late_sends: u64,
+}
+
+impl Counters {
+    /// Requests that finished, failures included (cancelled ones excluded).
+    pub fn requests(&self) -> u64 {
+        self.ok + self.failed()
+    }
+
+    /// Requests that failed, all classes together.
+    pub fn failed(&self) -> u64 {
+        self.failures.iter().sum()
+    }
+
+    /// Failures of one class.
+    pub fn failures_of(&self, class: FailureClass) -> u64 {
+        self.failures[class.index()]
+    }
+
+    /// Counts one failure of `class`.
+    pub fn fail(&mut self, class: FailureClass) {
+        self.failures[class.index()] += 1;
+    }
+
+    /// Adds every count of `other` to this one.
+    pub fn add(&mut self, other: &Counters) {
+        self.ok += other.ok;
+        for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
+            *mine += theirs;
+        }
+        self.cancelled += other.cancelled;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.connections += other.connections;
+        self.late_sends += other.late_sends;
+    }
+}
+
+/// Latency histograms and counters of one request name over some span of time.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Response time in microseconds. Open model: from the intended start; closed: from the send.
+    pub latency_us: Histogram<u64>,
+    /// Open model only: time from the actual send to the end of the response, in microseconds.
+    pub service_us: Option<Histogram<u64>>,
+    /// Event counts.
+    pub counters: Counters,
+}
+
+impl Stats {
+    /// Empty stats; `with_service` keeps a service-time histogram beside the latency one.
+    pub fn new(with_service: bool) -> Stats {
+        Stats {
+            latency_us: new_histogram(),
+            service_us: with_service.then(new_histogram),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Records one response: its latency and, in the open model, its service time.
+    pub fn record(&mut self, latency: Duration, service: Duration) {
+        self.latency_us.saturating_record(micros(latency));
+        if let Some(h) = &mut self.service_us {
+            h.saturating_record(micros(service));
+        }
+    }
+
+    /// Adds `other` into this one exactly (histograms bucket by bucket).
+    pub fn add(&mut self, other: &Stats) {
+        // Both sides are built by `new_histogram`, so bounds always match and `add` cannot fail.
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms share bounds");
+        if let (Some(mine), Some(theirs)) = (&mut self.service_us, &other.service_us) {
+            mine.add(theirs).expect("histograms share bounds");
+        }
+        self.counters.add(&other.counters);
+    }
+
+    /// Empties the stats in place, keeping the histograms' memory.
+    pub fn reset(&mut self) {
+        self.latency_us.reset();
+        if let Some(h) = &mut self.service_us {
+            h.reset();
+        }
+        self.counters = Counters::default();
+    }
+}
+
+/// A histogram for latencies in microseconds: 1 µs to one hour, three significant figures.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_FIGURES)
+        .expect("static histogram bounds are valid")
+}
+
+fn micros(d: Duration) -> u64 {
+    // Zero is below the histogram's lowest trackable value; sub-microsecond responses count as 1.
+    (d.as_micros() as u64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_include_failures_but_not_cancellations() {
+        let mut c = Counters {
+            ok: 5,
+            cancelled: 7,
+            ..Counters::default()
+        };
+        c.fail(FailureClass::Status);
+        c.fail(FailureClass::Connect);
+        assert_eq!(c.requests(), 7);
+        assert_eq!(c.failed(), 2);
+        assert_eq!(c.failures_of(FailureClass::Connect), 1);
+    }
+
+    #[test]
+    fn add_merges_histograms_exactly() {
+        let mut a = Stats::new(true);
+        let mut b = Stats::new(true);
+        a.record(Duration::from_millis(1), Duration::from_micros(500));
+        b.record(Duration::from_millis(3), Duration::from_micros(700));
+        b.counters.ok = 1;
+        a.add(&b);
+        assert_eq!(a.latency_us.len(), 2);
+        assert_eq!(a.service_us.as_ref().unwrap().len(), 2);
+        assert_eq!(a.counters.ok, 1);
+        assert!(a.latency_us.max() >= 3000 && a.latency_us.max() < 3010);
+        a.reset();
+        assert_eq!(a.latency_us.len(), 0);
+    }
+
+    #[test]
+    fn zero_and_huge_latencies_are_clamped_not_dropped() {
+        let mut s = Stats::new(false);
+        s.record(Duration::ZERO, Duration::ZERO);
+        s.record(Duration::from_secs(10_000), Duration::ZERO);
+        assert_eq!(s.latency_us.len(), 2);
+    }
+}

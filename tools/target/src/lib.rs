@@ -1,0 +1,20 @@
+//! blast's reference target: a small, fast HTTP/1.1 server with knobs for misbehaving.
+//!
+//! [`Server::start`] binds (use port 0 in tests), serves on its own threads and counts every
+//! request it handled, so tests can reconcile blast's counts with the server's.
+//!
+//! ```
+//! use blast_target::{Config, Server};
+//!
+//! let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+//! println!("listening on {}", server.url());
+//! assert_eq!(server.served(), 0);
+//! ```
+//!
+//! Routes: `GET /` (a 2-byte body), `POST /echo` (the request body back), `GET /status/{code}`
+//! (that status), anything else 404.
+#![deny(missing_docs)]
+
+mod server;
+
+pub use server::{Config, Latency, Server, Stall};

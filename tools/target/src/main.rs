@@ -1,0 +1,86 @@
+//! `blast-target`: run the reference target on its own, e.g. for manual runs and benchmarks.
+
+use blast_target::{Config, Latency, Server, Stall};
+use std::time::Duration;
+
+const USAGE: &str = "usage: blast-target [--port N] [--threads N] [--latency-ms MS] \
+[--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N]";
+
+fn main() {
+    match parse(std::env::args().skip(1)) {
+        Ok((port, config)) => serve(port, config),
+        Err(e) => {
+            eprintln!("blast-target: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn serve(port: u16, config: Config) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    match Server::start(addr, config) {
+        Ok(server) => {
+            println!("blast-target listening on {}", server.url());
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => {
+            eprintln!("blast-target: cannot listen on {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String> {
+    let mut port = 0;
+    let mut config = Config::default();
+    let (mut latency, mut latency_max, mut stall_after, mut stall) = (None, None, None, None);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        let ms = |v: String| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{flag}: expected milliseconds, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--port" => port = value()?.parse().map_err(|_| "--port: expected 0-65535")?,
+            "--threads" => {
+                config.threads = value()?.parse().map_err(|_| "--threads: expected N")?
+            }
+            "--latency-ms" => latency = Some(ms(value()?)?),
+            "--latency-max-ms" => latency_max = Some(ms(value()?)?),
+            "--stall-after-ms" => stall_after = Some(ms(value()?)?),
+            "--stall-ms" => stall = Some(ms(value()?)?),
+            "--error-rate" => {
+                config.error_rate = value()?
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| (0.0..=1.0).contains(r))
+                    .ok_or("--error-rate: expected a number from 0 to 1")?
+            }
+            "--close-after" => {
+                config.close_after =
+                    Some(value()?.parse().map_err(|_| "--close-after: expected N")?)
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    config.latency = match (latency, latency_max) {
+        (None, None) => Latency::None,
+        (Some(d), None) => Latency::Fixed(d),
+        (min, Some(max)) => Latency::Uniform {
+            min: min.unwrap_or_default(),
+            max,
+        },
+    };
+    config.stall = stall.map(|duration| Stall {
+        after: stall_after.unwrap_or_default(),
+        duration,
+    });
+    Ok((port, config))
+}
