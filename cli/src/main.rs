@@ -20,7 +20,21 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_RUN: u8 = 1;
 
 fn main() -> ExitCode {
-    let args = args::Args::parse();
+    let args = match args::Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version are not errors.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!(
+                "blast: error: {} (see blast --help)",
+                one_line(&e.render().to_string())
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
@@ -32,6 +46,22 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_RUN)
         }
     }
+}
+
+/// Folds clap's multi-line message into one line, dropping its usage and help hints.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            !["Usage:", "For more information", "tip:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 enum Failure {

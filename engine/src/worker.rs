@@ -234,8 +234,9 @@ impl Local {
             let sent_at = Instant::now();
             let late =
                 intended.is_some_and(|due| sent_at.saturating_duration_since(due) > LATE_AFTER);
-            // Latency runs from the intended start, or from the send when it went out early.
-            let from = intended.map_or(sent_at, |due| due.max(sent_at));
+            // Latency runs from the intended start, or from the send when it went out early:
+            // whichever is earlier, so neither a stall nor an early wake can shrink it.
+            let from = intended.map_or(sent_at, |due| due.min(sent_at));
             self.recorder.borrow_mut().sent(name, late);
             let outcome = tokio::time::timeout(plan.timeout, c.send(&plan.requests[name])).await;
             let done = Instant::now();

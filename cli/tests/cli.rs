@@ -1,0 +1,147 @@
+//! Drives the built `blast` binary against the reference target on a loopback port.
+
+use blast_target::{Config, Server};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn blast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blast"))
+        .args(args)
+        .output()
+        .expect("blast runs")
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("blast-cli-{}-{name}", std::process::id()))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn wrk_style_run_prints_a_summary_and_writes_json() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let json = temp("summary.json");
+    let url = format!("{}/", server.url());
+    let out = blast(&[
+        &url,
+        "-u",
+        "4",
+        "-t",
+        "1s",
+        "--no-pin",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in ["requests", "latency", "p99.99", "connections opened"] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "requests",
+        "failures",
+        "duration_s",
+        "rps",
+        "cancelled",
+        "latency_ms",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing from {v}");
+    }
+    for key in ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"] {
+        assert!(
+            v["latency_ms"][key].is_number(),
+            "latency_ms.{key} missing from {v}"
+        );
+    }
+    let requests = v["requests"].as_u64().unwrap();
+    let cancelled = v["cancelled"].as_u64().unwrap();
+    assert!(requests > 0);
+    let served = server.served();
+    assert!(
+        (requests..=requests + cancelled).contains(&served),
+        "{served} vs {v}"
+    );
+    std::fs::remove_file(json).unwrap();
+}
+
+#[test]
+fn rate_run_reports_target_achieved_and_late_sends() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let json = temp("rate.json");
+    let out = blast(&[
+        &server.url(),
+        "--rate",
+        "200",
+        "-t",
+        "1s",
+        "--no-pin",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("target 200.0/s"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["target_rate"], 200.0);
+    assert!(v["late_sends"].is_u64());
+    assert!(v["service_time_ms"]["p99"].is_number());
+    std::fs::remove_file(json).unwrap();
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_2() {
+    let cases: [&[&str]; 9] = [
+        &["not a url"],
+        &["ftp://127.0.0.1/"],
+        &["http://127.0.0.1:1/", "-u", "0"],
+        &["http://127.0.0.1:1/", "-t", "ten"],
+        &["http://127.0.0.1:1/", "--rate", "-5"],
+        &["http://127.0.0.1:1/", "--client", "curl"],
+        &["http://127.0.0.1:1/", "--threads", "100000"],
+        &["http://127.0.0.1:1/", "-H", "no colon"],
+        &["http://127.0.0.1:1/", "--frobnicate"],
+    ];
+    for args in cases {
+        let out = blast(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.starts_with("blast: error:"), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_refusing_target_is_reported_at_once() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = blast(&[&format!("http://{addr}/"), "-t", "1h"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot connect") && err.contains("refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_a_url_blast_runs_against_its_reference_target() {
+    let out = blast(&["-u", "2", "-t", "1s", "--no-pin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("built-in reference target"),
+        "{text}"
+    );
+}

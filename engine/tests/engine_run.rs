@@ -1,0 +1,273 @@
+//! Runs the engine against the reference target over real loopback sockets and checks that
+//! every request is accounted for and lands in the right class.
+
+use blast_engine::{Client, Engine, FailureClass, Plan, Report, RequestTemplate, Schedule, Target};
+use blast_target::{Config, Latency, Server, Stall};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+fn serve(config: Config) -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap()
+}
+
+fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
+    let (target, uri) = Target::parse(url).unwrap();
+    let path = uri.path_and_query().unwrap().as_str();
+    let get = RequestTemplate::new(&target, "GET", path, &[], Default::default()).unwrap();
+    let mut plan = Plan::new(target, vec![get], schedule);
+    plan.client = client;
+    plan.workers = 2;
+    // Tests run side by side; pinning them all to the same cores would only slow them down.
+    plan.pin = false;
+    plan.run_time = Duration::from_millis(800);
+    plan.interval = Duration::from_millis(200);
+    plan
+}
+
+fn run(plan: Plan) -> Report {
+    Engine::new(plan).unwrap().run(|_| {}).unwrap()
+}
+
+const CLIENTS: [Client; 2] = [Client::Raw, Client::Hyper];
+
+#[test]
+fn target_count_reconciles_with_blast_counts() {
+    for client in CLIENTS {
+        let server = serve(Config::default());
+        let report = run(plan(&server.url(), Schedule::Closed { users: 8 }, client));
+        let c = &report.total.counters;
+        assert!(c.ok > 100, "{client:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
+        // A request cut off at stop may or may not have reached the server.
+        let served = server.served();
+        assert!(
+            (c.requests()..=c.requests() + c.cancelled).contains(&served),
+            "{client:?}: served {served}, blast {c:?}"
+        );
+        assert_eq!(c.connections, 8, "{client:?}");
+        assert_eq!(
+            report.history.iter().map(|h| h.counters.ok).sum::<u64>(),
+            c.ok
+        );
+    }
+}
+
+#[test]
+fn status_failures_are_counted_and_timed() {
+    for client in CLIENTS {
+        let server = serve(Config {
+            error_rate: 0.25,
+            ..Config::default()
+        });
+        let report = run(plan(&server.url(), Schedule::Closed { users: 4 }, client));
+        let c = &report.total.counters;
+        assert_eq!(
+            c.failed(),
+            c.failures_of(FailureClass::Status),
+            "{client:?}"
+        );
+        let share = c.failed() as f64 / c.requests() as f64;
+        assert!((0.24..0.26).contains(&share), "{client:?}: {c:?}");
+        // Responses with a failure status still have a latency.
+        assert_eq!(report.total.latency_us.len(), c.requests());
+        let status = run(plan(
+            &format!("{}/status/404", server.url()),
+            Schedule::Closed { users: 2 },
+            client,
+        ));
+        assert_eq!(status.total.counters.ok, 0);
+        assert!(status.total.counters.failures_of(FailureClass::Status) > 0);
+    }
+}
+
+#[test]
+fn slow_responses_time_out_and_connections_are_replaced() {
+    for client in CLIENTS {
+        let server = serve(Config {
+            latency: Latency::Fixed(Duration::from_secs(2)),
+            ..Config::default()
+        });
+        let mut p = plan(&server.url(), Schedule::Closed { users: 2 }, client);
+        p.timeout = Duration::from_millis(150);
+        let report = run(p);
+        let c = &report.total.counters;
+        assert!(
+            c.failures_of(FailureClass::Timeout) >= 4,
+            "{client:?}: {c:?}"
+        );
+        assert_eq!(c.failed(), c.failures_of(FailureClass::Timeout));
+        // Each timed-out connection is dropped, so every later request needs a new one.
+        assert!(c.connections > 2, "{client:?}: {c:?}");
+    }
+}
+
+#[test]
+fn server_closing_keep_alive_connections_is_transparent() {
+    for client in CLIENTS {
+        let server = serve(Config {
+            close_after: Some(5),
+            ..Config::default()
+        });
+        let report = run(plan(&server.url(), Schedule::Closed { users: 4 }, client));
+        let c = &report.total.counters;
+        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
+        assert!(c.connections >= c.ok / 5, "{client:?}: {c:?}");
+        // The server also saw the engine's one probe connection before the run.
+        assert_eq!(server.connections(), c.connections + 1, "{client:?}");
+    }
+}
+
+#[test]
+fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
+    for client in CLIENTS {
+        let server = serve(Config {
+            close_after: Some(1),
+            ..Config::default()
+        });
+        let p = plan(&server.url(), Schedule::Closed { users: 2 }, client);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(server);
+        });
+        let report = run(p);
+        killer.join().unwrap();
+        let c = &report.total.counters;
+        assert!(c.ok > 0, "{client:?}: {c:?}");
+        assert!(
+            c.failures_of(FailureClass::Connect) > 0,
+            "{client:?}: {c:?}"
+        );
+        // Backoff keeps a dead target from turning users into a busy loop.
+        assert!(
+            c.failures_of(FailureClass::Connect) < 200,
+            "{client:?}: {c:?}"
+        );
+    }
+}
+
+#[test]
+fn a_target_that_refuses_is_an_error_before_the_run() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let engine = Engine::new(plan(
+        &format!("http://{addr}/"),
+        Schedule::Closed { users: 1 },
+        Client::Raw,
+    ));
+    let err = engine.unwrap().run(|_| {}).unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+}
+
+/// A server that answers every request on a connection with `reply`, then closes.
+fn misbehaving(reply: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                if s.read(&mut buf).unwrap_or(0) > 0 {
+                    let _ = s.write_all(reply);
+                }
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[test]
+fn resets_and_malformed_responses_are_classified() {
+    let cases: [(&[u8], FailureClass); 3] = [
+        (b"", FailureClass::Reset),
+        (b"garbage\r\n\r\n", FailureClass::Protocol),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntruncated",
+            FailureClass::Protocol,
+        ),
+    ];
+    for client in CLIENTS {
+        for (reply, class) in cases {
+            let url = misbehaving(reply);
+            let mut p = plan(&url, Schedule::Closed { users: 1 }, client);
+            p.workers = 1;
+            p.run_time = Duration::from_millis(300);
+            let c = run(p).total.counters;
+            assert!(c.failures_of(class) > 0, "{client:?} {reply:?}: {c:?}");
+            assert_eq!(
+                c.failed(),
+                c.failures_of(class),
+                "{client:?} {reply:?}: {c:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn open_model_sends_every_slot_once() {
+    let server = serve(Config::default());
+    let mut p = plan(
+        &server.url(),
+        Schedule::Open {
+            rate: 500.0,
+            max_connections: 50,
+        },
+        Client::Raw,
+    );
+    p.run_time = Duration::from_secs(1);
+    let report = run(p);
+    let c = &report.total.counters;
+    // 500 slots fall inside one second; none is sent twice.
+    let sent = c.requests() + c.cancelled;
+    assert!((490..=500).contains(&sent), "{c:?}");
+    assert_eq!(c.failed(), 0);
+    assert!(report.total.service_us.is_some());
+}
+
+#[test]
+fn open_model_rate_below_worker_count_works() {
+    let server = serve(Config::default());
+    let mut p = plan(
+        &server.url(),
+        Schedule::Open {
+            rate: 1.5,
+            max_connections: 4,
+        },
+        Client::Raw,
+    );
+    p.run_time = Duration::from_secs(2);
+    let c = run(p).total.counters;
+    // Slots at 1/3 s, 1 s, 5/3 s (worker 0 at 0, 4/3 s; worker 1 at 1/3, 5/3 s... ) = 3.
+    assert_eq!(c.requests() + c.cancelled, 3, "{c:?}");
+}
+
+#[test]
+fn a_stall_shows_in_latency_from_the_intended_start() {
+    let server = serve(Config {
+        stall: Some(Stall {
+            after: Duration::from_millis(500),
+            duration: Duration::from_secs(1),
+        }),
+        ..Config::default()
+    });
+    let mut p = plan(
+        &server.url(),
+        Schedule::Open {
+            rate: 1000.0,
+            max_connections: 8,
+        },
+        Client::Raw,
+    );
+    p.run_time = Duration::from_secs(3);
+    let report = run(p);
+    let latency_p99 = report.total.latency_us.value_at_quantile(0.99);
+    let service = report.total.service_us.as_ref().unwrap();
+    assert!(latency_p99 >= 500_000, "p99 {latency_p99} µs");
+    // Only the few requests on the stalled connections waited in the server; the rest waited
+    // for a free connection, which service time alone would hide.
+    assert!(service.value_at_quantile(0.99) < latency_p99 / 2);
+    assert!(report.total.counters.late_sends > 100);
+}
