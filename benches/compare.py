@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of blast, wrk and oha against nginx on loopback.
+
+nginx (one worker, benches/nginx-bench.conf) is pinned to one core and each generator to the
+other. Runs are interleaved (each round runs every tool once, in a rotating order) so machine
+noise hits all tools alike; the table shows medians over rounds. For each run it reads the
+generator's own request count and, from the process accounting of the generator process
+(/usr/bin/time: user+sys CPU seconds and peak RSS), computes requests per generator CPU-second.
+
+    python3 benches/compare.py [--duration 10] [--rounds 3] [--conns 64,1000] [--no-oha]
+
+Installs wrk, nginx and GNU time from Debian packages when missing, and oha with
+`cargo install oha` (skipped with a note if that fails). Loopback only, every run bounded.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = Path("/tmp/blastlab")
+URL = "http://127.0.0.1:18080/"
+GENERATOR_CORE, SERVER_CORE = "0", "1"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_tools(want_oha):
+    missing = [p for p, b in [("wrk", "wrk"), ("nginx", "nginx"), ("time", "/usr/bin/time")]
+               if not shutil.which(b)]
+    if missing:
+        print(f"installing {' '.join(missing)} from Debian packages", flush=True)
+        sh(["apt-get", "update", "-qq"])
+        sh(["apt-get", "install", "-y", "-qq", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    oha = shutil.which("oha") or str(Path.home() / ".cargo/bin/oha")
+    if want_oha and not Path(oha).exists():
+        print("installing oha with cargo install (a few minutes)", flush=True)
+        if subprocess.run(["cargo", "install", "oha", "--locked"]).returncode != 0:
+            print("oha could not be installed: it is left out of the comparison", flush=True)
+    return oha if want_oha and Path(oha).exists() else None
+
+
+def start_nginx():
+    (LAB / "logs").mkdir(parents=True, exist_ok=True)
+    conf = ROOT / "benches" / "nginx-bench.conf"
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, "nginx", "-p", f"{LAB}/", "-e",
+                             str(LAB / "logs/error.log"), "-c", str(conf), "-g", "daemon off;"])
+    for _ in range(50):
+        try:
+            import urllib.request
+            urllib.request.urlopen(URL, timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("nginx did not start; is port 18080 free?")
+
+
+def timed(cmd, out_path):
+    """Runs cmd pinned to the generator core; returns (stdout, cpu_seconds, peak_rss_mb)."""
+    acct = out_path.with_suffix(".time")
+    full = ["/usr/bin/time", "-o", str(acct), "-f", "%U %S %M", "taskset", "-c", GENERATOR_CORE, *cmd]
+    res = subprocess.run(full, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {res.stderr.strip()[-300:]}")
+    user, sys_, rss_kb = acct.read_text().split()[-3:]
+    return res.stdout, float(user) + float(sys_), int(rss_kb) / 1024
+
+
+def run_blast(blast, client, conns, duration, tmp):
+    out = tmp / f"blast-{client}-{conns}.json"
+    _, cpu, rss = timed([blast, URL, "-u", str(conns), "-t", f"{duration}s", "--client", client,
+                         "--json", str(out)], out)
+    s = json.loads(out.read_text())
+    return s["requests"], s["duration_s"], cpu, rss
+
+
+def run_wrk(conns, duration, tmp):
+    stdout, cpu, rss = timed(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", URL], tmp / f"wrk-{conns}")
+    m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", stdout)
+    secs = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
+    return int(m.group(1)), secs, cpu, rss
+
+
+def run_oha(oha, conns, duration, tmp):
+    stdout, cpu, rss = timed([oha, "-z", f"{duration}s", "-c", str(conns), "--no-tui",
+                              "--output-format", "json", URL], tmp / f"oha-{conns}")
+    s = json.loads(stdout)
+    requests = sum(s["statusCodeDistribution"].values()) + sum(s.get("errorDistribution", {}).values())
+    return requests, s["summary"]["total"], cpu, rss
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conns", default="64,1000")
+    ap.add_argument("--no-oha", action="store_true")
+    args = ap.parse_args()
+
+    oha = ensure_tools(not args.no_oha)
+    sh(["cargo", "build", "--release", "-q", "-p", "blast"], cwd=ROOT)
+    blast = str(ROOT / "target/release/blast")
+    tools = {
+        "blast": lambda c, d, t: run_blast(blast, "raw", c, d, t),
+        "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", c, d, t),
+        "wrk": run_wrk,
+    }
+    if oha:
+        tools["oha"] = lambda c, d, t: run_oha(oha, c, d, t)
+
+    nginx = start_nginx()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            for conns in [int(c) for c in args.conns.split(",")]:
+                names = list(tools)
+                for r in range(args.rounds):
+                    order = names[r % len(names):] + names[:r % len(names)]
+                    for name in order:
+                        reqs, secs, cpu, rss = tools[name](conns, args.duration, tmp)
+                        row = (reqs / secs, reqs / cpu, rss)
+                        results.setdefault((name, conns), []).append(row)
+                        print(f"  round {r + 1} {name:12} c={conns:<5} {row[0]:>10.0f} req/s "
+                              f"{row[1]:>10.0f} req/cpu-s {rss:7.1f} MB", flush=True)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
+
+    print(f"\nmedians over {args.rounds} interleaved rounds, {args.duration} s each, "
+          f"nginx on core {SERVER_CORE}, generator on core {GENERATOR_CORE}:\n")
+    print(f"| generator | conns | requests/s | requests per generator CPU-second | peak RSS |")
+    print(f"| --- | --- | --- | --- | --- |")
+    med = {}
+    for (name, conns), rows in results.items():
+        rps = statistics.median(r[0] for r in rows)
+        per_cpu = statistics.median(r[1] for r in rows)
+        rss = max(r[2] for r in rows)
+        med[(name, conns)] = per_cpu
+        print(f"| {name} | {conns} | {rps:,.0f} | {per_cpu:,.0f} | {rss:.1f} MB |")
+    print()
+    for conns in sorted({c for _, c in med}):
+        for other in ("wrk", "oha"):
+            for mine in ("blast", "blast-hyper"):
+                if (other, conns) in med and (mine, conns) in med:
+                    print(f"c={conns}: {mine} / {other} requests per CPU-second = "
+                          f"{med[(mine, conns)] / med[(other, conns)]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
