@@ -10,7 +10,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 fn build(c: &mut Criterion) {
     let (target, _) = Target::parse("http://127.0.0.1:8080/").unwrap();
     let headers = vec![
-        ("Authorization".to_string(), "Token 0123456789abcdef".to_string()),
+        (
+            "Authorization".to_string(),
+            "Token 0123456789abcdef".to_string(),
+        ),
         ("Accept".to_string(), "application/json".to_string()),
     ];
     let body = Bytes::from_static(br#"{"app":"blast","version":"1.0","ring":"canary"}"#);
@@ -19,7 +22,9 @@ fn build(c: &mut Criterion) {
     c.bench_function("request_encoded_raw", |b| {
         b.iter(|| black_box(template.encoded().clone()))
     });
-    c.bench_function("request_build_hyper", |b| b.iter(|| black_box(template.build())));
+    c.bench_function("request_build_hyper", |b| {
+        b.iter(|| black_box(template.build()))
+    });
 }
 
 criterion_group!(benches, build);

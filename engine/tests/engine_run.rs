@@ -68,7 +68,7 @@ fn status_failures_are_counted_and_timed() {
             "{client:?}"
         );
         let share = c.failed() as f64 / c.requests() as f64;
-        assert!((0.24..0.26).contains(&share), "{client:?}: {c:?}");
+        assert!((0.2..0.3).contains(&share), "{client:?}: {c:?}");
         // Responses with a failure status still have a latency.
         assert_eq!(report.total.latency_us.len(), c.requests());
         let status = run(plan(
@@ -222,7 +222,7 @@ fn open_model_sends_every_slot_once() {
     let c = &report.total.counters;
     // 500 slots fall inside one second; none is sent twice.
     let sent = c.requests() + c.cancelled;
-    assert!((490..=500).contains(&sent), "{c:?}");
+    assert!((480..=500).contains(&sent), "{c:?}");
     assert_eq!(c.failed(), 0);
     assert!(report.total.service_us.is_some());
 }
@@ -270,4 +270,27 @@ fn a_stall_shows_in_latency_from_the_intended_start() {
     // for a free connection, which service time alone would hide.
     assert!(service.value_at_quantile(0.99) < latency_p99 / 2);
     assert!(report.total.counters.late_sends > 100);
+}
+
+#[test]
+fn a_stop_request_ends_the_run_early_with_everything_counted() {
+    let server = serve(Config::default());
+    let mut p = plan(&server.url(), Schedule::Closed { users: 4 }, Client::Raw);
+    p.run_time = Duration::from_secs(60);
+    let engine = Engine::new(p).unwrap();
+    let stop = engine.stop_handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stop.stop();
+    });
+    let report = engine.run(|_| {}).unwrap();
+    stopper.join().unwrap();
+    assert!(report.interrupted);
+    assert!(report.duration < Duration::from_secs(60));
+    let c = &report.total.counters;
+    let served = server.served();
+    assert!(
+        (c.requests()..=c.requests() + c.cancelled).contains(&served),
+        "{served} vs {c:?}"
+    );
 }
