@@ -17,7 +17,7 @@ use crate::timespan;
     blast http://127.0.0.1:8080/ --rate 2000 -t 1m  2000 requests/s, latency from schedule\n  \
     blast -u 64 -t 10s                              against the built-in reference target")]
 pub struct Args {
-    /// URL to load (http://host[:port]/path). Without it, blast starts its reference target.
+    /// URL to load, `http://host[:port]/path`. Without it, blast starts its reference target.
     pub url: Option<String>,
 
     /// Concurrent users, each looping on its own keep-alive connection.
