@@ -12,9 +12,12 @@
 //! ```
 //!
 //! Routes: `GET /` (a 2-byte body), `POST /echo` (the request body back), `GET /status/{code}`
-//! (that status), anything else 404.
+//! (that status), the EUCORA deployment API under `/api/v1/` (see `docs/target-api.md`),
+//! anything else 404.
 #![deny(missing_docs)]
 
+mod eucora;
 mod server;
 
+pub use eucora::{PLANES, SEEDED_APPROVALS, USERS};
 pub use server::{Config, Latency, Server, Stall};

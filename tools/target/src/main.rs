@@ -4,7 +4,8 @@ use blast_target::{Config, Latency, Server, Stall};
 use std::time::Duration;
 
 const USAGE: &str = "usage: blast-target [--port N] [--threads N] [--latency-ms MS] \
-[--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N]";
+[--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N] \
+[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]...";
 
 fn main() {
     match parse(std::env::args().skip(1)) {
@@ -63,6 +64,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String
                 config.close_after =
                     Some(value()?.parse().map_err(|_| "--close-after: expected N")?)
             }
+            "--route-latency-ms" => {
+                let v = value()?;
+                config.route_latency.push(route_latency(&v).ok_or_else(|| {
+                    format!("--route-latency-ms: expected PATH_PREFIX=MS or PATH_PREFIX=MS-MAX_MS, got {v:?}")
+                })?);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -83,4 +90,18 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String
         duration,
     });
     Ok((port, config))
+}
+
+/// Parses `PATH_PREFIX=MS` (fixed) or `PATH_PREFIX=MS-MAX_MS` (uniform).
+fn route_latency(text: &str) -> Option<(String, Latency)> {
+    let (prefix, value) = text.split_once('=')?;
+    let ms = |v: &str| v.parse().ok().map(Duration::from_millis);
+    let latency = match value.split_once('-') {
+        Some((min, max)) => Latency::Uniform {
+            min: ms(min)?,
+            max: ms(max)?,
+        },
+        None => Latency::Fixed(ms(value)?),
+    };
+    Some((prefix.to_string(), latency))
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::eucora::Api;
+
 /// Added latency before each response.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Latency {
@@ -55,10 +57,15 @@ pub struct Config {
     pub close_after: Option<u64>,
     /// Server threads. Default (0): one.
     pub threads: usize,
+    /// Extra latency per route, to imitate backend work: `(path prefix, latency)`, e.g.
+    /// `("/api/v1/deployments/", Latency::Fixed(20 ms))`. The first matching prefix applies,
+    /// on top of `latency`. Default: none.
+    pub route_latency: Vec<(String, Latency)>,
 }
 
 struct Shared {
     config: Config,
+    api: Api,
     start: Instant,
     served: AtomicU64,
     connections: AtomicU64,
@@ -84,6 +91,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
+            api: Api::new(),
             start: Instant::now(),
             served: AtomicU64::new(0),
             connections: AtomicU64::new(0),
@@ -118,6 +126,11 @@ impl Server {
     /// Requests handled so far (every request the server began to answer).
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// The EUCORA API's integrity counts (what `GET /api/v1/integrity/` returns).
+    pub fn integrity(&self) -> serde_json::Value {
+        self.shared.api.integrity()
     }
 
     /// Connections accepted so far.
@@ -183,14 +196,14 @@ async fn respond(
             tokio::time::sleep(end - now).await;
         }
     }
-    match config.latency {
-        Latency::None => {}
-        Latency::Fixed(d) => tokio::time::sleep(d).await,
-        Latency::Uniform { min, max } => {
-            let span = max.saturating_sub(min).as_nanos() as u64;
-            let jitter = if span == 0 { 0 } else { mix(n) % (span + 1) };
-            tokio::time::sleep(min + Duration::from_nanos(jitter)).await;
-        }
+    delay(config.latency, n).await;
+    let path = req.uri().path();
+    if let Some((_, latency)) = config
+        .route_latency
+        .iter()
+        .find(|(p, _)| path.starts_with(p))
+    {
+        delay(*latency, n).await;
     }
     // Request n fails when floor(n * rate) steps up: exactly `rate` of all requests, spread out.
     let fail = config.error_rate > 0.0
@@ -198,7 +211,7 @@ async fn respond(
     let mut response = if fail {
         text(StatusCode::INTERNAL_SERVER_ERROR, "injected error")
     } else {
-        route(req).await
+        route(&shared.api, req).await
     };
     if config.close_after.is_some_and(|limit| nth_on_conn >= limit) {
         response
@@ -208,8 +221,24 @@ async fn respond(
     response
 }
 
-async fn route(req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Sleeps for `latency`; `n` spreads uniform delays deterministically.
+async fn delay(latency: Latency, n: u64) {
+    match latency {
+        Latency::None => {}
+        Latency::Fixed(d) => tokio::time::sleep(d).await,
+        Latency::Uniform { min, max } => {
+            let span = max.saturating_sub(min).as_nanos() as u64;
+            let jitter = if span == 0 { 0 } else { mix(n) % (span + 1) };
+            tokio::time::sleep(min + Duration::from_nanos(jitter)).await;
+        }
+    }
+}
+
+async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if path.starts_with("/api/v1/") {
+        return api.handle(req).await;
+    }
     if path == "/" {
         return text(StatusCode::OK, "ok");
     }
@@ -237,7 +266,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// A cheap, well-spread hash of a counter (splitmix64's finaliser), for latency jitter.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
     x ^ (x >> 31)
