@@ -1,6 +1,6 @@
 //! The human summary printed at the end of a run.
 
-use blast_engine::{FailureClass, Report, Schedule, Stats};
+use blast_engine::{FailureClass, Report, Schedule};
 use hdrhistogram::Histogram;
 use std::fmt::Write;
 
@@ -58,7 +58,11 @@ pub fn render(report: &Report, url: &str) -> String {
         Schedule::Closed { .. } => "latency     ",
         Schedule::Open { .. } => "latency (1) ",
     };
-    let _ = writeln!(out, "  {latency_label}  {}", latency_line(&report.total));
+    let _ = writeln!(
+        out,
+        "  {latency_label}  {}",
+        histogram_line(&report.total.latency_us)
+    );
     if let Some(service) = &report.total.service_us {
         let _ = writeln!(out, "  service (2)   {}", histogram_line(service));
     }
@@ -86,10 +90,6 @@ pub fn render(report: &Report, url: &str) -> String {
         );
     }
     out
-}
-
-fn latency_line(stats: &Stats) -> String {
-    histogram_line(&stats.latency_us)
 }
 
 fn histogram_line(h: &Histogram<u64>) -> String {

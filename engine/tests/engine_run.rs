@@ -25,6 +25,17 @@ fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
     plan
 }
 
+/// An open-model plan: `rate` requests/s, at most `max_connections`, for `secs` seconds.
+fn open_plan(server: &Server, rate: f64, max_connections: u64, secs: u64) -> Plan {
+    let schedule = Schedule::Open {
+        rate,
+        max_connections,
+    };
+    let mut plan = plan(&server.url(), schedule, Client::Raw);
+    plan.run_time = Duration::from_secs(secs);
+    plan
+}
+
 fn run(plan: Plan) -> Report {
     Engine::new(plan).unwrap().run(|_| {}).unwrap()
 }
@@ -209,15 +220,7 @@ fn resets_and_malformed_responses_are_classified() {
 #[test]
 fn open_model_sends_every_slot_once() {
     let server = serve(Config::default());
-    let mut p = plan(
-        &server.url(),
-        Schedule::Open {
-            rate: 500.0,
-            max_connections: 50,
-        },
-        Client::Raw,
-    );
-    p.run_time = Duration::from_secs(1);
+    let p = open_plan(&server, 500.0, 50, 1);
     let report = run(p);
     let c = &report.total.counters;
     // 500 slots fall inside one second; none is sent twice.
@@ -230,15 +233,7 @@ fn open_model_sends_every_slot_once() {
 #[test]
 fn open_model_rate_below_worker_count_works() {
     let server = serve(Config::default());
-    let mut p = plan(
-        &server.url(),
-        Schedule::Open {
-            rate: 1.5,
-            max_connections: 4,
-        },
-        Client::Raw,
-    );
-    p.run_time = Duration::from_secs(2);
+    let p = open_plan(&server, 1.5, 4, 2);
     let c = run(p).total.counters;
     // Slots at 1/3 s, 1 s, 5/3 s (worker 0 at 0, 4/3 s; worker 1 at 1/3, 5/3 s... ) = 3.
     assert_eq!(c.requests() + c.cancelled, 3, "{c:?}");
@@ -253,15 +248,7 @@ fn a_stall_shows_in_latency_from_the_intended_start() {
         }),
         ..Config::default()
     });
-    let mut p = plan(
-        &server.url(),
-        Schedule::Open {
-            rate: 1000.0,
-            max_connections: 8,
-        },
-        Client::Raw,
-    );
-    p.run_time = Duration::from_secs(3);
+    let p = open_plan(&server, 1000.0, 8, 3);
     let report = run(p);
     let latency_p99 = report.total.latency_us.value_at_quantile(0.99);
     let service = report.total.service_us.as_ref().unwrap();
