@@ -2,6 +2,7 @@
 
 mod args;
 mod json;
+mod progress;
 mod summary;
 mod timespan;
 
@@ -97,9 +98,15 @@ fn run(args: &args::Args) -> Result<(), Failure> {
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::Usage)?;
     }
+    let mut progress = progress::Progress::new(plan.run_time);
     let engine = Engine::new(plan).map_err(|e| Failure::Usage(e.into()))?;
     watch_signals(engine.stop_handle());
-    let report = engine.run(|_| {}).map_err(|e| match e {
+    let on_interval = |s: &blast_engine::Snapshot<'_>| {
+        if let Some(line) = progress.observe(s) {
+            eprintln!("{line}");
+        }
+    };
+    let report = engine.run(on_interval).map_err(|e| match e {
         EngineError::Unreachable { .. } | EngineError::Thread(_) => Failure::Run(e.into()),
         other => Failure::Usage(other.into()),
     })?;
