@@ -144,7 +144,7 @@ impl Api {
             }
             (&Method::POST, ["connectors", plane, "publish"]) => self.publish(plane),
             (&Method::GET, ["connectors", "status"]) => self.connector_status(),
-            _ => detail(StatusCode::NOT_FOUND, "Not found."),
+            _ => not_found(),
         }
     }
 
@@ -203,23 +203,23 @@ impl Api {
     }
 
     fn get_deployment(&self, id: &str) -> Response<Full<Bytes>> {
-        let found = id.parse().ok().and_then(|id| {
+        let found = id.parse::<u64>().ok().and_then(|id| {
             lock(&self.deployments)
                 .get(&id)
                 .map(|d| deployment_json(id, d))
         });
         match found {
             Some(body) => reply(StatusCode::OK, body),
-            None => detail(StatusCode::NOT_FOUND, "Not found."),
+            None => not_found(),
         }
     }
 
     fn remediate(&self, id: &str) -> Response<Full<Bytes>> {
         let Some(id) = id.parse::<u64>().ok() else {
-            return detail(StatusCode::NOT_FOUND, "Not found.");
+            return not_found();
         };
         if !lock(&self.deployments).contains_key(&id) {
-            return detail(StatusCode::NOT_FOUND, "Not found.");
+            return not_found();
         }
         self.remediations.fetch_add(1, Ordering::Relaxed);
         reply(
@@ -245,11 +245,11 @@ impl Api {
 
     fn decide(&self, id: &str, approve: bool) -> Response<Full<Bytes>> {
         let Some(id) = id.parse::<u64>().ok() else {
-            return detail(StatusCode::NOT_FOUND, "Not found.");
+            return not_found();
         };
         let mut deployments = lock(&self.deployments);
         let Some(d) = deployments.get_mut(&id) else {
-            return detail(StatusCode::NOT_FOUND, "Not found.");
+            return not_found();
         };
         // Removing from the pending set is the decision: only one caller can succeed.
         if lock(&self.pending).remove(&id).is_none() {
@@ -352,4 +352,9 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 
 fn detail(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
     reply(status, json!({ "detail": why }))
+}
+
+/// DRF's 404 for an unknown route or object.
+fn not_found() -> Response<Full<Bytes>> {
+    detail(StatusCode::NOT_FOUND, "Not found.")
 }
