@@ -1,7 +1,7 @@
 //! Command-line flags, parsed by clap and resolved at once into the engine's plain types.
 
 use anyhow::{bail, Context};
-use blast_engine::{available_cores, Client, Plan, RequestTemplate, Schedule, Target};
+use blast_engine::{available_cores, Client, Plan, RequestTemplate, Requests, Schedule, Target};
 use bytes::Bytes;
 use clap::Parser;
 use std::path::PathBuf;
@@ -121,11 +121,8 @@ impl Args {
             Some(rate) if !(rate.is_finite() && rate > 0.0) => {
                 bail!("invalid --rate {rate}: expected a number of requests/s above 0")
             }
-            Some(rate) => Schedule::Open {
-                rate,
-                max_connections: self.max_connections,
-            },
-            None => Schedule::Closed { users: self.users },
+            Some(rate) => Schedule::rate(rate, self.max_connections),
+            None => Schedule::users(self.users),
         };
         if self.users == 0 {
             bail!("invalid --users 0: at least one user is needed");
@@ -145,7 +142,7 @@ impl Args {
             Some(n) => n,
             None => cores,
         };
-        let mut plan = Plan::new(target, vec![request], schedule);
+        let mut plan = Plan::new(target, Requests::new(vec![request]), schedule);
         plan.run_time = self.run_time;
         plan.workers = workers;
         plan.pin = !self.no_pin;

@@ -4,6 +4,8 @@ use blast_engine::{FailureClass, Report, Schedule};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use crate::summary::mean_rate;
+
 /// Builds the JSON summary of a run.
 pub fn summary(report: &Report, url: &str, method: &str) -> Value {
     let c = &report.total.counters;
@@ -30,15 +32,16 @@ pub fn summary(report: &Report, url: &str, method: &str) -> Value {
         "interrupted": report.interrupted,
     });
     let fields = out.as_object_mut().expect("json! of an object literal");
-    match report.schedule {
+    match &report.schedule {
         Schedule::Closed { users } => {
-            fields.insert("users".into(), json!(users));
+            fields.insert("users".into(), json!(users.peak()));
         }
         Schedule::Open {
             rate,
             max_connections,
         } => {
-            fields.insert("target_rate".into(), json!(rate));
+            let target = mean_rate(rate, report.duration.min(report.run_time));
+            fields.insert("target_rate".into(), json!(target));
             fields.insert("achieved_rate".into(), json!(report.rps()));
             fields.insert("late_sends".into(), json!(c.late_sends));
             fields.insert("max_connections".into(), json!(max_connections));

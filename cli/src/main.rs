@@ -7,7 +7,7 @@ mod summary;
 mod timespan;
 
 use anyhow::Context;
-use blast_engine::{Engine, EngineError, StopHandle};
+use blast_engine::{Engine, EngineError, RunHandle};
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -90,7 +90,7 @@ fn run(args: &args::Args) -> Result<(), Failure> {
         (None, None) => unreachable!("a local target is started when no URL is given"),
     };
     let plan = args.plan(&url).map_err(Failure::Usage)?;
-    let method = plan.requests[0].method().to_string();
+    let method = plan.script.names()[0].method.clone();
     if let Some(path) = &args.json {
         // Fail before the run, not after it, when the output cannot be written.
         create_parent(path).map_err(Failure::Usage)?;
@@ -100,7 +100,7 @@ fn run(args: &args::Args) -> Result<(), Failure> {
     }
     let mut progress = progress::Progress::new(plan.run_time);
     let engine = Engine::new(plan).map_err(|e| Failure::Usage(e.into()))?;
-    watch_signals(engine.stop_handle());
+    watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         if let Some(line) = progress.observe(s) {
             eprintln!("{line}");
@@ -131,7 +131,7 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// First Ctrl-C or SIGTERM: stop sending and finish normally. A second one: exit at once.
-fn watch_signals(stop: StopHandle) {
+fn watch_signals(stop: RunHandle) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         return;

@@ -1,8 +1,9 @@
 //! The human summary printed at the end of a run.
 
-use blast_engine::{FailureClass, Report, Schedule};
+use blast_engine::{FailureClass, Report, Schedule, Shape};
 use hdrhistogram::Histogram;
 use std::fmt::Write;
+use std::time::Duration;
 
 /// Percentiles shown in the summary, as (label, quantile).
 const PERCENTILES: [(&str, f64); 5] = [
@@ -18,10 +19,7 @@ pub fn render(report: &Report, url: &str) -> String {
     let c = &report.total.counters;
     let mut out = String::new();
     let secs = report.duration.as_secs_f64();
-    let load = match report.schedule {
-        Schedule::Closed { users } => format!("{users} users"),
-        Schedule::Open { rate, .. } => format!("{rate} requests/s"),
-    };
+    let load = load(&report.schedule);
     let pin = if report.pinned {
         "pinned"
     } else {
@@ -54,7 +52,7 @@ pub fn render(report: &Report, url: &str) -> String {
             .collect();
         let _ = writeln!(out, "  failures      {}", classes.join(", "));
     }
-    let latency_label = match report.schedule {
+    let latency_label = match &report.schedule {
         Schedule::Closed { .. } => "latency     ",
         Schedule::Open { .. } => "latency (1) ",
     };
@@ -66,7 +64,8 @@ pub fn render(report: &Report, url: &str) -> String {
     if let Some(service) = &report.total.service_us {
         let _ = writeln!(out, "  service (2)   {}", histogram_line(service));
     }
-    if let Schedule::Open { rate, .. } = report.schedule {
+    if let Schedule::Open { rate, .. } = &report.schedule {
+        let rate = mean_rate(rate, report.duration.min(report.run_time));
         let _ = writeln!(
             out,
             "  rate          target {rate:.1}/s, achieved {:.1}/s ({:+.2}%), {} late sends (>{} ms behind schedule)",
@@ -83,13 +82,34 @@ pub fn render(report: &Report, url: &str) -> String {
         bytes(c.bytes_received),
         c.connections
     );
-    if let Schedule::Open { .. } = report.schedule {
+    if let Schedule::Open { .. } = &report.schedule {
         let _ = writeln!(
             out,
             "  (1) from each request's intended start; (2) from the actual send"
         );
     }
     out
+}
+
+/// "64 users", "up to 1000 users", "2000 requests/s", "up to 5000 requests/s".
+pub fn load(schedule: &Schedule) -> String {
+    let (shape, unit) = match schedule {
+        Schedule::Closed { users } => (users, "users"),
+        Schedule::Open { rate, .. } => (rate, "requests/s"),
+    };
+    if shape.stages.is_empty() {
+        format!("{} {unit}", shape.start)
+    } else {
+        format!("up to {} {unit}", shape.peak())
+    }
+}
+
+/// The average of a rate shape over the first `span` of the run.
+pub fn mean_rate(rate: &Shape, span: Duration) -> f64 {
+    // Sampled every 10 ms: exact for constant rates, within 0.1% for any staged one.
+    let steps = (span.as_millis() / 10).max(1) as u32;
+    let step = span / steps;
+    (0..steps).map(|i| rate.at(step * i + step / 2)).sum::<f64>() / steps as f64
 }
 
 fn histogram_line(h: &Histogram<u64>) -> String {

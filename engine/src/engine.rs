@@ -1,29 +1,31 @@
 //! The run: a [`Plan`] in, pinned workers started, deltas merged, a [`Report`] out.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::aggregator::{total, Aggregator, IntervalSummary, Snapshot};
 use crate::connection::Client;
-use crate::request::{RequestTemplate, Target};
+use crate::request::Target;
 use crate::schedule::Schedule;
+use crate::script::{Name, Script};
 use crate::stats::Stats;
 use crate::worker::{self, WorkerSpec};
 use crate::EngineError;
 
 /// Everything a run needs, decided before it starts.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Plan {
     /// Where requests go.
     pub target: Target,
-    /// Requests each user sends in turn; each is its own stats name.
-    pub requests: Vec<RequestTemplate>,
-    /// Closed users or open arrival rate.
+    /// What each user sends.
+    pub script: Arc<dyn Script>,
+    /// Closed users or open arrival rate, each over time.
     pub schedule: Schedule,
     /// HTTP/1.1 client implementation. Default: [`Client::Raw`].
     pub client: Client,
-    /// How long to send for. Default: 10 s.
+    /// How long to send for, counted from the start (ramps included). Default: 10 s.
     pub run_time: Duration,
     /// Worker threads. Default: one per core available to the process.
     pub workers: usize,
@@ -41,10 +43,10 @@ pub struct Plan {
 
 impl Plan {
     /// A plan with default settings for everything but what and how to send.
-    pub fn new(target: Target, requests: Vec<RequestTemplate>, schedule: Schedule) -> Plan {
+    pub fn new(target: Target, script: impl Script, schedule: Schedule) -> Plan {
         Plan {
             target,
-            requests,
+            script: Arc::new(script),
             schedule,
             client: Client::default(),
             run_time: Duration::from_secs(10),
@@ -59,9 +61,11 @@ impl Plan {
 
     fn validate(&self) -> Result<(), EngineError> {
         let bad = |why: &str| Err(EngineError::InvalidPlan(why.to_string()));
-        match self.schedule {
-            Schedule::Closed { users: 0 } => return bad("users must be at least 1"),
-            Schedule::Open { rate, .. } if !(rate.is_finite() && rate > 0.0) => {
+        match &self.schedule {
+            Schedule::Closed { users } if !users.is_valid() || users.peak() < 1.0 => {
+                return bad("users must be at least 1")
+            }
+            Schedule::Open { rate, .. } if !rate.is_valid() || rate.peak() <= 0.0 => {
                 return bad("rate must be a positive number")
             }
             Schedule::Open {
@@ -69,7 +73,7 @@ impl Plan {
             } => return bad("max connections must be at least 1"),
             _ => {}
         }
-        if self.requests.is_empty() {
+        if self.script.names().is_empty() {
             return bad("no requests to send");
         }
         if self.workers == 0 {
@@ -87,24 +91,46 @@ pub fn available_cores() -> Vec<core_affinity::CoreId> {
     core_affinity::get_core_ids().unwrap_or_default()
 }
 
-/// Asks a running engine to stop sending; cheap to clone and safe to call from any thread.
-#[derive(Clone, Debug)]
-pub struct StopHandle(Arc<watch::Sender<bool>>);
+/// What a run shares with its controllers: read by workers once per control tick, never per
+/// request.
+pub(crate) struct Shared {
+    stop: watch::Sender<bool>,
+    /// Closed model: a user count set while running, or [`FOLLOW_SHAPE`].
+    users: AtomicU64,
+}
 
-impl StopHandle {
+/// No user count was set while running: follow the plan's shape.
+const FOLLOW_SHAPE: u64 = u64::MAX;
+
+impl Shared {
+    /// The user count set while running, if any.
+    pub(crate) fn users_override(&self) -> Option<u64> {
+        Some(self.users.load(Ordering::Relaxed)).filter(|&n| n != FOLLOW_SHAPE)
+    }
+}
+
+/// Steers a running engine; cheap to clone and safe to use from any thread.
+#[derive(Clone)]
+pub struct RunHandle(Arc<Shared>);
+
+impl RunHandle {
     /// Stops sending new requests; in-flight ones get the plan's stop timeout to finish.
     pub fn stop(&self) {
-        self.0.send_replace(true);
+        self.0.stop.send_replace(true);
+    }
+
+    /// Closed model: from now on run `users` users instead of following the shape. New users
+    /// start at once; users above the count finish their current task and stop.
+    pub fn set_users(&self, users: u64) {
+        self.0.users.store(users.min(FOLLOW_SHAPE - 1), Ordering::Relaxed);
     }
 }
 
 /// Stats of one request name at the end of a run.
 #[derive(Clone, Debug)]
 pub struct NameReport {
-    /// The stats name.
-    pub name: String,
-    /// The HTTP method.
-    pub method: String,
+    /// The method and stats name.
+    pub name: Name,
     /// Cumulative stats.
     pub stats: Stats,
 }
@@ -116,7 +142,9 @@ pub struct Report {
     pub started_at: SystemTime,
     /// From the start until the last worker finished (stop grace included).
     pub duration: Duration,
-    /// Per-name stats, in the plan's request order.
+    /// The planned run time.
+    pub run_time: Duration,
+    /// Per-name stats, in the script's order.
     pub names: Vec<NameReport>,
     /// All names together.
     pub total: Stats,
@@ -139,29 +167,29 @@ impl Report {
     }
 }
 
-/// Runs plans. Create one per run, take its [`StopHandle`] for signal handlers, then `run`.
+/// Runs plans. Create one per run, take its [`RunHandle`] for signal handlers, then `run`.
 pub struct Engine {
     plan: Arc<Plan>,
-    stop: watch::Sender<bool>,
-    handle: StopHandle,
+    shared: Arc<Shared>,
 }
 
 impl Engine {
     /// Checks the plan; nothing starts until [`Engine::run`].
     pub fn new(plan: Plan) -> Result<Engine, EngineError> {
         plan.validate()?;
-        let (tx, _) = watch::channel(false);
-        let handle = StopHandle(Arc::new(tx.clone()));
+        let shared = Shared {
+            stop: watch::channel(false).0,
+            users: AtomicU64::new(FOLLOW_SHAPE),
+        };
         Ok(Engine {
             plan: Arc::new(plan),
-            stop: tx,
-            handle,
+            shared: Arc::new(shared),
         })
     }
 
-    /// A handle that stops this engine's run.
-    pub fn stop_handle(&self) -> StopHandle {
-        self.handle.clone()
+    /// A handle that stops or steers this engine's run.
+    pub fn handle(&self) -> RunHandle {
+        RunHandle(self.shared.clone())
     }
 
     /// Runs the plan to the end, calling `observer` once per interval on this thread.
@@ -185,11 +213,12 @@ impl Engine {
         for index in 0..workers {
             let spec = WorkerSpec {
                 index,
+                workers,
                 core: pin.then(|| cores[index % cores.len()]),
-                load: plan.schedule.share(index, workers),
                 start,
                 plan: plan.clone(),
-                stop: self.stop.subscribe(),
+                shared: self.shared.clone(),
+                stop: self.shared.stop.subscribe(),
                 deltas: tx.clone(),
             };
             let thread = std::thread::Builder::new()
@@ -198,15 +227,15 @@ impl Engine {
             match thread {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    self.handle.stop();
+                    self.handle().stop();
                     return Err(EngineError::Thread(e));
                 }
             }
         }
         drop(tx);
 
-        let mut aggregator =
-            Aggregator::new(workers, plan.requests.len(), with_service, plan.interval);
+        let names = plan.script.names();
+        let mut aggregator = Aggregator::new(workers, names.len(), with_service, plan.interval);
         for delta in rx {
             aggregator.absorb(delta, &mut observer);
         }
@@ -216,26 +245,25 @@ impl Engine {
         }
         let duration = start.elapsed();
         let (cumulative, history) = aggregator.finish(&mut observer);
-        let names = plan
-            .requests
+        let names = names
             .iter()
             .zip(cumulative.iter())
-            .map(|(r, stats)| NameReport {
-                name: r.name.clone(),
-                method: r.method().to_string(),
+            .map(|(name, stats)| NameReport {
+                name: name.clone(),
                 stats: stats.clone(),
             })
             .collect();
         Ok(Report {
             started_at,
             duration,
+            run_time: plan.run_time,
             names,
             total: total(&cumulative),
             history,
-            schedule: plan.schedule,
+            schedule: plan.schedule.clone(),
             workers,
             pinned: pin,
-            interrupted: *self.stop.borrow() && duration < plan.run_time,
+            interrupted: *self.shared.stop.borrow() && duration < plan.run_time,
         })
     }
 }

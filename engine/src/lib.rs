@@ -1,17 +1,18 @@
 //! blast's load engine: drives HTTP/1.1 traffic and measures it.
 //!
-//! - [`Plan`] says what to send ([`RequestTemplate`]s to a [`Target`]) and how
-//!   ([`Schedule::Closed`] users or a [`Schedule::Open`] arrival rate), for how long.
+//! - [`Plan`] says what to send (a [`Script`] of users, such as fixed [`Requests`], to a
+//!   [`Target`]) and how ([`Schedule::Closed`] users or a [`Schedule::Open`] arrival rate, each
+//!   following a [`Shape`] over time), for how long.
 //! - [`Engine`] runs it: one pinned OS thread per core, each with its own current-thread tokio
 //!   runtime, keep-alive connections and HDR histograms; stats travel once per interval.
 //! - [`Report`] holds the cumulative [`Stats`] per name and the interval history.
 //!
 //! ```no_run
-//! use blast_engine::{Engine, Plan, RequestTemplate, Schedule, Target};
+//! use blast_engine::{Engine, Plan, RequestTemplate, Requests, Schedule, Target};
 //!
 //! let (target, uri) = Target::parse("http://127.0.0.1:8080/").unwrap();
 //! let get = RequestTemplate::new(&target, "GET", uri.path(), &[], Default::default()).unwrap();
-//! let plan = Plan::new(target, vec![get], Schedule::Closed { users: 64 });
+//! let plan = Plan::new(target, Requests::new(vec![get]), Schedule::users(64));
 //! let report = Engine::new(plan).unwrap().run(|_| {}).unwrap();
 //! println!("{:.0} requests/s", report.rps());
 //! ```
@@ -24,14 +25,16 @@ mod error;
 mod recorder;
 mod request;
 mod schedule;
+mod script;
 mod stats;
 mod worker;
 
 pub use aggregator::{IntervalSummary, Snapshot};
 pub use connection::Client;
-pub use engine::{available_cores, Engine, NameReport, Plan, Report, StopHandle};
+pub use engine::{available_cores, Engine, NameReport, Plan, Report, RunHandle};
 pub use error::EngineError;
 pub use request::{RequestTemplate, Target};
-pub use schedule::Schedule;
+pub use schedule::{Schedule, Shape, Stage};
+pub use script::{Action, Name, Reply, Requests, Script, User, UserId, MAX_KEPT_BODY};
 pub use stats::{new_histogram, Counters, FailureClass, Stats};
 pub use worker::LATE_AFTER;

@@ -39,22 +39,27 @@ impl Recorder {
         self.names[name].counters.late_sends += u64::from(late);
     }
 
-    /// A sent request got a complete response.
+    /// A sent request got a complete response with `status`, judged by the script.
     pub fn answered(
         &mut self,
         name: usize,
-        success: bool,
-        latency: Duration,
-        service: Duration,
+        status: u16,
+        verdict: Result<(), FailureClass>,
+        (latency, service): (Duration, Duration),
         bytes: (u64, u64),
     ) {
         self.in_flight[name] -= 1;
         let stats = &mut self.names[name];
         stats.record(latency, service);
-        if success {
-            stats.counters.ok += 1;
-        } else {
-            stats.counters.fail(FailureClass::Status);
+        let counters = &mut stats.counters;
+        match verdict {
+            Ok(()) => counters.ok += 1,
+            Err(class) => {
+                counters.fail(class);
+                if class == FailureClass::Status {
+                    *counters.failed_statuses.entry(status).or_default() += 1;
+                }
+            }
         }
         stats.counters.bytes_sent += bytes.0;
         stats.counters.bytes_received += bytes.1;
@@ -64,6 +69,11 @@ impl Recorder {
     pub fn broke(&mut self, name: usize, class: FailureClass) {
         self.in_flight[name] -= 1;
         self.names[name].counters.fail(class);
+    }
+
+    /// A task could not run; counted under `name`, neither sent nor failed.
+    pub fn skipped(&mut self, name: usize) {
+        self.names[name].counters.skipped += 1;
     }
 
     /// A request could not be sent because no connection could be opened.
@@ -102,16 +112,20 @@ mod tests {
         for _ in 0..4 {
             r.sent(0, false);
         }
-        r.answered(0, true, Duration::from_millis(1), Duration::ZERO, (10, 20));
-        r.answered(0, false, Duration::from_millis(1), Duration::ZERO, (10, 20));
+        let times = (Duration::from_millis(1), Duration::ZERO);
+        r.answered(0, 200, Ok(()), times, (10, 20));
+        r.answered(0, 409, Err(FailureClass::Status), times, (10, 20));
         r.broke(0, FailureClass::Timeout);
         r.unconnected(1);
+        r.skipped(1);
         r.cancel_in_flight();
         let d = r.take(3, 7, true);
         let c = &d.names[0].counters;
         assert_eq!((c.ok, c.failed(), c.cancelled), (1, 2, 1));
         assert_eq!((c.bytes_sent, c.bytes_received), (20, 40));
+        assert_eq!(c.failed_statuses.get(&409), Some(&1));
         assert_eq!(d.names[1].counters.failures_of(FailureClass::Connect), 1);
+        assert_eq!(d.names[1].counters.skipped, 1);
         assert_eq!((d.worker, d.tick, d.last), (3, 7, true));
         assert_eq!(r.take(3, 8, false).names[0].counters.requests(), 0);
     }

@@ -2,8 +2,7 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::Full;
+use http::{HeaderMap, Method, Uri};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::EngineError;
@@ -50,16 +49,13 @@ impl Target {
     }
 }
 
-/// A request compiled before the run: the hot path clones its parts and never parses.
+/// A request compiled before the run: the hot path copies its bytes and never parses.
 #[derive(Clone, Debug)]
 pub struct RequestTemplate {
     /// Name that groups this request in stats (Locust's `name`).
     pub name: String,
     method: Method,
-    path: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    /// The whole request as it goes on the wire, for the raw client.
+    /// The whole request as it goes on the wire.
     encoded: Bytes,
 }
 
@@ -106,9 +102,6 @@ impl RequestTemplate {
         Ok(RequestTemplate {
             name: path_and_query.to_string(),
             method,
-            path,
-            headers: map,
-            body,
             encoded,
         })
     }
@@ -127,15 +120,6 @@ impl RequestTemplate {
     /// The request line, headers and body exactly as written to the socket.
     pub fn encoded(&self) -> &Bytes {
         &self.encoded
-    }
-
-    /// A ready-to-send request: shares the body `Bytes`, clones the small header map.
-    pub fn build(&self) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.path.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
     }
 }
 
@@ -188,21 +172,23 @@ mod tests {
         }
     }
 
+    fn wire(t: &RequestTemplate) -> String {
+        String::from_utf8(t.encoded().to_vec()).unwrap()
+    }
+
     #[test]
     fn fills_host_and_content_length() {
         let t = RequestTemplate::new(&target(), "POST", "/echo", &[], Bytes::from("hi")).unwrap();
-        let req = t.build();
-        assert_eq!(req.headers()[HOST], "127.0.0.1:8080");
-        assert_eq!(req.headers()[CONTENT_LENGTH], "2");
-        assert_eq!(req.uri(), "/echo");
+        assert!(wire(&t).contains("\r\nhost: 127.0.0.1:8080\r\n"));
+        assert!(wire(&t).contains("\r\ncontent-length: 2\r\n"));
         let get = RequestTemplate::new(&target(), "GET", "/", &[], Bytes::new()).unwrap();
-        assert!(get.build().headers().get(CONTENT_LENGTH).is_none());
+        assert!(!wire(&get).contains("content-length"));
     }
 
     #[test]
     fn encodes_wire_format() {
         let t = RequestTemplate::new(&target(), "POST", "/a?b=1", &[], Bytes::from("xy")).unwrap();
-        let text = String::from_utf8(t.encoded().to_vec()).unwrap();
+        let text = wire(&t);
         assert!(text.starts_with("POST /a?b=1 HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("\r\nhost: 127.0.0.1:8080\r\n"), "{text}");
         assert!(text.contains("\r\ncontent-length: 2\r\n"), "{text}");
@@ -213,7 +199,7 @@ mod tests {
     fn user_headers_win_and_bad_ones_are_refused() {
         let h = vec![("Host".to_string(), "example".to_string())];
         let t = RequestTemplate::new(&target(), "GET", "/", &h, Bytes::new()).unwrap();
-        assert_eq!(t.build().headers()[HOST], "example");
+        assert!(wire(&t).contains("\r\nhost: example\r\n"));
         let bad = vec![("bad header".to_string(), "x".to_string())];
         assert!(RequestTemplate::new(&target(), "GET", "/", &bad, Bytes::new()).is_err());
         assert!(RequestTemplate::new(&target(), "G T", "/", &[], Bytes::new()).is_err());

@@ -1,87 +1,198 @@
-//! Schedules: when requests are sent. Closed (users looping) or open (a fixed arrival rate).
+//! Schedules: when requests are sent. Closed (a population of users that follows a [`Shape`])
+//! or open (an arrival rate that follows a [`Shape`]).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// How load is offered to the target.
+/// One linear stage of a [`Shape`]: move to `target` over `duration` (k6's `stages`).
 #[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    /// How long the stage lasts.
+    pub duration: Duration,
+    /// Value (users, or requests/s) reached at the end of the stage.
+    pub target: f64,
+}
+
+/// A value over time: starts at `start`, then follows linear stages and holds the last value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    /// Value at time zero.
+    pub start: f64,
+    /// Stages in order.
+    pub stages: Vec<Stage>,
+}
+
+impl Shape {
+    /// The same value from start to end.
+    pub fn constant(value: f64) -> Shape {
+        Shape {
+            start: value,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Locust's `-u N -r R`: from 0 to `target` at `per_second`, then held.
+    pub fn ramp(target: f64, per_second: f64) -> Shape {
+        Shape {
+            start: 0.0,
+            stages: vec![Stage {
+                duration: Duration::from_secs_f64(target / per_second),
+                target,
+            }],
+        }
+    }
+
+    /// The value at `t` from the start.
+    pub fn at(&self, t: Duration) -> f64 {
+        let mut from = self.start;
+        let mut t = t.as_secs_f64();
+        for stage in &self.stages {
+            let d = stage.duration.as_secs_f64();
+            if t < d {
+                return from + (stage.target - from) * t / d;
+            }
+            t -= d;
+            from = stage.target;
+        }
+        from
+    }
+
+    /// Total length of the stages.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// The largest value anywhere in the shape.
+    pub fn peak(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
+    }
+
+    /// The same shape with every value multiplied by `factor`.
+    pub fn scaled(&self, factor: f64) -> Shape {
+        Shape {
+            start: self.start * factor,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| Stage {
+                    duration: s.duration,
+                    target: s.target * factor,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether every value is finite and not negative.
+    pub(crate) fn is_valid(&self) -> bool {
+        std::iter::once(self.start)
+            .chain(self.stages.iter().map(|s| s.target))
+            .all(|v| v.is_finite() && v >= 0.0)
+    }
+
+    /// When the integral of the shape (the value read as a rate) reaches `area`; `None` if never.
+    fn time_for(&self, area: f64) -> Option<Duration> {
+        let mut left = area;
+        let mut elapsed = 0.0;
+        let mut from = self.start;
+        for stage in &self.stages {
+            let d = stage.duration.as_secs_f64();
+            let (r0, r1) = (from, stage.target);
+            let here = (r0 + r1) / 2.0 * d;
+            if left <= here && here > 0.0 {
+                // Solve r0·x + (r1 − r0)/(2d)·x² = left for x in [0, d].
+                let k = (r1 - r0) / (2.0 * d);
+                let x = if k.abs() < 1e-12 {
+                    left / r0
+                } else {
+                    (-r0 + (r0 * r0 + 4.0 * k * left).max(0.0).sqrt()) / (2.0 * k)
+                };
+                return Some(Duration::from_secs_f64(elapsed + x.clamp(0.0, d)));
+            }
+            left -= here;
+            elapsed += d;
+            from = r1;
+        }
+        (from > 0.0).then(|| Duration::from_secs_f64(elapsed + left / from))
+    }
+}
+
+/// How load is offered to the target.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Schedule {
-    /// `users` tasks, each looping on its own keep-alive connection with no wait (wrk's model).
-    /// Latency is measured from the actual send.
+    /// A population of users, each looping over its script on its own keep-alive connection.
+    /// Latency is measured from the actual send (Locust's and wrk's model).
     Closed {
-        /// Concurrent users across all workers.
-        users: u64,
+        /// Concurrent users across all workers, over time.
+        users: Shape,
     },
-    /// A fixed arrival rate on an absolute timetable (wrk2's model). Latency is measured from
-    /// each request's intended start, so a stalled target cannot hide behind a slow sender.
+    /// Tasks start on an absolute timetable (wrk2's and k6's arrival-rate model). Latency is
+    /// measured from each task's intended start, so a stalled target cannot hide behind a slow
+    /// sender.
     Open {
-        /// Requests per second across all workers.
-        rate: f64,
+        /// Task starts per second across all workers, over time.
+        rate: Shape,
         /// Upper bound on concurrent connections across all workers.
         max_connections: u64,
     },
 }
 
-/// The share of a [`Schedule`] that one worker runs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum WorkerLoad {
-    Closed {
-        users: u64,
-    },
-    Open {
-        rate: f64,
-        phase: f64,
-        max_connections: u64,
-    },
-}
-
 impl Schedule {
+    /// A fixed number of users for the whole run.
+    pub fn users(users: u64) -> Schedule {
+        Schedule::Closed {
+            users: Shape::constant(users as f64),
+        }
+    }
+
+    /// A fixed arrival rate for the whole run.
+    pub fn rate(rate: f64, max_connections: u64) -> Schedule {
+        Schedule::Open {
+            rate: Shape::constant(rate),
+            max_connections,
+        }
+    }
+
     /// How many workers can be given work: a closed schedule never gets more workers than users.
     pub(crate) fn useful_workers(&self, workers: usize) -> usize {
-        match *self {
-            Schedule::Closed { users } => workers.min(users as usize).max(1),
+        match self {
+            Schedule::Closed { users } => workers.min(users.peak().round() as usize).max(1),
             Schedule::Open { .. } => workers,
         }
     }
-
-    /// Splits the schedule evenly: worker `index` of `workers` gets this share, up front.
-    pub(crate) fn share(&self, index: usize, workers: usize) -> WorkerLoad {
-        let (i, n) = (index as u64, workers as u64);
-        let even = |total: u64| total / n + u64::from(i < total % n);
-        match *self {
-            Schedule::Closed { users } => WorkerLoad::Closed { users: even(users) },
-            Schedule::Open {
-                rate,
-                max_connections,
-            } => WorkerLoad::Open {
-                // A float, so a total rate below the worker count still works (0.5/s each).
-                rate: rate / workers as f64,
-                // Interleave the workers' timetables so the merged arrivals are evenly spaced.
-                phase: index as f64 / workers as f64,
-                max_connections: even(max_connections).max(1),
-            },
-        }
-    }
 }
 
-/// One worker's open-model timetable: slot `k` is due at `start + (k + phase) / rate`.
-/// Tasks take slots in order; no slot is ever sent twice or skipped.
+/// Splits `total` evenly over `workers`: worker `index`'s share.
+pub(crate) fn even_share(total: u64, index: usize, workers: usize) -> u64 {
+    let (i, n) = (index as u64, workers as u64);
+    total / n + u64::from(i < total % n)
+}
+
+/// One worker's open-model timetable: its slot `k` is due when the worker's share of the rate
+/// shape has accumulated `k + phase` arrivals. Tasks take slots in order; no slot is ever sent
+/// twice or skipped.
 pub(crate) struct Pacer {
     start: Instant,
     end: Instant,
-    period_ns: f64,
+    /// This worker's share of the rate.
+    rate: Shape,
     phase: f64,
     next: Cell<u64>,
     waiting: Cell<u64>,
 }
 
 impl Pacer {
-    pub fn new(start: Instant, end: Instant, rate: f64, phase: f64) -> Pacer {
+    /// Worker `index` of `workers`' share of `rate`, from `start` until `end`.
+    pub fn new(start: Instant, end: Instant, rate: &Shape, index: usize, workers: usize) -> Pacer {
         Pacer {
             start,
             end,
-            period_ns: 1e9 / rate,
-            phase,
+            // A float share, so a total rate below the worker count still works (0.5/s each).
+            rate: rate.scaled(1.0 / workers as f64),
+            // Interleave the workers' timetables so the merged arrivals are evenly spaced.
+            phase: index as f64 / workers as f64,
             next: Cell::new(0),
             waiting: Cell::new(0),
         }
@@ -90,8 +201,7 @@ impl Pacer {
     /// Takes the next slot and returns its intended start, or `None` past the end of the run.
     pub fn take(&self) -> Option<Instant> {
         let k = self.next.get();
-        let due =
-            self.start + Duration::from_nanos(((k as f64 + self.phase) * self.period_ns) as u64);
+        let due = self.start + self.rate.time_for(k as f64 + self.phase)?;
         if due >= self.end {
             return None;
         }
@@ -115,37 +225,61 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn closed_users_split_evenly_and_completely() {
-        let s = Schedule::Closed { users: 10 };
-        let shares: Vec<_> = (0..3).map(|i| s.share(i, 3)).collect();
-        assert_eq!(
-            shares,
-            [10 / 3 + 1, 10 / 3, 10 / 3].map(|users| WorkerLoad::Closed { users })
-        );
-        assert_eq!(s.useful_workers(16), 10);
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn stages(start: f64, list: &[(f64, f64)]) -> Shape {
+        Shape {
+            start,
+            stages: list
+                .iter()
+                .map(|&(d, target)| Stage {
+                    duration: secs(d),
+                    target,
+                })
+                .collect(),
+        }
     }
 
     #[test]
-    fn open_rate_splits_as_float_with_interleaved_phases() {
-        let s = Schedule::Open {
-            rate: 1.0,
-            max_connections: 1,
-        };
-        assert_eq!(
-            s.share(1, 2),
-            WorkerLoad::Open {
-                rate: 0.5,
-                phase: 0.5,
-                max_connections: 1
-            }
-        );
+    fn shares_split_evenly_and_completely() {
+        let shares: Vec<_> = (0..3).map(|i| even_share(10, i, 3)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!(Schedule::users(10).useful_workers(16), 10);
+    }
+
+    #[test]
+    fn shapes_interpolate_stages_and_hold_the_last_value() {
+        let burst = stages(0.0, &[(60.0, 1000.0), (120.0, 1000.0), (60.0, 0.0)]);
+        assert_eq!(burst.at(secs(0.0)), 0.0);
+        assert_eq!(burst.at(secs(30.0)), 500.0);
+        assert_eq!(burst.at(secs(100.0)), 1000.0);
+        assert_eq!(burst.at(secs(210.0)), 500.0);
+        assert_eq!(burst.at(secs(999.0)), 0.0);
+        assert_eq!(burst.duration(), secs(240.0));
+        assert_eq!(burst.peak(), 1000.0);
+        assert_eq!(burst.scaled(0.5).peak(), 500.0);
+        assert_eq!(Shape::ramp(100.0, 10.0).at(secs(5.0)), 50.0);
+    }
+
+    #[test]
+    fn arrival_times_invert_the_integral_of_the_rate() {
+        // 0 → 10/s over 2 s (10 arrivals), then 10/s: the n-th arrival solves 2.5·t² = n.
+        let s = stages(0.0, &[(2.0, 10.0)]);
+        let t = |a: f64| s.time_for(a).unwrap().as_secs_f64();
+        assert!((t(2.5) - 1.0).abs() < 1e-9);
+        assert!((t(10.0) - 2.0).abs() < 1e-9);
+        assert!((t(15.0) - 2.5).abs() < 1e-9);
+        // A rate that drops to zero and stays there never reaches more arrivals.
+        assert_eq!(stages(4.0, &[(1.0, 0.0)]).time_for(3.0), None);
+        assert_eq!(Shape::constant(0.0).time_for(1.0), None);
     }
 
     #[test]
     fn pacer_hands_out_each_slot_once_until_the_end() {
         let start = Instant::now();
-        let p = Pacer::new(start, start + Duration::from_secs(1), 4.0, 0.5);
+        let p = Pacer::new(start, start + secs(1.0), &Shape::constant(8.0), 1, 2);
         let slots: Vec<_> = std::iter::from_fn(|| p.take()).collect();
         let offsets: Vec<_> = slots.iter().map(|t| (*t - start).as_millis()).collect();
         assert_eq!(offsets, [125, 375, 625, 875]);

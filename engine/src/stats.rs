@@ -1,6 +1,7 @@
 //! Counters and histograms for one request name, and how they merge.
 
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Highest latency a histogram can hold, in microseconds (one hour); larger values saturate.
@@ -22,16 +23,19 @@ pub enum FailureClass {
     Status,
     /// The response could not be parsed as HTTP/1.1.
     Protocol,
+    /// The response lacked what the script captures from it (e.g. a JSON field).
+    Capture,
 }
 
 impl FailureClass {
     /// Every class, in the order used by [`Counters::failures`].
-    pub const ALL: [FailureClass; 5] = [
+    pub const ALL: [FailureClass; 6] = [
         FailureClass::Connect,
         FailureClass::Timeout,
         FailureClass::Reset,
         FailureClass::Status,
         FailureClass::Protocol,
+        FailureClass::Capture,
     ];
 
     /// Short lowercase name used in summaries and JSON keys.
@@ -42,6 +46,7 @@ impl FailureClass {
             FailureClass::Reset => "reset",
             FailureClass::Status => "status",
             FailureClass::Protocol => "protocol",
+            FailureClass::Capture => "capture",
         }
     }
 
@@ -56,7 +61,11 @@ pub struct Counters {
     /// Requests answered with a success status.
     pub ok: u64,
     /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
-    pub failures: [u64; 5],
+    pub failures: [u64; 6],
+    /// Status failures by status code.
+    pub failed_statuses: BTreeMap<u16, u64>,
+    /// Tasks that could not run (e.g. their pool was empty): neither sent nor failed.
+    pub skipped: u64,
     /// Requests sent but cut off when the run stopped.
     pub cancelled: u64,
     /// Bytes written to sockets, request lines and headers included.
@@ -96,6 +105,10 @@ impl Counters {
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
             *mine += theirs;
         }
+        for (status, n) in &other.failed_statuses {
+            *self.failed_statuses.entry(*status).or_default() += n;
+        }
+        self.skipped += other.skipped;
         self.cancelled += other.cancelled;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;

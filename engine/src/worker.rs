@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
-use crate::connection::{Client, Connection, HyperConnection, RawConnection};
-use crate::engine::Plan;
+use crate::connection::{Client, Connection, HyperConnection, RawConnection, Received};
+use crate::engine::{Plan, Shared};
 use crate::recorder::{Delta, Recorder};
-use crate::schedule::{Pacer, WorkerLoad};
+use crate::schedule::{even_share, Pacer, Schedule};
+use crate::script::{Action, Reply, UserId};
 use crate::stats::FailureClass;
 
 /// A send that starts later than this behind its intended time counts as late. Tokio's timer
@@ -31,13 +32,18 @@ const EARLY_WAKE: Duration = Duration::from_millis(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Closed model: how often a worker compares its users with the shape's target and spawns or
+/// retires users. Fine enough for any spawn rate a target can tell apart.
+const CONTROL_TICK: Duration = Duration::from_millis(50);
+
 /// What a worker thread needs to run its share.
 pub(crate) struct WorkerSpec {
     pub index: usize,
+    pub workers: usize,
     pub core: Option<core_affinity::CoreId>,
-    pub load: WorkerLoad,
     pub start: Instant,
     pub plan: Arc<Plan>,
+    pub shared: Arc<Shared>,
     pub stop: watch::Receiver<bool>,
     pub deltas: Sender<Delta>,
 }
@@ -45,12 +51,19 @@ pub(crate) struct WorkerSpec {
 /// State shared by the tasks of one worker (same thread only).
 struct Local {
     plan: Arc<Plan>,
+    index: usize,
+    workers: usize,
     recorder: RefCell<Recorder>,
+    /// Open model: this worker's timetable.
     pacer: Option<Pacer>,
-    max_tasks: u64,
+    /// Closed model: users this worker should run now. Open model: its connection limit.
+    target: Cell<u64>,
+    /// Which user slots are taken; a user's slot gives its global index.
+    slots: RefCell<Vec<bool>>,
     live: Cell<u64>,
     all_done: Notify,
     stopping: Cell<bool>,
+    /// Wakes resting users when the run stops or the target drops.
     wake: Notify,
 }
 
@@ -71,33 +84,42 @@ pub(crate) fn run(spec: WorkerSpec) {
 async fn drive(mut spec: WorkerSpec) {
     let plan = spec.plan.clone();
     let deadline = spec.start + plan.run_time;
-    let (pacer, max_tasks, first_tasks) = match spec.load {
-        WorkerLoad::Closed { users } => (None, users, users),
-        WorkerLoad::Open {
+    let (pacer, target) = match &plan.schedule {
+        Schedule::Closed { .. } => (None, 0),
+        Schedule::Open {
             rate,
-            phase,
             max_connections,
         } => {
-            let pacer = Pacer::new(spec.start, deadline, rate, phase);
-            (Some(pacer), max_connections, 1)
+            let pacer = Pacer::new(spec.start, deadline, rate, spec.index, spec.workers);
+            let limit = even_share(*max_connections, spec.index, spec.workers).max(1);
+            (Some(pacer), limit)
         }
     };
     let local = Rc::new(Local {
-        recorder: RefCell::new(Recorder::new(plan.requests.len(), pacer.is_some())),
+        recorder: RefCell::new(Recorder::new(
+            plan.script.names().len(),
+            pacer.is_some(),
+        )),
         plan: plan.clone(),
+        index: spec.index,
+        workers: spec.workers,
         pacer,
-        max_tasks,
+        target: Cell::new(target),
+        slots: RefCell::new(Vec::new()),
         live: Cell::new(0),
         all_done: Notify::new(),
         stopping: Cell::new(false),
         wake: Notify::new(),
     });
-    for user in 0..first_tasks {
-        local.spawn_user(user as usize);
+    let closed = local.pacer.is_none();
+    if !closed {
+        local.spawn_user();
     }
 
     let mut ticker = tokio::time::interval_at((spec.start + plan.interval).into(), plan.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut control = tokio::time::interval_at(spec.start.into(), CONTROL_TICK);
+    control.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = 0;
     let mut ship = |local: &Local, last: bool| {
         let delta = local.recorder.borrow_mut().take(spec.index, tick, last);
@@ -111,9 +133,11 @@ async fn drive(mut spec: WorkerSpec) {
     loop {
         tokio::select! {
             _ = ticker.tick() => ship(&local, false),
+            _ = control.tick(), if closed => local.follow_shape(spec.start.elapsed(), &spec.shared),
             _ = &mut run_over => break,
             _ = stop_requested(&mut spec.stop) => break,
-            _ = local.all_done.notified() => break,
+            // Open model: every slot of the timetable has been taken.
+            _ = local.all_done.notified(), if !closed => break,
         }
     }
 
@@ -143,14 +167,51 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 }
 
 impl Local {
-    fn spawn_user(self: &Rc<Self>, user: usize) {
+    /// Closed model: moves this worker's population towards its share of the target.
+    fn follow_shape(self: &Rc<Self>, elapsed: Duration, shared: &Shared) {
+        let Schedule::Closed { users } = &self.plan.schedule else {
+            return;
+        };
+        let total = shared
+            .users_override()
+            .unwrap_or_else(|| users.at(elapsed).round() as u64);
+        let target = even_share(total, self.index, self.workers);
+        if target < self.target.get() {
+            // Users above the target stop after their current task; resting ones now.
+            self.wake.notify_waiters();
+        }
+        self.target.set(target);
+        while self.live.get() < target {
+            self.spawn_user();
+        }
+    }
+
+    /// Whether the user in `slot` is above the current target and should stop.
+    fn retired(&self, slot: usize) -> bool {
+        self.pacer.is_none() && slot as u64 >= self.target.get()
+    }
+
+    /// Starts a user in the lowest free slot.
+    fn spawn_user(self: &Rc<Self>) {
+        let slot = {
+            let mut slots = self.slots.borrow_mut();
+            let free = slots.iter().position(|taken| !taken);
+            let slot = free.unwrap_or(slots.len());
+            if slot == slots.len() {
+                slots.push(true);
+            } else {
+                slots[slot] = true;
+            }
+            slot
+        };
         self.live.set(self.live.get() + 1);
         let local = self.clone();
         tokio::task::spawn_local(async move {
             match local.plan.client {
-                Client::Raw => local.user::<RawConnection>(user).await,
-                Client::Hyper => local.user::<HyperConnection>(user).await,
+                Client::Raw => local.user::<RawConnection>(slot).await,
+                Client::Hyper => local.user::<HyperConnection>(slot).await,
             }
+            local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);
             if local.live.get() == 0 {
                 local.all_done.notify_one();
@@ -158,15 +219,37 @@ impl Local {
         });
     }
 
-    /// Sleeps until `when`; `false` if the run started stopping meanwhile.
-    async fn sleep_until(&self, when: Instant) -> bool {
-        if self.stopping.get() {
-            return false;
+    /// Sleeps until `when`; `false` if the run started stopping or `slot` was retired meanwhile.
+    async fn sleep_until(&self, when: Instant, slot: usize) -> bool {
+        loop {
+            if self.stopping.get() || self.retired(slot) {
+                return false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(when.into()) => {
+                    return !self.stopping.get() && !self.retired(slot)
+                }
+                _ = self.wake.notified() => {}
+            }
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(when.into()) => !self.stopping.get(),
-            _ = self.wake.notified() => false,
+    }
+
+    /// Open model: waits for the next slot of the timetable; `None` when the run is over.
+    async fn next_slot(self: &Rc<Self>, pacer: &Pacer, slot: usize) -> Option<Instant> {
+        let due = pacer.take()?;
+        pacer.set_waiting(true);
+        let on_time = self
+            .sleep_until(due.checked_sub(EARLY_WAKE).unwrap_or(due), slot)
+            .await;
+        pacer.set_waiting(false);
+        if !on_time {
+            return None;
         }
+        // Keep one connection ready for the next slot while the pool may grow.
+        if pacer.nobody_waiting() && self.live.get() < self.target.get() {
+            self.spawn_user();
+        }
+        Some(due)
     }
 
     /// Opens a connection, counting it; `None` when the target could not be reached.
@@ -178,41 +261,52 @@ impl Local {
     }
 
     /// One user (closed model) or one connection of the pool (open model): the worker loop.
-    async fn user<C: Connection>(self: &Rc<Self>, user: usize) {
+    async fn user<C: Connection>(self: &Rc<Self>, slot: usize) {
         let plan = self.plan.clone();
-        let names = plan.requests.len();
-        let mut turn = user % names;
+        let mut user = plan.script.user(UserId {
+            index: (slot * self.workers + self.index) as u64,
+            worker: self.index,
+            workers: self.workers,
+        });
+        let mut request = Vec::with_capacity(512);
+        let mut received = Received::default();
         let mut conn: Option<C> = None;
         if self.pacer.is_some() {
             // Pool connections open before taking a slot, so connect time is not charged to it.
-            conn = self.connect(turn).await;
+            conn = self.connect(0).await;
         }
+        // Open model: the intended start of the current task, charged to its first request.
+        let mut intended = None;
+        let mut need_slot = self.pacer.is_some();
         let mut backoff = FIRST_BACKOFF;
-        loop {
-            let intended = match &self.pacer {
-                None => None,
-                Some(pacer) => {
-                    let Some(due) = pacer.take() else { break };
-                    pacer.set_waiting(true);
-                    let on_time = self
-                        .sleep_until(due.checked_sub(EARLY_WAKE).unwrap_or(due))
-                        .await;
-                    pacer.set_waiting(false);
-                    if !on_time {
+        while !self.stopping.get() {
+            if need_slot {
+                let pacer = self.pacer.as_ref().expect("open model has a pacer");
+                intended = self.next_slot(pacer, slot).await;
+                if intended.is_none() {
+                    break;
+                }
+                need_slot = false;
+            }
+            request.clear();
+            let (name, keep_body) = match user.next(&mut request) {
+                Action::Send { name, keep_body } => (name, keep_body),
+                Action::Rest { until, skipped } => {
+                    if let Some(name) = skipped {
+                        self.recorder.borrow_mut().skipped(name);
+                    }
+                    if self.pacer.is_some() {
+                        need_slot = true;
+                    } else if self.retired(slot) {
                         break;
+                    } else if let Some(until) = until {
+                        if !self.sleep_until(until, slot).await {
+                            break;
+                        }
                     }
-                    // Keep one connection ready for the next slot while the pool may grow.
-                    if pacer.nobody_waiting() && self.live.get() < self.max_tasks {
-                        self.spawn_user(turn + 1);
-                    }
-                    Some(due)
+                    continue;
                 }
             };
-            if self.stopping.get() {
-                break;
-            }
-            let name = turn;
-            turn = (turn + 1) % names;
 
             let reusable = match conn.as_mut() {
                 Some(c) => c.is_usable().await,
@@ -223,7 +317,8 @@ impl Local {
             }
             let Some(c) = conn.as_mut() else {
                 self.recorder.borrow_mut().unconnected(name);
-                if !self.sleep_until(Instant::now() + backoff).await {
+                user.failed(FailureClass::Connect);
+                if !self.sleep_until(Instant::now() + backoff, slot).await {
                     break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -232,33 +327,40 @@ impl Local {
             backoff = FIRST_BACKOFF;
 
             let sent_at = Instant::now();
-            let late =
-                intended.is_some_and(|due| sent_at.saturating_duration_since(due) > LATE_AFTER);
+            let due = intended.take();
+            let late = due.is_some_and(|due| sent_at.saturating_duration_since(due) > LATE_AFTER);
             // Latency runs from the intended start, or from the send when it went out early:
             // whichever is earlier, so neither a stall nor an early wake can shrink it.
-            let from = intended.map_or(sent_at, |due| due.min(sent_at));
+            let from = due.map_or(sent_at, |due| due.min(sent_at));
             self.recorder.borrow_mut().sent(name, late);
-            let outcome = tokio::time::timeout(plan.timeout, c.send(&plan.requests[name])).await;
+            received.keep = keep_body;
+            let outcome =
+                tokio::time::timeout(plan.timeout, c.send(&request, &mut received)).await;
             let done = Instant::now();
-            let mut recorder = self.recorder.borrow_mut();
-            match outcome {
-                Ok(Ok(exchange)) => recorder.answered(
-                    name,
-                    exchange.status < 400,
-                    done - from,
-                    done - sent_at,
-                    (exchange.sent, exchange.received),
-                ),
-                Ok(Err(class)) => {
-                    recorder.broke(name, class);
-                    conn = None;
+            let class = match outcome {
+                Ok(Ok(exchange)) => {
+                    let verdict = user.response(&Reply {
+                        status: exchange.status,
+                        body: &received.body,
+                        truncated: received.truncated,
+                        set_cookies: &received.set_cookies,
+                    });
+                    self.recorder.borrow_mut().answered(
+                        name,
+                        exchange.status,
+                        verdict,
+                        (done - from, done - sent_at),
+                        (exchange.sent, exchange.received),
+                    );
+                    continue;
                 }
-                Err(_elapsed) => {
-                    recorder.broke(name, FailureClass::Timeout);
-                    // The late response would arrive on this connection: replace it.
-                    conn = None;
-                }
-            }
+                Ok(Err(class)) => class,
+                // The late response would arrive on this connection: it is replaced below.
+                Err(_elapsed) => FailureClass::Timeout,
+            };
+            self.recorder.borrow_mut().broke(name, class);
+            user.failed(class);
+            conn = None;
         }
     }
 }

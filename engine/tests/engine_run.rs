@@ -1,7 +1,9 @@
 //! Runs the engine against the reference target over real loopback sockets and checks that
 //! every request is accounted for and lands in the right class.
 
-use blast_engine::{Client, Engine, FailureClass, Plan, Report, RequestTemplate, Schedule, Target};
+use blast_engine::{
+    Client, Engine, FailureClass, Plan, Report, RequestTemplate, Requests, Schedule, Target,
+};
 use blast_target::{Config, Latency, Server, Stall};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -15,7 +17,7 @@ fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
     let (target, uri) = Target::parse(url).unwrap();
     let path = uri.path_and_query().unwrap().as_str();
     let get = RequestTemplate::new(&target, "GET", path, &[], Default::default()).unwrap();
-    let mut plan = Plan::new(target, vec![get], schedule);
+    let mut plan = Plan::new(target, Requests::new(vec![get]), schedule);
     plan.client = client;
     plan.workers = 2;
     // Tests run side by side; pinning them all to the same cores would only slow them down.
@@ -27,10 +29,7 @@ fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
 
 /// An open-model plan: `rate` requests/s, at most `max_connections`, for `secs` seconds.
 fn open_plan(server: &Server, rate: f64, max_connections: u64, secs: u64) -> Plan {
-    let schedule = Schedule::Open {
-        rate,
-        max_connections,
-    };
+    let schedule = Schedule::rate(rate, max_connections);
     let mut plan = plan(&server.url(), schedule, Client::Raw);
     plan.run_time = Duration::from_secs(secs);
     plan
@@ -46,7 +45,7 @@ const CLIENTS: [Client; 2] = [Client::Raw, Client::Hyper];
 fn target_count_reconciles_with_blast_counts() {
     for client in CLIENTS {
         let server = serve(Config::default());
-        let report = run(plan(&server.url(), Schedule::Closed { users: 8 }, client));
+        let report = run(plan(&server.url(), Schedule::users(8), client));
         let c = &report.total.counters;
         assert!(c.ok > 100, "{client:?}: {c:?}");
         assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
@@ -71,7 +70,7 @@ fn status_failures_are_counted_and_timed() {
             error_rate: 0.25,
             ..Config::default()
         });
-        let report = run(plan(&server.url(), Schedule::Closed { users: 4 }, client));
+        let report = run(plan(&server.url(), Schedule::users(4), client));
         let c = &report.total.counters;
         assert_eq!(
             c.failed(),
@@ -84,7 +83,7 @@ fn status_failures_are_counted_and_timed() {
         assert_eq!(report.total.latency_us.len(), c.requests());
         let status = run(plan(
             &format!("{}/status/404", server.url()),
-            Schedule::Closed { users: 2 },
+            Schedule::users(2),
             client,
         ));
         assert_eq!(status.total.counters.ok, 0);
@@ -99,7 +98,7 @@ fn slow_responses_time_out_and_connections_are_replaced() {
             latency: Latency::Fixed(Duration::from_secs(2)),
             ..Config::default()
         });
-        let mut p = plan(&server.url(), Schedule::Closed { users: 2 }, client);
+        let mut p = plan(&server.url(), Schedule::users(2), client);
         p.timeout = Duration::from_millis(150);
         let report = run(p);
         let c = &report.total.counters;
@@ -120,7 +119,7 @@ fn server_closing_keep_alive_connections_is_transparent() {
             close_after: Some(5),
             ..Config::default()
         });
-        let report = run(plan(&server.url(), Schedule::Closed { users: 4 }, client));
+        let report = run(plan(&server.url(), Schedule::users(4), client));
         let c = &report.total.counters;
         assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
         assert!(c.connections >= c.ok / 5, "{client:?}: {c:?}");
@@ -136,7 +135,7 @@ fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
             close_after: Some(1),
             ..Config::default()
         });
-        let p = plan(&server.url(), Schedule::Closed { users: 2 }, client);
+        let p = plan(&server.url(), Schedule::users(2), client);
         let killer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             drop(server);
@@ -165,7 +164,7 @@ fn a_target_that_refuses_is_an_error_before_the_run() {
         .unwrap();
     let engine = Engine::new(plan(
         &format!("http://{addr}/"),
-        Schedule::Closed { users: 1 },
+        Schedule::users(1),
         Client::Raw,
     ));
     let err = engine.unwrap().run(|_| {}).unwrap_err();
@@ -203,7 +202,7 @@ fn resets_and_malformed_responses_are_classified() {
     for client in CLIENTS {
         for (reply, class) in cases {
             let url = misbehaving(reply);
-            let mut p = plan(&url, Schedule::Closed { users: 1 }, client);
+            let mut p = plan(&url, Schedule::users(1), client);
             p.workers = 1;
             p.run_time = Duration::from_millis(300);
             let c = run(p).total.counters;
@@ -262,10 +261,10 @@ fn a_stall_shows_in_latency_from_the_intended_start() {
 #[test]
 fn a_stop_request_ends_the_run_early_with_everything_counted() {
     let server = serve(Config::default());
-    let mut p = plan(&server.url(), Schedule::Closed { users: 4 }, Client::Raw);
+    let mut p = plan(&server.url(), Schedule::users(4), Client::Raw);
     p.run_time = Duration::from_secs(60);
     let engine = Engine::new(p).unwrap();
-    let stop = engine.stop_handle();
+    let stop = engine.handle();
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         stop.stop();

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::cell::Cell;
 use std::io;
@@ -14,8 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::{io_failure, tcp_connect, Connection, Exchange};
-use crate::request::RequestTemplate;
+use super::{io_failure, tcp_connect, Connection, Exchange, Received};
 use crate::stats::FailureClass;
 
 /// Bytes moved over one connection so far, shared with its driver task on the same thread.
@@ -110,7 +110,13 @@ impl Connection for HyperConnection {
         self.sender.ready().await.is_ok()
     }
 
-    async fn send(&mut self, template: &RequestTemplate) -> Result<Exchange, FailureClass> {
+    async fn send(
+        &mut self,
+        request: &[u8],
+        into: &mut Received,
+    ) -> Result<Exchange, FailureClass> {
+        into.clear();
+        let request = from_wire(request)?;
         let (read0, written0) = (self.wire.read.get(), self.wire.written.get());
         // A close before any byte of the response is a dropped keep-alive connection; a close
         // inside it is a broken response.
@@ -120,13 +126,18 @@ impl Connection for HyperConnection {
         };
         let response = self
             .sender
-            .send_request(template.build())
+            .send_request(request)
             .await
             .map_err(fail)?;
         let status = response.status().as_u16();
+        for (name, value) in response.headers() {
+            into.header(name.as_str().as_bytes(), value.as_bytes());
+        }
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
-            frame.map_err(fail)?;
+            if let Some(data) = frame.map_err(fail)?.data_ref() {
+                into.body_bytes(data);
+            }
         }
         Ok(Exchange {
             status,
@@ -134,6 +145,24 @@ impl Connection for HyperConnection {
             received: self.wire.read.get() - read0,
         })
     }
+}
+
+/// Rebuilds a hyper request from wire bytes (scripts write requests as bytes, for the raw
+/// client's sake); a request that does not parse is the script's fault, counted as protocol.
+fn from_wire(wire: &[u8]) -> Result<Request<Full<Bytes>>, FailureClass> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(len)) = parsed.parse(wire) else {
+        return Err(FailureClass::Protocol);
+    };
+    let mut builder = Request::builder()
+        .method(parsed.method.unwrap_or("GET"))
+        .uri(parsed.path.unwrap_or("/"));
+    for h in parsed.headers.iter() {
+        builder = builder.header(h.name, h.value);
+    }
+    let body = Full::new(Bytes::copy_from_slice(&wire[len..]));
+    builder.body(body).map_err(|_| FailureClass::Protocol)
 }
 
 /// Maps a hyper error to the failure class a user would look for.

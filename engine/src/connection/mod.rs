@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::request::RequestTemplate;
+use crate::script::MAX_KEPT_BODY;
 use crate::stats::FailureClass;
 
 pub(crate) use self::hyper::HyperConnection;
@@ -40,6 +40,46 @@ pub(crate) struct Exchange {
     pub received: u64,
 }
 
+/// What a user keeps of a response besides its status; reused from request to request.
+#[derive(Default)]
+pub(crate) struct Received {
+    /// Keep the body of the next response (set before each send).
+    pub keep: bool,
+    /// The body, when kept, up to [`MAX_KEPT_BODY`].
+    pub body: Vec<u8>,
+    /// Whether the kept body was cut at [`MAX_KEPT_BODY`].
+    pub truncated: bool,
+    /// `Set-Cookie` header values.
+    pub set_cookies: Vec<String>,
+}
+
+impl Received {
+    /// Forgets the previous response.
+    fn clear(&mut self) {
+        self.body.clear();
+        self.truncated = false;
+        self.set_cookies.clear();
+    }
+
+    /// Keeps body bytes if asked to, up to the limit.
+    fn body_bytes(&mut self, data: &[u8]) {
+        if !self.keep {
+            return;
+        }
+        let room = MAX_KEPT_BODY - self.body.len();
+        self.truncated |= data.len() > room;
+        self.body.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    /// Keeps a `Set-Cookie` value.
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"set-cookie") {
+            self.set_cookies
+                .push(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection, owned by one task.
 pub(crate) trait Connection: Sized {
     /// Opens a TCP connection and prepares it for HTTP/1.1.
@@ -48,8 +88,9 @@ pub(crate) trait Connection: Sized {
     /// Whether the connection can take another request (the server may have closed it).
     async fn is_usable(&mut self) -> bool;
 
-    /// Sends one request and drains the whole response.
-    async fn send(&mut self, template: &RequestTemplate) -> Result<Exchange, FailureClass>;
+    /// Sends one request (complete wire bytes) and reads the whole response into `into`.
+    async fn send(&mut self, request: &[u8], into: &mut Received)
+        -> Result<Exchange, FailureClass>;
 }
 
 /// Opens a TCP connection with NODELAY within `connect_timeout`.

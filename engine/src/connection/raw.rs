@@ -2,15 +2,13 @@
 //! `httparse` and drained in place. One buffer per connection, no second task, no allocation
 //! per request.
 
-use http::Method;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{io_failure, tcp_connect, Connection, Exchange};
-use crate::request::RequestTemplate;
+use super::{io_failure, tcp_connect, Connection, Exchange, Received};
 use crate::stats::FailureClass;
 
 /// Read buffer size per connection; it grows only for response heads larger than this.
@@ -65,11 +63,18 @@ impl Connection for RawConnection {
         self.open
     }
 
-    async fn send(&mut self, template: &RequestTemplate) -> Result<Exchange, FailureClass> {
+    async fn send(
+        &mut self,
+        request: &[u8],
+        into: &mut Received,
+    ) -> Result<Exchange, FailureClass> {
         self.received = 0;
-        let request = template.encoded();
+        into.clear();
         let result = match self.stream.write_all(request).await {
-            Ok(()) => self.read_response(template.method() == Method::HEAD).await,
+            Ok(()) => {
+                self.read_response(request.starts_with(b"HEAD "), into)
+                    .await
+            }
             Err(e) => Err(io_failure(&e)),
         };
         match result {
@@ -87,10 +92,14 @@ impl Connection for RawConnection {
 }
 
 impl RawConnection {
-    async fn read_response(&mut self, head_only: bool) -> Result<u16, FailureClass> {
+    async fn read_response(
+        &mut self,
+        head_only: bool,
+        into: &mut Received,
+    ) -> Result<u16, FailureClass> {
         loop {
             let head = loop {
-                match self.parse_head()? {
+                match self.parse_head(into)? {
                     Some(head) => break head,
                     None if self.end - self.start >= MAX_HEAD => {
                         return Err(FailureClass::Protocol)
@@ -107,10 +116,10 @@ impl RawConnection {
             match head.framing {
                 _ if bodiless => {}
                 Framing::None => {}
-                Framing::Length(n) => self.skip(n).await?,
-                Framing::Chunked => self.skip_chunked().await?,
+                Framing::Length(n) => self.skip(n, into).await?,
+                Framing::Chunked => self.skip_chunked(into).await?,
                 Framing::UntilClose => {
-                    self.skip_to_close().await?;
+                    self.skip_to_close(into).await?;
                     self.open = false;
                 }
             }
@@ -122,7 +131,7 @@ impl RawConnection {
     }
 
     /// Parses a complete response head from the buffer, `None` if more bytes are needed.
-    fn parse_head(&self) -> Result<Option<Head>, FailureClass> {
+    fn parse_head(&self, into: &mut Received) -> Result<Option<Head>, FailureClass> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let len = match response.parse(&self.buf[self.start..self.end]) {
@@ -134,6 +143,7 @@ impl RawConnection {
         let mut close = response.version == Some(0);
         let mut framing = Framing::UntilClose;
         for h in response.headers.iter() {
+            into.header(h.name.as_bytes(), h.value);
             if h.name.eq_ignore_ascii_case("content-length") {
                 let n = std::str::from_utf8(h.value)
                     .ok()
@@ -196,9 +206,10 @@ impl RawConnection {
     }
 
     /// Consumes `n` body bytes.
-    async fn skip(&mut self, mut n: u64) -> Result<(), FailureClass> {
+    async fn skip(&mut self, mut n: u64, into: &mut Received) -> Result<(), FailureClass> {
         loop {
             let take = ((self.end - self.start) as u64).min(n);
+            into.body_bytes(&self.buf[self.start..self.start + take as usize]);
             self.start += take as usize;
             n -= take;
             if n == 0 {
@@ -224,7 +235,7 @@ impl RawConnection {
     }
 
     /// Consumes a chunked body, trailers included.
-    async fn skip_chunked(&mut self) -> Result<(), FailureClass> {
+    async fn skip_chunked(&mut self, into: &mut Received) -> Result<(), FailureClass> {
         loop {
             let size = loop {
                 match httparse::parse_chunk_size(&self.buf[self.start..self.end]) {
@@ -243,7 +254,7 @@ impl RawConnection {
                 while self.line().await? > 0 {}
                 return Ok(());
             }
-            self.skip(size).await?;
+            self.skip(size, into).await?;
             if self.line().await? != 0 {
                 return Err(FailureClass::Protocol);
             }
@@ -251,12 +262,16 @@ impl RawConnection {
     }
 
     /// Consumes a body that ends when the server closes the connection.
-    async fn skip_to_close(&mut self) -> Result<(), FailureClass> {
+    async fn skip_to_close(&mut self, into: &mut Received) -> Result<(), FailureClass> {
+        into.body_bytes(&self.buf[self.start..self.end]);
         loop {
             (self.start, self.end) = (0, 0);
             match self.stream.read(&mut self.buf).await {
                 Ok(0) => return Ok(()),
-                Ok(n) => self.received += n as u64,
+                Ok(n) => {
+                    self.received += n as u64;
+                    into.body_bytes(&self.buf[..n]);
+                }
                 Err(e) => return Err(io_failure(&e)),
             }
         }
