@@ -1,40 +1,84 @@
-//! Command-line flags, parsed by clap and resolved at once into the engine's plain types.
+//! Command-line flags, parsed by clap and resolved at once into the libraries' plain types.
 
 use anyhow::{bail, Context};
-use blast_engine::{available_cores, Client, Plan, RequestTemplate, Requests, Schedule, Target};
+use blast_engine::{available_cores, Client, Plan, RequestTemplate, Requests, Shape, Target};
+use blast_scenarios::{parse_duration, parse_rate, parse_stages, Criterion, Load, Scenario};
 use bytes::Bytes;
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::timespan;
-
 /// HTTP load generator: Locust's concepts at wrk's efficiency, with numbers you can trust.
 #[derive(Parser, Debug)]
 #[command(name = "blast", version, about, max_term_width = 100)]
 #[command(after_help = "Examples:\n  \
-    blast http://127.0.0.1:8080/ -u 64 -t 10s       64 users looping GET (the wrk model)\n  \
-    blast http://127.0.0.1:8080/ --rate 2000 -t 1m  2000 requests/s, latency from schedule\n  \
-    blast -u 64 -t 10s                              against the built-in reference target")]
+    blast --profile burst --peak 1000                the P4.3 burst against the built-in target\n  \
+    blast --profile cab --host http://10.0.0.5:8000  a built-in profile against your API\n  \
+    blast -f scenario.toml -u 100 -r 10 -t 5m        a scenario file, Locust-style flags\n  \
+    blast http://127.0.0.1:8080/ -u 64 -t 10s        64 users looping GET (the wrk model)\n  \
+    blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n\n\
+    Exit codes: 0 success, 1 the run failed, 2 bad input, 3 a success criterion failed.")]
 pub struct Args {
-    /// URL to load, `http://host[:port]/path`. Without it, blast starts its reference target.
+    /// URL to load with one request, `http://host[:port]/path`. Without it and without a
+    /// scenario, blast loads its built-in reference target.
     pub url: Option<String>,
 
-    /// Concurrent users, each looping on its own keep-alive connection.
-    #[arg(short = 'u', long, default_value_t = 10)]
-    pub users: u64,
+    /// Scenario file to run (TOML; see docs/scenarios.md), like `locust -f`.
+    #[arg(short = 'f', long = "file", conflicts_with = "profile")]
+    pub file: Option<PathBuf>,
 
-    /// Run time: 30s, 5m, 1h30m or bare seconds.
-    #[arg(short = 't', long = "run-time", default_value = "10s", value_parser = timespan::parse)]
-    pub run_time: Duration,
-
-    /// Open model: send this many requests/s in total on a fixed schedule (users are ignored).
+    /// Built-in profile to run: deployments, cab, connectors or burst.
     #[arg(long)]
-    pub rate: Option<f64>,
+    pub profile: Option<String>,
+
+    /// List the built-in profiles and exit.
+    #[arg(long)]
+    pub list_profiles: bool,
+
+    /// Print a built-in profile as a scenario file (to copy and adapt) and exit.
+    #[arg(long, value_name = "NAME")]
+    pub print_profile: Option<String>,
+
+    /// Base URL of the target, as Locust's --host. Default: the scenario's host, else blast's
+    /// built-in reference target on a loopback port.
+    #[arg(long, conflicts_with = "url")]
+    pub host: Option<String>,
+
+    /// Concurrent users. Default: the scenario's, else 10.
+    #[arg(short = 'u', long)]
+    pub users: Option<u64>,
+
+    /// Users started per second until all run (Locust's -r). Default: the scenario's, else all
+    /// at once.
+    #[arg(short = 'r', long)]
+    pub spawn_rate: Option<f64>,
+
+    /// Run time from the start, ramp included: 30s, 5m, 1h30m or bare seconds. Default: the
+    /// scenario's, the length of the stages, else 10s.
+    #[arg(short = 't', long = "run-time", value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+
+    /// Users over time as linear stages, e.g. 1m:1000,2m:1000,1m:0 (k6 style, from 0 users).
+    #[arg(long, value_parser = parse_user_stages)]
+    pub stages: Option<Shape>,
+
+    /// Open model: task starts per second in total, on a fixed schedule; a number or stages
+    /// such as 30s:2000,1m:2000. Latency is measured from each intended start.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<Shape>,
+
+    /// Rescale the load shape so its highest point is N users (or requests/s with --rate).
+    #[arg(long, value_name = "N")]
+    pub peak: Option<f64>,
 
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
     pub max_connections: u64,
+
+    /// Success criterion, e.g. p99<500ms, success>=99%, rps>=10000, /path:p95<200ms; repeat for
+    /// more. Added to the scenario's own. A failed criterion makes blast exit with code 3.
+    #[arg(long = "threshold", value_name = "CRITERION", value_parser = Criterion::parse)]
+    pub thresholds: Vec<Criterion>,
 
     /// Worker threads, one per core. Default: the cores available to blast.
     #[arg(long)]
@@ -48,37 +92,45 @@ pub struct Args {
     #[arg(long)]
     pub no_pin: bool,
 
-    /// HTTP method. Default: GET, or POST when a body is given.
+    /// HTTP method of the URL's request. Default: GET, or POST when a body is given.
     #[arg(short = 'X', long)]
     pub method: Option<String>,
 
-    /// Extra header, "Name: value"; repeat for more.
+    /// Extra header of the URL's request, "Name: value"; repeat for more.
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
 
-    /// Request body.
+    /// Body of the URL's request.
     #[arg(long, conflicts_with = "body_file")]
     pub body: Option<String>,
 
-    /// Request body read from a file.
+    /// Body of the URL's request, read from a file.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
 
     /// Time allowed for each request before it counts as a timeout.
-    #[arg(long, default_value = "60s", value_parser = timespan::parse)]
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Time allowed to open a connection.
-    #[arg(long, default_value = "5s", value_parser = timespan::parse)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
     /// At the end, how long in-flight requests may finish before they count as cancelled.
-    #[arg(long, default_value = "5s", value_parser = timespan::parse)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
     /// Write a JSON summary to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `--stages` as a shape from 0 users (a `Vec` would read as a repeated flag to clap).
+fn parse_user_stages(text: &str) -> Result<Shape, String> {
+    Ok(Shape {
+        start: 0.0,
+        stages: parse_stages(text)?,
+    })
 }
 
 /// The `--client` values.
@@ -90,10 +142,80 @@ pub enum ClientArg {
     Hyper,
 }
 
+/// What the run sends: one request to a URL, or a scenario.
+pub enum Job {
+    /// One request, looped or paced (wrk's model).
+    Url(Option<String>),
+    /// A scenario file or built-in profile.
+    Scenario(Box<Scenario>),
+}
+
 impl Args {
-    /// Turns the flags into a plan for `url`; every problem is a usage error.
-    pub fn plan(&self, url: &str) -> anyhow::Result<Plan> {
-        let (target, uri) = Target::parse(url)?;
+    /// The job the flags ask for; every problem is a usage error.
+    pub fn job(&self) -> anyhow::Result<Job> {
+        let scenario = match (&self.file, &self.profile) {
+            (Some(path), _) => blast_scenarios::read(&path.to_string_lossy())?,
+            (None, Some(name)) => blast_scenarios::profile(name)?,
+            (None, None) => {
+                if self.peak.is_some() && self.stages.is_none() && self.rate.is_none() {
+                    // Without a shape --peak would mean -u; say so instead of guessing.
+                    bail!("--peak rescales a staged shape: use it with --profile, -f, --stages or --rate (or use -u)");
+                }
+                return Ok(Job::Url(self.url.clone().or_else(|| self.host.clone())));
+            }
+        };
+        if self.url.is_some() {
+            bail!(
+                "a URL argument sends one request; with --profile or -f give the target as --host"
+            );
+        }
+        if self.method.is_some()
+            || !self.headers.is_empty()
+            || self.body.is_some()
+            || self.body_file.is_some()
+        {
+            bail!("-X, -H, --body and --body-file shape the URL's request; a scenario defines its own requests");
+        }
+        Ok(Job::Scenario(Box::new(scenario)))
+    }
+
+    /// The load the flags set, field by field, to lay over a scenario's defaults.
+    pub fn load(&self) -> Load {
+        Load {
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            stages: self.stages.as_ref().map(|s| s.stages.clone()),
+            rate: self.rate.clone(),
+            run_time: self.run_time,
+        }
+    }
+
+    /// Checks numbers clap cannot check alone.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.users == Some(0) {
+            bail!("invalid --users 0: at least one user is needed");
+        }
+        if let Some(r) = self.spawn_rate {
+            if !(r.is_finite() && r > 0.0) {
+                bail!("invalid --spawn-rate {r}: expected users/s above 0");
+            }
+        }
+        if let Some(p) = self.peak {
+            if !(p.is_finite() && p >= 1.0) {
+                bail!("invalid --peak {p}: expected a number >= 1");
+            }
+        }
+        if self.max_connections == 0 {
+            bail!("invalid --max-connections 0: at least one connection is needed");
+        }
+        if self.run_time.is_some_and(|t| t.is_zero()) {
+            bail!("invalid --run-time: must be above zero");
+        }
+        Ok(())
+    }
+
+    /// The single request of a URL job.
+    pub fn request(&self, target: &Target, path: &str) -> anyhow::Result<Requests> {
         let body = match (&self.body, &self.body_file) {
             (Some(text), _) => Bytes::from(text.clone()),
             (None, Some(path)) => Bytes::from(
@@ -114,27 +236,14 @@ impl Args {
                 None => bail!("invalid header {h:?} (expected \"Name: value\")"),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = RequestTemplate::new(&target, &method, path, &headers, body)?;
+        let request = RequestTemplate::new(target, &method, path, &headers, body)?;
+        Ok(Requests::new(vec![request]))
+    }
 
-        let schedule = match self.rate {
-            Some(rate) if !(rate.is_finite() && rate > 0.0) => {
-                bail!("invalid --rate {rate}: expected a number of requests/s above 0")
-            }
-            Some(rate) => Schedule::rate(rate, self.max_connections),
-            None => Schedule::users(self.users),
-        };
-        if self.users == 0 {
-            bail!("invalid --users 0: at least one user is needed");
-        }
-        if self.max_connections == 0 {
-            bail!("invalid --max-connections 0: at least one connection is needed");
-        }
-        if self.run_time.is_zero() {
-            bail!("invalid --run-time: must be above zero");
-        }
+    /// Applies the engine settings every job shares.
+    pub fn configure(&self, plan: &mut Plan) -> anyhow::Result<()> {
         let cores = available_cores().len().max(1);
-        let workers = match self.threads {
+        plan.workers = match self.threads {
             Some(0) => bail!("invalid --threads 0: at least one thread is needed"),
             Some(n) if n > cores => {
                 bail!("invalid --threads {n}: only {cores} cores are available to blast")
@@ -142,9 +251,6 @@ impl Args {
             Some(n) => n,
             None => cores,
         };
-        let mut plan = Plan::new(target, Requests::new(vec![request]), schedule);
-        plan.run_time = self.run_time;
-        plan.workers = workers;
         plan.pin = !self.no_pin;
         plan.client = match self.client {
             ClientArg::Raw => Client::Raw,
@@ -153,6 +259,6 @@ impl Args {
         plan.timeout = self.timeout;
         plan.connect_timeout = self.connect_timeout;
         plan.stop_timeout = self.stop_timeout;
-        Ok(plan)
+        Ok(())
     }
 }

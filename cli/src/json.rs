@@ -1,13 +1,14 @@
 //! The `--json` summary: stable keys for scripts and CI pipelines.
 
-use blast_engine::{FailureClass, Report, Schedule};
+use blast_engine::{FailureClass, NameReport, Report, Schedule};
+use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
 use crate::summary::mean_rate;
 
 /// Builds the JSON summary of a run.
-pub fn summary(report: &Report, url: &str, method: &str) -> Value {
+pub fn summary(report: &Report, label: &str, verdicts: &[Verdict]) -> Value {
     let c = &report.total.counters;
     let failures_by_class: Map<String, Value> = FailureClass::ALL
         .iter()
@@ -15,8 +16,7 @@ pub fn summary(report: &Report, url: &str, method: &str) -> Value {
         .collect();
     let mut out = json!({
         "blast_version": env!("CARGO_PKG_VERSION"),
-        "url": url,
-        "method": method,
+        "target": label,
         "requests": c.requests(),
         "failures": c.failed(),
         "failures_by_class": failures_by_class,
@@ -30,6 +30,13 @@ pub fn summary(report: &Report, url: &str, method: &str) -> Value {
         "threads": report.workers,
         "pinned": report.pinned,
         "interrupted": report.interrupted,
+        "names": report.names.iter().map(name).collect::<Vec<_>>(),
+        "criteria": verdicts.iter().map(|v| json!({
+            "criterion": v.criterion,
+            "measured": v.measured,
+            "pass": v.pass,
+        })).collect::<Vec<_>>(),
+        "passed": verdicts.iter().all(|v| v.pass),
     });
     let fields = out.as_object_mut().expect("json! of an object literal");
     match &report.schedule {
@@ -51,6 +58,19 @@ pub fn summary(report: &Report, url: &str, method: &str) -> Value {
         }
     }
     out
+}
+
+fn name(n: &NameReport) -> Value {
+    let c = &n.stats.counters;
+    json!({
+        "method": n.name.method,
+        "name": n.name.name,
+        "requests": c.requests(),
+        "failures": c.failed(),
+        "failed_statuses": c.failed_statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
+        "skipped": c.skipped,
+        "latency_ms": latency(&n.stats.latency_us),
+    })
 }
 
 fn latency(h: &Histogram<u64>) -> Value {

@@ -4,10 +4,11 @@ mod args;
 mod json;
 mod progress;
 mod summary;
-mod timespan;
 
 use anyhow::Context;
-use blast_engine::{Engine, EngineError, RunHandle};
+use args::Job;
+use blast_engine::{Engine, EngineError, Plan, RunHandle, Target};
+use blast_scenarios::Load;
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,6 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_USAGE: u8 = 2;
 /// Exit code when the run could not happen or its results could not be written.
 const EXIT_RUN: u8 = 1;
+/// Exit code when the run happened but a success criterion failed.
+const EXIT_CRITERIA: u8 = 3;
 
 fn main() -> ExitCode {
     let args = match args::Args::try_parse() {
@@ -37,7 +40,8 @@ fn main() -> ExitCode {
         }
     };
     match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::CriteriaFailed) => ExitCode::from(EXIT_CRITERIA),
         Err(Failure::Usage(e)) => {
             eprintln!("blast: error: {e:#}");
             ExitCode::from(EXIT_USAGE)
@@ -70,27 +74,80 @@ enum Failure {
     Run(anyhow::Error),
 }
 
-fn run(args: &args::Args) -> Result<(), Failure> {
-    // Without a URL, run against the built-in reference target on a loopback port.
-    let local = match &args.url {
-        Some(_) => None,
-        None => Some(
-            blast_target::Server::start(([127, 0, 0, 1], 0).into(), Default::default())
-                .context("cannot start the built-in reference target")
-                .map_err(Failure::Run)?,
-        ),
+/// How a finished run ends.
+enum Verdict {
+    Pass,
+    CriteriaFailed,
+}
+
+fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
+    Failure::Usage(e.into())
+}
+
+fn run(args: &args::Args) -> Result<Verdict, Failure> {
+    args.validate().map_err(usage)?;
+    if args.list_profiles {
+        for (name, _) in blast_scenarios::PROFILES {
+            let s = blast_scenarios::profile(name).map_err(usage)?;
+            println!("{name:<12} {}", s.description);
+        }
+        return Ok(Verdict::Pass);
+    }
+    if let Some(name) = &args.print_profile {
+        print!("{}", blast_scenarios::profile_source(name).map_err(usage)?);
+        return Ok(Verdict::Pass);
+    }
+    let job = args.job().map_err(usage)?;
+    let base = match &job {
+        Job::Url(url) => url.clone(),
+        Job::Scenario(s) => args.host.clone().or_else(|| s.host.clone()),
     };
-    let url = match (&args.url, &local) {
-        (Some(url), _) => url.clone(),
+    // Without a target, run against the built-in reference target on a loopback port.
+    let local = match base {
+        Some(_) => None,
+        None => Some(start_reference_target().map_err(Failure::Run)?),
+    };
+    let url = match (base, &local) {
+        (Some(url), _) => url,
         (None, Some(server)) => {
             let url = format!("{}/", server.url());
-            println!("no URL given: running against the built-in reference target at {url}");
+            let missing = match job {
+                Job::Url(_) => "URL",
+                Job::Scenario(_) => "--host",
+            };
+            println!("no {missing} given: running against the built-in reference target at {url}");
             url
         }
         (None, None) => unreachable!("a local target is started when no URL is given"),
     };
-    let plan = args.plan(&url).map_err(Failure::Usage)?;
-    let method = plan.script.names()[0].method.clone();
+    let (target, uri) = Target::parse(&url).map_err(usage)?;
+    let (plan, script, criteria, label) = match job {
+        Job::Url(_) => {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let requests = args.request(&target, path).map_err(usage)?;
+            let load = Load::default().overridden_by(&args.load());
+            let plan = plan(target, requests, &load, args)?;
+            (plan, None, args.thresholds.clone(), url.clone())
+        }
+        Job::Scenario(scenario) => {
+            if uri.path() != "/" {
+                return Err(usage(anyhow::anyhow!(
+                    "--host {url}: give only scheme, host and port; the scenario has the paths"
+                )));
+            }
+            let script = scenario.script(&target);
+            let load = scenario.load.overridden_by(&args.load());
+            let plan = plan(target, script.clone(), &load, args)?;
+            let mut criteria = scenario.criteria.clone();
+            criteria.extend(args.thresholds.iter().cloned());
+            let label = format!("{} ({url})", scenario.name);
+            (plan, Some(script), criteria, label)
+        }
+    };
+    for c in &criteria {
+        c.check_names(plan.script.names())
+            .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    }
     if let Some(path) = &args.json {
         // Fail before the run, not after it, when the output cannot be written.
         create_parent(path).map_err(Failure::Usage)?;
@@ -99,7 +156,7 @@ fn run(args: &args::Args) -> Result<(), Failure> {
             .map_err(Failure::Usage)?;
     }
     let mut progress = progress::Progress::new(plan.run_time);
-    let engine = Engine::new(plan).map_err(|e| Failure::Usage(e.into()))?;
+    let engine = Engine::new(plan).map_err(usage)?;
     watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         if let Some(line) = progress.observe(s) {
@@ -108,18 +165,50 @@ fn run(args: &args::Args) -> Result<(), Failure> {
     };
     let report = engine.run(on_interval).map_err(|e| match e {
         EngineError::Unreachable { .. } | EngineError::Thread(_) => Failure::Run(e.into()),
-        other => Failure::Usage(other.into()),
+        other => usage(other),
     })?;
-    print!("{}", summary::render(&report, &url));
+    let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
+    let pools = script.map(|s| s.pool_counts()).unwrap_or_default();
+    print!("{}", summary::render(&report, &label, &pools, &verdicts));
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&json::summary(&report, &url, &method))
+        let text = serde_json::to_string_pretty(&json::summary(&report, &label, &verdicts))
             .expect("a JSON value always serializes");
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::Run)?;
     }
-    Ok(())
+    Ok(if verdicts.iter().all(|v| v.pass) {
+        Verdict::Pass
+    } else {
+        Verdict::CriteriaFailed
+    })
+}
+
+/// A plan for `script` with the load resolved and the shared engine flags applied.
+fn plan(
+    target: Target,
+    script: impl blast_engine::Script,
+    load: &Load,
+    args: &args::Args,
+) -> Result<Plan, Failure> {
+    let (schedule, run_time) = load
+        .resolve(args.peak, args.max_connections)
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let mut plan = Plan::new(target, script, schedule);
+    plan.run_time = run_time;
+    args.configure(&mut plan).map_err(usage)?;
+    Ok(plan)
+}
+
+/// The reference target, in process, with a thread per core like the generator.
+fn start_reference_target() -> anyhow::Result<blast_target::Server> {
+    let config = blast_target::Config {
+        threads: blast_engine::available_cores().len().max(1),
+        ..Default::default()
+    };
+    blast_target::Server::start(([127, 0, 0, 1], 0).into(), config)
+        .context("cannot start the built-in reference target")
 }
 
 fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The human summary printed at the end of a run.
 
 use blast_engine::{FailureClass, Report, Schedule, Shape};
+use blast_scenarios::{PoolCounts, Verdict};
 use hdrhistogram::Histogram;
 use std::fmt::Write;
 use std::time::Duration;
@@ -14,8 +15,13 @@ const PERCENTILES: [(&str, f64); 5] = [
     ("p99.99", 0.9999),
 ];
 
-/// Renders the end-of-run summary.
-pub fn render(report: &Report, url: &str) -> String {
+/// Renders the end-of-run summary: totals, per-name rows, pools and criteria.
+pub fn render(
+    report: &Report,
+    label: &str,
+    pools: &[(String, PoolCounts)],
+    verdicts: &[Verdict],
+) -> String {
     let c = &report.total.counters;
     let mut out = String::new();
     let secs = report.duration.as_secs_f64();
@@ -27,7 +33,7 @@ pub fn render(report: &Report, url: &str) -> String {
     };
     let _ = writeln!(
         out,
-        "blast {url}: {load}, {secs:.2} s, {} threads ({pin}){}",
+        "blast {label}: {load}, {secs:.2} s, {} threads ({pin}){}",
         report.workers,
         if report.interrupted {
             ", stopped early"
@@ -88,7 +94,79 @@ pub fn render(report: &Report, url: &str) -> String {
             "  (1) from each request's intended start; (2) from the actual send"
         );
     }
+    if report.names.len() > 1 || c.skipped > 0 {
+        names_table(&mut out, report);
+    }
+    for (name, p) in pools {
+        let _ = writeln!(
+            out,
+            "  pool {name}: {} added, {} handed out (each once), {} repeats refused, {} left",
+            p.added, p.taken, p.repeated, p.left
+        );
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "criteria");
+        for v in verdicts {
+            let mark = if v.pass { "PASS" } else { "FAIL" };
+            let _ = writeln!(out, "  {mark}  {:<44} measured {}", v.criterion, v.measured);
+        }
+        let failed = verdicts.iter().filter(|v| !v.pass).count();
+        let _ = if failed == 0 {
+            writeln!(out, "result: PASS (all {} criteria met)", verdicts.len())
+        } else {
+            writeln!(
+                out,
+                "result: FAIL ({failed} of {} criteria failed)",
+                verdicts.len()
+            )
+        };
+    }
     out
+}
+
+/// One row per request name, like Locust's final table.
+fn names_table(out: &mut String, report: &Report) {
+    let width = report
+        .names
+        .iter()
+        .map(|n| n.name.method.len() + 1 + n.name.name.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
+    let _ = writeln!(
+        out,
+        "  {:<width$} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "name", "requests", "fails", "skipped", "req/s", "p50", "p95", "p99", "max"
+    );
+    let secs = report.duration.as_secs_f64().max(1e-9);
+    for n in &report.names {
+        let c = &n.stats.counters;
+        let h = &n.stats.latency_us;
+        let q = |q: f64| {
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                ms(h.value_at_quantile(q))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>9} {:>7} {:>8} {:>9.1} {:>9} {:>9} {:>9} {:>9}",
+            format!("{} {}", n.name.method, n.name.name),
+            c.requests(),
+            c.failed(),
+            c.skipped,
+            c.requests() as f64 / secs,
+            q(0.5),
+            q(0.95),
+            q(0.99),
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                ms(h.max())
+            },
+        );
+    }
 }
 
 /// "64 users", "up to 1000 users", "2000 requests/s", "up to 5000 requests/s".
@@ -109,7 +187,10 @@ pub fn mean_rate(rate: &Shape, span: Duration) -> f64 {
     // Sampled every 10 ms: exact for constant rates, within 0.1% for any staged one.
     let steps = (span.as_millis() / 10).max(1) as u32;
     let step = span / steps;
-    (0..steps).map(|i| rate.at(step * i + step / 2)).sum::<f64>() / steps as f64
+    (0..steps)
+        .map(|i| rate.at(step * i + step / 2))
+        .sum::<f64>()
+        / steps as f64
 }
 
 fn histogram_line(h: &Histogram<u64>) -> String {

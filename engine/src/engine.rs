@@ -122,7 +122,9 @@ impl RunHandle {
     /// Closed model: from now on run `users` users instead of following the shape. New users
     /// start at once; users above the count finish their current task and stop.
     pub fn set_users(&self, users: u64) {
-        self.0.users.store(users.min(FOLLOW_SHAPE - 1), Ordering::Relaxed);
+        self.0
+            .users
+            .store(users.min(FOLLOW_SHAPE - 1), Ordering::Relaxed);
     }
 }
 

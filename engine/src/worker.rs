@@ -96,10 +96,7 @@ async fn drive(mut spec: WorkerSpec) {
         }
     };
     let local = Rc::new(Local {
-        recorder: RefCell::new(Recorder::new(
-            plan.script.names().len(),
-            pacer.is_some(),
-        )),
+        recorder: RefCell::new(Recorder::new(plan.script.names().len(), pacer.is_some())),
         plan: plan.clone(),
         index: spec.index,
         workers: spec.workers,
@@ -334,8 +331,7 @@ impl Local {
             let from = due.map_or(sent_at, |due| due.min(sent_at));
             self.recorder.borrow_mut().sent(name, late);
             received.keep = keep_body;
-            let outcome =
-                tokio::time::timeout(plan.timeout, c.send(&request, &mut received)).await;
+            let outcome = tokio::time::timeout(plan.timeout, c.send(&request, &mut received)).await;
             let done = Instant::now();
             let class = match outcome {
                 Ok(Ok(exchange)) => {

@@ -124,11 +124,7 @@ impl Connection for HyperConnection {
             FailureClass::Reset if self.wire.read.get() > read0 => FailureClass::Protocol,
             class => class,
         };
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(fail)?;
+        let response = self.sender.send_request(request).await.map_err(fail)?;
         let status = response.status().as_u16();
         for (name, value) in response.headers() {
             into.header(name.as_str().as_bytes(), value.as_bytes());

@@ -29,6 +29,10 @@ pub const PLANES: [&str; 5] = ["intune", "jamf", "sccm", "landscape", "ansible"]
 /// CAB approvals pending when the target starts (the plan wants 100+).
 pub const SEEDED_APPROVALS: u64 = 150;
 
+/// Deployments kept in memory; older ones are forgotten (and their approvals expire) so a long
+/// burst cannot exhaust memory. Counts are kept regardless.
+const MAX_DEPLOYMENTS: usize = 200_000;
+
 /// Default page size of paginated lists.
 const PAGE_SIZE: usize = 20;
 /// Largest page size a client may ask for.
@@ -53,11 +57,16 @@ pub(crate) struct Api {
     refused_second: AtomicU64,
     remediations: AtomicU64,
     publishes: [AtomicU64; 5],
+    /// Approvals kept pending by deployments "from other teams" (see [`Api::new`]).
+    backlog_floor: u64,
+    submitted_by_others: AtomicU64,
 }
 
 impl Api {
-    /// A fresh API with [`SEEDED_APPROVALS`] deployments waiting for CAB approval.
-    pub fn new() -> Api {
+    /// A fresh API with [`SEEDED_APPROVALS`] deployments waiting for CAB approval. Whenever
+    /// decisions leave fewer than `backlog_floor` pending, new deployments from other teams
+    /// arrive, as in a live system, so the CAB backlog never runs dry under load.
+    pub fn new(backlog_floor: u64) -> Api {
         let api = Api {
             tokens: Mutex::new(HashMap::new()),
             deployments: Mutex::new(BTreeMap::new()),
@@ -69,6 +78,8 @@ impl Api {
             refused_second: AtomicU64::new(0),
             remediations: AtomicU64::new(0),
             publishes: Default::default(),
+            backlog_floor,
+            submitted_by_others: AtomicU64::new(0),
         };
         for i in 0..SEEDED_APPROVALS {
             api.create(format!("seeded-app-{i}"), "1.0.0".into(), "pilot".into());
@@ -85,9 +96,25 @@ impl Api {
             status: "PENDING_APPROVAL",
         };
         let body = deployment_json(id, &d);
-        lock(&self.deployments).insert(id, d);
-        lock(&self.pending).insert(id, ());
+        let forgotten = {
+            let mut all = lock(&self.deployments);
+            all.insert(id, d);
+            (all.len() > MAX_DEPLOYMENTS).then(|| all.pop_first().map(|(old, _)| old))
+        };
+        let mut pending = lock(&self.pending);
+        pending.insert(id, ());
+        if let Some(Some(old)) = forgotten {
+            pending.remove(&old);
+        }
         (id, body)
+    }
+
+    /// Tops the pending approvals up to the backlog floor.
+    fn refill(&self) {
+        while (lock(&self.pending).len() as u64) < self.backlog_floor {
+            let n = self.submitted_by_others.fetch_add(1, Ordering::Relaxed);
+            self.create(format!("team-app-{n}"), "1.0.0".into(), "pilot".into());
+        }
     }
 
     /// Counts for checking the run's integrity: what was created, decided, refused, published.
@@ -99,9 +126,11 @@ impl Api {
             .collect();
         let approved = self.approved.load(Ordering::Relaxed);
         let rejected = self.rejected.load(Ordering::Relaxed);
+        let others = self.submitted_by_others.load(Ordering::Relaxed);
         json!({
-            "deployments_created": self.next_id.load(Ordering::Relaxed) - 1 - SEEDED_APPROVALS,
+            "deployments_created": self.next_id.load(Ordering::Relaxed) - 1 - SEEDED_APPROVALS - others,
             "seeded_approvals": SEEDED_APPROVALS,
+            "submitted_by_other_teams": others,
             "approvals_pending": lock(&self.pending).len(),
             "approvals_decided": approved + rejected,
             "approvals_approved": approved,
@@ -266,6 +295,8 @@ impl Api {
         };
         d.status = status;
         counter.fetch_add(1, Ordering::Relaxed);
+        drop(deployments);
+        self.refill();
         reply(StatusCode::OK, json!({ "id": id, "decision": status }))
     }
 

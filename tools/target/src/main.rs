@@ -5,7 +5,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: blast-target [--port N] [--threads N] [--latency-ms MS] \
 [--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N] \
-[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]...";
+[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]... [--cab-backlog N]";
 
 fn main() {
     match parse(std::env::args().skip(1)) {
@@ -63,6 +63,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String
             "--close-after" => {
                 config.close_after =
                     Some(value()?.parse().map_err(|_| "--close-after: expected N")?)
+            }
+            "--cab-backlog" => {
+                config.cab_backlog = value()?.parse().map_err(|_| "--cab-backlog: expected N")?
             }
             "--route-latency-ms" => {
                 let v = value()?;

@@ -45,7 +45,7 @@ pub struct Stall {
 }
 
 /// The server's knobs. The default is a plain fast server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Added latency per response. Default: none.
     pub latency: Latency,
@@ -61,6 +61,23 @@ pub struct Config {
     /// `("/api/v1/deployments/", Latency::Fixed(20 ms))`. The first matching prefix applies,
     /// on top of `latency`. Default: none.
     pub route_latency: Vec<(String, Latency)>,
+    /// CAB approvals kept pending: when decisions leave fewer, deployments from other teams
+    /// arrive. Default: 100, the plan's "100+ approvals pending"; 0 lets the backlog drain.
+    pub cab_backlog: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            latency: Latency::default(),
+            stall: None,
+            error_rate: 0.0,
+            close_after: None,
+            threads: 0,
+            route_latency: Vec::new(),
+            cab_backlog: 100,
+        }
+    }
 }
 
 struct Shared {
@@ -90,8 +107,8 @@ impl Server {
         let listener = runtime.block_on(TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            api: Api::new(config.cab_backlog),
             config,
-            api: Api::new(),
             start: Instant::now(),
             served: AtomicU64::new(0),
             connections: AtomicU64::new(0),

@@ -1,0 +1,490 @@
+//! Scenario files (TOML) compiled into the model; every error names the file, line and column.
+//! The format is documented in `docs/scenarios.md`.
+
+use blast_engine::Name;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use toml::Spanned;
+
+use crate::capture::JsonPath;
+use crate::criteria::Criterion;
+use crate::load::{parse_duration, parse_rate, parse_stages, Load};
+use crate::model::{Capture, Destination, Scenario, Step, Success, Task, UserClass, WaitTime};
+use crate::template::{Place, Template, Vars};
+use crate::ScenarioError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Option<String>,
+    description: Option<String>,
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    load: FileLoad,
+    #[serde(default)]
+    criteria: Vec<Spanned<String>>,
+    #[serde(default)]
+    user: Vec<Spanned<FileUser>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLoad {
+    users: Option<Spanned<u64>>,
+    spawn_rate: Option<Spanned<f64>>,
+    run_time: Option<Spanned<String>>,
+    stages: Option<Spanned<String>>,
+    rate: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    class: String,
+    #[serde(default = "one")]
+    weight: u32,
+    wait_time: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    on_start: Vec<Spanned<FileStep>>,
+    #[serde(default)]
+    task: Vec<Spanned<FileTask>>,
+}
+
+/// A task: either one request written inline, or `[[user.task.step]]` tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTask {
+    /// The task's label (Locust's task function name); documentation only.
+    #[serde(rename = "task")]
+    _label: Option<String>,
+    #[serde(default = "one")]
+    weight: u32,
+    #[serde(default)]
+    take: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    step: Vec<Spanned<FileStep>>,
+    request: Option<Spanned<String>>,
+    name: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    json: Option<Spanned<toml::Value>>,
+    body: Option<Spanned<String>>,
+    success: Option<Vec<u16>>,
+    #[serde(default)]
+    capture: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    to_pool: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStep {
+    request: Spanned<String>,
+    name: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    json: Option<Spanned<toml::Value>>,
+    body: Option<Spanned<String>>,
+    success: Option<Vec<u16>>,
+    #[serde(default)]
+    capture: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    to_pool: BTreeMap<String, Spanned<String>>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// An error at a byte range of the source, located later.
+struct At(Range<usize>, String);
+
+fn at<T>(span: Range<usize>, message: impl Into<String>) -> Result<T, At> {
+    Err(At(span, message.into()))
+}
+
+/// Reads and compiles the scenario file at `path`.
+pub fn read(path: &str) -> Result<Scenario, ScenarioError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_string(),
+        source,
+    })?;
+    parse(path, &source)
+}
+
+/// Parses and compiles a scenario file; `path` is only used in error messages.
+pub fn parse(path: &str, source: &str) -> Result<Scenario, ScenarioError> {
+    let locate = |span: Range<usize>, message: String| {
+        let before = &source[..span.start.min(source.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        ScenarioError::File {
+            path: path.to_string(),
+            line,
+            col,
+            message,
+        }
+    };
+    let file: File = toml::from_str(source).map_err(|e| {
+        let message = e.message().trim().to_string();
+        locate(e.span().unwrap_or(0..0), message)
+    })?;
+    let fallback = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .trim_end_matches(".toml")
+        .to_string();
+    compile(file, fallback).map_err(|At(span, message)| locate(span, message))
+}
+
+fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
+    if file.user.is_empty() {
+        return at(
+            0..0,
+            "no users: add at least one [[user]] table with a [[user.task]]",
+        );
+    }
+    let mut c = Compiler::default();
+    // Pools are shared by every class: collect the ones filled anywhere first.
+    for user in &file.user {
+        let user = user.get_ref();
+        let steps =
+            user.on_start
+                .iter()
+                .map(|s| &s.get_ref().to_pool)
+                .chain(user.task.iter().flat_map(|t| {
+                    let t = t.get_ref();
+                    std::iter::once(&t.to_pool).chain(t.step.iter().map(|s| &s.get_ref().to_pool))
+                }));
+        for to_pool in steps {
+            for name in to_pool.keys() {
+                if !c.pools.contains(name) {
+                    c.pools.push(name.clone());
+                }
+            }
+        }
+    }
+    let classes = file
+        .user
+        .into_iter()
+        .map(|u| c.class(u))
+        .collect::<Result<Vec<_>, At>>()?;
+    let criteria = file
+        .criteria
+        .into_iter()
+        .map(|s| {
+            let span = s.span();
+            Criterion::parse(s.get_ref()).or_else(|e| at(span, e))
+        })
+        .collect::<Result<Vec<_>, At>>()?;
+    let host = match file.host {
+        Some(h) if !h.get_ref().starts_with("http://") => {
+            return at(
+                h.span(),
+                "host must be an http:// URL, e.g. http://127.0.0.1:8000",
+            )
+        }
+        h => h.map(Spanned::into_inner),
+    };
+    let scenario = Scenario {
+        name: file.name.unwrap_or(fallback_name),
+        description: file.description.unwrap_or_default(),
+        host,
+        load: load(file.load)?,
+        criteria,
+        classes,
+        names: c.names,
+        pools: c.pools,
+    };
+    for criterion in &scenario.criteria {
+        criterion
+            .check_names(&scenario.names)
+            .or_else(|e| at(0..0, e))?;
+    }
+    Ok(scenario)
+}
+
+fn load(file: FileLoad) -> Result<Load, At> {
+    let mut load = Load::default();
+    if let Some(users) = file.users {
+        if *users.get_ref() == 0 {
+            return at(users.span(), "users must be at least 1");
+        }
+        load.users = Some(users.into_inner());
+    }
+    if let Some(rate) = file.spawn_rate {
+        if !(rate.get_ref().is_finite() && *rate.get_ref() > 0.0) {
+            return at(rate.span(), "spawn_rate must be above 0 users/s");
+        }
+        load.spawn_rate = Some(rate.into_inner());
+    }
+    if let Some(t) = file.run_time {
+        load.run_time = Some(parse_duration(t.get_ref()).or_else(|e| at(t.span(), e))?);
+    }
+    if let Some(s) = file.stages {
+        load.stages = Some(parse_stages(s.get_ref()).or_else(|e| at(s.span(), e))?);
+    }
+    if let Some(r) = file.rate {
+        let text = match r.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => return at(r.span(), "rate must be a number or a stage list string"),
+        };
+        load.rate = Some(parse_rate(&text).or_else(|e| at(r.span(), e))?);
+    }
+    if load.users.is_some() && load.stages.is_some() {
+        return at(0..0, "[load] has both users and stages: keep one");
+    }
+    Ok(load)
+}
+
+#[derive(Default)]
+struct Compiler {
+    names: Vec<Name>,
+    pools: Vec<String>,
+}
+
+/// The variables of one user class.
+struct ClassVars(Vec<String>);
+
+impl Vars for ClassVars {
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|v| v == name)
+    }
+}
+
+impl Compiler {
+    fn class(&mut self, user: Spanned<FileUser>) -> Result<UserClass, At> {
+        let span = user.span();
+        let user = user.into_inner();
+        if user.task.is_empty() {
+            return at(
+                span,
+                format!("user class {:?} has no [[user.task]]", user.class),
+            );
+        }
+        if user.weight == 0 {
+            return at(span, format!("user class {:?} has weight 0", user.class));
+        }
+        let wait = match &user.wait_time {
+            Some(w) => WaitTime::parse(w.get_ref()).or_else(|e| at(w.span(), e))?,
+            None => WaitTime::Constant(Default::default()),
+        };
+        // Every variable a class can read is captured or taken somewhere in the class.
+        let mut vars = Vec::new();
+        let mut add = |name: &String| {
+            if !vars.contains(name) {
+                vars.push(name.clone());
+            }
+        };
+        for s in &user.on_start {
+            s.get_ref().capture.keys().for_each(&mut add);
+        }
+        for t in &user.task {
+            let t = t.get_ref();
+            t.take.keys().chain(t.capture.keys()).for_each(&mut add);
+            for s in &t.step {
+                s.get_ref().capture.keys().for_each(&mut add);
+            }
+        }
+        let vars = ClassVars(vars);
+        let headers = user.headers;
+        let on_start = user
+            .on_start
+            .into_iter()
+            .map(|s| self.step(s.into_inner(), &headers, &vars))
+            .collect::<Result<Vec<_>, At>>()?;
+        let mut tasks = Vec::new();
+        for t in user.task {
+            tasks.push(self.task(t, &headers, &vars)?);
+        }
+        let task_weights = tasks
+            .iter()
+            .scan(0, |sum, t: &Task| {
+                *sum += t.weight;
+                Some(*sum)
+            })
+            .collect();
+        Ok(UserClass {
+            name: user.class,
+            weight: user.weight,
+            wait,
+            on_start,
+            tasks,
+            task_weights,
+            vars: vars.0,
+        })
+    }
+
+    fn task(
+        &mut self,
+        task: Spanned<FileTask>,
+        headers: &BTreeMap<String, Spanned<String>>,
+        vars: &ClassVars,
+    ) -> Result<Task, At> {
+        let span = task.span();
+        let t = task.into_inner();
+        if t.weight == 0 {
+            return at(span, "task weight must be at least 1");
+        }
+        let mut take = Vec::new();
+        for (var, pool) in &t.take {
+            let Some(p) = self.pools.iter().position(|n| n == pool.get_ref()) else {
+                return at(
+                    pool.span(),
+                    format!(
+                        "pool {:?} is never filled: no request has to_pool = {{ {} = ... }}",
+                        pool.get_ref(),
+                        pool.get_ref()
+                    ),
+                );
+            };
+            take.push((vars.slot(var).expect("take keys are class variables"), p));
+        }
+        let steps: Vec<FileStep> = match t.request {
+            Some(request) if !t.step.is_empty() => {
+                return at(
+                    request.span(),
+                    "a task has either request = ... or [[user.task.step]] tables, not both",
+                )
+            }
+            Some(request) => vec![FileStep {
+                request,
+                name: t.name,
+                headers: t.headers,
+                json: t.json,
+                body: t.body,
+                success: t.success,
+                capture: t.capture,
+                to_pool: t.to_pool,
+            }],
+            None if t.step.is_empty() => {
+                return at(
+                    span,
+                    "a task needs request = \"METHOD /path\" or [[user.task.step]] tables",
+                )
+            }
+            None => t.step.into_iter().map(Spanned::into_inner).collect(),
+        };
+        let steps = steps
+            .into_iter()
+            .map(|s| self.step(s, headers, vars))
+            .collect::<Result<Vec<_>, At>>()?;
+        Ok(Task {
+            weight: t.weight,
+            take,
+            steps,
+        })
+    }
+
+    fn step(
+        &mut self,
+        s: FileStep,
+        class_headers: &BTreeMap<String, Spanned<String>>,
+        vars: &ClassVars,
+    ) -> Result<Step, At> {
+        let span = s.request.span();
+        let Some((method, path)) = s.request.get_ref().trim().split_once(' ') else {
+            return at(
+                span,
+                "request must be \"METHOD /path\", e.g. \"GET /api/v1/deployments/\"",
+            );
+        };
+        let path = path.trim();
+        let method_ok = !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic());
+        // Spaces are fine inside placeholders ({{random_int 1 5}}), nowhere else.
+        let outside: String = path
+            .split("{{")
+            .map(|part| part.split_once("}}").map_or(part, |(_, rest)| rest))
+            .collect();
+        if !method_ok || !path.starts_with('/') || outside.contains(char::is_whitespace) {
+            return at(
+                span,
+                "request must be \"METHOD /path\", e.g. \"GET /api/v1/deployments/\"",
+            );
+        }
+        let method = method.to_ascii_uppercase();
+        let template =
+            Template::compile(path, Place::Url, vars).or_else(|e| at(span.clone(), e))?;
+        let name = Name {
+            method: method.clone(),
+            name: s.name.unwrap_or_else(|| Template::display_name(path)),
+        };
+        let name = match self.names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+        };
+        let mut headers = Vec::new();
+        // Step headers replace class headers of the same name.
+        let merged = class_headers
+            .iter()
+            .filter(|(k, _)| !s.headers.keys().any(|h| h.eq_ignore_ascii_case(k)))
+            .chain(s.headers.iter());
+        for (key, value) in merged {
+            if key.is_empty()
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+            {
+                return at(value.span(), format!("invalid header name {key:?}"));
+            }
+            let t = Template::compile(value.get_ref(), Place::Text, vars)
+                .or_else(|e| at(value.span(), e))?;
+            headers.push((key.clone(), t));
+        }
+        let (body, content_type) = match (s.json, s.body) {
+            (Some(_), Some(b)) => {
+                return at(b.span(), "a request has json = ... or body = ..., not both")
+            }
+            (Some(j), None) => {
+                let t = Template::compile_json(j.get_ref(), vars).or_else(|e| at(j.span(), e))?;
+                (Some(t), Some("application/json"))
+            }
+            (None, Some(b)) => {
+                let t = Template::compile(b.get_ref(), Place::Text, vars)
+                    .or_else(|e| at(b.span(), e))?;
+                (Some(t), None)
+            }
+            (None, None) => (None, None),
+        };
+        let mut captures = Vec::new();
+        for (var, path) in &s.capture {
+            let p = JsonPath::parse(path.get_ref()).or_else(|e| at(path.span(), e))?;
+            let slot = vars.slot(var).expect("capture keys are class variables");
+            captures.push(Capture {
+                path: p,
+                into: Destination::Var(slot),
+            });
+        }
+        for (pool, path) in &s.to_pool {
+            let p = JsonPath::parse(path.get_ref()).or_else(|e| at(path.span(), e))?;
+            let index = self
+                .pools
+                .iter()
+                .position(|n| n == pool)
+                .expect("pools collected first");
+            captures.push(Capture {
+                path: p,
+                into: Destination::Pool(index),
+            });
+        }
+        Ok(Step {
+            name,
+            method,
+            path: template,
+            headers,
+            body,
+            content_type,
+            success: s.success.map_or(Success::Below400, Success::Only),
+            captures,
+        })
+    }
+}

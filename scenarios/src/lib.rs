@@ -1,0 +1,38 @@
+//! What blast's users do: scenarios (Locust-style user classes with weighted tasks), scenario
+//! files, the built-in P4.3 profiles, load shapes and success criteria. Knows nothing of sockets:
+//! a [`Scenario`] becomes the engine's [`blast_engine::Script`] through [`Scenario::script`].
+//!
+//! - [`Scenario`]: user classes, each with a [`WaitTime`], on-start requests (a login) and
+//!   weighted tasks; requests are templates with captures, generators and shared pools.
+//! - [`parse`] reads a scenario file; [`profile`] one of the embedded [`PROFILES`].
+//! - [`Load`] is a load shape as users write it (`-u/-r/-t`, stages, rates), resolved into an
+//!   engine schedule.
+//! - [`Criterion`] is one success criterion, evaluated against the engine's report.
+//!
+//! ```
+//! let scenario = blast_scenarios::profile("burst").unwrap();
+//! let (schedule, run_time) = scenario.load.resolve(Some(1000.0), 1000).unwrap();
+//! assert_eq!(run_time.as_secs(), 240);
+//! # let _ = schedule;
+//! ```
+#![deny(missing_docs)]
+
+mod capture;
+mod criteria;
+mod error;
+mod file;
+mod load;
+mod model;
+mod pool;
+mod profiles;
+mod template;
+mod user;
+
+pub use criteria::{Criterion, Verdict};
+pub use error::ScenarioError;
+pub use file::{parse, read};
+pub use load::{parse_duration, parse_rate, parse_stages, Load, DEFAULT_RUN_TIME, DEFAULT_USERS};
+pub use model::{Scenario, WaitTime};
+pub use pool::PoolCounts;
+pub use profiles::{profile, profile_source, PROFILES};
+pub use user::ScenarioScript;

@@ -1,0 +1,250 @@
+//! The scenario model: user classes with weighted tasks of requests, compiled before the run.
+
+use blast_engine::Name;
+use std::time::{Duration, Instant};
+
+use crate::capture::JsonPath;
+use crate::criteria::Criterion;
+use crate::load::Load;
+use crate::template::Template;
+
+/// A scenario: who the users are, what they do, the default load and the success criteria.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Short name, e.g. `burst`.
+    pub name: String,
+    /// One-paragraph description.
+    pub description: String,
+    /// Default base URL (Locust's `host`); `--host` overrides it.
+    pub host: Option<String>,
+    /// Default load; command-line flags override it field by field.
+    pub load: Load,
+    /// Success criteria; `--threshold` adds to them.
+    pub criteria: Vec<Criterion>,
+    pub(crate) classes: Vec<UserClass>,
+    pub(crate) names: Vec<Name>,
+    pub(crate) pools: Vec<String>,
+}
+
+impl Scenario {
+    /// Stats names of every request the scenario can send, in order of first appearance.
+    pub fn names(&self) -> &[Name] {
+        &self.names
+    }
+
+    /// User classes as (name, weight).
+    pub fn classes(&self) -> Vec<(&str, u32)> {
+        self.classes
+            .iter()
+            .map(|c| (c.name.as_str(), c.weight))
+            .collect()
+    }
+}
+
+/// Locust's `wait_time`, applied after each task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WaitTime {
+    /// `constant(s)`: rest `s` after each task.
+    Constant(Duration),
+    /// `between(a, b)`: rest a uniformly random time in `[a, b]`.
+    Between(Duration, Duration),
+    /// `constant_pacing(s)`: start tasks `s` apart (no rest if a task took longer).
+    ConstantPacing(Duration),
+    /// `constant_throughput(n)`: at most `n` tasks per second, i.e. pacing of `1/n` s.
+    ConstantThroughput(f64),
+}
+
+impl WaitTime {
+    /// Parses Locust's spelling: `between(1, 2)`, `constant(0.5)`, `constant_pacing(1)`,
+    /// `constant_throughput(2)`; seconds as numbers.
+    pub fn parse(text: &str) -> Result<WaitTime, String> {
+        let bad = || {
+            format!("invalid wait_time {text:?}: expected constant(S), between(MIN, MAX), constant_pacing(S) or constant_throughput(N), in seconds")
+        };
+        let (kind, args) = text.trim().split_once('(').ok_or_else(bad)?;
+        let args = args.strip_suffix(')').ok_or_else(bad)?;
+        let nums = args
+            .split(',')
+            .map(|a| {
+                a.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            })
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(bad)?;
+        let secs = Duration::from_secs_f64;
+        Ok(match (kind.trim(), &nums[..]) {
+            ("constant", &[s]) => WaitTime::Constant(secs(s)),
+            ("between", &[a, b]) if a <= b => WaitTime::Between(secs(a), secs(b)),
+            ("constant_pacing", &[s]) => WaitTime::ConstantPacing(secs(s)),
+            ("constant_throughput", &[n]) if n > 0.0 => WaitTime::ConstantThroughput(n),
+            _ => return Err(bad()),
+        })
+    }
+
+    /// When the next task may start, for a task that started at `started` and ended at `now`;
+    /// `None` for at once.
+    pub fn next_start(
+        &self,
+        started: Instant,
+        now: Instant,
+        rng: &mut fastrand::Rng,
+    ) -> Option<Instant> {
+        let at = match *self {
+            WaitTime::Constant(d) => now + d,
+            WaitTime::Between(a, b) => now + a + (b - a).mul_f64(rng.f64()),
+            WaitTime::ConstantPacing(d) => started + d,
+            WaitTime::ConstantThroughput(n) => started + Duration::from_secs_f64(1.0 / n),
+        };
+        (at > now).then_some(at)
+    }
+}
+
+/// A kind of user (Locust's `User` subclass).
+#[derive(Clone, Debug)]
+pub(crate) struct UserClass {
+    pub name: String,
+    pub weight: u32,
+    pub wait: WaitTime,
+    /// Requests run once when the user starts (Locust's `on_start`), e.g. a login.
+    pub on_start: Vec<Step>,
+    pub tasks: Vec<Task>,
+    /// Running sums of task weights, for picking a task.
+    pub task_weights: Vec<u32>,
+    /// Variable names; a variable's index is its slot.
+    pub vars: Vec<String>,
+}
+
+/// A weighted task: a sequence of requests run in order (Locust's `@task(N)` function).
+#[derive(Clone, Debug)]
+pub(crate) struct Task {
+    pub weight: u32,
+    /// Values taken from pools into variables before the task runs: (variable, pool).
+    pub take: Vec<(usize, usize)>,
+    pub steps: Vec<Step>,
+}
+
+/// Which statuses count as success.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Success {
+    /// Below 400, as Locust.
+    Below400,
+    /// Exactly these.
+    Only(Vec<u16>),
+}
+
+impl Success {
+    pub fn accepts(&self, status: u16) -> bool {
+        match self {
+            Success::Below400 => status < 400,
+            Success::Only(list) => list.contains(&status),
+        }
+    }
+}
+
+/// Where a captured value goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Destination {
+    /// The first match, into a user variable.
+    Var(usize),
+    /// Every match, into a shared pool.
+    Pool(usize),
+}
+
+/// One capture from a JSON response.
+#[derive(Clone, Debug)]
+pub(crate) struct Capture {
+    pub path: JsonPath,
+    pub into: Destination,
+}
+
+/// One request of a task, compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    /// Index of the stats name.
+    pub name: usize,
+    /// `GET`, `POST`...
+    pub method: String,
+    pub path: Template,
+    /// Header name and value template, class headers first.
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<Template>,
+    /// Content-Type sent with the body unless a header sets one.
+    pub content_type: Option<&'static str>,
+    pub success: Success,
+    pub captures: Vec<Capture>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_times_parse_in_locust_spelling() {
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            WaitTime::parse("constant(0.5)").unwrap(),
+            WaitTime::Constant(s(0.5))
+        );
+        assert_eq!(
+            WaitTime::parse(" between(1, 2) ").unwrap(),
+            WaitTime::Between(s(1.0), s(2.0))
+        );
+        assert_eq!(
+            WaitTime::parse("constant_pacing(1)").unwrap(),
+            WaitTime::ConstantPacing(s(1.0))
+        );
+        assert_eq!(
+            WaitTime::parse("constant_throughput(4)").unwrap(),
+            WaitTime::ConstantThroughput(4.0)
+        );
+        for bad in [
+            "between(2, 1)",
+            "constant()",
+            "soon(1)",
+            "constant(-1)",
+            "constant_throughput(0)",
+            "between(1)",
+        ] {
+            assert!(WaitTime::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_wait_time_schedules_the_next_task_as_locust_does() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let started = Instant::now();
+        let now = started + Duration::from_millis(300);
+        let ms = |t: Option<Instant>| t.map(|t| (t - now).as_millis() as i64);
+        assert_eq!(
+            ms(WaitTime::Constant(Duration::from_millis(500)).next_start(started, now, &mut rng)),
+            Some(500)
+        );
+        assert_eq!(
+            ms(WaitTime::Constant(Duration::ZERO).next_start(started, now, &mut rng)),
+            None
+        );
+        // Pacing counts from the task's start: 1 s pacing after a 300 ms task rests 700 ms.
+        assert_eq!(
+            ms(WaitTime::ConstantPacing(Duration::from_secs(1)).next_start(started, now, &mut rng)),
+            Some(700)
+        );
+        assert_eq!(
+            ms(WaitTime::ConstantThroughput(2.0).next_start(started, now, &mut rng)),
+            Some(200)
+        );
+        // A task slower than its pacing starts the next one at once.
+        assert_eq!(
+            ms(WaitTime::ConstantThroughput(10.0).next_start(started, now, &mut rng)),
+            None
+        );
+        let between = WaitTime::Between(Duration::from_millis(100), Duration::from_millis(200));
+        let waits: Vec<i64> = (0..1000)
+            .map(|_| ms(between.next_start(started, now, &mut rng)).unwrap())
+            .collect();
+        assert!(waits.iter().all(|w| (100..=200).contains(w)));
+        let mean = waits.iter().sum::<i64>() as f64 / 1000.0;
+        assert!((140.0..160.0).contains(&mean), "{mean}");
+    }
+}

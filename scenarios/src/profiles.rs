@@ -1,0 +1,46 @@
+//! The four P4.3 scenarios, embedded in the binary as scenario files users can print and adapt.
+
+use crate::{file, Scenario, ScenarioError};
+
+/// Built-in profiles: (name, scenario file).
+pub const PROFILES: [(&str, &str); 4] = [
+    ("deployments", include_str!("../profiles/deployments.toml")),
+    ("cab", include_str!("../profiles/cab.toml")),
+    ("connectors", include_str!("../profiles/connectors.toml")),
+    ("burst", include_str!("../profiles/burst.toml")),
+];
+
+/// The scenario file of a built-in profile, as text.
+pub fn profile_source(name: &str) -> Result<&'static str, ScenarioError> {
+    PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, source)| *source)
+        .ok_or_else(|| ScenarioError::UnknownProfile {
+            name: name.to_string(),
+            known: PROFILES.map(|(n, _)| n).join(", "),
+        })
+}
+
+/// A built-in profile, compiled.
+pub fn profile(name: &str) -> Result<Scenario, ScenarioError> {
+    file::parse(&format!("profile {name}"), profile_source(name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_compiles_with_its_plan_criteria() {
+        for (name, _) in PROFILES {
+            let s = profile(name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.name, name);
+            assert!(!s.criteria.is_empty(), "{name}");
+        }
+        assert!(matches!(
+            profile("nope"),
+            Err(ScenarioError::UnknownProfile { .. })
+        ));
+    }
+}

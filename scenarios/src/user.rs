@@ -1,0 +1,391 @@
+//! Scenario users at run time: the engine's [`Script`] for a compiled [`Scenario`].
+//!
+//! A user runs its class's `on_start` requests, then loops: pick a task by weight, take its pool
+//! values, send its requests in order (capturing from responses), rest per `wait_time`. A task
+//! stops at its first failed request. A task whose pool is empty, or whose URL or body needs a
+//! variable not captured yet, is skipped and counted as skipped, never as a failure.
+
+use blast_engine::{Action, FailureClass, Name, Reply, Script, Target, User, UserId};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::model::{Destination, Scenario, Step};
+use crate::pool::{Pool, PoolCounts};
+use crate::template::{Context, Value};
+
+/// A scenario ready to run against one target.
+#[derive(Clone)]
+pub struct ScenarioScript {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scenario: Scenario,
+    pools: Vec<Pool>,
+    /// `host` and `user-agent` header lines, the same for every request.
+    fixed_headers: Vec<u8>,
+    /// User classes in weighted round-robin order: user `i` gets class `cycle[i % len]`.
+    cycle: Vec<usize>,
+}
+
+impl Scenario {
+    /// The engine script that runs this scenario's users against `target`.
+    pub fn script(&self, target: &Target) -> ScenarioScript {
+        let fixed_headers = format!(
+            "host: {}\r\nuser-agent: blast/{}\r\n",
+            target.authority,
+            env!("CARGO_PKG_VERSION")
+        )
+        .into_bytes();
+        let weights: Vec<u32> = self.classes.iter().map(|c| c.weight).collect();
+        ScenarioScript {
+            inner: Arc::new(Inner {
+                pools: self.pools.iter().map(|_| Pool::default()).collect(),
+                scenario: self.clone(),
+                fixed_headers,
+                cycle: smooth_round_robin(&weights),
+            }),
+        }
+    }
+}
+
+impl ScenarioScript {
+    /// Each pool's name and counts so far.
+    pub fn pool_counts(&self) -> Vec<(String, PoolCounts)> {
+        let s = &self.inner;
+        s.scenario
+            .pools
+            .iter()
+            .cloned()
+            .zip(s.pools.iter().map(Pool::counts))
+            .collect()
+    }
+}
+
+impl Script for ScenarioScript {
+    fn names(&self) -> &[Name] {
+        self.inner.scenario.names()
+    }
+
+    fn user(&self, id: UserId) -> Box<dyn User> {
+        let inner = self.inner.clone();
+        let class = inner.cycle[id.index as usize % inner.cycle.len()];
+        let vars = vec![None; inner.scenario.classes[class].vars.len()];
+        Box::new(ScenarioUser {
+            inner,
+            class,
+            id,
+            vars,
+            cookies: Vec::new(),
+            rng: fastrand::Rng::new(),
+            state: State::OnStart(0),
+            task_started: Instant::now(),
+            taken: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+}
+
+/// Where a user is in its class's program.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    /// Sending `on_start[i]` next.
+    OnStart(usize),
+    /// About to pick a task.
+    Idle,
+    /// Sending `tasks[task].steps[step]` next.
+    Task { task: usize, step: usize },
+    /// The task is over (done or failed): rest next.
+    Rest,
+}
+
+struct ScenarioUser {
+    inner: Arc<Inner>,
+    class: usize,
+    id: UserId,
+    vars: Vec<Option<Value>>,
+    cookies: Vec<(String, String)>,
+    rng: fastrand::Rng,
+    state: State,
+    task_started: Instant,
+    /// Pool values taken for the current task and not yet sent, to give back on a skip.
+    taken: Vec<(usize, Value)>,
+    body: Vec<u8>,
+}
+
+/// The step a user of `class` in `state` sends next, if any.
+fn step_at(inner: &Inner, class: usize, state: State) -> Option<&Step> {
+    let class = &inner.scenario.classes[class];
+    match state {
+        State::OnStart(i) => class.on_start.get(i),
+        State::Task { task, step } => class.tasks[task].steps.get(step),
+        State::Idle | State::Rest => None,
+    }
+}
+
+impl ScenarioUser {
+    fn step(&self) -> Option<&Step> {
+        step_at(&self.inner, self.class, self.state)
+    }
+
+    fn rest(&mut self, skipped: Option<usize>) -> Action {
+        self.state = State::Idle;
+        let wait = self.inner.scenario.classes[self.class].wait;
+        let until = wait.next_start(self.task_started, Instant::now(), &mut self.rng);
+        Action::Rest { until, skipped }
+    }
+
+    /// Picks a task by weight and takes its pool values; `false` if a pool was empty.
+    fn start_task(&mut self) -> (usize, bool) {
+        let class = &self.inner.scenario.classes[self.class];
+        let total = *class.task_weights.last().expect("a class has tasks");
+        let roll = self.rng.u32(..total);
+        let task = class.task_weights.partition_point(|&w| w <= roll);
+        self.task_started = Instant::now();
+        self.state = State::Task { task, step: 0 };
+        for &(var, pool) in &class.tasks[task].take {
+            let Some(value) = self.inner.pools[pool].take() else {
+                for (pool, value) in self.taken.drain(..) {
+                    self.inner.pools[pool].give_back(value);
+                }
+                return (task, false);
+            };
+            self.vars[var] = Some(value.clone());
+            self.taken.push((pool, value));
+        }
+        (task, true)
+    }
+
+    fn give_back(&mut self) {
+        for (pool, value) in self.taken.drain(..) {
+            self.inner.pools[pool].give_back(value);
+        }
+    }
+
+    /// Writes `step` as wire bytes; `false` when its URL or body needs an unset variable.
+    fn render(&mut self, out: &mut Vec<u8>) -> bool {
+        // Borrow fields apart: the step is read from `inner` while `rng` and `body` change.
+        let ScenarioUser {
+            inner,
+            class,
+            id,
+            vars,
+            cookies,
+            rng,
+            state,
+            body: body_buf,
+            ..
+        } = self;
+        let Some(step) = step_at(inner, *class, *state) else {
+            return false;
+        };
+        let mut cx = Context {
+            vars,
+            rng,
+            user_id: id.index,
+            worker: id.worker,
+            workers: id.workers,
+        };
+        body_buf.clear();
+        if let Some(body) = &step.body {
+            if body.render(&mut cx, body_buf).is_err() {
+                return false;
+            }
+        }
+        out.extend_from_slice(step.method.as_bytes());
+        out.push(b' ');
+        if step.path.render(&mut cx, out).is_err() {
+            return false;
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        out.extend_from_slice(&inner.fixed_headers);
+        let mut content_type = step.content_type;
+        for (name, value) in &step.headers {
+            let mark = out.len();
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            // A header whose variable is not captured yet is left out (e.g. Authorization
+            // before the login): the target answers as it would without it.
+            if value.render(&mut cx, out).is_err() {
+                out.truncate(mark);
+                continue;
+            }
+            out.extend_from_slice(b"\r\n");
+            if name.eq_ignore_ascii_case("content-type") {
+                content_type = None;
+            }
+        }
+        if let (Some(ct), Some(_)) = (content_type, &step.body) {
+            out.extend_from_slice(b"content-type: ");
+            out.extend_from_slice(ct.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !cookies.is_empty() {
+            out.extend_from_slice(b"cookie: ");
+            for (i, (k, v)) in cookies.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b"; ");
+                }
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'=');
+                out.extend_from_slice(v.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        if step.body.is_some() || !matches!(step.method.as_str(), "GET" | "HEAD") {
+            out.extend_from_slice(format!("content-length: {}\r\n", body_buf.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body_buf);
+        true
+    }
+
+    /// Keeps cookies the target sets, as a browser session would for one host.
+    fn keep_cookies(&mut self, set_cookies: &[String]) {
+        for header in set_cookies {
+            let mut parts = header.split(';');
+            let Some((name, value)) = parts.next().and_then(|kv| kv.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let expired = parts.any(|attr| {
+                let attr = attr.trim().to_ascii_lowercase();
+                attr == "max-age=0" || attr.starts_with("max-age=-")
+            });
+            self.cookies.retain(|(k, _)| k != name);
+            if !expired {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    /// Applies the step's captures to a successful response.
+    fn capture(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass> {
+        let Some(step) = step_at(&self.inner, self.class, self.state) else {
+            return Ok(());
+        };
+        if step.captures.is_empty() {
+            return Ok(());
+        }
+        if reply.truncated {
+            return Err(FailureClass::Capture);
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(reply.body).map_err(|_| FailureClass::Capture)?;
+        for capture in &step.captures {
+            let found = capture.path.find(&doc);
+            match capture.into {
+                Destination::Var(slot) => {
+                    let first = found.first().ok_or(FailureClass::Capture)?;
+                    self.vars[slot] = Some(Value::from_json(first));
+                }
+                Destination::Pool(pool) => {
+                    self.inner.pools[pool].offer(found.into_iter().map(Value::from_json));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves past the step just answered; a failure ends the task (or the on-start sequence).
+    fn advance(&mut self, ok: bool) {
+        self.state = match self.state {
+            State::OnStart(i) if ok => State::OnStart(i + 1),
+            State::OnStart(_) => State::Idle,
+            State::Task { task, step } if ok => State::Task {
+                task,
+                step: step + 1,
+            },
+            _ => State::Rest,
+        };
+    }
+}
+
+impl User for ScenarioUser {
+    fn next(&mut self, request: &mut Vec<u8>) -> Action {
+        loop {
+            match self.state {
+                State::Idle => {
+                    let (task, ready) = self.start_task();
+                    if !ready {
+                        let first =
+                            self.inner.scenario.classes[self.class].tasks[task].steps[0].name;
+                        return self.rest(Some(first));
+                    }
+                }
+                State::Rest => return self.rest(None),
+                at => {
+                    let Some(step) = self.step() else {
+                        // The sequence is over: on-start leads to the first task, a task to rest.
+                        if matches!(at, State::OnStart(_)) {
+                            self.state = State::Idle;
+                            continue;
+                        }
+                        return self.rest(None);
+                    };
+                    let (name, keep_body) = (step.name, !step.captures.is_empty());
+                    if self.render(request) {
+                        self.taken.clear();
+                        return Action::Send { name, keep_body };
+                    }
+                    request.clear();
+                    self.give_back();
+                    if matches!(at, State::OnStart(_)) {
+                        self.state = State::Idle;
+                        continue;
+                    }
+                    return self.rest(Some(name));
+                }
+            }
+        }
+    }
+
+    fn response(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass> {
+        self.keep_cookies(reply.set_cookies);
+        let success = self.step().is_some_and(|s| s.success.accepts(reply.status));
+        let verdict = if success {
+            self.capture(reply)
+        } else {
+            Err(FailureClass::Status)
+        };
+        self.advance(verdict.is_ok());
+        verdict
+    }
+
+    fn failed(&mut self, _class: FailureClass) {
+        self.advance(false);
+    }
+}
+
+/// Orders classes so every prefix of users follows the weights as closely as it can
+/// (nginx's smooth weighted round robin): weights 3 and 1 give A A B A, not A A A B.
+fn smooth_round_robin(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..total)
+        .map(|_| {
+            for (c, &w) in current.iter_mut().zip(weights) {
+                *c += i64::from(w);
+            }
+            let best = (0..weights.len())
+                .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+                .expect("at least one class");
+            current[best] -= total;
+            best
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_interleave_by_weight() {
+        assert_eq!(smooth_round_robin(&[3, 1]), [0, 0, 1, 0]);
+        assert_eq!(smooth_round_robin(&[1]), [0]);
+        let c = smooth_round_robin(&[2, 5, 3]);
+        assert_eq!(c.len(), 10);
+        assert_eq!(c.iter().filter(|&&i| i == 1).count(), 5);
+    }
+}
