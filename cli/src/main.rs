@@ -109,16 +109,12 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
     };
     let url = match (base, &local) {
         (Some(url), _) => url,
-        (None, Some(server)) => {
-            let url = format!("{}/", server.url());
-            let missing = match job {
-                Job::Url(_) => "URL",
-                Job::Scenario(_) => "--host",
-            };
-            println!("no {missing} given: running against the built-in reference target at {url}");
-            url
-        }
+        (None, Some(server)) => format!("{}/", server.url()),
         (None, None) => unreachable!("a local target is started when no URL is given"),
+    };
+    let missing = match job {
+        Job::Url(_) => "URL",
+        Job::Scenario(_) => "--host",
     };
     let (target, uri) = Target::parse(&url).map_err(usage)?;
     let (plan, script, criteria, label) = match job {
@@ -154,6 +150,9 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(Failure::Usage)?;
+    }
+    if local.is_some() {
+        println!("no {missing} given: running against the built-in reference target at {url}");
     }
     let mut progress = progress::Progress::new(plan.run_time);
     let engine = Engine::new(plan).map_err(usage)?;

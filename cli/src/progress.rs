@@ -37,9 +37,10 @@ impl Progress {
             false => ms(window.latency_us.value_at_quantile(0.99)),
         };
         Some(format!(
-            "[{:>5.0}s/{:.0}s] {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s",
+            "[{:>5.0}s/{:.0}s] {} users, {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s",
             snapshot.elapsed.as_secs_f64(),
             self.run_time.as_secs_f64(),
+            snapshot.users,
             c.failed(),
             snapshot.interval.as_secs_f64(),
         ))
@@ -66,13 +67,14 @@ mod tests {
                     interval: Duration::from_secs(1),
                     window: &names,
                     cumulative: &names,
+                    users: 64,
                 })
             })
             .collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(
             lines[0],
-            "[    5s/12s] 901 req/s, p99 2.000ms, 1 failed in the last 1 s"
+            "[    5s/12s] 64 users, 901 req/s, p99 2.000ms, 1 failed in the last 1 s"
         );
     }
 }

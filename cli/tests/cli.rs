@@ -70,7 +70,31 @@ fn rate_run_reports_target_achieved_and_late_sends() {
 
 #[test]
 fn bad_input_is_one_line_and_exit_code_2() {
-    let cases: [&[&str]; 9] = [
+    let bad_file = temp("bad.toml");
+    std::fs::write(
+        &bad_file,
+        "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"GET /{{x}}\"\n",
+    )
+    .unwrap();
+    let bad_file = bad_file.to_str().unwrap();
+    let out = blast(&["-f", bad_file]);
+    assert!(
+        stderr(&out).contains("bad.toml:4:11: unknown variable {{x}}"),
+        "{}",
+        stderr(&out)
+    );
+    let cases: [&[&str]; 20] = [
+        &["--profile", "nope"],
+        &["-f", bad_file],
+        &["-f", "/no/such/file.toml"],
+        &["--profile", "cab", "http://127.0.0.1:1/"],
+        &["--profile", "cab", "--host", "http://127.0.0.1:1/api"],
+        &["--profile", "cab", "-H", "A: b"],
+        &["--profile", "cab", "--threshold", "p99<soon"],
+        &["--profile", "cab", "--threshold", "/nope:p99<1s"],
+        &["--profile", "burst", "--peak", "0"],
+        &["--stages", "1m:x"],
+        &["--peak", "10"],
         &["not a url"],
         &["ftp://127.0.0.1/"],
         &["http://127.0.0.1:1/", "-u", "0"],
@@ -81,6 +105,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["http://127.0.0.1:1/", "-H", "no colon"],
         &["http://127.0.0.1:1/", "--frobnicate"],
     ];
+    std::fs::remove_file(bad_file).unwrap();
     for args in cases {
         let out = blast(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -118,4 +143,86 @@ fn without_a_url_blast_runs_against_its_reference_target() {
             .contains("built-in reference target"),
         "{text}"
     );
+}
+
+#[test]
+fn a_profile_runs_against_the_reference_target_and_passes_its_criteria() {
+    let (text, v) = blast_json(
+        &["--profile", "cab", "-u", "10", "-r", "100", "-t", "2s"],
+        "cab.json",
+    );
+    assert!(text.starts_with("no --host given"), "{text}");
+    assert!(
+        text.contains("PASS  /api/v1/cab/[id]/approve/:status409==0"),
+        "{text}"
+    );
+    assert!(text.contains("result: PASS"), "{text}");
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["criteria"].as_array().unwrap().len(), 9);
+    let names: Vec<&str> = v["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"/api/v1/cab/pending/"), "{names:?}");
+}
+
+#[test]
+fn a_failed_criterion_exits_with_code_3_after_writing_results() {
+    let json = temp("fail.json");
+    let out = blast(&[
+        "-u",
+        "2",
+        "-t",
+        "1s",
+        "--no-pin",
+        "--threshold",
+        "p99<1us",
+        "--threshold",
+        "requests>0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL  p99<1us"), "{text}");
+    assert!(text.contains("PASS  requests>0"), "{text}");
+    assert!(
+        text.contains("result: FAIL (1 of 2 criteria failed)"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["passed"], false);
+    std::fs::remove_file(json).unwrap();
+}
+
+#[test]
+fn a_printed_profile_is_a_scenario_file_that_runs_as_is() {
+    let out = blast(&["--print-profile", "deployments"]);
+    assert!(out.status.success());
+    let file = temp("deployments.toml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let (text, v) = blast_json(
+        &[
+            "-f",
+            file.to_str().unwrap(),
+            "-u",
+            "5",
+            "-r",
+            "50",
+            "-t",
+            "1s",
+        ],
+        "file.json",
+    );
+    assert!(text.contains("blast deployments"), "{text}");
+    assert!(v["requests"].as_u64().unwrap() >= 5, "{v}");
+    std::fs::remove_file(file).unwrap();
+    let list = blast(&["--list-profiles"]);
+    let list = String::from_utf8(list.stdout).unwrap();
+    for name in ["deployments", "cab", "connectors", "burst"] {
+        assert!(list.contains(name), "{list}");
+    }
 }

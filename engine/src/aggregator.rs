@@ -16,6 +16,8 @@ pub struct Snapshot<'a> {
     pub window: &'a [Stats],
     /// Stats since the start of the run, one entry per request name.
     pub cumulative: &'a [Stats],
+    /// Users running at the end of the interval (open model: open connections).
+    pub users: u64,
 }
 
 impl Snapshot<'_> {
@@ -34,13 +36,16 @@ pub struct IntervalSummary {
     pub counters: Counters,
     /// Latency percentiles within this interval, in microseconds: p50, p95, p99, max.
     pub latency_us: [u64; 4],
+    /// Users running at the end of the interval (open model: open connections).
+    pub users: u64,
 }
 
 /// Merges deltas as they arrive; emits an interval once every live worker has reported it.
 pub(crate) struct Aggregator {
     interval: Duration,
     cumulative: Vec<Stats>,
-    pending: BTreeMap<u64, Vec<Stats>>,
+    /// Per tick: the merged window so far and the users reported for it.
+    pending: BTreeMap<u64, (Vec<Stats>, u64)>,
     /// Per worker: the next tick it has not reported yet, or `None` once it sent its last delta.
     next_tick: Vec<Option<u64>>,
     template: Vec<Stats>,
@@ -62,10 +67,11 @@ impl Aggregator {
 
     /// Adds one delta and reports every interval that became complete.
     pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
-        let window = self
+        let (window, users) = self
             .pending
             .entry(delta.tick)
-            .or_insert_with(|| self.template.clone());
+            .or_insert_with(|| (self.template.clone(), 0));
+        *users += delta.users;
         for ((win, cum), d) in window
             .iter_mut()
             .zip(&mut self.cumulative)
@@ -86,7 +92,7 @@ impl Aggregator {
             if below.is_some_and(|b| tick >= b) {
                 break;
             }
-            let window = entry.remove();
+            let (window, users) = entry.remove();
             let elapsed = self.interval * (tick as u32 + 1);
             let merged = total(&window);
             self.history.push(IntervalSummary {
@@ -94,12 +100,14 @@ impl Aggregator {
                 counters: merged.counters.clone(),
                 latency_us: [50.0, 95.0, 99.0, 100.0]
                     .map(|q| merged.latency_us.value_at_quantile(q / 100.0)),
+                users,
             });
             observer(&Snapshot {
                 elapsed,
                 interval: self.interval,
                 window: &window,
                 cumulative: &self.cumulative,
+                users,
             });
         }
     }
@@ -136,6 +144,7 @@ mod tests {
             worker,
             tick,
             names: vec![s],
+            users: 1,
             last,
         }
     }

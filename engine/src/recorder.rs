@@ -16,6 +16,8 @@ pub(crate) struct Delta {
     pub worker: usize,
     pub tick: u64,
     pub names: Vec<Stats>,
+    /// Users (or open-model connections) running when the delta was taken.
+    pub users: u64,
     /// This worker sends nothing after this delta.
     pub last: bool,
 }
@@ -89,7 +91,7 @@ impl Recorder {
     }
 
     /// Hands over this interval's stats and starts a fresh interval.
-    pub fn take(&mut self, worker: usize, tick: u64, last: bool) -> Delta {
+    pub fn take(&mut self, worker: usize, tick: u64, users: u64, last: bool) -> Delta {
         let fresh = (0..self.names.len())
             .map(|_| Stats::new(self.with_service))
             .collect();
@@ -97,6 +99,7 @@ impl Recorder {
             worker,
             tick,
             names: std::mem::replace(&mut self.names, fresh),
+            users,
             last,
         }
     }
@@ -119,7 +122,7 @@ mod tests {
         r.unconnected(1);
         r.skipped(1);
         r.cancel_in_flight();
-        let d = r.take(3, 7, true);
+        let d = r.take(3, 7, 0, true);
         let c = &d.names[0].counters;
         assert_eq!((c.ok, c.failed(), c.cancelled), (1, 2, 1));
         assert_eq!((c.bytes_sent, c.bytes_received), (20, 40));
@@ -127,6 +130,6 @@ mod tests {
         assert_eq!(d.names[1].counters.failures_of(FailureClass::Connect), 1);
         assert_eq!(d.names[1].counters.skipped, 1);
         assert_eq!((d.worker, d.tick, d.last), (3, 7, true));
-        assert_eq!(r.take(3, 8, false).names[0].counters.requests(), 0);
+        assert_eq!(r.take(3, 8, 0, false).names[0].counters.requests(), 0);
     }
 }

@@ -119,7 +119,11 @@ async fn drive(mut spec: WorkerSpec) {
     control.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = 0;
     let mut ship = |local: &Local, last: bool| {
-        let delta = local.recorder.borrow_mut().take(spec.index, tick, last);
+        let users = if last { 0 } else { local.live.get() };
+        let delta = local
+            .recorder
+            .borrow_mut()
+            .take(spec.index, tick, users, last);
         tick += 1;
         // The aggregator outlives every worker; a closed channel only means it gave up early.
         let _ = spec.deltas.send(delta);

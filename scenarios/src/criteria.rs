@@ -212,7 +212,10 @@ impl Criterion {
 
     fn show(&self, v: f64) -> String {
         if v.is_nan() {
-            return "nothing measured".into();
+            return match self.window {
+                Some(w) => format!("nothing: the run was shorter than {w:?}"),
+                None => "nothing: no requests".into(),
+            };
         }
         match self.metric {
             Metric::Avg | Metric::Min | Metric::Max | Metric::Quantile(_) => format!("{v:.1} ms"),

@@ -129,7 +129,8 @@ pub fn parse(path: &str, source: &str) -> Result<Scenario, ScenarioError> {
         }
     };
     let file: File = toml::from_str(source).map_err(|e| {
-        let message = e.message().trim().to_string();
+        // toml's messages can span lines ("invalid table header\nexpected ..."): keep one.
+        let message = e.message().trim().lines().collect::<Vec<_>>().join(": ");
         locate(e.span().unwrap_or(0..0), message)
     })?;
     let fallback = path
@@ -486,5 +487,85 @@ impl Compiler {
             success: s.success.map_or(Success::Below400, Success::Only),
             captures,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `line:col: message` of a file that does not compile.
+    fn error(source: &str) -> String {
+        match parse("s.toml", source) {
+            Ok(_) => panic!("compiled:\n{source}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const TASK: &str = "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"GET /\"\n";
+
+    #[test]
+    fn a_minimal_file_compiles_with_defaults() {
+        let s = parse("dir/minimal.toml", TASK).unwrap();
+        assert_eq!(s.name, "minimal");
+        assert_eq!(s.names()[0].name, "/");
+        assert_eq!(s.classes(), [("U", 1)]);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let cases = [
+            // TOML syntax.
+            ("[[user]\n", "s.toml:1:"),
+            // Unknown key, with what was expected.
+            (
+                &format!("{TASK}colour = \"red\"\n"),
+                "s.toml:5:1: unknown field `colour`, expected one of",
+            ),
+            // Bad request line.
+            (
+                "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"FETCH\"\n",
+                "s.toml:4:11: request must be",
+            ),
+            // Unknown variable in a template.
+            (
+                "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"GET /{{id}}\"\n",
+                "s.toml:4:11: unknown variable {{id}}",
+            ),
+            // Bad wait time.
+            (
+                "[[user]]\nclass = \"U\"\nwait_time = \"between(2, 1)\"\n[[user.task]]\nrequest = \"GET /\"\n",
+                "s.toml:3:13: invalid wait_time",
+            ),
+            // A pool nobody fills.
+            (
+                "[[user]]\nclass = \"U\"\n[[user.task]]\ntake = { id = \"ids\" }\nrequest = \"GET /{{id}}\"\n",
+                "s.toml:4:15: pool \"ids\" is never filled",
+            ),
+            // Bad criterion.
+            (
+                &format!("criteria = [\"p99 < soon\"]\n{TASK}"),
+                "s.toml:1:13: invalid criterion",
+            ),
+            // Criterion naming a request that does not exist.
+            (
+                &format!("criteria = [\"/nope:p99<1s\"]\n{TASK}"),
+                "no request has",
+            ),
+            // Bad stages.
+            (
+                &format!("{TASK}[load]\nstages = \"1m:lots\"\n"),
+                "s.toml:6:10: invalid stages",
+            ),
+            // No users at all.
+            ("name = \"x\"\n", "s.toml:1:1: no users"),
+            // Task with neither request nor steps.
+            ("[[user]]\nclass = \"U\"\n[[user.task]]\nweight = 2\n", "a task needs request"),
+        ];
+        for (source, expected) in cases {
+            let e = error(source);
+            assert!(e.contains(expected), "expected {expected:?} in {e:?}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+        }
     }
 }

@@ -89,14 +89,16 @@ impl Load {
         if shape.peak() <= 0.0 {
             return Err("the load shape never goes above 0".into());
         }
-        let staged = shape.duration();
-        let run_time = self
-            .run_time
-            .unwrap_or(if self.stages.is_some() || !staged.is_zero() {
-                staged
-            } else {
-                DEFAULT_RUN_TIME
-            });
+        // Stages say how long they last; a Locust ramp (-r) does not end the run.
+        let staged = match (&self.rate, &self.stages) {
+            (None, None) => Duration::ZERO,
+            _ => shape.duration(),
+        };
+        let run_time = self.run_time.unwrap_or(if staged.is_zero() {
+            DEFAULT_RUN_TIME
+        } else {
+            staged
+        });
         if run_time.is_zero() {
             return Err("the run time must be above zero".into());
         }

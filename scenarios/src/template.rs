@@ -137,10 +137,7 @@ impl Template {
                     let value = cx.vars[*slot].as_ref().ok_or(Unset)?;
                     write_value(value, *place, out);
                 }
-                Piece::Gen(generator, place) => {
-                    let value = generate(generator, cx);
-                    write_value(&value, *place, out);
-                }
+                Piece::Gen(generator, place) => generate(generator, *place, cx, out),
             }
         }
         Ok(())
@@ -267,21 +264,28 @@ fn placeholder(inner: &str, place: Place, vars: &dyn Vars) -> Result<Piece, Stri
     Ok(Piece::Gen(generator, place))
 }
 
-fn generate(generator: &Generator, cx: &mut Context<'_>) -> Value {
-    match generator {
-        Generator::UserId => Value::Json(cx.user_id.to_string()),
+/// Writes a fresh value; numbers go straight into `out`, with no allocation per request.
+fn generate(generator: &Generator, place: Place, cx: &mut Context<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let number = match generator {
+        Generator::UserId => cx.user_id as i64,
         Generator::Seq => {
             let n = SEQ.with(|c| {
                 let n = c.get();
                 c.set(n + 1);
                 n
             });
-            Value::Json((n * cx.workers as u64 + cx.worker as u64 + 1).to_string())
+            (n * cx.workers as u64 + cx.worker as u64 + 1) as i64
         }
-        Generator::RandomInt(low, high) => Value::Json(cx.rng.i64(*low..=*high).to_string()),
-        Generator::Uuid => Value::Text(uuid(cx.rng)),
-        Generator::Pick(words) => Value::Text(words[cx.rng.usize(..words.len())].clone()),
-    }
+        Generator::RandomInt(low, high) => cx.rng.i64(*low..=*high),
+        Generator::Uuid => return write_value(&Value::Text(uuid(cx.rng)), place, out),
+        Generator::Pick(words) => {
+            let word = &words[cx.rng.usize(..words.len())];
+            return write_value(&Value::Text(word.clone()), place, out);
+        }
+    };
+    // Digits and '-' need no escaping in any place.
+    let _ = write!(out, "{number}");
 }
 
 /// A random version-4 UUID in its usual text form.

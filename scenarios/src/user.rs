@@ -6,6 +6,7 @@
 //! variable not captured yet, is skipped and counted as skipped, never as a failure.
 
 use blast_engine::{Action, FailureClass, Name, Reply, Script, Target, User, UserId};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -233,7 +234,7 @@ impl ScenarioUser {
             out.extend_from_slice(b"\r\n");
         }
         if step.body.is_some() || !matches!(step.method.as_str(), "GET" | "HEAD") {
-            out.extend_from_slice(format!("content-length: {}\r\n", body_buf.len()).as_bytes());
+            let _ = write!(out, "content-length: {}\r\n", body_buf.len());
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body_buf);

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -265,12 +265,45 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
             Err(_) => text(StatusCode::BAD_REQUEST, "unreadable body"),
         };
     }
+    if path == "/cookies" {
+        return cookies(&req);
+    }
+    if let Some((name, value)) = path
+        .strip_prefix("/cookies/set/")
+        .and_then(|kv| kv.split_once('/'))
+    {
+        // httpbin's shape: set a cookie, answer with the name and value set.
+        let mut response = text(StatusCode::OK, "cookie set");
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}={value}; Path=/")) {
+            response.headers_mut().insert(SET_COOKIE, v);
+        }
+        return response;
+    }
     if let Some(code) = path.strip_prefix("/status/") {
         if let Some(status) = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
             return text(status, status.canonical_reason().unwrap_or(""));
         }
     }
     text(StatusCode::NOT_FOUND, "not found")
+}
+
+/// `GET /cookies`: the cookies the client sent, as JSON (`{"cookies": {"name": "value"}}`).
+fn cookies(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let sent: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let body = serde_json::json!({ "cookies": sent }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

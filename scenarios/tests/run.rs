@@ -1,0 +1,319 @@
+//! Runs scenarios through the engine against the reference target over loopback sockets and
+//! checks what the users did: task mix, captures, cookies, pools, stages, criteria.
+
+use blast_engine::{Engine, Plan, Report, Schedule, Target};
+use blast_scenarios::{parse, Criterion, Load, Scenario, ScenarioScript};
+use blast_target::{Config, Server};
+use std::time::Duration;
+
+fn serve() -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap()
+}
+
+fn scenario(source: &str) -> Scenario {
+    parse("test.toml", source).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `scenario` with `schedule` for `run_time`; returns the report and the script.
+fn run_with(
+    server: &Server,
+    scenario: &Scenario,
+    schedule: Schedule,
+    run_time: Duration,
+) -> (Report, ScenarioScript) {
+    let (target, _) = Target::parse(&server.url()).unwrap();
+    let script = scenario.script(&target);
+    let mut plan = Plan::new(target, script.clone(), schedule);
+    plan.workers = 2;
+    // Tests run side by side; pinning them all to the same cores would only slow them down.
+    plan.pin = false;
+    plan.run_time = run_time;
+    plan.interval = Duration::from_millis(100);
+    let report = Engine::new(plan).unwrap().run(|_| {}).unwrap();
+    (report, script)
+}
+
+fn run(server: &Server, scenario: &Scenario, users: u64) -> (Report, ScenarioScript) {
+    run_with(
+        server,
+        scenario,
+        Schedule::users(users),
+        Duration::from_millis(800),
+    )
+}
+
+fn count(report: &Report, name: &str) -> (u64, u64, u64) {
+    let n = report
+        .names
+        .iter()
+        .find(|n| n.name.name == name)
+        .unwrap_or_else(|| panic!("no name {name}"));
+    let c = &n.stats.counters;
+    (c.ok, c.failed(), c.skipped)
+}
+
+#[test]
+fn tasks_run_in_proportion_to_their_weights() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Mixed"
+        [[user.task]]
+        weight = 3
+        request = "GET /"
+        [[user.task]]
+        weight = 1
+        request = "GET /status/204"
+        "#,
+    );
+    let (report, _) = run(&server, &s, 4);
+    let (heavy, f1, _) = count(&report, "/");
+    let (light, f2, _) = count(&report, "/status/204");
+    assert_eq!(f1 + f2, 0);
+    let share = heavy as f64 / (heavy + light) as f64;
+    // Thousands of picks: 0.75 ± 0.05 is many standard deviations wide.
+    assert!(heavy + light > 1000, "{heavy} + {light}");
+    assert!(
+        (share - 0.75).abs() < 0.05,
+        "share of weight-3 task: {share}"
+    );
+}
+
+#[test]
+fn user_classes_split_by_weight() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "A"
+        weight = 3
+        wait_time = "constant(10)"
+        [[user.task]]
+        request = "GET /status/200"
+        [[user]]
+        class = "B"
+        wait_time = "constant(10)"
+        [[user.task]]
+        request = "GET /status/201"
+        "#,
+    );
+    // Each user sends one request and rests: requests count users per class.
+    let (report, _) = run(&server, &s, 8);
+    assert_eq!(count(&report, "/status/200").0, 6);
+    assert_eq!(count(&report, "/status/201").0, 2);
+}
+
+#[test]
+fn captures_feed_later_requests_and_headers() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "DeploymentUser"
+        headers = { Authorization = "Token {{token}}" }
+        [[user.on_start]]
+        request = "POST /api/v1/auth/token/"
+        json = { username = "loadtest_user", password = "loadtest-pass" }
+        capture = { token = "token" }
+        [[user.task]]
+        [[user.task.step]]
+        request = "POST /api/v1/deployments/"
+        json = { app_name = "app-{{seq}}", version = "1.{{random_int 0 9}}", target_ring = "{{pick a b}}" }
+        success = [201]
+        capture = { id = "id", ring = "target_ring" }
+        [[user.task.step]]
+        request = "GET /api/v1/deployments/{{id}}/"
+        name = "/api/v1/deployments/[id]/"
+        capture = { same = "id" }
+        [[user.task.step]]
+        request = "POST /api/v1/deployments/{{same}}/remediate/"
+        name = "/api/v1/deployments/[id]/remediate/"
+        success = [202]
+        "#,
+    );
+    let (report, _) = run(&server, &s, 4);
+    assert_eq!(
+        report.total.counters.failed(),
+        0,
+        "{:?}",
+        report.total.counters
+    );
+    let (created, _, _) = count(&report, "/api/v1/deployments/");
+    let (fetched, _, _) = count(&report, "/api/v1/deployments/[id]/");
+    let (remediated, _, _) = count(&report, "/api/v1/deployments/[id]/remediate/");
+    assert_eq!(count(&report, "/api/v1/auth/token/"), (4, 0, 0));
+    assert!(created > 0);
+    // Every fetch used an id captured from a create; a stop can cut a task between steps.
+    assert!(
+        created - fetched <= 4 && fetched - remediated <= 4,
+        "{created} {fetched} {remediated}"
+    );
+    let integrity = server.integrity();
+    assert_eq!(integrity["deployments_created"], created);
+    assert_eq!(integrity["remediations"], remediated);
+}
+
+#[test]
+fn a_failed_capture_fails_the_request_and_ends_the_task() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "U"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /api/v1/integrity/"
+        capture = { nope = "no_such_field" }
+        [[user.task.step]]
+        request = "GET /status/{{nope}}"
+        "#,
+    );
+    let (report, _) = run(&server, &s, 2);
+    let n = &report.names[0].stats.counters;
+    assert!(n.failures_of(blast_engine::FailureClass::Capture) > 0);
+    assert_eq!(n.ok, 0);
+    assert_eq!(report.names[1].stats.counters.requests(), 0);
+}
+
+#[test]
+fn cookies_set_by_the_target_are_sent_back_per_user() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Browser"
+        [[user.on_start]]
+        request = "GET /cookies/set/session/u{{user_id}}"
+        name = "/cookies/set/session/[user]"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /cookies"
+        capture = { session = "cookies.session" }
+        [[user.task.step]]
+        request = "GET /cookies/set/seen/{{session}}"
+        name = "/cookies/set/seen/[session]"
+        "#,
+    );
+    let (report, _) = run(&server, &s, 3);
+    assert_eq!(
+        report.total.counters.failed(),
+        0,
+        "{:?}",
+        report.total.counters
+    );
+    assert!(count(&report, "/cookies").0 > 0);
+}
+
+#[test]
+fn pools_hand_each_approval_to_exactly_one_of_many_users() {
+    let server = serve();
+    // No rest: 64 users race for the same listed ids as fast as the target answers.
+    let source = blast_scenarios::profile_source("cab").unwrap().replace(
+        "wait_time = \"between(0.3, 0.7)\"",
+        "wait_time = \"constant(0)\"",
+    );
+    assert!(source.contains("constant(0)"));
+    let s = scenario(&source);
+    let (report, script) = run_with(&server, &s, Schedule::users(64), Duration::from_secs(2));
+    let (approved, a_fail, _) = count(&report, "/api/v1/cab/[id]/approve/");
+    let (rejected, r_fail, _) = count(&report, "/api/v1/cab/[id]/reject/");
+    assert_eq!((a_fail, r_fail), (0, 0));
+    assert!(
+        approved + rejected > 150,
+        "the backlog must outlast the seed"
+    );
+    let integrity = server.integrity();
+    assert_eq!(integrity["second_decisions_refused"], 0);
+    assert_eq!(integrity["approvals_decided"], approved + rejected);
+    let (_, pool) = &script.pool_counts()[0];
+    // Requests cut off at the stop were handed out but never answered.
+    let cancelled = report.total.counters.cancelled;
+    assert!(pool.taken >= approved + rejected && pool.taken <= approved + rejected + cancelled);
+    assert!(
+        pool.repeated > 0,
+        "listings overlapped, and repeats were refused"
+    );
+}
+
+#[test]
+fn an_empty_pool_skips_the_task_without_failing() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Lonely"
+        [[user.task]]
+        take = { id = "never_filled_in_time" }
+        request = "POST /api/v1/cab/{{id}}/approve/"
+        name = "approve"
+        [[user.task]]
+        weight = 1
+        request = "GET /api/v1/integrity/"
+        to_pool = { never_filled_in_time = "nothing_here[*]" }
+        "#,
+    );
+    let (report, _) = run(&server, &s, 2);
+    let (ok, failed, skipped) = count(&report, "approve");
+    assert_eq!((ok, failed), (0, 0));
+    assert!(skipped > 0);
+    assert_eq!(report.total.counters.failed(), 0);
+}
+
+#[test]
+fn users_follow_the_stages_up_and_down() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "U"
+        wait_time = "constant(0.01)"
+        [[user.task]]
+        request = "GET /"
+        "#,
+    );
+    let load = Load {
+        stages: Some(blast_scenarios::parse_stages("500ms:12, 500ms:12, 500ms:0").unwrap()),
+        ..Load::default()
+    };
+    let (schedule, run_time) = load.resolve(None, 100).unwrap();
+    let (report, _) = run_with(&server, &s, schedule, run_time);
+    let users: Vec<u64> = report.history.iter().map(|h| h.users).collect();
+    let peak = *users.iter().max().unwrap();
+    assert_eq!(peak, 12, "{users:?}");
+    let at_peak = users.iter().position(|&u| u == peak).unwrap();
+    assert!(
+        users[..at_peak].windows(2).all(|w| w[0] <= w[1]),
+        "ramp up: {users:?}"
+    );
+    assert!(*users.last().unwrap() < peak, "ramp down: {users:?}");
+}
+
+#[test]
+fn criteria_are_judged_on_the_finished_run() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "U"
+        [[user.task]]
+        request = "GET /"
+        [[user.task]]
+        request = "GET /status/503"
+        name = "broken"
+        "#,
+    );
+    let (report, _) = run(&server, &s, 2);
+    let judge = |c: &str| Criterion::parse(c).unwrap().evaluate(&report).pass;
+    assert!(judge("requests>0"));
+    assert!(judge("/:success>=100%"));
+    assert!(judge("broken:status503>0"));
+    assert!(judge("broken:failure_rate==100%"));
+    assert!(!judge("failures==0"));
+    assert!(!judge("p99<1us"));
+    assert!(
+        !judge("rps>=1 for 1h"),
+        "a window longer than the run cannot hold"
+    );
+    assert!(judge("rps>=1 for 300ms"));
+}
