@@ -2,7 +2,8 @@
 //! every request is accounted for and lands in the right class.
 
 use blast_engine::{
-    Client, Engine, FailureClass, Plan, Report, RequestTemplate, Requests, Schedule, Target,
+    Client, Engine, FailureClass, Plan, Report, RequestTemplate, Requests, Schedule, Shape, Stage,
+    Target,
 };
 use blast_target::{Config, Latency, Server, Stall};
 use std::io::{Read, Write};
@@ -279,4 +280,48 @@ fn a_stop_request_ends_the_run_early_with_everything_counted() {
         (c.requests()..=c.requests() + c.cancelled).contains(&served),
         "{served} vs {c:?}"
     );
+}
+
+#[test]
+fn a_staged_rate_sends_exactly_the_area_under_its_shape() {
+    let server = serve(Config::default());
+    // 0 → 200/s over one second: 100 arrivals in all.
+    let rate = Shape {
+        start: 0.0,
+        stages: vec![Stage {
+            duration: Duration::from_secs(1),
+            target: 200.0,
+        }],
+    };
+    let mut p = plan(
+        &server.url(),
+        Schedule::Open {
+            rate,
+            max_connections: 20,
+        },
+        Client::Raw,
+    );
+    p.run_time = Duration::from_secs(1);
+    let report = run(p);
+    let c = &report.total.counters;
+    assert_eq!(c.requests() + c.cancelled, 100, "{c:?}");
+}
+
+#[test]
+fn the_user_count_can_change_while_running() {
+    let server = serve(Config::default());
+    let mut p = plan(&server.url(), Schedule::users(8), Client::Raw);
+    p.run_time = Duration::from_millis(1500);
+    let engine = Engine::new(p).unwrap();
+    let handle = engine.handle();
+    let steer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        handle.set_users(3);
+    });
+    let report = engine.run(|_| {}).unwrap();
+    steer.join().unwrap();
+    let users: Vec<u64> = report.history.iter().map(|h| h.users).collect();
+    assert_eq!(users.iter().max(), Some(&8), "{users:?}");
+    // The last interval is the stop; the one before it ran with the new count.
+    assert_eq!(users[users.len() - 2], 3, "{users:?}");
 }

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Generator CPU per request: the P4.3 burst scenario against `blast URL`, same target.
+
+The reference target (blast-target, one thread) is pinned to core 1 and blast (one worker) to
+core 0. Each round runs, in alternating order:
+
+- url:   blast http://TARGET/ -u USERS -t DURATION            (one pre-encoded GET, no wait)
+- burst: blast --profile burst --host http://TARGET --peak USERS --stages ...   (login, then
+         POST /api/v1/deployments/ with a templated JSON body and a token header, at up to 30
+         tasks/s per user)
+
+and reads blast's CPU time (user + system, from the kernel's accounting of the child process)
+and its request count from --json. The table shows medians over rounds of requests per second,
+CPU microseconds per request and their ratio.
+
+    python3 benches/scenario_cost.py [--users 1000] [--duration 20] [--rounds 3]
+
+Loopback only; every run is bounded by its run time.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR_CORE, TARGET_CORE = "0", "1"
+
+
+def start_target(binary):
+    proc = subprocess.Popen(["taskset", "-c", TARGET_CORE, binary, "--threads", "1"],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        sys.exit(f"blast-target did not start: {line!r}")
+    return proc, line.split("listening on")[1].strip()
+
+
+def measure(cmd, out):
+    """Runs blast pinned to the generator core; returns (requests/s, CPU µs per request)."""
+    proc = subprocess.Popen(["taskset", "-c", GENERATOR_CORE, *cmd, "--json", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    # Exit code 3 only says a criterion failed (the burst's are sized for 1000 users).
+    if code not in (0, 3):
+        sys.exit(f"{' '.join(cmd)} exited {code}: {proc.stderr.read()[-300:]}")
+    s = json.loads(out.read_text())
+    cpu = usage.ru_utime + usage.ru_stime
+    return s["requests"] / s["duration_s"], cpu * 1e6 / s["requests"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=1000)
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
+                   cwd=ROOT, check=True)
+    blast = str(ROOT / "target/release/blast")
+    target, url = start_target(str(ROOT / "target/release/blast-target"))
+    d, ramp = args.duration, max(1, args.duration // 5)
+    runs = {
+        "url": [blast, url + "/", "-u", str(args.users), "-t", f"{d}s", "--threads", "1"],
+        "burst": [blast, "--profile", "burst", "--host", url, "--threads", "1",
+                  "--stages", f"{ramp}s:{args.users},{d - ramp}s:{args.users}"],
+    }
+    results = {name: [] for name in runs}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.rounds):
+                order = list(runs) if r % 2 == 0 else list(reversed(runs))
+                for name in order:
+                    rps, us = measure(runs[name], Path(tmp) / f"{name}.json")
+                    results[name].append((rps, us))
+                    print(f"  round {r + 1} {name:6} {rps:>10.0f} req/s {us:>7.2f} CPU-µs/request",
+                          flush=True)
+    finally:
+        target.terminate()
+        target.wait(timeout=10)
+
+    med = {n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+           for n, v in results.items()}
+    print(f"\nmedians over {args.rounds} rounds, {args.users} users, {d} s each, "
+          f"target on core {TARGET_CORE}, blast on core {GENERATOR_CORE}:\n")
+    print("| run | requests/s | generator CPU µs per request |")
+    print("| --- | --- | --- |")
+    for name, (rps, us) in med.items():
+        print(f"| {name} | {rps:,.0f} | {us:.2f} |")
+    print(f"\nburst / url CPU per request = {med['burst'][1] / med['url'][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
