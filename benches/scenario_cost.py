@@ -2,12 +2,16 @@
 """Generator CPU per request: the P4.3 burst scenario against `blast URL`, same target.
 
 The reference target (blast-target, one thread) is pinned to core 1 and blast (one worker) to
-core 0. Each round runs, in alternating order:
+core 0. Each round runs, in rotating order:
 
-- url:   blast http://TARGET/ -u USERS -t DURATION            (one pre-encoded GET, no wait)
-- burst: blast --profile burst --host http://TARGET --peak USERS --stages ...   (login, then
-         POST /api/v1/deployments/ with a templated JSON body and a token header, at up to 30
-         tasks/s per user)
+- url:      blast http://TARGET/ -u USERS -t DURATION   (one pre-encoded GET /, no wait: the
+            cheapest request, and the generator saturated)
+- url-post: blast http://TARGET/api/v1/deployments/ -X POST -H 'Authorization: Token ...'
+            --body '{...}' -u USERS -t DURATION   (the burst's request, pre-encoded: same
+            target work, same load level, no scenario machinery)
+- burst:    blast --profile burst --host http://TARGET --stages ...   (login, then
+            POST /api/v1/deployments/ with a templated JSON body and a token header, at up to
+            30 tasks/s per user)
 
 and reads blast's CPU time (user + system, from the kernel's accounting of the child process)
 and its request count from --json. The table shows medians over rounds of requests per second,
@@ -25,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +44,14 @@ def start_target(binary):
         proc.kill()
         sys.exit(f"blast-target did not start: {line!r}")
     return proc, line.split("listening on")[1].strip()
+
+
+def login(url):
+    """A token for the burst's user, as the profile's on-start request gets one."""
+    body = json.dumps({"username": "loadtest_user", "password": "loadtest-pass"}).encode()
+    req = urllib.request.Request(url + "/api/v1/auth/token/", data=body,
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=5).read())["token"]
 
 
 def measure(cmd, out):
@@ -67,8 +80,13 @@ def main():
     blast = str(ROOT / "target/release/blast")
     target, url = start_target(str(ROOT / "target/release/blast-target"))
     d, ramp = args.duration, max(1, args.duration // 5)
+    deployment = '{"app_name":"burst-1","version":"1.0.1","target_ring":"canary"}'
     runs = {
         "url": [blast, url + "/", "-u", str(args.users), "-t", f"{d}s", "--threads", "1"],
+        "url-post": [blast, url + "/api/v1/deployments/", "-X", "POST",
+                     "-H", f"Authorization: Token {login(url)}",
+                     "-H", "Content-Type: application/json", "--body", deployment,
+                     "-u", str(args.users), "-t", f"{d}s", "--threads", "1"],
         "burst": [blast, "--profile", "burst", "--host", url, "--threads", "1",
                   "--stages", f"{ramp}s:{args.users},{d - ramp}s:{args.users}"],
     }
@@ -76,7 +94,8 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.rounds):
-                order = list(runs) if r % 2 == 0 else list(reversed(runs))
+                names = list(runs)
+                order = names[r % len(names):] + names[:r % len(names)]
                 for name in order:
                     rps, us = measure(runs[name], Path(tmp) / f"{name}.json")
                     results[name].append((rps, us))
@@ -94,7 +113,8 @@ def main():
     print("| --- | --- | --- |")
     for name, (rps, us) in med.items():
         print(f"| {name} | {rps:,.0f} | {us:.2f} |")
-    print(f"\nburst / url CPU per request = {med['burst'][1] / med['url'][1]:.2f}")
+    for base in ("url", "url-post"):
+        print(f"burst / {base} CPU per request = {med['burst'][1] / med[base][1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -48,24 +48,24 @@ struct FileUser {
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    on_start: Vec<Spanned<FileStep>>,
+    on_start: Vec<Spanned<Entry>>,
     #[serde(default)]
-    task: Vec<Spanned<FileTask>>,
+    task: Vec<Spanned<Entry>>,
 }
 
-/// A task: either one request written inline, or `[[user.task.step]]` tables.
+/// A `[[user.task]]`, `[[user.on_start]]` or `[[user.task.step]]` table. One shape serves all
+/// three so that a one-request task can be written inline; the keys only a task may have
+/// (`task`, `weight`, `take`, `step`) are checked by hand on the others.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileTask {
+struct Entry {
     /// The task's label (Locust's task function name); documentation only.
-    #[serde(rename = "task")]
-    _label: Option<String>,
-    #[serde(default = "one")]
-    weight: u32,
+    task: Option<String>,
+    weight: Option<Spanned<u32>>,
     #[serde(default)]
     take: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    step: Vec<Spanned<FileStep>>,
+    step: Vec<Spanned<Entry>>,
     request: Option<Spanned<String>>,
     name: Option<String>,
     #[serde(default)]
@@ -79,20 +79,23 @@ struct FileTask {
     to_pool: BTreeMap<String, Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileStep {
-    request: Spanned<String>,
-    name: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, Spanned<String>>,
-    json: Option<Spanned<toml::Value>>,
-    body: Option<Spanned<String>>,
-    success: Option<Vec<u16>>,
-    #[serde(default)]
-    capture: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    to_pool: BTreeMap<String, Spanned<String>>,
+impl Entry {
+    /// This table and its steps: every table that may describe a request.
+    fn requests(&self) -> impl Iterator<Item = &Entry> {
+        std::iter::once(self).chain(self.step.iter().map(Spanned::get_ref))
+    }
+
+    /// Refuses task-only keys on an on-start request or a step.
+    fn request_only(entry: &Spanned<Entry>) -> Result<(), At> {
+        let e = entry.get_ref();
+        if e.task.is_some() || e.weight.is_some() || !e.take.is_empty() || !e.step.is_empty() {
+            return at(
+                entry.span(),
+                "task, weight, take and step belong to [[user.task]] tables only",
+            );
+        }
+        Ok(())
+    }
 }
 
 fn one() -> u32 {
@@ -153,16 +156,9 @@ fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
     // Pools are shared by every class: collect the ones filled anywhere first.
     for user in &file.user {
         let user = user.get_ref();
-        let steps =
-            user.on_start
-                .iter()
-                .map(|s| &s.get_ref().to_pool)
-                .chain(user.task.iter().flat_map(|t| {
-                    let t = t.get_ref();
-                    std::iter::once(&t.to_pool).chain(t.step.iter().map(|s| &s.get_ref().to_pool))
-                }));
-        for to_pool in steps {
-            for name in to_pool.keys() {
+        let entries = user.on_start.iter().chain(&user.task);
+        for entry in entries.flat_map(|e| e.get_ref().requests()) {
+            for name in entry.to_pool.keys() {
                 if !c.pools.contains(name) {
                     c.pools.push(name.clone());
                 }
@@ -283,23 +279,20 @@ impl Compiler {
                 vars.push(name.clone());
             }
         };
-        for s in &user.on_start {
-            s.get_ref().capture.keys().for_each(&mut add);
-        }
-        for t in &user.task {
-            let t = t.get_ref();
-            t.take.keys().chain(t.capture.keys()).for_each(&mut add);
-            for s in &t.step {
-                s.get_ref().capture.keys().for_each(&mut add);
+        for entry in user.on_start.iter().chain(&user.task) {
+            let entry = entry.get_ref();
+            entry.take.keys().for_each(&mut add);
+            for e in entry.requests() {
+                e.capture.keys().for_each(&mut add);
             }
         }
         let vars = ClassVars(vars);
         let headers = user.headers;
-        let on_start = user
-            .on_start
-            .into_iter()
-            .map(|s| self.step(s.into_inner(), &headers, &vars))
-            .collect::<Result<Vec<_>, At>>()?;
+        let mut on_start = Vec::new();
+        for entry in &user.on_start {
+            Entry::request_only(entry)?;
+            on_start.push(self.step(entry, &headers, &vars)?);
+        }
         let mut tasks = Vec::new();
         for t in user.task {
             tasks.push(self.task(t, &headers, &vars)?);
@@ -324,15 +317,16 @@ impl Compiler {
 
     fn task(
         &mut self,
-        task: Spanned<FileTask>,
+        task: Spanned<Entry>,
         headers: &BTreeMap<String, Spanned<String>>,
         vars: &ClassVars,
     ) -> Result<Task, At> {
-        let span = task.span();
-        let t = task.into_inner();
-        if t.weight == 0 {
-            return at(span, "task weight must be at least 1");
-        }
+        let t = task.get_ref();
+        let weight = match &t.weight {
+            Some(w) if *w.get_ref() == 0 => return at(w.span(), "task weight must be at least 1"),
+            Some(w) => *w.get_ref(),
+            None => 1,
+        };
         let mut take = Vec::new();
         for (var, pool) in &t.take {
             let Some(p) = self.pools.iter().position(|n| n == pool.get_ref()) else {
@@ -347,37 +341,31 @@ impl Compiler {
             };
             take.push((vars.slot(var).expect("take keys are class variables"), p));
         }
-        let steps: Vec<FileStep> = match t.request {
-            Some(request) if !t.step.is_empty() => {
+        let steps = match (&t.request, t.step.is_empty()) {
+            (Some(request), false) => {
                 return at(
                     request.span(),
                     "a task has either request = ... or [[user.task.step]] tables, not both",
                 )
             }
-            Some(request) => vec![FileStep {
-                request,
-                name: t.name,
-                headers: t.headers,
-                json: t.json,
-                body: t.body,
-                success: t.success,
-                capture: t.capture,
-                to_pool: t.to_pool,
-            }],
-            None if t.step.is_empty() => {
+            (Some(_), true) => vec![self.step(&task, headers, vars)?],
+            (None, true) => {
                 return at(
-                    span,
+                    task.span(),
                     "a task needs request = \"METHOD /path\" or [[user.task.step]] tables",
                 )
             }
-            None => t.step.into_iter().map(Spanned::into_inner).collect(),
+            (None, false) => {
+                let mut steps = Vec::new();
+                for entry in &t.step {
+                    Entry::request_only(entry)?;
+                    steps.push(self.step(entry, headers, vars)?);
+                }
+                steps
+            }
         };
-        let steps = steps
-            .into_iter()
-            .map(|s| self.step(s, headers, vars))
-            .collect::<Result<Vec<_>, At>>()?;
         Ok(Task {
-            weight: t.weight,
+            weight,
             take,
             steps,
         })
@@ -385,12 +373,16 @@ impl Compiler {
 
     fn step(
         &mut self,
-        s: FileStep,
+        entry: &Spanned<Entry>,
         class_headers: &BTreeMap<String, Spanned<String>>,
         vars: &ClassVars,
     ) -> Result<Step, At> {
-        let span = s.request.span();
-        let Some((method, path)) = s.request.get_ref().trim().split_once(' ') else {
+        let s = entry.get_ref();
+        let Some(request) = &s.request else {
+            return at(entry.span(), "a request needs request = \"METHOD /path\"");
+        };
+        let span = request.span();
+        let Some((method, path)) = request.get_ref().trim().split_once(' ') else {
             return at(
                 span,
                 "request must be \"METHOD /path\", e.g. \"GET /api/v1/deployments/\"",
@@ -414,7 +406,10 @@ impl Compiler {
             Template::compile(path, Place::Url, vars).or_else(|e| at(span.clone(), e))?;
         let name = Name {
             method: method.clone(),
-            name: s.name.unwrap_or_else(|| Template::display_name(path)),
+            name: s
+                .name
+                .clone()
+                .unwrap_or_else(|| Template::display_name(path)),
         };
         let name = match self.names.iter().position(|n| *n == name) {
             Some(i) => i,
@@ -441,7 +436,7 @@ impl Compiler {
                 .or_else(|e| at(value.span(), e))?;
             headers.push((key.clone(), t));
         }
-        let (body, content_type) = match (s.json, s.body) {
+        let (body, content_type) = match (&s.json, &s.body) {
             (Some(_), Some(b)) => {
                 return at(b.span(), "a request has json = ... or body = ..., not both")
             }
@@ -484,7 +479,7 @@ impl Compiler {
             headers,
             body,
             content_type,
-            success: s.success.map_or(Success::Below400, Success::Only),
+            success: s.success.clone().map_or(Success::Below400, Success::Only),
             captures,
         })
     }
@@ -559,6 +554,11 @@ mod tests {
             ),
             // No users at all.
             ("name = \"x\"\n", "s.toml:1:1: no users"),
+            // Task-only keys on an on-start request.
+            (
+                &format!("{TASK}[[user.on_start]]\nweight = 2\nrequest = \"GET /\"\n"),
+                "s.toml:5:1: task, weight, take and step belong to [[user.task]] tables only",
+            ),
             // Task with neither request nor steps.
             ("[[user]]\nclass = \"U\"\n[[user.task]]\nweight = 2\n", "a task needs request"),
         ];
