@@ -1,7 +1,7 @@
 //! Runs scenarios through the engine against the reference target over loopback sockets and
 //! checks what the users did: task mix, captures, cookies, pools, stages, criteria.
 
-use blast_engine::{Engine, Plan, Report, Schedule, Target};
+use blast_engine::{Client, Engine, Plan, Report, Schedule, Target};
 use blast_scenarios::{parse, Criterion, Load, Scenario, ScenarioScript};
 use blast_target::{Config, Server};
 use std::time::Duration;
@@ -21,9 +21,20 @@ fn run_with(
     schedule: Schedule,
     run_time: Duration,
 ) -> (Report, ScenarioScript) {
+    run_on(server, scenario, schedule, run_time, Client::Raw)
+}
+
+fn run_on(
+    server: &Server,
+    scenario: &Scenario,
+    schedule: Schedule,
+    run_time: Duration,
+    client: Client,
+) -> (Report, ScenarioScript) {
     let (target, _) = Target::parse(&server.url()).unwrap();
     let script = scenario.script(&target);
     let mut plan = Plan::new(target, script.clone(), schedule);
+    plan.client = client;
     plan.workers = 2;
     // Tests run side by side; pinning them all to the same cores would only slow them down.
     plan.pin = false;
@@ -104,11 +115,7 @@ fn user_classes_split_by_weight() {
     assert_eq!(count(&report, "/status/201").0, 2);
 }
 
-#[test]
-fn captures_feed_later_requests_and_headers() {
-    let server = serve();
-    let s = scenario(
-        r#"
+const CAPTURES: &str = r#"
         [[user]]
         class = "DeploymentUser"
         headers = { Authorization = "Token {{token}}" }
@@ -130,15 +137,22 @@ fn captures_feed_later_requests_and_headers() {
         request = "POST /api/v1/deployments/{{same}}/remediate/"
         name = "/api/v1/deployments/[id]/remediate/"
         success = [202]
-        "#,
-    );
-    let (report, _) = run(&server, &s, 4);
-    assert_eq!(
-        report.total.counters.failed(),
-        0,
-        "{:?}",
-        report.total.counters
-    );
+        "#;
+
+#[test]
+fn captures_feed_later_requests_and_headers() {
+    for client in [Client::Raw, Client::Hyper] {
+        captures_work_with(client);
+    }
+}
+
+fn captures_work_with(client: Client) {
+    let server = serve();
+    let s = scenario(CAPTURES);
+    let schedule = Schedule::users(4);
+    let (report, _) = run_on(&server, &s, schedule, Duration::from_millis(800), client);
+    let c = &report.total.counters;
+    assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
     let (created, _, _) = count(&report, "/api/v1/deployments/");
     let (fetched, _, _) = count(&report, "/api/v1/deployments/[id]/");
     let (remediated, _, _) = count(&report, "/api/v1/deployments/[id]/remediate/");
