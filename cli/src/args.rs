@@ -120,9 +120,35 @@ pub struct Args {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
-    /// Write a JSON summary to this file.
-    #[arg(long)]
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
+    /// PREFIX_failures.csv and PREFIX_exceptions.csv (folders are created).
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+
+    /// With --csv: write every request name to the history file each second, not only the
+    /// Aggregated row.
+    #[arg(long, requires = "csv")]
+    pub csv_full_history: bool,
+
+    /// Write the run record (summary, per-name stats, time series, criteria) as JSON.
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write each interval's latency histogram in HdrHistogram's interval-log format.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+
+    /// Print only the final summary: no live view or status lines.
+    #[arg(long)]
+    pub only_summary: bool,
+
+    /// Print nothing but errors; results still go to the files asked for.
+    #[arg(short = 'q', long, conflicts_with = "only_summary")]
+    pub quiet: bool,
 }
 
 /// `--stages` as a shape from 0 users (a `Vec` would read as a repeated flag to clap).

@@ -1,15 +1,17 @@
 //! `blast`: parse flags, build a plan, run it, report, map errors to exit codes.
 
 mod args;
-mod json;
+mod outputs;
 mod progress;
 mod summary;
 
 use anyhow::Context;
 use args::Job;
 use blast_engine::{Engine, EngineError, Plan, RunHandle, Target};
+use blast_report::{RunInfo, RunRecord};
 use blast_scenarios::Load;
 use clap::Parser;
+use outputs::Outputs;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -117,6 +119,7 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         Job::Scenario(_) => "--host",
     };
     let (target, uri) = Target::parse(&url).map_err(usage)?;
+    let mut scenario_name = None;
     let (plan, script, criteria, label) = match job {
         Job::Url(_) => {
             let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -137,6 +140,7 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
             let mut criteria = scenario.criteria.clone();
             criteria.extend(args.thresholds.iter().cloned());
             let label = format!("{} ({url})", scenario.name);
+            scenario_name = Some(scenario.name.clone());
             (plan, Some(script), criteria, label)
         }
     };
@@ -144,22 +148,21 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         c.check_names(plan.script.names())
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
     }
-    if let Some(path) = &args.json {
-        // Fail before the run, not after it, when the output cannot be written.
-        create_parent(path).map_err(Failure::Usage)?;
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::Usage)?;
-    }
-    if local.is_some() {
+    // Fail before the run, not after it, when an output cannot be written.
+    let mut outputs = Outputs::create(args, plan.script.names()).map_err(Failure::Usage)?;
+    let console = Console::of(args);
+    if local.is_some() && console != Console::Quiet {
         println!("no {missing} given: running against the built-in reference target at {url}");
     }
     let mut progress = progress::Progress::new(plan.run_time);
     let engine = Engine::new(plan).map_err(usage)?;
     watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
-        if let Some(line) = progress.observe(s) {
-            eprintln!("{line}");
+        outputs.observe(s);
+        if console == Console::Live {
+            if let Some(line) = progress.observe(s) {
+                eprintln!("{line}");
+            }
         }
     };
     let report = engine.run(on_interval).map_err(|e| match e {
@@ -167,21 +170,53 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         other => usage(other),
     })?;
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
-    let pools = script.map(|s| s.pool_counts()).unwrap_or_default();
-    print!("{}", summary::render(&report, &label, &pools, &verdicts));
-    let _ = std::io::stdout().flush();
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&json::summary(&report, &label, &verdicts))
-            .expect("a JSON value always serializes");
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))
-            .map_err(Failure::Run)?;
+    let pools = script.as_ref().map(|s| s.pool_counts()).unwrap_or_default();
+    if console != Console::Quiet {
+        print!("{}", summary::render(&report, &label, &pools, &verdicts));
+        let _ = std::io::stdout().flush();
     }
+    let info = RunInfo {
+        command: std::env::args().collect(),
+        host: url.clone(),
+        profile: args.profile.clone(),
+        scenario: scenario_name,
+    };
+    let record = RunRecord::new(
+        &report,
+        &info,
+        &label,
+        &verdicts,
+        outputs.failure_rows(&report),
+    );
+    outputs.finish(&report, &record).map_err(Failure::Run)?;
     Ok(if verdicts.iter().all(|v| v.pass) {
         Verdict::Pass
     } else {
         Verdict::CriteriaFailed
     })
+}
+
+/// What the console shows while running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Console {
+    /// Status lines (or the live view on a terminal), then the summary.
+    Live,
+    /// The summary only (`--only-summary`).
+    Summary,
+    /// Nothing but errors (`-q`).
+    Quiet,
+}
+
+impl Console {
+    fn of(args: &args::Args) -> Console {
+        if args.quiet {
+            Console::Quiet
+        } else if args.only_summary {
+            Console::Summary
+        } else {
+            Console::Live
+        }
+    }
 }
 
 /// A plan for `script` with the load resolved and the shared engine flags applied.
@@ -208,14 +243,6 @@ fn start_reference_target() -> anyhow::Result<blast_target::Server> {
     };
     blast_target::Server::start(([127, 0, 0, 1], 0).into(), config)
         .context("cannot start the built-in reference target")
-}
-
-fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display())),
-        _ => Ok(()),
-    }
 }
 
 /// First Ctrl-C or SIGTERM: stop sending and finish normally. A second one: exit at once.

@@ -1,10 +1,10 @@
 //! The human summary printed at the end of a run.
 
-use blast_engine::{FailureClass, Report, Schedule, Shape};
+use blast_engine::{FailureClass, Report, Schedule};
+use blast_report::mean_rate;
 use blast_scenarios::{PoolCounts, Verdict};
 use hdrhistogram::Histogram;
 use std::fmt::Write;
-use std::time::Duration;
 
 /// Percentiles shown in the summary, as (label, quantile).
 const PERCENTILES: [(&str, f64); 5] = [
@@ -180,17 +180,6 @@ pub fn load(schedule: &Schedule) -> String {
     } else {
         format!("up to {} {unit}", shape.peak())
     }
-}
-
-/// The average of a rate shape over the first `span` of the run.
-pub fn mean_rate(rate: &Shape, span: Duration) -> f64 {
-    // Sampled every 10 ms: exact for constant rates, within 0.1% for any staged one.
-    let steps = (span.as_millis() / 10).max(1) as u32;
-    let step = span / steps;
-    (0..steps)
-        .map(|i| rate.at(step * i + step / 2))
-        .sum::<f64>()
-        / steps as f64
 }
 
 fn histogram_line(h: &Histogram<u64>) -> String {

@@ -49,6 +49,7 @@ impl Recorder {
         verdict: Result<(), FailureClass>,
         (latency, service): (Duration, Duration),
         bytes: (u64, u64),
+        body_bytes: u64,
     ) {
         self.in_flight[name] -= 1;
         let stats = &mut self.names[name];
@@ -63,6 +64,7 @@ impl Recorder {
                 }
             }
         }
+        stats.counters.body_bytes += body_bytes;
         stats.counters.bytes_sent += bytes.0;
         stats.counters.bytes_received += bytes.1;
     }
@@ -78,9 +80,12 @@ impl Recorder {
         self.names[name].counters.skipped += 1;
     }
 
-    /// A request could not be sent because no connection could be opened.
-    pub fn unconnected(&mut self, name: usize) {
-        self.names[name].counters.fail(FailureClass::Connect);
+    /// A request could not be sent because no connection could be opened; `refused` when
+    /// nothing was listening.
+    pub fn unconnected(&mut self, name: usize, refused: bool) {
+        let c = &mut self.names[name].counters;
+        c.fail(FailureClass::Connect);
+        c.refused += u64::from(refused);
     }
 
     /// The run is over: whatever is still in flight is counted as cancelled.
@@ -116,10 +121,10 @@ mod tests {
             r.sent(0, false);
         }
         let times = (Duration::from_millis(1), Duration::ZERO);
-        r.answered(0, 200, Ok(()), times, (10, 20));
-        r.answered(0, 409, Err(FailureClass::Status), times, (10, 20));
+        r.answered(0, 200, Ok(()), times, (10, 20), 2);
+        r.answered(0, 409, Err(FailureClass::Status), times, (10, 20), 2);
         r.broke(0, FailureClass::Timeout);
-        r.unconnected(1);
+        r.unconnected(1, true);
         r.skipped(1);
         r.cancel_in_flight();
         let d = r.take(3, 7, 0, true);

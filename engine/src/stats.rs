@@ -66,6 +66,10 @@ pub struct Counters {
     pub failed_statuses: BTreeMap<u16, u64>,
     /// Tasks that could not run (e.g. their pool was empty): neither sent nor failed.
     pub skipped: u64,
+    /// Connect failures that were refusals (nothing listening), a subset of `Connect`.
+    pub refused: u64,
+    /// Response body bytes (without status lines and headers).
+    pub body_bytes: u64,
     /// Requests sent but cut off when the run stopped.
     pub cancelled: u64,
     /// Bytes written to sockets, request lines and headers included.
@@ -109,6 +113,8 @@ impl Counters {
             *self.failed_statuses.entry(*status).or_default() += n;
         }
         self.skipped += other.skipped;
+        self.refused += other.refused;
+        self.body_bytes += other.body_bytes;
         self.cancelled += other.cancelled;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;

@@ -253,12 +253,16 @@ impl Local {
         Some(due)
     }
 
-    /// Opens a connection, counting it; `None` when the target could not be reached.
-    async fn connect<C: Connection>(&self, name: usize) -> Option<C> {
+    /// Opens a connection, counting it; on failure, whether the target refused it.
+    async fn connect<C: Connection>(&self, name: usize) -> Result<C, bool> {
         let plan = &self.plan;
-        let conn = C::open(plan.target.addr, plan.connect_timeout).await.ok()?;
-        self.recorder.borrow_mut().connected(name);
-        Some(conn)
+        match C::open(plan.target.addr, plan.connect_timeout).await {
+            Ok(conn) => {
+                self.recorder.borrow_mut().connected(name);
+                Ok(conn)
+            }
+            Err(e) => Err(e.kind() == std::io::ErrorKind::ConnectionRefused),
+        }
     }
 
     /// One user (closed model) or one connection of the pool (open model): the worker loop.
@@ -274,7 +278,7 @@ impl Local {
         let mut conn: Option<C> = None;
         if self.pacer.is_some() {
             // Pool connections open before taking a slot, so connect time is not charged to it.
-            conn = self.connect(0).await;
+            conn = self.connect(0).await.ok();
         }
         // Open model: the intended start of the current task, charged to its first request.
         let mut intended = None;
@@ -313,11 +317,12 @@ impl Local {
                 Some(c) => c.is_usable().await,
                 None => false,
             };
+            let mut refused = false;
             if !reusable {
-                conn = self.connect(name).await;
+                conn = self.connect(name).await.map_err(|r| refused = r).ok();
             }
             let Some(c) = conn.as_mut() else {
-                self.recorder.borrow_mut().unconnected(name);
+                self.recorder.borrow_mut().unconnected(name, refused);
                 user.failed(FailureClass::Connect);
                 if !self.sleep_until(Instant::now() + backoff, slot).await {
                     break;
@@ -351,6 +356,7 @@ impl Local {
                         verdict,
                         (done - from, done - sent_at),
                         (exchange.sent, exchange.received),
+                        received.body_len,
                     );
                     continue;
                 }

@@ -51,6 +51,8 @@ pub(crate) struct Received {
     pub truncated: bool,
     /// `Set-Cookie` header values.
     pub set_cookies: Vec<String>,
+    /// Length of the last response's body (kept or not).
+    pub body_len: u64,
 }
 
 impl Received {
@@ -59,10 +61,12 @@ impl Received {
         self.body.clear();
         self.truncated = false;
         self.set_cookies.clear();
+        self.body_len = 0;
     }
 
     /// Keeps body bytes if asked to, up to the limit.
     fn body_bytes(&mut self, data: &[u8]) {
+        self.body_len += data.len() as u64;
         if !self.keep {
             return;
         }

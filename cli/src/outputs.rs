@@ -1,0 +1,129 @@
+//! The run's result files: opened before the run (so an unwritable place fails first), fed
+//! once per interval, finished at the end.
+
+use anyhow::Context;
+use blast_engine::{Name, Report, Snapshot};
+use blast_report::{CsvWriter, FailureLog, FailureRow, HdrLog, RunRecord};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::args::Args;
+
+/// Every output a run writes besides the console.
+pub struct Outputs {
+    names: Vec<Name>,
+    failures: FailureLog,
+    csv: Option<CsvWriter>,
+    hdr: Option<HdrLog>,
+    json: Option<PathBuf>,
+    html: Option<PathBuf>,
+    /// The first write error met while running; later ones are not repeated.
+    warned: bool,
+}
+
+impl Outputs {
+    /// Creates every requested file now, before any load is sent.
+    pub fn create(args: &Args, names: &[Name]) -> anyhow::Result<Outputs> {
+        let csv = match &args.csv {
+            Some(prefix) => Some(
+                CsvWriter::create(prefix, args.csv_full_history, names).with_context(|| {
+                    format!("cannot write the CSV files {}_*.csv", prefix.display())
+                })?,
+            ),
+            None => None,
+        };
+        let hdr = match &args.hdr_log {
+            Some(path) => Some(
+                HdrLog::create(path, SystemTime::now())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+            ),
+            None => None,
+        };
+        for path in [&args.json, &args.html].into_iter().flatten() {
+            touch(path)?;
+        }
+        Ok(Outputs {
+            names: names.to_vec(),
+            failures: FailureLog::default(),
+            csv,
+            hdr,
+            json: args.json.clone(),
+            html: args.html.clone(),
+            warned: false,
+        })
+    }
+
+    /// Once per interval.
+    pub fn observe(&mut self, snapshot: &Snapshot<'_>) {
+        let now = SystemTime::now();
+        self.failures.observe(snapshot, now);
+        let mut result = Ok(());
+        if let Some(csv) = &mut self.csv {
+            let rows = failure_rows(&self.failures, &self.names, snapshot.cumulative, now);
+            result = csv.observe(snapshot, now, &rows);
+        }
+        if let (Some(hdr), Ok(())) = (&mut self.hdr, &result) {
+            result = hdr.observe(snapshot);
+        }
+        if let Err(e) = result {
+            if !std::mem::replace(&mut self.warned, true) {
+                eprintln!("blast: warning: cannot write results while running ({e}); the run goes on and they are written again at the end");
+            }
+        }
+    }
+
+    /// The failure rows of the finished run.
+    pub fn failure_rows(&self, report: &Report) -> Vec<FailureRow> {
+        let stats: Vec<_> = report.names.iter().map(|n| n.stats.clone()).collect();
+        failure_rows(&self.failures, &self.names, &stats, SystemTime::now())
+    }
+
+    /// Writes the final versions; every file is attempted even if one fails.
+    pub fn finish(&mut self, report: &Report, record: &RunRecord) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        if let Some(csv) = &mut self.csv {
+            let stats: Vec<_> = report.names.iter().map(|n| n.stats.clone()).collect();
+            if let Err(e) = csv.finish(&stats, report.duration, &record.failure_rows) {
+                errors.push(format!("CSV files: {e}"));
+            }
+        }
+        if let Some(path) = &self.json {
+            if let Err(e) = std::fs::write(path, record.to_json()) {
+                errors.push(format!("{}: {e}", path.display()));
+            }
+        }
+        if let Some(path) = &self.html {
+            if let Err(e) = std::fs::write(path, blast_report::html::render(record)) {
+                errors.push(format!("{}: {e}", path.display()));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("cannot write results: {}", errors.join("; "))
+        }
+    }
+}
+
+fn failure_rows(
+    log: &FailureLog,
+    names: &[Name],
+    stats: &[blast_engine::Stats],
+    now: SystemTime,
+) -> Vec<FailureRow> {
+    let rows = names
+        .iter()
+        .zip(stats)
+        .map(|(n, s)| (n.method.as_str(), n.name.as_str(), &s.counters));
+    log.rows(rows, now)
+}
+
+/// Creates `path` (and missing folders) empty, to fail before the run when it cannot be written.
+fn touch(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

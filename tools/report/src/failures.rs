@@ -1,0 +1,163 @@
+//! Failures as Locust's `_failures.csv` lists them: one row per (method, name, error), with the
+//! error written the way Locust writes it where people grep for it.
+
+use blast_engine::{Counters, FailureClass, Snapshot};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// One kind of error a request can end with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// Connection refused: nothing listening.
+    Refused,
+    /// Any other connect failure (unreachable, connect timeout).
+    Connect,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// The connection was reset or closed before the response.
+    Reset,
+    /// The response was not valid HTTP/1.1.
+    Protocol,
+    /// The response lacked what the scenario captures.
+    Capture,
+    /// A response with a status that does not count as success.
+    Status(u16),
+}
+
+impl ErrorKind {
+    /// Every error in `c` with its count, in a stable order.
+    pub fn counts(c: &Counters) -> Vec<(ErrorKind, u64)> {
+        let connect = c.failures_of(FailureClass::Connect);
+        let mut out = vec![
+            (ErrorKind::Refused, c.refused),
+            (ErrorKind::Connect, connect - c.refused.min(connect)),
+            (ErrorKind::Timeout, c.failures_of(FailureClass::Timeout)),
+            (ErrorKind::Reset, c.failures_of(FailureClass::Reset)),
+            (ErrorKind::Protocol, c.failures_of(FailureClass::Protocol)),
+            (ErrorKind::Capture, c.failures_of(FailureClass::Capture)),
+        ];
+        out.extend(
+            c.failed_statuses
+                .iter()
+                .map(|(s, n)| (ErrorKind::Status(*s), *n)),
+        );
+        out.retain(|(_, n)| *n > 0);
+        out
+    }
+
+    /// The error as Locust words it, so greps for `ConnectionRefusedError` or a status code
+    /// written for Locust's files work on blast's.
+    pub fn text(self) -> String {
+        match self {
+            ErrorKind::Refused => "ConnectionRefusedError(111, 'Connection refused')".into(),
+            ErrorKind::Connect => "ConnectTimeoutError('could not connect')".into(),
+            ErrorKind::Timeout => {
+                "TimeoutError('no complete response within the request timeout')".into()
+            }
+            ErrorKind::Reset => "ConnectionResetError(104, 'Connection reset by peer')".into(),
+            ErrorKind::Protocol => "BadStatusLine('response is not valid HTTP/1.1')".into(),
+            ErrorKind::Capture => "CaptureError('the response lacked a captured value')".into(),
+            ErrorKind::Status(code) => format!("HTTPError(code={code})"),
+        }
+    }
+
+    /// The failure class the error belongs to.
+    pub fn class(self) -> FailureClass {
+        match self {
+            ErrorKind::Refused | ErrorKind::Connect => FailureClass::Connect,
+            ErrorKind::Timeout => FailureClass::Timeout,
+            ErrorKind::Reset => FailureClass::Reset,
+            ErrorKind::Protocol => FailureClass::Protocol,
+            ErrorKind::Capture => FailureClass::Capture,
+            ErrorKind::Status(_) => FailureClass::Status,
+        }
+    }
+}
+
+/// One row of the failures table.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRow {
+    /// HTTP method.
+    pub method: String,
+    /// Stats name.
+    pub name: String,
+    /// The error as Locust words it.
+    pub error: String,
+    /// How many requests ended with it.
+    pub occurrences: u64,
+    /// First interval it was seen in, UTC `YYYY-MM-DDTHH:MM:SSZ`.
+    pub first_seen: String,
+    /// Last interval it was seen in.
+    pub last_seen: String,
+}
+
+/// When each (name, error) was first and last seen, from the interval snapshots.
+#[derive(Default)]
+pub struct FailureLog {
+    seen: BTreeMap<(usize, ErrorKind), (SystemTime, SystemTime)>,
+}
+
+impl FailureLog {
+    /// Notes the errors of one interval, which ended at `at`.
+    pub fn observe(&mut self, snapshot: &Snapshot<'_>, at: SystemTime) {
+        for (i, stats) in snapshot.window.iter().enumerate() {
+            for (kind, _) in ErrorKind::counts(&stats.counters) {
+                self.seen
+                    .entry((i, kind))
+                    .and_modify(|(_, last)| *last = at)
+                    .or_insert((at, at));
+            }
+        }
+    }
+
+    /// The rows for cumulative stats `names` (method, name, counters), sorted as Locust sorts
+    /// them: by occurrences, most first.
+    pub fn rows<'a>(
+        &self,
+        names: impl Iterator<Item = (&'a str, &'a str, &'a Counters)>,
+        now: SystemTime,
+    ) -> Vec<FailureRow> {
+        let mut rows = Vec::new();
+        for (i, (method, name, counters)) in names.enumerate() {
+            for (kind, n) in ErrorKind::counts(counters) {
+                let (first, last) = self.seen.get(&(i, kind)).copied().unwrap_or((now, now));
+                rows.push(FailureRow {
+                    method: method.to_string(),
+                    name: name.to_string(),
+                    error: kind.text(),
+                    occurrences: n,
+                    first_seen: crate::time::utc_seconds(first),
+                    last_seen: crate::time::utc_seconds(last),
+                });
+            }
+        }
+        rows.sort_by(|a, b| b.occurrences.cmp(&a.occurrences));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_split_connect_refusals_and_statuses() {
+        let mut c = Counters::default();
+        c.fail(FailureClass::Connect);
+        c.fail(FailureClass::Connect);
+        c.refused = 1;
+        c.fail(FailureClass::Status);
+        c.failed_statuses.insert(409, 1);
+        let kinds = ErrorKind::counts(&c);
+        assert_eq!(
+            kinds,
+            [
+                (ErrorKind::Refused, 1),
+                (ErrorKind::Connect, 1),
+                (ErrorKind::Status(409), 1)
+            ]
+        );
+        assert!(ErrorKind::Refused.text().contains("ConnectionRefusedError"));
+        assert!(ErrorKind::Status(409).text().contains("409"));
+    }
+}

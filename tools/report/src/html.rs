@@ -1,0 +1,266 @@
+//! `--html FILE`: one self-contained page (no network needed) with the run's verdict, criteria,
+//! stats, failures and charts. The charts are inline SVG; a small script makes the stats table
+//! sortable and marks the page ready once it has checked its charts, which the browser test
+//! reads.
+
+use std::fmt::Write;
+
+use crate::record::{Latency, RunRecord};
+use crate::svg::{self, escape, Chart, Series, XAxis};
+
+const BLUE: &str = "#1f77b4";
+const ORANGE: &str = "#ff7f0e";
+const RED: &str = "#d62728";
+const GREEN: &str = "#2ca02c";
+
+/// The run's charts, with a file-name stem each: throughput, latency, users, distribution.
+pub fn charts(record: &RunRecord) -> Vec<(&'static str, Chart)> {
+    let h = &record.history;
+    let line = |label: &str, color, f: &dyn Fn(&crate::Point) -> Option<f64>| Series {
+        label: label.to_string(),
+        color,
+        points: h.iter().filter_map(|p| f(p).map(|y| (p.t_s, y))).collect(),
+    };
+    let users_label = if record.model == "open" {
+        "connections"
+    } else {
+        "users"
+    };
+    vec![
+        (
+            "throughput",
+            Chart {
+                title: "Requests and failures per second".into(),
+                x_label: "seconds from start".into(),
+                y_label: "per second".into(),
+                x_axis: XAxis::Linear,
+                series: vec![
+                    line("requests/s", BLUE, &|p| Some(p.rps)),
+                    line("failures/s", RED, &|p| Some(p.fails_per_s)),
+                ],
+            },
+        ),
+        (
+            "latency",
+            Chart {
+                title: "Latency percentiles per interval".into(),
+                x_label: "seconds from start".into(),
+                y_label: "ms".into(),
+                x_axis: XAxis::Linear,
+                series: vec![
+                    line("p50", BLUE, &|p| p.p50_ms),
+                    line("p95", ORANGE, &|p| p.p95_ms),
+                    line("p99", RED, &|p| p.p99_ms),
+                ],
+            },
+        ),
+        (
+            "users",
+            Chart {
+                title: format!("{} over time", capitalise(users_label)),
+                x_label: "seconds from start".into(),
+                y_label: users_label.into(),
+                x_axis: XAxis::Linear,
+                series: vec![line(users_label, GREEN, &|p| Some(p.users as f64))],
+            },
+        ),
+        (
+            "distribution",
+            Chart {
+                title: "Latency by percentile (HDR)".into(),
+                x_label: "percentile".into(),
+                y_label: "ms".into(),
+                x_axis: XAxis::Percentile,
+                series: vec![Series {
+                    label: "latency".into(),
+                    color: BLUE,
+                    points: record.percentiles.clone(),
+                }],
+            },
+        ),
+    ]
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// The whole page.
+pub fn render(record: &RunRecord) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let title = format!("blast: {}", record.target);
+    let verdict = match (record.criteria.is_empty(), record.passed) {
+        (true, _) => r#"<span class="badge none">no criteria</span>"#,
+        (false, true) => r#"<span class="badge pass">PASS</span>"#,
+        (false, false) => r#"<span class="badge fail">FAIL</span>"#,
+    };
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; padding: 0 1rem; }}
+h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 0.85rem; }}
+th, td {{ border-bottom: 1px solid #eee; padding: 4px 8px; text-align: right; }}
+th {{ background: #f6f6f6; cursor: pointer; user-select: none; }}
+td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-align: left; }}
+.badge {{ padding: 2px 10px; border-radius: 4px; color: white; font-weight: bold; }}
+.pass {{ background: #2ca02c; }} .fail {{ background: #d62728; }} .none {{ background: #888; }}
+.facts span {{ display: inline-block; margin-right: 1.5rem; }}
+.charts svg {{ max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5rem 0; }}
+</style></head>
+<body data-ready="no">
+<h1>{} {verdict}</h1>
+<p class="facts"><span>started {}</span><span>ended {}</span><span>{:.1} s</span><span>{} threads ({})</span><span>{}</span></p>
+"#,
+        escape(&title),
+        escape(&title),
+        record.started_at,
+        record.ended_at,
+        record.duration_s,
+        record.threads,
+        if record.pinned {
+            "pinned"
+        } else {
+            "not pinned"
+        },
+        escape(&load_text(record)),
+    );
+    let latency = record.latency_ms.clone().unwrap_or_default();
+    let _ = write!(
+        out,
+        r#"<p class="facts"><span><b>{}</b> requests</span><span><b>{:.1}</b> req/s</span><span><b>{}</b> failed ({:.2}%)</span><span><b>{}</b> cancelled at stop</span><span>p50 <b>{:.3}</b> ms</span><span>p99 <b>{:.3}</b> ms</span><span>max <b>{:.3}</b> ms</span></p>
+"#,
+        record.requests,
+        record.rps,
+        record.failures,
+        percent(record.failures, record.requests),
+        record.cancelled,
+        latency.p50,
+        latency.p99,
+        latency.max,
+    );
+
+    if !record.criteria.is_empty() {
+        out.push_str("<h2>Criteria</h2>\n<table id=\"criteria\"><tr><th>result</th><th>criterion</th><th>measured</th></tr>\n");
+        for c in &record.criteria {
+            let badge = if c.pass {
+                r#"<span class="badge pass">PASS</span>"#
+            } else {
+                r#"<span class="badge fail">FAIL</span>"#
+            };
+            let _ = writeln!(
+                out,
+                r#"<tr><td class="text">{badge}</td><td class="text">{}</td><td>{}</td></tr>"#,
+                escape(&c.criterion),
+                escape(&c.measured)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    out.push_str("<h2>Requests</h2>\n<table id=\"stats\"><thead><tr><th>name</th><th>method</th><th>requests</th><th>failures</th><th>skipped</th><th>req/s</th><th>avg ms</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>avg size B</th></tr></thead><tbody>\n");
+    for n in &record.names {
+        let l = n.latency_ms.clone();
+        let cell =
+            |f: fn(&Latency) -> f64| l.as_ref().map_or("-".into(), |l| format!("{:.3}", f(l)));
+        let _ = writeln!(
+            out,
+            r#"<tr><td>{}</td><td class="text">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>"#,
+            escape(&n.name),
+            escape(&n.method),
+            n.requests,
+            n.failures,
+            n.skipped,
+            n.rps,
+            cell(|l| l.mean),
+            cell(|l| l.p50),
+            cell(|l| l.p95),
+            cell(|l| l.p99),
+            cell(|l| l.max),
+            n.avg_content_bytes,
+        );
+    }
+    out.push_str("</tbody></table>\n");
+
+    out.push_str("<h2>Failures</h2>\n");
+    if record.failure_rows.is_empty() {
+        out.push_str("<p>None.</p>\n");
+    } else {
+        out.push_str("<table id=\"failures\"><tr><th>name</th><th>method</th><th>error</th><th>occurrences</th><th>first seen</th><th>last seen</th></tr>\n");
+        for f in &record.failure_rows {
+            let _ = writeln!(
+                out,
+                r#"<tr><td>{}</td><td class="text">{}</td><td class="text">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                escape(&f.name),
+                escape(&f.method),
+                escape(&f.error),
+                f.occurrences,
+                f.first_seen,
+                f.last_seen
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    out.push_str("<h2>Charts</h2>\n<div class=\"charts\">\n");
+    let charts = charts(record);
+    for (_, chart) in &charts {
+        out.push_str(&svg::render(chart));
+        out.push('\n');
+    }
+    let _ = write!(
+        out,
+        "</div>\n<p><small>blast {} · command: <code>{}</code></small></p>\n<script>\n{}</script>\n</body></html>\n",
+        escape(&record.blast_version),
+        escape(&record.command.join(" ")),
+        SCRIPT.replace("CHARTS", &charts.len().to_string()),
+    );
+    out
+}
+
+/// Sorts the stats table by a clicked column, and marks the page ready (`data-ready="yes"`)
+/// once every chart is in the DOM and drawn; CHARTS is replaced by the expected count.
+const SCRIPT: &str = r##""use strict";
+document.querySelectorAll("#stats th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var body = document.querySelector("#stats tbody");
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.dataset.order !== "asc";
+    rows.sort(function (a, b) {
+      var x = a.cells[col].textContent, y = b.cells[col].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var cmp = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+      return asc ? cmp : -cmp;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    th.dataset.order = asc ? "asc" : "desc";
+  });
+});
+var charts = document.querySelectorAll(".charts svg.chart");
+var drawn = Array.prototype.every.call(charts, function (c) {
+  return c.getBBox().width > 0 && c.querySelectorAll("polyline, text").length > 0;
+});
+document.body.dataset.ready = charts.length === CHARTS && drawn ? "yes" : "broken";
+"##;
+
+fn load_text(record: &RunRecord) -> String {
+    match (record.users, record.target_rate) {
+        (Some(users), _) => format!("up to {users} users (closed model)"),
+        (None, Some(rate)) => format!("{rate:.1} requests/s planned (open model)"),
+        _ => record.model.clone(),
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}

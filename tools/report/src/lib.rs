@@ -1,0 +1,27 @@
+//! blast's result formats, written from the engine's snapshots and report:
+//!
+//! - [`RunRecord`]: everything a finished run produced; `--json` writes it, `blast report`
+//!   reads it back.
+//! - [`CsvWriter`]: Locust-compatible `--csv` files, rewritten each second and finished at the end.
+//! - [`HdrLog`]: per-interval histograms in HdrHistogram's interval-log format.
+//! - [`html`]: the self-contained HTML report, with charts drawn by [`svg`].
+//!
+//! ```
+//! let record = blast_report::RunRecord::from_json("{}");
+//! assert!(record.is_err(), "a record needs its keys");
+//! ```
+#![deny(missing_docs)]
+
+mod csv;
+mod failures;
+mod hdrlog;
+pub mod html;
+mod record;
+pub mod svg;
+mod time;
+
+pub use csv::{paths as csv_paths, CsvWriter};
+pub use failures::{ErrorKind, FailureLog, FailureRow};
+pub use hdrlog::HdrLog;
+pub use record::{mean_rate, ms, CriterionRecord, Latency, NameRecord, Point, RunInfo, RunRecord};
+pub use time::{unix_seconds, utc_seconds};

@@ -1,0 +1,369 @@
+//! The run record: everything a finished run produced, as `--json` writes it and `blast report`
+//! reads it back. Keys are documented in `docs/outputs.md`.
+
+use blast_engine::{FailureClass, Report, Schedule};
+use blast_scenarios::Verdict;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::failures::FailureRow;
+use crate::time::utc_seconds;
+
+/// What the caller knows about a run that the engine does not.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// The command line, program name first.
+    pub command: Vec<String>,
+    /// Base URL of the target.
+    pub host: String,
+    /// Built-in profile run, if any.
+    pub profile: Option<String>,
+    /// Scenario name (profile or file), if any.
+    pub scenario: Option<String>,
+}
+
+/// Latency summary in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Lowest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// 50th percentile.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// 99.99th percentile.
+    pub p9999: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl Latency {
+    /// The summary of a microsecond histogram; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let q = |q: f64| ms(h.value_at_quantile(q));
+        Some(Latency {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: ms(h.max()),
+        })
+    }
+}
+
+/// Microseconds as milliseconds.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// One request name's totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NameRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Stats name.
+    pub name: String,
+    /// Finished requests, failures included.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Failed requests by status code.
+    pub failed_statuses: BTreeMap<String, u64>,
+    /// Tasks skipped under this name.
+    pub skipped: u64,
+    /// Finished requests per second over the run.
+    pub rps: f64,
+    /// Mean response body size in bytes.
+    pub avg_content_bytes: f64,
+    /// Latency summary, `null` without responses.
+    pub latency_ms: Option<Latency>,
+}
+
+/// One interval of the time series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Seconds from the start to the end of the interval.
+    pub t_s: f64,
+    /// Users running (open model: connections).
+    pub users: u64,
+    /// Finished requests per second in the interval.
+    pub rps: f64,
+    /// Failed requests per second in the interval.
+    pub fails_per_s: f64,
+    /// Latency percentiles within the interval, in ms (`null` without responses).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Highest.
+    pub max_ms: Option<f64>,
+}
+
+/// One criterion's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CriterionRecord {
+    /// As written.
+    pub criterion: String,
+    /// The measured value with its unit.
+    pub measured: String,
+    /// Whether it held.
+    pub pass: bool,
+}
+
+/// A finished run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// blast's version.
+    pub blast_version: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// What ran against what: the URL, or the scenario and its base URL.
+    pub target: String,
+    /// Base URL of the target.
+    pub host: String,
+    /// Built-in profile, if any.
+    pub profile: Option<String>,
+    /// Scenario name, if any.
+    pub scenario: Option<String>,
+    /// Start, UTC.
+    pub started_at: String,
+    /// End, UTC.
+    pub ended_at: String,
+    /// From the start until the last worker finished.
+    pub duration_s: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Whether workers were pinned to cores.
+    pub pinned: bool,
+    /// Whether a stop was requested before the run time was over.
+    pub interrupted: bool,
+    /// `closed` (users) or `open` (arrival rate).
+    pub model: String,
+    /// Closed model: the highest user count of the shape.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub users: Option<f64>,
+    /// Open model: the planned mean rate over the run.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target_rate: Option<f64>,
+    /// Open model: the achieved rate.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub achieved_rate: Option<f64>,
+    /// Open model: sends more than 2 ms behind their schedule.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub late_sends: Option<u64>,
+    /// Open model: the connection limit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_connections: Option<u64>,
+    /// Open model: service time (from the actual send).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service_time_ms: Option<Latency>,
+    /// Finished requests, failures included.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Failed requests by class.
+    pub failures_by_class: BTreeMap<String, u64>,
+    /// Sent but cut off at stop.
+    pub cancelled: u64,
+    /// Tasks skipped.
+    pub skipped: u64,
+    /// `requests / duration_s`.
+    pub rps: f64,
+    /// Latency of every response, `null` without responses.
+    pub latency_ms: Option<Latency>,
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Per stats name.
+    pub names: Vec<NameRecord>,
+    /// Failures by (method, name, error).
+    pub failure_rows: Vec<FailureRow>,
+    /// Success criteria.
+    pub criteria: Vec<CriterionRecord>,
+    /// Whether every criterion held.
+    pub passed: bool,
+    /// One point per interval.
+    pub history: Vec<Point>,
+    /// The latency distribution as (percentile, ms) pairs, for HDR percentile plots.
+    pub percentiles: Vec<(f64, f64)>,
+}
+
+impl RunRecord {
+    /// The record of a finished run.
+    pub fn new(
+        report: &Report,
+        info: &RunInfo,
+        target: &str,
+        verdicts: &[Verdict],
+        failure_rows: Vec<FailureRow>,
+    ) -> RunRecord {
+        let c = &report.total.counters;
+        let secs = report.duration.as_secs_f64().max(1e-9);
+        let mut record = RunRecord {
+            blast_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: info.command.clone(),
+            target: target.to_string(),
+            host: info.host.clone(),
+            profile: info.profile.clone(),
+            scenario: info.scenario.clone(),
+            started_at: utc_seconds(report.started_at),
+            ended_at: utc_seconds(report.started_at + report.duration),
+            duration_s: report.duration.as_secs_f64(),
+            threads: report.workers,
+            pinned: report.pinned,
+            interrupted: report.interrupted,
+            model: String::new(),
+            users: None,
+            target_rate: None,
+            achieved_rate: None,
+            late_sends: None,
+            max_connections: None,
+            service_time_ms: None,
+            requests: c.requests(),
+            failures: c.failed(),
+            failures_by_class: FailureClass::ALL
+                .iter()
+                .map(|f| (f.as_str().to_string(), c.failures_of(*f)))
+                .collect(),
+            cancelled: c.cancelled,
+            skipped: c.skipped,
+            rps: c.requests() as f64 / secs,
+            latency_ms: Latency::of(&report.total.latency_us),
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            connections: c.connections,
+            names: report
+                .names
+                .iter()
+                .map(|n| {
+                    let c = &n.stats.counters;
+                    NameRecord {
+                        method: n.name.method.clone(),
+                        name: n.name.name.clone(),
+                        requests: c.requests(),
+                        failures: c.failed(),
+                        failed_statuses: c
+                            .failed_statuses
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), *v))
+                            .collect(),
+                        skipped: c.skipped,
+                        rps: c.requests() as f64 / secs,
+                        avg_content_bytes: c.body_bytes as f64 / c.requests().max(1) as f64,
+                        latency_ms: Latency::of(&n.stats.latency_us),
+                    }
+                })
+                .collect(),
+            failure_rows,
+            criteria: verdicts
+                .iter()
+                .map(|v| CriterionRecord {
+                    criterion: v.criterion.clone(),
+                    measured: v.measured.clone(),
+                    pass: v.pass,
+                })
+                .collect(),
+            passed: verdicts.iter().all(|v| v.pass),
+            history: history(report),
+            percentiles: percentiles(&report.total.latency_us),
+        };
+        match &report.schedule {
+            Schedule::Closed { users } => {
+                record.model = "closed".into();
+                record.users = Some(users.peak());
+            }
+            Schedule::Open {
+                rate,
+                max_connections,
+            } => {
+                record.model = "open".into();
+                record.target_rate = Some(mean_rate(rate, report.duration.min(report.run_time)));
+                record.achieved_rate = Some(record.rps);
+                record.late_sends = Some(c.late_sends);
+                record.max_connections = Some(*max_connections);
+                record.service_time_ms = report.total.service_us.as_ref().and_then(Latency::of);
+            }
+        }
+        record
+    }
+
+    /// The record as pretty JSON text, ending in a newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a record always serializes") + "\n"
+    }
+
+    /// Reads a record written by `--json`.
+    pub fn from_json(text: &str) -> Result<RunRecord, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// The average of a rate shape over the first `span` of the run.
+pub fn mean_rate(rate: &blast_engine::Shape, span: Duration) -> f64 {
+    // Sampled every 10 ms: exact for constant rates, within 0.1% for any staged one.
+    let steps = (span.as_millis() / 10).max(1) as u32;
+    let step = span / steps;
+    (0..steps)
+        .map(|i| rate.at(step * i + step / 2))
+        .sum::<f64>()
+        / steps as f64
+}
+
+fn history(report: &Report) -> Vec<Point> {
+    let mut previous = Duration::ZERO;
+    report
+        .history
+        .iter()
+        .map(|h| {
+            let span = (h.elapsed.saturating_sub(previous)).as_secs_f64().max(1e-9);
+            previous = h.elapsed;
+            let answered = h.counters.requests() > 0;
+            let at = |i: usize| answered.then(|| ms(h.latency_us[i]));
+            Point {
+                t_s: h.elapsed.as_secs_f64(),
+                users: h.users,
+                rps: h.counters.requests() as f64 / span,
+                fails_per_s: h.counters.failed() as f64 / span,
+                p50_ms: at(0),
+                p95_ms: at(1),
+                p99_ms: at(2),
+                max_ms: at(3),
+            }
+        })
+        .collect()
+}
+
+/// HdrHistogram's percentile distribution: points that get denser towards the tail.
+fn percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<(f64, f64)> = h
+        .iter_quantiles(2)
+        .map(|v| (v.quantile_iterated_to() * 100.0, ms(v.value_iterated_to())))
+        .take_while(|(p, _)| *p < 100.0)
+        .collect();
+    out.push((100.0, ms(h.max())));
+    out
+}
