@@ -1,0 +1,339 @@
+//! The result files of a real run of the `blast` binary against the reference target: Locust
+//! CSV, JSON record, HDR interval log, and the HTML report rendered in headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scenario with a known failure: one task in four gets a 503.
+const MIXED: &str = r#"
+name = "mixed"
+criteria = ["p99<10s"]
+[[user]]
+class = "Mixed"
+[[user.task]]
+weight = 3
+request = "GET /"
+[[user.task]]
+request = "GET /status/503"
+"#;
+
+struct Run {
+    dir: PathBuf,
+    json: serde_json::Value,
+}
+
+impl Run {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the mixed scenario for 3 s with every output; the folder does not exist beforehand.
+fn run(tag: &str, extra: &[&str]) -> Run {
+    let dir = std::env::temp_dir().join(format!("blast-outputs-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario =
+        std::env::temp_dir().join(format!("blast-mixed-{}-{tag}.toml", std::process::id()));
+    std::fs::write(&scenario, MIXED).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let mut args = vec![
+        "-f".to_string(),
+        scenario.to_str().unwrap().to_string(),
+        "-u".into(),
+        "4".into(),
+        "-t".into(),
+        "3s".into(),
+        "--no-pin".into(),
+        "--only-summary".into(),
+        "--csv".into(),
+        path("sub/run"),
+        "--json".into(),
+        path("run.json"),
+        "--html".into(),
+        path("run.html"),
+        "--hdr-log".into(),
+        path("run.hlog"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(env!("CARGO_BIN_EXE_blast"))
+        .args(&args)
+        .output()
+        .unwrap();
+    std::fs::remove_file(scenario).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    Run { dir, json }
+}
+
+/// Locust 2.47.0's header line of `file`, from its real output kept as a fixture.
+fn locust_header(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/report/tests/fixtures/locust-2.47.0")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("\r\n").next().unwrap().to_string()
+}
+
+#[test]
+fn csv_files_follow_locust_and_agree_with_the_final_summary() {
+    let run = run("csv", &[]);
+    for (mine, locust) in [
+        ("sub/run_stats.csv", "locmix_stats.csv"),
+        ("sub/run_stats_history.csv", "locmix_stats_history.csv"),
+        ("sub/run_failures.csv", "locmix_failures.csv"),
+        ("sub/run_exceptions.csv", "locmix_exceptions.csv"),
+    ] {
+        let text = run.text(mine);
+        assert_eq!(
+            text.split("\r\n").next().unwrap(),
+            locust_header(locust),
+            "{mine}"
+        );
+        assert!(
+            text.ends_with("\r\n") && !text.replace("\r\n", "").contains('\n'),
+            "CRLF: {mine}"
+        );
+    }
+
+    let stats = run.text("sub/run_stats.csv");
+    let rows: Vec<Vec<&str>> = stats
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(
+        names,
+        ["/", "/status/503", "Aggregated"],
+        "sorted by name, Aggregated last"
+    );
+    assert_eq!(rows[2][0], "", "Aggregated has no type");
+    // The final files agree with the final record.
+    let count = |r: &Vec<&str>, col: usize| r[col].parse::<u64>().unwrap();
+    assert_eq!(count(&rows[2], 2), run.json["requests"].as_u64().unwrap());
+    assert_eq!(count(&rows[2], 3), run.json["failures"].as_u64().unwrap());
+    assert_eq!(count(&rows[0], 2) + count(&rows[1], 2), count(&rows[2], 2));
+    assert_eq!(
+        count(&rows[1], 3),
+        count(&rows[1], 2),
+        "every 503 is a failure"
+    );
+    for row in &rows {
+        assert_eq!(row.len(), 22);
+        assert!(row[4..].iter().all(|v| v.parse::<f64>().is_ok()), "{row:?}");
+    }
+
+    // One history row per interval (Aggregated only without --csv-full-history).
+    let history = run.text("sub/run_stats_history.csv");
+    let intervals = run.json["history"].as_array().unwrap().len();
+    assert_eq!(history.lines().count() - 1, intervals);
+    assert!(history.lines().skip(1).all(|l| l.contains(",,Aggregated,")));
+
+    // Failures grouped by method, name and error, with the status code readable.
+    let failures = run.text("sub/run_failures.csv");
+    let lines: Vec<&str> = failures.lines().skip(1).collect();
+    assert_eq!(lines.len(), 1, "{failures}");
+    let fields: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(fields[..3], ["GET", "/status/503", "HTTPError(code=503)"]);
+    assert_eq!(fields[3], rows[1][3]);
+    assert!(fields[4].ends_with('Z') && fields[5].ends_with('Z'));
+}
+
+#[test]
+fn full_history_adds_a_row_per_name_each_interval() {
+    let run = run("full", &["--csv-full-history"]);
+    let history = run.text("sub/run_stats_history.csv");
+    let intervals = run.json["history"].as_array().unwrap().len();
+    assert_eq!(history.lines().count() - 1, intervals * 3);
+}
+
+#[test]
+fn the_plans_pandas_analysis_runs_on_the_stats_file() {
+    let run = run("pandas", &[]);
+    let script = format!(
+        "import pandas as pd\n\
+         df = pd.read_csv({:?})\n\
+         print(df.groupby('Name')[['Request Count', 'Failure Count', 'Median Response Time']].sum().loc['Aggregated', 'Request Count'])\n",
+        run.file("sub/run_stats.csv").to_str().unwrap()
+    );
+    let has_pandas = Command::new("python3")
+        .args(["-c", "import pandas"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pandas {
+        eprintln!("SKIPPED: pandas is not installed (.ci/run installs it with pip)");
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed.trim(), run.json["requests"].to_string());
+}
+
+#[test]
+fn the_json_record_has_names_series_criteria_and_metadata() {
+    let run = run("json", &[]);
+    let v = &run.json;
+    for key in [
+        "blast_version",
+        "command",
+        "host",
+        "started_at",
+        "ended_at",
+        "threads",
+        "pinned",
+        "scenario",
+        "model",
+    ] {
+        assert!(!v[key].is_null(), "{key} missing from {v}");
+    }
+    assert_eq!(v["scenario"], "mixed");
+    assert_eq!(v["names"].as_array().unwrap().len(), 2);
+    assert_eq!(v["criteria"][0]["criterion"], "p99<10s");
+    assert_eq!(v["passed"], true);
+    let history = v["history"].as_array().unwrap();
+    assert!(history.len() >= 3, "{history:?}");
+    let point = &history[0];
+    for key in [
+        "t_s",
+        "users",
+        "rps",
+        "fails_per_s",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+    ] {
+        assert!(!point[key].is_null(), "{key} missing from {point}");
+    }
+    assert_eq!(v["failure_rows"][0]["error"], "HTTPError(code=503)");
+    assert!(v["percentiles"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn the_hdr_log_is_readable_by_hdrhistogram() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let run = run("hdr", &[]);
+    let bytes = std::fs::read(run.file("run.hlog")).unwrap();
+    let mut total = 0;
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(h) = entry.unwrap() {
+            let decoded = base64_decode(h.encoded_histogram());
+            let histogram: hdrhistogram::Histogram<u64> = Deserializer::new()
+                .deserialize(&mut decoded.as_slice())
+                .unwrap();
+            total += histogram.len();
+            intervals += 1;
+            assert_eq!(h.tag().map(|t| t.as_str()), Some("all"));
+        }
+    }
+    assert_eq!(intervals, run.json["history"].as_array().unwrap().len());
+    // Every response's latency is in the log exactly once.
+    let answered = run.json["requests"].as_u64().unwrap();
+    assert_eq!(total, answered);
+}
+
+/// Standard base64 (the interval log's histogram encoding), decoded without a dependency.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Chromium's binary, installing Debian's package when it is missing and we may.
+fn chromium() -> Option<&'static str> {
+    let found = || {
+        ["chromium", "chromium-browser", "google-chrome"]
+            .into_iter()
+            .find(|b| {
+                Command::new(b)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+    };
+    if let Some(b) = found() {
+        return Some(b);
+    }
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    found()
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_without_script_errors() {
+    let run = run("html", &[]);
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: Chromium is not installed and could not be installed (apt-get install chromium)");
+        return;
+    };
+    let url = format!("file://{}", run.file("run.html").display());
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let console = String::from_utf8_lossy(&out.stderr);
+    assert!(!console.contains("Uncaught"), "script error: {console}");
+    // The page's own script marks it ready only when all four charts are drawn.
+    assert!(dom.contains(r#"data-ready="yes""#), "not ready:\n{console}");
+    assert_eq!(dom.matches(r#"class="chart""#).count(), 4);
+    for title in [
+        "Requests and failures per second",
+        "Latency percentiles per interval",
+        "Users over time",
+        "Latency by percentile (HDR)",
+    ] {
+        assert!(dom.contains(title), "{title}");
+    }
+    assert!(dom.contains("HTTPError(code=503)"));
+}
