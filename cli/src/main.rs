@@ -3,6 +3,7 @@
 mod args;
 mod outputs;
 mod progress;
+mod report;
 mod summary;
 
 use anyhow::Context;
@@ -26,6 +27,9 @@ const EXIT_RUN: u8 = 1;
 const EXIT_CRITERIA: u8 = 3;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("report") {
+        return report_main();
+    }
     let args = match args::Args::try_parse() {
         Ok(args) => args,
         // --help and --version are not errors.
@@ -51,6 +55,28 @@ fn main() -> ExitCode {
         Err(Failure::Run(e)) => {
             eprintln!("blast: error: {e:#}");
             ExitCode::from(EXIT_RUN)
+        }
+    }
+}
+
+/// `blast report ...`: its own flags, same error conventions.
+fn report_main() -> ExitCode {
+    let args = match report::ReportArgs::try_parse_from(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("blast report: error: {}", one_line(&e.render().to_string()));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match report::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blast report: error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -337,3 +337,72 @@ fn the_html_report_renders_in_chromium_without_script_errors() {
     }
     assert!(dom.contains("HTTPError(code=503)"));
 }
+
+#[test]
+fn blast_report_writes_the_results_report_from_run_records() {
+    let dir = std::env::temp_dir().join(format!("blast-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let blast = env!("CARGO_BIN_EXE_blast");
+    let runs: [&[&str]; 2] = [
+        &["--profile", "cab", "-u", "10", "-r", "100", "-t", "2s"],
+        &["--profile", "burst", "--stages", "1s:40,1s:40"],
+    ];
+    for (i, args) in runs.iter().enumerate() {
+        let json = dir.join(format!("run{i}.json"));
+        let status = Command::new(blast)
+            .args(*args)
+            .args(["--no-pin", "-q", "--json", json.to_str().unwrap()])
+            .status()
+            .unwrap();
+        // The compressed burst cannot hold 10,000 req/s for a minute: exit code 3.
+        assert!(matches!(status.code(), Some(0 | 3)), "{args:?}");
+    }
+    let out_file = dir.join("reports/P4-LOAD-TESTING-RESULTS.md");
+    let out = Command::new(blast)
+        .args([
+            "report",
+            dir.to_str().unwrap(),
+            "-o",
+            out_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(&out_file).unwrap();
+    for expected in [
+        "## Performance baseline targets",
+        "| Scenario 1: concurrent deployments | - | - | not run | - |",
+        "| Scenario 2: CAB approval backlog | p99 | < 500 ms |",
+        "| Scenario 4: burst | Throughput | 10000+ req/s held for 1 min | run shorter than 1 min | FAIL |",
+        "## Scenario 2: CAB approval backlog",
+        "`/api/v1/cab/[id]/approve/:status409==0`",
+        "## Bottleneck analysis",
+        "## Top optimisation opportunities",
+        "1. **",
+    ] {
+        assert!(md.contains(expected), "{expected:?} missing from:\n{md}");
+    }
+    let charts = std::fs::read_dir(dir.join("reports/P4-LOAD-TESTING-RESULTS-charts"))
+        .unwrap()
+        .count();
+    assert_eq!(charts, 8, "four charts per run");
+    assert!(md.contains("(P4-LOAD-TESTING-RESULTS-charts/cab-throughput.svg)"));
+    // Garbage in: a clear one-line error.
+    std::fs::write(dir.join("bad.json"), "{}").unwrap();
+    let bad = Command::new(blast)
+        .args([
+            "report",
+            dir.join("bad.json").to_str().unwrap(),
+            "-o",
+            out_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a blast run record"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

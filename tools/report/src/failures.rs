@@ -131,7 +131,7 @@ impl FailureLog {
                 });
             }
         }
-        rows.sort_by(|a, b| b.occurrences.cmp(&a.occurrences));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.occurrences));
         rows
     }
 }

@@ -132,10 +132,9 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
         escape(&load_text(record)),
     );
     let latency = record.latency_ms.clone().unwrap_or_default();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        r#"<p class="facts"><span><b>{}</b> requests</span><span><b>{:.1}</b> req/s</span><span><b>{}</b> failed ({:.2}%)</span><span><b>{}</b> cancelled at stop</span><span>p50 <b>{:.3}</b> ms</span><span>p99 <b>{:.3}</b> ms</span><span>max <b>{:.3}</b> ms</span></p>
-"#,
+        r#"<p class="facts"><span><b>{}</b> requests</span><span><b>{:.1}</b> req/s</span><span><b>{}</b> failed ({:.2}%)</span><span><b>{}</b> cancelled at stop</span><span>p50 <b>{:.3}</b> ms</span><span>p99 <b>{:.3}</b> ms</span><span>max <b>{:.3}</b> ms</span></p>"#,
         record.requests,
         record.rps,
         record.failures,

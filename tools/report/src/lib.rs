@@ -5,6 +5,8 @@
 //! - [`CsvWriter`]: Locust-compatible `--csv` files, rewritten each second and finished at the end.
 //! - [`HdrLog`]: per-interval histograms in HdrHistogram's interval-log format.
 //! - [`html`]: the self-contained HTML report, with charts drawn by [`svg`].
+//! - [`results`]: the P4.3 results report over several runs, with a bottleneck analysis
+//!   computed from their data ([`Finding`]).
 //!
 //! ```
 //! let record = blast_report::RunRecord::from_json("{}");
@@ -12,14 +14,17 @@
 //! ```
 #![deny(missing_docs)]
 
+mod analysis;
 mod csv;
 mod failures;
 mod hdrlog;
 pub mod html;
 mod record;
+pub mod results;
 pub mod svg;
 mod time;
 
+pub use analysis::{findings, Finding};
 pub use csv::{paths as csv_paths, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;

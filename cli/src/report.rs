@@ -1,0 +1,86 @@
+//! `blast report`: the P4.3 results report from the JSON records of several runs.
+
+use anyhow::{bail, Context};
+use blast_report::RunRecord;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+
+/// Writes the P4.3 results report from runs' --json records.
+#[derive(Parser, Debug)]
+#[command(name = "blast report", max_term_width = 100)]
+pub struct ReportArgs {
+    /// Run records written by `blast --json` (files or folders). Default: results/*.json.
+    pub runs: Vec<PathBuf>,
+
+    /// The report to write; its charts go into a folder beside it.
+    #[arg(
+        short = 'o',
+        long,
+        default_value = "reports/P4-LOAD-TESTING-RESULTS.md"
+    )]
+    pub out: PathBuf,
+}
+
+/// Reads the records, writes the report and its charts, prints where.
+pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    let inputs = if args.runs.is_empty() {
+        vec![PathBuf::from("results")]
+    } else {
+        args.runs.clone()
+    };
+    let mut files = Vec::new();
+    for input in &inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("cannot read {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    if files.is_empty() {
+        bail!(
+            "no run records found in {}: write them with blast --json results/NAME.json",
+            inputs[0].display()
+        );
+    }
+    let runs = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            RunRecord::from_json(&text).with_context(|| {
+                format!("{} is not a blast run record (blast --json)", f.display())
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stem = args.out.file_stem().unwrap_or_default().to_string_lossy();
+    let charts_name = format!("{stem}-charts");
+    let (markdown, charts) = blast_report::results::render(&runs, &charts_name);
+    let dir = args
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let charts_dir = dir.join(&charts_name);
+    std::fs::create_dir_all(&charts_dir)
+        .with_context(|| format!("cannot create folder {}", charts_dir.display()))?;
+    for (name, svg) in &charts {
+        std::fs::write(charts_dir.join(name), svg)
+            .with_context(|| format!("cannot write {}", charts_dir.join(name).display()))?;
+    }
+    std::fs::write(&args.out, markdown)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "wrote {} from {} run(s), with {} charts in {}",
+        args.out.display(),
+        runs.len(),
+        charts.len(),
+        charts_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! Bottleneck findings computed from a run's record: where latency bends as users grow, where
+//! throughput stops growing, what the error classes say, whether the generator was the limit.
+
+use crate::record::{Point, RunRecord};
+
+/// One finding, with a weight used to rank optimisation opportunities.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// What the data shows, one paragraph of Markdown.
+    pub text: String,
+    /// What to do about it, one sentence; empty for findings that need no action.
+    pub action: String,
+    /// Impact for ranking: larger is more urgent.
+    pub weight: f64,
+}
+
+/// A latency knee: p99 more than this many times its value at low load.
+const KNEE_FACTOR: f64 = 2.0;
+/// Users must grow by this share while throughput grows by less than [`FLAT_GROWTH`] for a
+/// plateau.
+const USERS_GROWTH: f64 = 0.3;
+const FLAT_GROWTH: f64 = 0.05;
+
+/// Every finding for one run, most urgent first.
+pub fn findings(run: &RunRecord) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let ramp: Vec<&Point> = ramp_up(&run.history);
+    out.extend(latency_knee(&ramp));
+    out.extend(throughput_plateau(&ramp));
+    out.extend(errors(run));
+    out.extend(slowest_names(run));
+    out.extend(generator(run));
+    for c in run.criteria.iter().filter(|c| !c.pass) {
+        out.push(Finding {
+            text: format!(
+                "Criterion `{}` failed (measured {}).",
+                c.criterion, c.measured
+            ),
+            action: format!("Bring `{}` within its target.", c.criterion),
+            weight: 100.0,
+        });
+    }
+    out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    out
+}
+
+/// The points of the run while users were rising (or all of a constant run), with traffic.
+fn ramp_up(history: &[Point]) -> Vec<&Point> {
+    let peak_at = history
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, p)| (p.users, usize::MAX - i))
+        .map_or(0, |(i, _)| i);
+    history[..=peak_at.min(history.len().saturating_sub(1))]
+        .iter()
+        .filter(|p| p.users > 0 && p.rps > 0.0)
+        .collect()
+}
+
+fn latency_knee(ramp: &[&Point]) -> Option<Finding> {
+    let p99: Vec<(u64, f64)> = ramp
+        .iter()
+        .filter_map(|p| p.p99_ms.map(|v| (p.users, v)))
+        .collect();
+    if p99.len() < 4 || p99.first()?.0 == p99.last()?.0 {
+        return None;
+    }
+    // Baseline: the median p99 of the first quarter of the ramp.
+    let mut early: Vec<f64> = p99[..p99.len() / 4 + 1].iter().map(|x| x.1).collect();
+    early.sort_by(f64::total_cmp);
+    let base = early[early.len() / 2].max(0.001);
+    // The knee: the first point from which p99 stays above KNEE_FACTOR × baseline.
+    let knee = (0..p99.len()).find(|&i| p99[i..].iter().all(|x| x.1 > KNEE_FACTOR * base))?;
+    let (users, value) = p99[knee];
+    let peak = p99.iter().map(|x| x.1).fold(0.0, f64::max);
+    Some(Finding {
+        text: format!(
+            "**Latency bends at about {users} users**: p99 was {base:.2} ms at low load and stays above {:.0} × that from {users} users on ({value:.2} ms there, up to {peak:.2} ms). Requests start queueing: some resource (workers, connections, a lock, the database) is saturated at that concurrency.",
+            KNEE_FACTOR
+        ),
+        action: format!("Find what saturates at {users} concurrent users (worker pool, DB connections, locks) and raise or remove that limit."),
+        weight: 30.0 + (peak / base).min(50.0),
+    })
+}
+
+fn throughput_plateau(ramp: &[&Point]) -> Option<Finding> {
+    if ramp.len() < 4 {
+        return None;
+    }
+    // Compare each point with the first one at least USERS_GROWTH fewer users back.
+    for (i, p) in ramp.iter().enumerate() {
+        let Some(earlier) = ramp[..i]
+            .iter()
+            .rev()
+            .find(|q| (p.users as f64) >= (q.users as f64) * (1.0 + USERS_GROWTH))
+        else {
+            continue;
+        };
+        let growth = p.rps / earlier.rps.max(1e-9) - 1.0;
+        if growth < FLAT_GROWTH && earlier.users >= 2 {
+            let rest = &ramp[i..];
+            let more_users = rest.last().map_or(p.users, |q| q.users);
+            return Some(Finding {
+                text: format!(
+                    "**Throughput stops growing at about {:.0} requests/s**: from {} to {} users it went from {:.0} to {:.0} requests/s (+{:.0}%) while users grew {:.0}%, and the ramp went on to {more_users} users. Beyond that point extra users only queue.",
+                    earlier.rps,
+                    earlier.users,
+                    p.users,
+                    earlier.rps,
+                    p.rps,
+                    growth * 100.0,
+                    (p.users as f64 / earlier.users as f64 - 1.0) * 100.0
+                ),
+                action: format!("The system's capacity is about {:.0} requests/s: scale out, or profile the slowest endpoint at that load.", earlier.rps),
+                weight: 40.0,
+            });
+        }
+    }
+    None
+}
+
+/// What each error usually means, for the analysis.
+fn meaning(error: &str) -> &'static str {
+    if error.contains("ConnectionRefused") {
+        "nothing accepted the connection: the server was down, restarting, or its listen backlog overflowed"
+    } else if error.contains("ConnectTimeout") {
+        "connections could not be opened in time: accept queue full, SYN backlog, or a firewall/proxy limit"
+    } else if error.contains("Timeout") {
+        "responses slower than the request timeout: saturated workers, slow queries, or lock waits"
+    } else if error.contains("ConnectionReset") {
+        "the server closed connections while requests were pending: worker recycling, proxy idle limits, or crashes"
+    } else if error.contains("code=502") || error.contains("code=504") {
+        "a proxy in front got no (timely) answer from the application: upstream overloaded or down"
+    } else if error.contains("code=503") {
+        "the service refused work: often an exhausted pool (DB connections, workers) or a circuit breaker"
+    } else if error.contains("code=500") {
+        "application errors: look for exceptions in the server log, often pool exhaustion or deadlocks under load"
+    } else if error.contains("code=429") {
+        "rate limiting: the target throttled the load"
+    } else if error.contains("code=409") {
+        "conflicts: two requests changed the same object (e.g. a second decision on an approval)"
+    } else if error.contains("code=4") {
+        "client errors: the scenario sends requests the API rejects (auth, validation, missing objects)"
+    } else if error.contains("BadStatusLine") {
+        "malformed responses: a proxy or server wrote invalid HTTP under load"
+    } else if error.contains("Capture") {
+        "responses lacked the data the scenario expects: error pages served with a success status?"
+    } else {
+        "see the failures table"
+    }
+}
+
+fn errors(run: &RunRecord) -> Vec<Finding> {
+    let total = run.requests.max(1) as f64;
+    let mut out: Vec<Finding> = run
+        .failure_rows
+        .iter()
+        .map(|f| {
+            let share = f.occurrences as f64 / total * 100.0;
+            Finding {
+                text: format!(
+                    "**{} × `{}`** on {} {} ({share:.2}% of all requests, {} to {}): {}.",
+                    f.occurrences,
+                    f.error,
+                    f.method,
+                    f.name,
+                    f.first_seen,
+                    f.last_seen,
+                    meaning(&f.error)
+                ),
+                action: format!("Eliminate `{}` on {} {}.", f.error, f.method, f.name),
+                weight: 20.0 + share * 10.0,
+            }
+        })
+        .collect();
+    // A burst: failures concentrated in a few intervals rather than spread over the run.
+    let fails: Vec<f64> = run.history.iter().map(|p| p.fails_per_s).collect();
+    let sum: f64 = fails.iter().sum();
+    if sum > 0.0 {
+        let peak = fails.iter().cloned().fold(0.0, f64::max);
+        let mean = sum / fails.len() as f64;
+        if peak > 5.0 * mean && fails.iter().filter(|f| **f > 0.0).count() * 4 < fails.len() {
+            let at = run
+                .history
+                .iter()
+                .find(|p| p.fails_per_s == peak)
+                .map_or(0.0, |p| p.t_s);
+            out.push(Finding {
+                text: format!("**Failures come in bursts**: up to {peak:.0}/s around {at:.0} s into the run against {mean:.1}/s on average, which points to an event (restart, pool exhaustion, GC pause) rather than a steady fault."),
+                action: format!("Correlate the failure burst at {at:.0} s with server logs and metrics."),
+                weight: 25.0,
+            });
+        }
+    }
+    out
+}
+
+fn slowest_names(run: &RunRecord) -> Option<Finding> {
+    let total = run.requests.max(1) as f64;
+    let (name, p99, share) = run
+        .names
+        .iter()
+        .filter_map(|n| {
+            let l = n.latency_ms.as_ref()?;
+            Some((
+                format!("{} {}", n.method, n.name),
+                l.p99,
+                n.requests as f64 / total,
+            ))
+        })
+        .max_by(|a, b| (a.1 * a.2).total_cmp(&(b.1 * b.2)))?;
+    let overall = run.latency_ms.as_ref()?.p99;
+    Some(Finding {
+        text: format!("**Slowest traffic**: {name} carries {:.0}% of requests with p99 {p99:.2} ms (p99 of all requests: {overall:.2} ms); it weighs most on what users wait for.", share * 100.0),
+        action: format!("Optimise {name} (p99 {p99:.2} ms, {:.0}% of traffic).", share * 100.0),
+        weight: 10.0 + (p99 * share).min(20.0),
+    })
+}
+
+fn generator(run: &RunRecord) -> Option<Finding> {
+    match run.late_sends {
+        Some(late) if late * 100 > run.requests.max(1) => Some(Finding {
+            text: format!("**The generator or its connection pool was a limit**: {late} of {} sends started more than 2 ms behind schedule. Latency from the intended start includes that wait; raise --max-connections or give blast more cores before trusting the tail.", run.requests),
+            action: "Re-run with more connections or cores for the generator before tuning the target.".into(),
+            weight: 50.0,
+        }),
+        Some(late) => Some(Finding {
+            text: format!("The generator kept its schedule: {late} of {} sends started more than 2 ms late.", run.requests),
+            action: String::new(),
+            weight: 0.0,
+        }),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(t: f64, users: u64, rps: f64, p99: f64) -> Point {
+        Point {
+            t_s: t,
+            users,
+            rps,
+            fails_per_s: 0.0,
+            p50_ms: Some(p99 / 3.0),
+            p95_ms: Some(p99 / 2.0),
+            p99_ms: Some(p99),
+            max_ms: Some(p99),
+        }
+    }
+
+    #[test]
+    fn a_ramp_into_saturation_shows_a_knee_and_a_plateau() {
+        // Capacity 1000 req/s at 10 req/s per user: 100 users saturate it.
+        let history: Vec<Point> = (1..=20)
+            .map(|i| {
+                let users = i * 10;
+                let rps = (users as f64 * 10.0).min(1000.0);
+                let p99 = if users <= 100 {
+                    5.0
+                } else {
+                    5.0 * users as f64 / 100.0 * 3.0
+                };
+                point(i as f64, users, rps, p99)
+            })
+            .collect();
+        let ramp = ramp_up(&history);
+        let knee = latency_knee(&ramp).unwrap();
+        assert!(knee.text.contains("about 110 users"), "{}", knee.text);
+        let plateau = throughput_plateau(&ramp).unwrap();
+        assert!(
+            plateau.text.contains("about 1000 requests/s"),
+            "{}",
+            plateau.text
+        );
+    }
+
+    #[test]
+    fn a_healthy_ramp_has_neither() {
+        let history: Vec<Point> = (1..=20)
+            .map(|i| point(i as f64, i * 10, i as f64 * 100.0, 5.0))
+            .collect();
+        let ramp = ramp_up(&history);
+        assert_eq!(latency_knee(&ramp), None);
+        assert_eq!(throughput_plateau(&ramp), None);
+    }
+
+    #[test]
+    fn errors_are_explained() {
+        assert!(
+            meaning("ConnectionRefusedError(111, 'Connection refused')").contains("listen backlog")
+        );
+        assert!(meaning("HTTPError(code=503)").contains("pool"));
+        assert!(meaning("TimeoutError('x')").contains("saturated"));
+    }
+}
