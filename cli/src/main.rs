@@ -13,7 +13,7 @@ use blast_report::{RunInfo, RunRecord};
 use blast_scenarios::Load;
 use clap::Parser;
 use outputs::Outputs;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -180,14 +180,16 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
     if local.is_some() && console != Console::Quiet {
         println!("no {missing} given: running against the built-in reference target at {url}");
     }
-    let mut progress = progress::Progress::new(plan.run_time);
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress =
+        progress::Progress::new(plan.run_time, &plan.schedule, plan.script.names(), terminal);
     let engine = Engine::new(plan).map_err(usage)?;
     watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         outputs.observe(s);
         if console == Console::Live {
-            if let Some(line) = progress.observe(s) {
-                eprintln!("{line}");
+            if let Some(text) = progress.observe(s) {
+                eprint!("{text}");
             }
         }
     };

@@ -1,31 +1,53 @@
-//! A compact status line on stderr every few seconds, so long runs are not silent.
+//! What the console shows while a run goes: on a terminal, a live view redrawn in place once
+//! per interval; elsewhere (CI logs), a compact status line every few seconds.
 
-use blast_engine::Snapshot;
+use blast_engine::{Name, Schedule, Snapshot};
+use std::fmt::Write;
 use std::time::Duration;
 
 use crate::summary::ms;
 
-/// How often a status line is printed.
+/// How often a status line is printed when not on a terminal.
 const EVERY: Duration = Duration::from_secs(5);
+/// Request names listed in the live view.
+const TOP_NAMES: usize = 5;
+/// Width of the live view's progress bar.
+const BAR: usize = 30;
 
-/// Makes one status line per [`EVERY`] from the engine's interval snapshots.
+/// Turns the engine's interval snapshots into console output.
 pub struct Progress {
     run_time: Duration,
+    schedule: Schedule,
+    names: Vec<Name>,
+    live: bool,
     next: Duration,
+    /// Lines of the last live frame, to move back over.
+    drawn: usize,
 }
 
 impl Progress {
-    /// A printer for a run of `run_time`.
-    pub fn new(run_time: Duration) -> Progress {
+    /// Output for a run of `run_time`; `live` redraws a frame in place (a terminal).
+    pub fn new(run_time: Duration, schedule: &Schedule, names: &[Name], live: bool) -> Progress {
         Progress {
             run_time,
+            schedule: schedule.clone(),
+            names: names.to_vec(),
+            live,
             next: EVERY,
+            drawn: 0,
         }
     }
 
-    /// Called once per interval; returns a status line when one is due.
+    /// Called once per interval; returns text to write to stderr, if any is due.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Option<String> {
-        if snapshot.elapsed < self.next || snapshot.elapsed > self.run_time {
+        // The interval after the run time is the stop grace: nothing new to show.
+        if snapshot.elapsed > self.run_time {
+            return None;
+        }
+        if self.live {
+            return Some(self.frame(snapshot));
+        }
+        if snapshot.elapsed < self.next {
             return None;
         }
         self.next = snapshot.elapsed + EVERY;
@@ -37,7 +59,7 @@ impl Progress {
             false => ms(window.latency_us.value_at_quantile(0.99)),
         };
         Some(format!(
-            "[{:>5.0}s/{:.0}s] {} users, {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s",
+            "[{:>5.0}s/{:.0}s] {} users, {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s\n",
             snapshot.elapsed.as_secs_f64(),
             self.run_time.as_secs_f64(),
             snapshot.users,
@@ -45,36 +67,215 @@ impl Progress {
             snapshot.interval.as_secs_f64(),
         ))
     }
+
+    /// The live view: progress bar and stage, users, rate, recent percentiles, failures and
+    /// the busiest names; it replaces the previous frame.
+    fn frame(&mut self, s: &Snapshot) -> String {
+        let mut out = String::new();
+        if self.drawn > 0 {
+            // Back to the first line of the previous frame.
+            let _ = write!(out, "\x1b[{}A", self.drawn);
+        }
+        let elapsed = s.elapsed.min(self.run_time);
+        let done = elapsed.as_secs_f64() / self.run_time.as_secs_f64().max(1e-9);
+        let filled = ((done * BAR as f64).round() as usize).min(BAR);
+        let window = s.window_total();
+        let c = &window.counters;
+        let secs = s.interval.as_secs_f64();
+        let q = |q: f64| {
+            if window.latency_us.is_empty() {
+                "-".to_string()
+            } else {
+                ms(window.latency_us.value_at_quantile(q))
+            }
+        };
+        let (shape, unit) = match &self.schedule {
+            Schedule::Closed { users } => (users, "users"),
+            Schedule::Open { rate, .. } => (rate, "req/s planned"),
+        };
+        let stage = stage_of(shape, elapsed);
+        let mut lines = vec![
+            format!(
+                "[{}{}] {} / {} remaining {}{stage}",
+                "#".repeat(filled),
+                "-".repeat(BAR - filled),
+                clock(elapsed),
+                clock(self.run_time),
+                clock(self.run_time.saturating_sub(elapsed)),
+            ),
+            format!(
+                "users {}/{:.0} {unit}   {:.0} req/s   p50 {}  p95 {}  p99 {}   (last {secs:.0} s)",
+                s.users,
+                shape.at(elapsed),
+                c.requests() as f64 / secs,
+                q(0.5),
+                q(0.95),
+                q(0.99),
+            ),
+            format!(
+                "failures {} ({:.2}%) in the last {secs:.0} s, {} since the start",
+                c.failed(),
+                percent(c.failed(), c.requests()),
+                s.cumulative
+                    .iter()
+                    .map(|n| n.counters.failed())
+                    .sum::<u64>(),
+            ),
+        ];
+        let mut busiest: Vec<usize> = (0..self.names.len()).collect();
+        busiest.sort_by_key(|&i| std::cmp::Reverse(s.window[i].counters.requests()));
+        for &i in busiest.iter().take(TOP_NAMES) {
+            let w = &s.window[i];
+            let p99 = if w.latency_us.is_empty() {
+                "-".to_string()
+            } else {
+                ms(w.latency_us.value_at_quantile(0.99))
+            };
+            let name = format!("{} {}", self.names[i].method, self.names[i].name);
+            lines.push(format!(
+                "  {:<48} {:>9.0} req/s  p99 {:>9}  {} failed",
+                truncate(&name, 48),
+                w.counters.requests() as f64 / secs,
+                p99,
+                w.counters.failed()
+            ));
+        }
+        for line in &lines {
+            // Clear each line before writing: the new one may be shorter.
+            let _ = writeln!(out, "\x1b[2K{line}");
+        }
+        self.drawn = lines.len();
+        out
+    }
+}
+
+/// " · stage 2/3 (hold)" for a staged shape, nothing for a constant one.
+fn stage_of(shape: &blast_engine::Shape, t: Duration) -> String {
+    if shape.stages.is_empty() {
+        return String::new();
+    }
+    let mut end = Duration::ZERO;
+    let mut from = shape.start;
+    for (i, stage) in shape.stages.iter().enumerate() {
+        end += stage.duration;
+        if t < end || i + 1 == shape.stages.len() {
+            let what = if stage.target > from {
+                "ramp up"
+            } else if stage.target < from {
+                "ramp down"
+            } else {
+                "hold"
+            };
+            return format!(" · stage {}/{} ({what})", i + 1, shape.stages.len());
+        }
+        from = stage.target;
+    }
+    String::new()
+}
+
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        s.chars().take(width - 1).collect::<String>() + "…"
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use blast_engine::Stats;
+    use blast_engine::{Shape, Stage, Stats};
 
-    #[test]
-    fn a_line_every_five_seconds_within_the_run() {
+    fn snapshot(names: &[Stats], s: u64) -> Snapshot<'_> {
+        Snapshot {
+            elapsed: Duration::from_secs(s),
+            interval: Duration::from_secs(1),
+            window: names,
+            cumulative: names,
+            users: 64,
+        }
+    }
+
+    fn stats() -> [Stats; 1] {
         let mut window = Stats::new(false);
         window.counters.ok = 900;
         window.counters.fail(blast_engine::FailureClass::Timeout);
         window.record(Duration::from_millis(2), Duration::ZERO);
-        let names = [window];
-        let mut progress = Progress::new(Duration::from_secs(12));
+        [window]
+    }
+
+    fn name() -> Vec<Name> {
+        vec![Name {
+            method: "GET".into(),
+            name: "/".into(),
+        }]
+    }
+
+    #[test]
+    fn a_line_every_five_seconds_within_the_run() {
+        let names = stats();
+        let mut progress = Progress::new(
+            Duration::from_secs(12),
+            &Schedule::users(64),
+            &name(),
+            false,
+        );
         let lines: Vec<_> = (1..=13)
-            .filter_map(|s| {
-                progress.observe(&Snapshot {
-                    elapsed: Duration::from_secs(s),
-                    interval: Duration::from_secs(1),
-                    window: &names,
-                    cumulative: &names,
-                    users: 64,
-                })
-            })
+            .filter_map(|s| progress.observe(&snapshot(&names, s)))
             .collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(
             lines[0],
-            "[    5s/12s] 64 users, 901 req/s, p99 2.000ms, 1 failed in the last 1 s"
+            "[    5s/12s] 64 users, 901 req/s, p99 2.000ms, 1 failed in the last 1 s\n"
+        );
+    }
+
+    #[test]
+    fn the_live_view_redraws_in_place_with_stage_users_and_names() {
+        let names = stats();
+        let burst = Schedule::Closed {
+            users: Shape {
+                start: 0.0,
+                stages: vec![
+                    Stage {
+                        duration: Duration::from_secs(60),
+                        target: 1000.0,
+                    },
+                    Stage {
+                        duration: Duration::from_secs(120),
+                        target: 1000.0,
+                    },
+                ],
+            },
+        };
+        let mut progress = Progress::new(Duration::from_secs(180), &burst, &name(), true);
+        let first = progress.observe(&snapshot(&names, 90)).unwrap();
+        assert!(first.contains("stage 2/2 (hold)"), "{first}");
+        assert!(first.contains("users 64/1000 users"), "{first}");
+        assert!(first.contains("901 req/s"), "{first}");
+        assert!(first.contains("GET /"), "{first}");
+        assert!(first.starts_with("\x1b[2K"), "nothing to move over yet");
+        let second = progress.observe(&snapshot(&names, 91)).unwrap();
+        assert!(
+            second.starts_with("\x1b[4A"),
+            "moves up over the 4 lines drawn"
         );
     }
 }
