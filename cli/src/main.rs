@@ -15,6 +15,8 @@ use clap::Parser;
 use outputs::Outputs;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,6 +27,8 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_RUN: u8 = 1;
 /// Exit code when the run happened but a success criterion failed.
 const EXIT_CRITERIA: u8 = 3;
+/// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_ABORTED: u8 = 130;
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("report") {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::CriteriaFailed) => ExitCode::from(EXIT_CRITERIA),
+        Ok(Verdict::Aborted) => ExitCode::from(EXIT_ABORTED),
         Err(Failure::Usage(e)) => {
             eprintln!("blast: error: {e:#}");
             ExitCode::from(EXIT_USAGE)
@@ -106,6 +111,8 @@ enum Failure {
 enum Verdict {
     Pass,
     CriteriaFailed,
+    /// Cut short by a second Ctrl-C; the results were still written.
+    Aborted,
 }
 
 fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
@@ -174,6 +181,7 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         c.check_names(plan.script.names())
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
     }
+    ensure_file_limit(&plan.schedule, local.is_some()).map_err(Failure::Usage)?;
     // Fail before the run, not after it, when an output cannot be written.
     let mut outputs = Outputs::create(args, plan.script.names()).map_err(Failure::Usage)?;
     let console = Console::of(args);
@@ -184,7 +192,7 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
     let mut progress =
         progress::Progress::new(plan.run_time, &plan.schedule, plan.script.names(), terminal);
     let engine = Engine::new(plan).map_err(usage)?;
-    watch_signals(engine.handle());
+    let signals = watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         outputs.observe(s);
         if console == Console::Live {
@@ -217,7 +225,9 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
         outputs.failure_rows(&report),
     );
     outputs.finish(&report, &record).map_err(Failure::Run)?;
-    Ok(if verdicts.iter().all(|v| v.pass) {
+    Ok(if signals.load(Ordering::Relaxed) >= 2 {
+        Verdict::Aborted
+    } else if verdicts.iter().all(|v| v.pass) {
         Verdict::Pass
     } else {
         Verdict::CriteriaFailed
@@ -263,6 +273,28 @@ fn plan(
     Ok(plan)
 }
 
+/// Raises the open-file limit to what the run needs (one socket per user or connection, twice
+/// with the in-process target), or says up front that it cannot: running out of descriptors
+/// mid-run would turn into a storm of connect failures.
+fn ensure_file_limit(schedule: &blast_engine::Schedule, local_target: bool) -> anyhow::Result<()> {
+    let connections = match schedule {
+        blast_engine::Schedule::Closed { users } => users.peak().ceil() as u64,
+        blast_engine::Schedule::Open {
+            max_connections, ..
+        } => *max_connections,
+    };
+    // Descriptors beyond sockets: stdio, epoll and timer fds, output files, threads' pipes.
+    const SPARE: u64 = 64;
+    let needed = connections * if local_target { 2 } else { 1 } + SPARE;
+    let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
+    if limit < needed {
+        anyhow::bail!(
+            "{connections} users or connections need about {needed} open files, but the limit is {limit} (see ulimit -n; the hard limit caps it): raise it or lower the load"
+        );
+    }
+    Ok(())
+}
+
 /// The reference target, in process, with a thread per core like the generator.
 fn start_reference_target() -> anyhow::Result<blast_target::Server> {
     let config = blast_target::Config {
@@ -273,22 +305,29 @@ fn start_reference_target() -> anyhow::Result<blast_target::Server> {
         .context("cannot start the built-in reference target")
 }
 
-/// First Ctrl-C or SIGTERM: stop sending and finish normally. A second one: exit at once.
-fn watch_signals(stop: RunHandle) {
+/// First Ctrl-C or SIGTERM: stop sending, let in-flight requests finish, write everything.
+/// A second one: cancel what is in flight at once, still write everything, exit 130.
+fn watch_signals(run: RunHandle) -> Arc<AtomicU32> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    let seen = Arc::new(AtomicU32::new(0));
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        return;
+        return seen;
     };
+    let counter = seen.clone();
     std::thread::spawn(move || {
-        let mut seen = 0;
         for _ in signals.forever() {
-            seen += 1;
-            if seen == 1 {
-                eprintln!("blast: stopping (in-flight requests get the stop timeout); press Ctrl-C again to quit now");
-                stop.stop();
-            } else {
-                std::process::exit(130);
+            match counter.fetch_add(1, Ordering::Relaxed) + 1 {
+                1 => {
+                    eprintln!("blast: stopping: in-flight requests get the stop timeout, then results are written; Ctrl-C again to cancel them now");
+                    run.stop();
+                }
+                2 => {
+                    eprintln!("blast: cancelling in-flight requests; writing results (Ctrl-C again to quit without them)");
+                    run.abort();
+                }
+                _ => std::process::exit(i32::from(EXIT_ABORTED)),
             }
         }
     });
+    seen
 }

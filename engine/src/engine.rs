@@ -94,10 +94,18 @@ pub fn available_cores() -> Vec<core_affinity::CoreId> {
 /// What a run shares with its controllers: read by workers once per control tick, never per
 /// request.
 pub(crate) struct Shared {
-    stop: watch::Sender<bool>,
+    /// [`RUNNING`], [`STOP`] or [`ABORT`]; only ever rises.
+    stop: watch::Sender<u8>,
     /// Closed model: a user count set while running, or [`FOLLOW_SHAPE`].
     users: AtomicU64,
 }
+
+/// The run goes on.
+pub(crate) const RUNNING: u8 = 0;
+/// Stop sending; in-flight requests get the stop timeout.
+pub(crate) const STOP: u8 = 1;
+/// Stop at once: in-flight requests are cancelled without waiting.
+pub(crate) const ABORT: u8 = 2;
 
 /// No user count was set while running: follow the plan's shape.
 const FOLLOW_SHAPE: u64 = u64::MAX;
@@ -116,7 +124,21 @@ pub struct RunHandle(Arc<Shared>);
 impl RunHandle {
     /// Stops sending new requests; in-flight ones get the plan's stop timeout to finish.
     pub fn stop(&self) {
-        self.0.stop.send_replace(true);
+        self.raise(STOP);
+    }
+
+    /// Stops at once: in-flight requests are counted as cancelled without waiting for them.
+    /// The run still returns its report.
+    pub fn abort(&self) {
+        self.raise(ABORT);
+    }
+
+    fn raise(&self, level: u8) {
+        self.0.stop.send_if_modified(|current| {
+            let higher = level > *current;
+            *current = (*current).max(level);
+            higher
+        });
     }
 
     /// Closed model: from now on run `users` users instead of following the shape. New users
@@ -180,7 +202,7 @@ impl Engine {
     pub fn new(plan: Plan) -> Result<Engine, EngineError> {
         plan.validate()?;
         let shared = Shared {
-            stop: watch::channel(false).0,
+            stop: watch::channel(RUNNING).0,
             users: AtomicU64::new(FOLLOW_SHAPE),
         };
         Ok(Engine {
@@ -265,7 +287,7 @@ impl Engine {
             schedule: plan.schedule.clone(),
             workers,
             pinned: pin,
-            interrupted: *self.shared.stop.borrow() && duration < plan.run_time,
+            interrupted: *self.shared.stop.borrow() > RUNNING && duration < plan.run_time,
         })
     }
 }

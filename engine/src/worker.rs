@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use crate::connection::{Client, Connection, HyperConnection, RawConnection, Received};
-use crate::engine::{Plan, Shared};
+use crate::engine::{Plan, Shared, ABORT, STOP};
 use crate::recorder::{Delta, Recorder};
 use crate::schedule::{even_share, Pacer, Schedule};
 use crate::script::{Action, Reply, UserId};
@@ -44,7 +44,7 @@ pub(crate) struct WorkerSpec {
     pub start: Instant,
     pub plan: Arc<Plan>,
     pub shared: Arc<Shared>,
-    pub stop: watch::Receiver<bool>,
+    pub stop: watch::Receiver<u8>,
     pub deltas: Sender<Delta>,
 }
 
@@ -136,7 +136,7 @@ async fn drive(mut spec: WorkerSpec) {
             _ = ticker.tick() => ship(&local, false),
             _ = control.tick(), if closed => local.follow_shape(spec.start.elapsed(), &spec.shared),
             _ = &mut run_over => break,
-            _ = stop_requested(&mut spec.stop) => break,
+            _ = stop_requested(&mut spec.stop, STOP) => break,
             // Open model: every slot of the timetable has been taken.
             _ = local.all_done.notified(), if !closed => break,
         }
@@ -152,14 +152,16 @@ async fn drive(mut spec: WorkerSpec) {
             _ = ticker.tick() => ship(&local, false),
             _ = local.all_done.notified() => {}
             _ = &mut grace => break,
+            _ = stop_requested(&mut spec.stop, ABORT) => break,
         }
     }
     local.recorder.borrow_mut().cancel_in_flight();
     ship(&local, true);
 }
 
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
+/// Waits until the run's stop level reaches `level`.
+async fn stop_requested(stop: &mut watch::Receiver<u8>, level: u8) {
+    while *stop.borrow_and_update() < level {
         if stop.changed().await.is_err() {
             // Nobody can ask for a stop any more: only the run time ends this run.
             std::future::pending::<()>().await;

@@ -149,6 +149,12 @@ fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
             c.failures_of(FailureClass::Connect) > 0,
             "{client:?}: {c:?}"
         );
+        // Nothing listens on the port any more: every connect failure is a refusal.
+        assert_eq!(
+            c.refused,
+            c.failures_of(FailureClass::Connect),
+            "{client:?}: {c:?}"
+        );
         // Backoff keeps a dead target from turning users into a busy loop.
         assert!(
             c.failures_of(FailureClass::Connect) < 200,
@@ -192,13 +198,21 @@ fn misbehaving(reply: &'static [u8]) -> String {
 
 #[test]
 fn resets_and_malformed_responses_are_classified() {
-    let cases: [(&[u8], FailureClass); 3] = [
+    // A header far larger than either client accepts (raw: 64 KiB, hyper: about 400 KiB).
+    let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 512 * 1024));
+    huge.extend(b"\r\ncontent-length: 0\r\n\r\n");
+    let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
+    let cases: [(&[u8], FailureClass); 4] = [
+        // Closed before any byte of the response.
         (b"", FailureClass::Reset),
         (b"garbage\r\n\r\n", FailureClass::Protocol),
+        // A wrong Content-Length: 100 announced, 9 sent, then the server closes mid-response.
         (
             b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ntruncated",
             FailureClass::Protocol,
         ),
+        (huge, FailureClass::Protocol),
     ];
     for client in CLIENTS {
         for (reply, class) in cases {

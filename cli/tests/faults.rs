@@ -1,0 +1,234 @@
+//! Faults around a run of the `blast` binary: signals, a target that restarts, file limits and
+//! outputs that cannot be written. Every load goes to 127.0.0.1 and every run is bounded.
+
+use blast_target::{Config, Latency, Server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn blast() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_blast"))
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("blast-faults-{}-{name}", std::process::id()))
+}
+
+fn json(path: &PathBuf) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the child, killing it if it outlives `limit` (a hang guard, not a measurement).
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("blast did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Starts blast on `args` with a JSON record and waits until it has sent traffic.
+fn start(args: &[&str], record: &PathBuf, server: &Server) -> Child {
+    let child = blast()
+        .args(args)
+        .args([
+            "--no-pin",
+            "--only-summary",
+            "--json",
+            record.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while server.served() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no traffic");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn ctrl_c_stops_lets_in_flight_requests_finish_and_writes_everything() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let record = temp("sigint.json");
+    let csv = temp("sigint");
+    let url = format!("{}/", server.url());
+    let child = start(
+        &[&url, "-u", "4", "-t", "60s", "--csv", csv.to_str().unwrap()],
+        &record,
+        &server,
+    );
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&record);
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(
+        v["cancelled"], 0,
+        "the stop timeout let in-flight requests finish"
+    );
+    let requests = v["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(
+        server.served(),
+        requests,
+        "every request the target saw is counted once"
+    );
+    let stats = std::fs::read_to_string(format!("{}_stats.csv", csv.display())).unwrap();
+    assert!(
+        stats.contains(&format!(",Aggregated,{requests},")),
+        "{stats}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
+    for f in ["stats", "stats_history", "failures", "exceptions"] {
+        std::fs::remove_file(format!("{}_{f}.csv", csv.display())).unwrap();
+    }
+    std::fs::remove_file(record).unwrap();
+}
+
+#[test]
+fn a_second_ctrl_c_cancels_in_flight_requests_and_still_writes_results() {
+    // Every response takes 30 s: after the first Ctrl-C all four requests are in flight.
+    let config = Config {
+        latency: Latency::Fixed(Duration::from_secs(30)),
+        ..Config::default()
+    };
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let record = temp("abort.json");
+    let url = format!("{}/", server.url());
+    let child = start(
+        &[&url, "-u", "4", "-t", "60s", "--stop-timeout", "60s"],
+        &record,
+        &server,
+    );
+    while server.served() < 4 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let out = wait(child, Duration::from_secs(20));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&record);
+    assert_eq!(
+        (v["requests"].as_u64(), v["cancelled"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(v["interrupted"], true);
+    std::fs::remove_file(record).unwrap();
+}
+
+#[test]
+fn sigterm_stops_like_ctrl_c() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let record = temp("sigterm.json");
+    let url = format!("{}/", server.url());
+    let child = start(&[&url, "-u", "2", "-t", "60s"], &record, &server);
+    signal(&child, "TERM");
+    let out = wait(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&record)["interrupted"], true);
+    std::fs::remove_file(record).unwrap();
+}
+
+#[test]
+fn a_target_that_dies_and_comes_back_is_survived_and_counted() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let addr: SocketAddr = server.addr();
+    let record = temp("restart.json");
+    let url = format!("{}/", server.url());
+    let child = start(&[&url, "-u", "4", "-t", "4s"], &record, &server);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(server);
+    std::thread::sleep(Duration::from_millis(800));
+    let again = Server::start(addr, Config::default()).unwrap();
+    let out = wait(child, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&record);
+    assert!(
+        again.served() > 0,
+        "blast reconnected to the restarted target"
+    );
+    assert!(
+        v["failures_by_class"]["connect"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    let refused = v["failure_rows"].as_array().unwrap().iter().find(|r| {
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("ConnectionRefusedError")
+    });
+    assert!(refused.is_some(), "{v}");
+    std::fs::remove_file(record).unwrap();
+}
+
+#[test]
+fn too_few_file_descriptors_is_a_clear_error_up_front() {
+    let record = temp("fds.json");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 200 && exec {} -u 1000 -t 1s --json {}",
+                env!("CARGO_BIN_EXE_blast"),
+                record.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("open files") && err.contains("ulimit"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!record.exists(), "nothing half-written");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn an_output_that_cannot_be_written_fails_before_the_run() {
+    // A path under a regular file can never be created, even by root.
+    for flag in ["--json", "--csv", "--html", "--hdr-log"] {
+        let out = blast()
+            .args(["-u", "1", "-t", "1s", flag, "/etc/hostname/blast/out"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot"), "{flag}: {err}");
+        assert!(out.stdout.is_empty(), "{flag}: no run happened");
+    }
+}
