@@ -142,6 +142,16 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
 
+    /// Sample this local process each second (CPU, RSS, threads, open files), e.g. the target's
+    /// server; the samples go into the history outputs, the JSON record and the HTML charts.
+    #[arg(long, value_name = "PID")]
+    pub monitor_pid: Option<u32>,
+
+    /// Run COMMAND each second and record the first number it prints under NAME, e.g.
+    /// db_conns='psql -tAc "select count(*) from pg_stat_activity"'; repeat for more.
+    #[arg(long = "monitor-cmd", value_name = "NAME=COMMAND", value_parser = crate::monitor::parse_command)]
+    pub monitor_cmds: Vec<crate::monitor::MonitorCommand>,
+
     /// Print only the final summary: no live view or status lines.
     #[arg(long)]
     pub only_summary: bool,

@@ -1,9 +1,11 @@
 //! `blast`: parse flags, build a plan, run it, report, map errors to exit codes.
 
 mod args;
+mod monitor;
 mod outputs;
 mod progress;
 mod report;
+mod selftest;
 mod summary;
 
 use anyhow::Context;
@@ -12,6 +14,7 @@ use blast_engine::{Engine, EngineError, Plan, RunHandle, Target};
 use blast_report::{RunInfo, RunRecord};
 use blast_scenarios::Load;
 use clap::Parser;
+use monitor::Monitor;
 use outputs::Outputs;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -31,8 +34,11 @@ const EXIT_CRITERIA: u8 = 3;
 const EXIT_ABORTED: u8 = 130;
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("report") {
-        return report_main();
+    match std::env::args().nth(1).as_deref() {
+        // Unreadable records are bad input; a selftest that cannot run is a run failure.
+        Some("report") => return subcommand::<report::ReportArgs>(report::run, EXIT_USAGE),
+        Some("selftest") => return subcommand::<selftest::SelftestArgs>(selftest::run, EXIT_RUN),
+        _ => {}
     }
     let args = match args::Args::try_parse() {
         Ok(args) => args,
@@ -64,24 +70,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// `blast report ...`: its own flags, same error conventions.
-fn report_main() -> ExitCode {
-    let args = match report::ReportArgs::try_parse_from(std::env::args().skip(1)) {
+/// `blast report ...` and `blast selftest ...`: their own flags, the same error conventions.
+fn subcommand<A: Parser>(run: fn(&A) -> anyhow::Result<()>, failure: u8) -> ExitCode {
+    let name = std::env::args().nth(1).unwrap_or_default();
+    let args = match A::try_parse_from(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("blast report: error: {}", one_line(&e.render().to_string()));
+            eprintln!("blast {name}: error: {}", one_line(&e.render().to_string()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match report::run(&args) {
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("blast report: error: {e:#}");
-            ExitCode::from(EXIT_USAGE)
+            eprintln!("blast {name}: error: {e:#}");
+            ExitCode::from(failure)
         }
     }
 }
@@ -182,8 +189,18 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
     }
     ensure_file_limit(&plan.schedule, local.is_some()).map_err(Failure::Usage)?;
+    if let Some(pid) = args.monitor_pid {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(usage(anyhow::anyhow!(
+                "--monitor-pid {pid}: no such process"
+            )));
+        }
+    }
+    let mut monitor = Monitor::start(args.monitor_pid, &args.monitor_cmds, plan.interval);
     // Fail before the run, not after it, when an output cannot be written.
-    let mut outputs = Outputs::create(args, plan.script.names()).map_err(Failure::Usage)?;
+    let mut outputs =
+        Outputs::create(args, plan.script.names(), &monitor.keys()).map_err(Failure::Usage)?;
+    let mut samples = Vec::new();
     let console = Console::of(args);
     if local.is_some() && console != Console::Quiet {
         println!("no {missing} given: running against the built-in reference target at {url}");
@@ -194,7 +211,9 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
     let engine = Engine::new(plan).map_err(usage)?;
     let signals = watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
-        outputs.observe(s);
+        let sample = monitor.sample(s.loop_lag_us);
+        outputs.observe(s, &sample);
+        samples.push(sample);
         if console == Console::Live {
             if let Some(text) = progress.observe(s) {
                 eprint!("{text}");
@@ -207,23 +226,18 @@ fn run(args: &args::Args) -> Result<Verdict, Failure> {
     })?;
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
     let pools = script.as_ref().map(|s| s.pool_counts()).unwrap_or_default();
-    if console != Console::Quiet {
-        print!("{}", summary::render(&report, &label, &pools, &verdicts));
-        let _ = std::io::stdout().flush();
-    }
     let info = RunInfo {
         command: std::env::args().collect(),
         host: url.clone(),
         profile: args.profile.clone(),
         scenario: scenario_name,
     };
-    let record = RunRecord::new(
-        &report,
-        &info,
-        &label,
-        &verdicts,
-        outputs.failure_rows(&report),
-    );
+    let failure_rows = outputs.failure_rows(&report);
+    let record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
+    if console != Console::Quiet {
+        print!("{}", summary::render(&report, &label, &pools, &record));
+        let _ = std::io::stdout().flush();
+    }
     outputs.finish(&report, &record).map_err(Failure::Run)?;
     Ok(if signals.load(Ordering::Relaxed) >= 2 {
         Verdict::Aborted

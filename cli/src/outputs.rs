@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use blast_engine::{Name, Report, Snapshot};
-use blast_report::{CsvWriter, FailureLog, FailureRow, HdrLog, RunRecord};
+use blast_report::{CsvWriter, FailureLog, FailureRow, HdrLog, RunRecord, Sample};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -23,12 +23,13 @@ pub struct Outputs {
 
 impl Outputs {
     /// Creates every requested file now, before any load is sent.
-    pub fn create(args: &Args, names: &[Name]) -> anyhow::Result<Outputs> {
+    pub fn create(args: &Args, names: &[Name], monitor_keys: &[String]) -> anyhow::Result<Outputs> {
         let csv = match &args.csv {
             Some(prefix) => Some(
-                CsvWriter::create(prefix, args.csv_full_history, names).with_context(|| {
-                    format!("cannot write the CSV files {}_*.csv", prefix.display())
-                })?,
+                CsvWriter::create(prefix, args.csv_full_history, names, monitor_keys)
+                    .with_context(|| {
+                        format!("cannot write the CSV files {}_*.csv", prefix.display())
+                    })?,
             ),
             None => None,
         };
@@ -54,13 +55,13 @@ impl Outputs {
     }
 
     /// Once per interval.
-    pub fn observe(&mut self, snapshot: &Snapshot<'_>) {
+    pub fn observe(&mut self, snapshot: &Snapshot<'_>, sample: &Sample) {
         let now = SystemTime::now();
         self.failures.observe(snapshot, now);
         let mut result = Ok(());
         if let Some(csv) = &mut self.csv {
             let rows = failure_rows(&self.failures, &self.names, snapshot.cumulative, now);
-            result = csv.observe(snapshot, now, &rows);
+            result = csv.observe(snapshot, now, &rows, sample);
         }
         if let (Some(hdr), Ok(())) = (&mut self.hdr, &result) {
             result = hdr.observe(snapshot);

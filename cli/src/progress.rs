@@ -210,6 +210,7 @@ mod tests {
             window: names,
             cumulative: names,
             users: 64,
+            loop_lag_us: 0,
         }
     }
 

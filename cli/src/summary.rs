@@ -2,7 +2,8 @@
 
 use blast_engine::{FailureClass, Report, Schedule};
 use blast_report::mean_rate;
-use blast_scenarios::{PoolCounts, Verdict};
+use blast_report::RunRecord;
+use blast_scenarios::PoolCounts;
 use hdrhistogram::Histogram;
 use std::fmt::Write;
 
@@ -20,7 +21,7 @@ pub fn render(
     report: &Report,
     label: &str,
     pools: &[(String, PoolCounts)],
-    verdicts: &[Verdict],
+    record: &RunRecord,
 ) -> String {
     let c = &report.total.counters;
     let mut out = String::new();
@@ -104,6 +105,20 @@ pub fn render(
             p.added, p.taken, p.repeated, p.left
         );
     }
+    let generator = &record.generator;
+    let _ = writeln!(
+        out,
+        "  generator     {}",
+        if generator.bound {
+            format!("BOUND: {}", generator.evidence)
+        } else {
+            generator.evidence.clone()
+        }
+    );
+    for g in &record.growth {
+        let _ = writeln!(out, "  leak?         {g}");
+    }
+    let verdicts = &record.criteria;
     if !verdicts.is_empty() {
         let _ = writeln!(out, "criteria");
         for v in verdicts {

@@ -3,7 +3,7 @@
 
 use blast_target::{Config, Latency, Server};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("blast-faults-{}-{name}", std::process::id()))
 }
 
-fn json(path: &PathBuf) -> serde_json::Value {
+fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -41,7 +41,7 @@ fn wait(mut child: Child, limit: Duration) -> Output {
 }
 
 /// Starts blast on `args` with a JSON record and waits until it has sent traffic.
-fn start(args: &[&str], record: &PathBuf, server: &Server) -> Child {
+fn start(args: &[&str], record: &Path, server: &Server) -> Child {
     let child = blast()
         .args(args)
         .args([
@@ -231,4 +231,24 @@ fn an_output_that_cannot_be_written_fails_before_the_run() {
         assert!(err.contains("cannot"), "{flag}: {err}");
         assert!(out.stdout.is_empty(), "{flag}: no run happened");
     }
+}
+
+#[test]
+fn a_full_disk_at_the_end_still_prints_the_results_and_fails_clearly() {
+    // /dev/full opens fine and refuses every write with "No space left on device".
+    let out = blast()
+        .args(["-u", "1", "-t", "1s", "--no-pin", "--json", "/dev/full"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("requests"),
+        "the summary is printed first: {text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/full") && err.contains("No space left"),
+        "{err}"
+    );
 }

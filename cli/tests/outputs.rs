@@ -326,12 +326,13 @@ fn the_html_report_renders_in_chromium_without_script_errors() {
     assert!(!console.contains("Uncaught"), "script error: {console}");
     // The page's own script marks it ready only when all four charts are drawn.
     assert!(dom.contains(r#"data-ready="yes""#), "not ready:\n{console}");
-    assert_eq!(dom.matches(r#"class="chart""#).count(), 4);
+    assert_eq!(dom.matches(r#"class="chart""#).count(), 5);
     for title in [
         "Requests and failures per second",
         "Latency percentiles per interval",
         "Users over time",
         "Latency by percentile (HDR)",
+        "Generator: busiest worker",
     ] {
         assert!(dom.contains(title), "{title}");
     }
@@ -389,7 +390,7 @@ fn blast_report_writes_the_results_report_from_run_records() {
     let charts = std::fs::read_dir(dir.join("reports/P4-LOAD-TESTING-RESULTS-charts"))
         .unwrap()
         .count();
-    assert_eq!(charts, 8, "four charts per run");
+    assert_eq!(charts, 10, "five charts per run");
     assert!(md.contains("(P4-LOAD-TESTING-RESULTS-charts/cab-throughput.svg)"));
     // Garbage in: a clear one-line error.
     std::fs::write(dir.join("bad.json"), "{}").unwrap();

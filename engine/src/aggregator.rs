@@ -18,6 +18,8 @@ pub struct Snapshot<'a> {
     pub cumulative: &'a [Stats],
     /// Users running at the end of the interval (open model: open connections).
     pub users: u64,
+    /// How late the busiest worker's event loop ran a timer in the interval, in microseconds.
+    pub loop_lag_us: u64,
 }
 
 impl Snapshot<'_> {
@@ -38,14 +40,16 @@ pub struct IntervalSummary {
     pub latency_us: [u64; 4],
     /// Users running at the end of the interval (open model: open connections).
     pub users: u64,
+    /// How late the busiest worker's event loop ran a timer, in microseconds.
+    pub loop_lag_us: u64,
 }
 
 /// Merges deltas as they arrive; emits an interval once every live worker has reported it.
 pub(crate) struct Aggregator {
     interval: Duration,
     cumulative: Vec<Stats>,
-    /// Per tick: the merged window so far and the users reported for it.
-    pending: BTreeMap<u64, (Vec<Stats>, u64)>,
+    /// Per tick: the merged window so far, the users and the largest loop lag reported for it.
+    pending: BTreeMap<u64, (Vec<Stats>, u64, u64)>,
     /// Per worker: the next tick it has not reported yet, or `None` once it sent its last delta.
     next_tick: Vec<Option<u64>>,
     template: Vec<Stats>,
@@ -67,11 +71,12 @@ impl Aggregator {
 
     /// Adds one delta and reports every interval that became complete.
     pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
-        let (window, users) = self
+        let (window, users, lag) = self
             .pending
             .entry(delta.tick)
-            .or_insert_with(|| (self.template.clone(), 0));
+            .or_insert_with(|| (self.template.clone(), 0, 0));
         *users += delta.users;
+        *lag = (*lag).max(delta.lag_max_us);
         for ((win, cum), d) in window
             .iter_mut()
             .zip(&mut self.cumulative)
@@ -92,7 +97,7 @@ impl Aggregator {
             if below.is_some_and(|b| tick >= b) {
                 break;
             }
-            let (window, users) = entry.remove();
+            let (window, users, loop_lag_us) = entry.remove();
             let elapsed = self.interval * (tick as u32 + 1);
             let merged = total(&window);
             self.history.push(IntervalSummary {
@@ -101,6 +106,7 @@ impl Aggregator {
                 latency_us: [50.0, 95.0, 99.0, 100.0]
                     .map(|q| merged.latency_us.value_at_quantile(q / 100.0)),
                 users,
+                loop_lag_us,
             });
             observer(&Snapshot {
                 elapsed,
@@ -108,6 +114,7 @@ impl Aggregator {
                 window: &window,
                 cumulative: &self.cumulative,
                 users,
+                loop_lag_us,
             });
         }
     }
@@ -145,6 +152,7 @@ mod tests {
             tick,
             names: vec![s],
             users: 1,
+            lag_max_us: 0,
             last,
         }
     }

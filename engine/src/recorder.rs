@@ -7,6 +7,8 @@ use crate::stats::{FailureClass, Stats};
 /// One worker's stats for the current interval, one [`Stats`] per request name.
 pub(crate) struct Recorder {
     names: Vec<Stats>,
+    /// Largest event-loop lag seen this interval.
+    lag_max: Duration,
     in_flight: Vec<u64>,
     with_service: bool,
 }
@@ -18,6 +20,8 @@ pub(crate) struct Delta {
     pub names: Vec<Stats>,
     /// Users (or open-model connections) running when the delta was taken.
     pub users: u64,
+    /// Largest event-loop lag of the interval, in microseconds.
+    pub lag_max_us: u64,
     /// This worker sends nothing after this delta.
     pub last: bool,
 }
@@ -26,6 +30,7 @@ impl Recorder {
     pub fn new(names: usize, with_service: bool) -> Recorder {
         Recorder {
             names: (0..names).map(|_| Stats::new(with_service)).collect(),
+            lag_max: Duration::ZERO,
             in_flight: vec![0; names],
             with_service,
         }
@@ -75,6 +80,11 @@ impl Recorder {
         self.names[name].counters.fail(class);
     }
 
+    /// The worker's event loop ran a timer `lag` late.
+    pub fn loop_lag(&mut self, lag: Duration) {
+        self.lag_max = self.lag_max.max(lag);
+    }
+
     /// A task could not run; counted under `name`, neither sent nor failed.
     pub fn skipped(&mut self, name: usize) {
         self.names[name].counters.skipped += 1;
@@ -105,6 +115,7 @@ impl Recorder {
             tick,
             names: std::mem::replace(&mut self.names, fresh),
             users,
+            lag_max_us: std::mem::take(&mut self.lag_max).as_micros() as u64,
             last,
         }
     }

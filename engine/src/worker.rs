@@ -32,8 +32,9 @@ const EARLY_WAKE: Duration = Duration::from_millis(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Closed model: how often a worker compares its users with the shape's target and spawns or
-/// retires users. Fine enough for any spawn rate a target can tell apart.
+/// How often a worker checks its own event loop's lag and, in the closed model, compares its
+/// users with the shape's target and spawns or retires users. Fine enough for any spawn rate a
+/// target can tell apart.
 const CONTROL_TICK: Duration = Duration::from_millis(50);
 
 /// What a worker thread needs to run its share.
@@ -134,7 +135,13 @@ async fn drive(mut spec: WorkerSpec) {
     loop {
         tokio::select! {
             _ = ticker.tick() => ship(&local, false),
-            _ = control.tick(), if closed => local.follow_shape(spec.start.elapsed(), &spec.shared),
+            due = control.tick() => {
+                // How late the loop ran a timer: a busy generator shows here first.
+                local.recorder.borrow_mut().loop_lag(Instant::now().saturating_duration_since(due.into()));
+                if closed {
+                    local.follow_shape(spec.start.elapsed(), &spec.shared);
+                }
+            }
             _ = &mut run_over => break,
             _ = stop_requested(&mut spec.stop, STOP) => break,
             // Open model: every slot of the timetable has been taken.

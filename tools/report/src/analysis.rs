@@ -30,6 +30,13 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     out.extend(errors(run));
     out.extend(slowest_names(run));
     out.extend(generator(run));
+    for g in &run.growth {
+        out.push(Finding {
+            text: format!("**Memory growth**: {g}."),
+            action: format!("Look for a leak: {g}."),
+            weight: 45.0,
+        });
+    }
     for c in run.criteria.iter().filter(|c| !c.pass) {
         out.push(Finding {
             text: format!(
@@ -217,7 +224,70 @@ fn slowest_names(run: &RunRecord) -> Option<Finding> {
     })
 }
 
+/// Memory that grows steadily while the load holds still: each entry says which value, by how
+/// much, over how long. Judged on the intervals at the peak user count, after a warm-up fifth.
+pub fn growth(history: &[Point]) -> Vec<String> {
+    let peak = history.iter().map(|p| p.users).max().unwrap_or(0);
+    let steady: Vec<&Point> = history
+        .iter()
+        .filter(|p| p.users == peak && peak > 0)
+        .collect();
+    let steady = &steady[steady.len() / 5..];
+    if steady.len() < 30 {
+        return Vec::new();
+    }
+    let keys: std::collections::BTreeSet<&String> = steady
+        .iter()
+        .flat_map(|p| p.sample.monitor.keys())
+        .collect();
+    let mut out = Vec::new();
+    for key in keys.into_iter().filter(|k| k.contains("rss")) {
+        let points: Vec<(f64, f64)> = steady
+            .iter()
+            .filter_map(|p| p.sample.monitor.get(key).map(|v| (p.t_s, *v)))
+            .collect();
+        let Some((slope, r2)) = fit(&points) else {
+            continue;
+        };
+        let (first, last) = (points[0], points[points.len() - 1]);
+        let grown = slope * (last.0 - first.0);
+        // Steady (a line explains it), and material (more than 10% of where it started).
+        if slope > 0.0 && r2 > 0.8 && grown > 0.1 * first.1.max(1e-9) {
+            out.push(format!(
+                "{key} grew steadily by {grown:.1} ({:.1} per minute) over {:.0} s of constant load, from {:.1} to {:.1}: a possible leak",
+                slope * 60.0,
+                last.0 - first.0,
+                first.1,
+                last.1
+            ));
+        }
+    }
+    out
+}
+
+/// Least-squares slope and R² of `points`; `None` when they do not vary.
+fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
+    let syy: f64 = points.iter().map(|(_, y)| (y - my).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx == 0.0 || syy == 0.0 {
+        return None;
+    }
+    Some((sxy / sxx, sxy * sxy / (sxx * syy)))
+}
+
 fn generator(run: &RunRecord) -> Option<Finding> {
+    if run.generator.bound {
+        return Some(Finding {
+            text: format!("**The generator was the limit**: {}", run.generator.evidence),
+            action: "Re-run with more cores for blast (or fewer users per core) before tuning the target.".into(),
+            weight: 60.0,
+        });
+    }
     match run.late_sends {
         Some(late) if late * 100 > run.requests.max(1) => Some(Finding {
             text: format!("**The generator or its connection pool was a limit**: {late} of {} sends started more than 2 ms behind schedule. Latency from the intended start includes that wait; raise --max-connections or give blast more cores before trusting the tail.", run.requests),
@@ -237,6 +307,23 @@ fn generator(run: &RunRecord) -> Option<Finding> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn steady_memory_growth_under_constant_load_is_flagged() {
+        let with_rss = |i: u64, rss: f64| {
+            let mut p = point(i as f64, 100, 1000.0, 5.0);
+            p.sample.monitor.insert("pid.rss_mb".into(), rss);
+            p
+        };
+        let leaking: Vec<Point> = (0..100).map(|i| with_rss(i, 100.0 + i as f64)).collect();
+        let found = growth(&leaking);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("pid.rss_mb grew steadily"), "{found:?}");
+        let flat: Vec<Point> = (0..100)
+            .map(|i| with_rss(i, 100.0 + (i % 3) as f64))
+            .collect();
+        assert!(growth(&flat).is_empty());
+    }
+
     fn point(t: f64, users: u64, rps: f64, p99: f64) -> Point {
         Point {
             t_s: t,
@@ -247,6 +334,7 @@ mod tests {
             p95_ms: Some(p99 / 2.0),
             p99_ms: Some(p99),
             max_ms: Some(p99),
+            sample: Default::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Locust-compatible CSV files (`--csv PREFIX`): `_stats.csv`, `_stats_history.csv`,
 //! `_failures.csv` and `_exceptions.csv`, with Locust 2.47's headers, row order, `Aggregated`
 //! row and CRLF line endings. Differences from Locust are listed in `docs/outputs.md`.
+//! What Locust's files have no columns for (the generator's own CPU and loop lag, whether it
+//! was saturated, monitored values) goes into a fifth file, `_blast_history.csv`.
 
 use blast_engine::{Name, Snapshot, Stats};
 use std::fs::{File, OpenOptions};
@@ -9,13 +11,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::failures::FailureRow;
-use crate::record::ms;
+use crate::record::{ms, Sample};
 use crate::time::unix_seconds;
 
 const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size";
 const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
 const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
+/// blast's own per-second columns; monitored values follow, one column each.
+const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated";
+
+/// `PREFIX_blast_history.csv`.
+pub fn blast_history_path(prefix: &Path) -> PathBuf {
+    let mut name = prefix.file_name().unwrap_or_default().to_os_string();
+    name.push("_blast_history.csv");
+    prefix.with_file_name(name)
+}
 
 /// Locust's percentile columns.
 const QUANTILES: [f64; 11] = [
@@ -28,6 +39,8 @@ pub struct CsvWriter {
     full_history: bool,
     names: Vec<Name>,
     history: File,
+    blast_history: File,
+    monitor_keys: Vec<String>,
 }
 
 /// The four file names for `prefix`.
@@ -42,7 +55,12 @@ pub fn paths(prefix: &Path) -> [PathBuf; 4] {
 impl CsvWriter {
     /// Creates missing folders and the four files with their headers, before the run, so an
     /// unwritable place is an error before any load is sent.
-    pub fn create(prefix: &Path, full_history: bool, names: &[Name]) -> io::Result<CsvWriter> {
+    pub fn create(
+        prefix: &Path,
+        full_history: bool,
+        names: &[Name],
+        monitor_keys: &[String],
+    ) -> io::Result<CsvWriter> {
         if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -52,11 +70,20 @@ impl CsvWriter {
         replace(&exceptions, &[EXCEPTIONS_HEADER])?;
         let mut file = File::create(&history)?;
         write!(file, "{HISTORY_HEADER}\r\n")?;
+        let mut blast = File::create(blast_history_path(prefix))?;
+        let mut header = BLAST_HEADER.to_string();
+        for key in monitor_keys {
+            header.push(',');
+            header.push_str(&quote(key));
+        }
+        write!(blast, "{header}\r\n")?;
         Ok(CsvWriter {
             prefix: prefix.to_path_buf(),
             full_history,
             names: names.to_vec(),
             history: OpenOptions::new().append(true).open(history)?,
+            blast_history: blast,
+            monitor_keys: monitor_keys.to_vec(),
         })
     }
 
@@ -66,8 +93,10 @@ impl CsvWriter {
         snapshot: &Snapshot<'_>,
         now: SystemTime,
         failures: &[FailureRow],
+        sample: &Sample,
     ) -> io::Result<()> {
         self.write_snapshot(snapshot.cumulative, snapshot.elapsed, failures)?;
+        self.write_blast_row(snapshot, now, sample)?;
         let total_window = snapshot.window_total();
         let total = snapshot
             .cumulative
@@ -127,6 +156,38 @@ impl CsvWriter {
         failures: &[FailureRow],
     ) -> io::Result<()> {
         self.write_snapshot(names, duration, failures)
+    }
+
+    fn write_blast_row(
+        &mut self,
+        snapshot: &Snapshot<'_>,
+        now: SystemTime,
+        sample: &Sample,
+    ) -> io::Result<()> {
+        let window = snapshot.window_total();
+        let secs = snapshot.interval.as_secs_f64().max(1e-9);
+        let mut cols = vec![
+            unix_seconds(now).to_string(),
+            format!("{:.3}", snapshot.elapsed.as_secs_f64()),
+            snapshot.users.to_string(),
+            format!("{:.6}", window.counters.requests() as f64 / secs),
+            format!("{:.6}", window.counters.failed() as f64 / secs),
+            sample
+                .worker_cpu_pct
+                .map_or(String::new(), |c| format!("{c:.1}")),
+            format!("{:.3}", sample.loop_lag_ms),
+            u8::from(sample.saturated()).to_string(),
+        ];
+        for key in &self.monitor_keys {
+            cols.push(
+                sample
+                    .monitor
+                    .get(key)
+                    .map_or(String::new(), |v| format!("{v}")),
+            );
+        }
+        write!(self.blast_history, "{}\r\n", cols.join(","))?;
+        self.blast_history.flush()
     }
 
     fn sorted(&self) -> Vec<(usize, &Name)> {

@@ -13,7 +13,13 @@ const ORANGE: &str = "#ff7f0e";
 const RED: &str = "#d62728";
 const GREEN: &str = "#2ca02c";
 
-/// The run's charts, with a file-name stem each: throughput, latency, users, distribution.
+/// Colours for monitored series, in turn.
+const PALETTE: [&str; 6] = [
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+];
+
+/// The run's charts, with a file-name stem each: throughput, latency, users, distribution,
+/// the generator's own load, and monitored values when there are any.
 pub fn charts(record: &RunRecord) -> Vec<(&'static str, Chart)> {
     let h = &record.history;
     let line = |label: &str, color, f: &dyn Fn(&crate::Point) -> Option<f64>| Series {
@@ -26,7 +32,26 @@ pub fn charts(record: &RunRecord) -> Vec<(&'static str, Chart)> {
     } else {
         "users"
     };
-    vec![
+    let mut monitored: Vec<&String> = h
+        .iter()
+        .flat_map(|p| p.sample.monitor.keys())
+        .filter(|k| !k.starts_with("blast."))
+        .collect();
+    monitored.sort();
+    monitored.dedup();
+    let monitored_series: Vec<Series> = monitored
+        .iter()
+        .zip(PALETTE.iter().cycle())
+        .map(|(key, color)| Series {
+            label: key.to_string(),
+            color,
+            points: h
+                .iter()
+                .filter_map(|p| p.sample.monitor.get(*key).map(|v| (p.t_s, *v)))
+                .collect(),
+        })
+        .collect();
+    let mut all = vec![
         (
             "throughput",
             Chart {
@@ -78,7 +103,33 @@ pub fn charts(record: &RunRecord) -> Vec<(&'static str, Chart)> {
                 }],
             },
         ),
-    ]
+        (
+            "generator",
+            Chart {
+                title: "Generator: busiest worker's CPU and event-loop lag".into(),
+                x_label: "seconds from start".into(),
+                y_label: "% of a core / ms".into(),
+                x_axis: XAxis::Linear,
+                series: vec![
+                    line("worker CPU %", ORANGE, &|p| p.sample.worker_cpu_pct),
+                    line("loop lag ms", RED, &|p| Some(p.sample.loop_lag_ms)),
+                ],
+            },
+        ),
+    ];
+    if !monitored_series.is_empty() {
+        all.push((
+            "monitored",
+            Chart {
+                title: "Monitored".into(),
+                x_label: "seconds from start".into(),
+                y_label: "value".into(),
+                x_axis: XAxis::Linear,
+                series: monitored_series,
+            },
+        ));
+    }
+    all
 }
 
 fn capitalise(s: &str) -> String {
@@ -145,6 +196,23 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
         latency.max,
     );
 
+    let generator_class = if record.generator.bound {
+        "fail"
+    } else {
+        "none"
+    };
+    let _ = writeln!(
+        out,
+        r#"<p id="generator"><span class="badge {generator_class}">generator</span> {}</p>"#,
+        escape(&record.generator.evidence)
+    );
+    for g in &record.growth {
+        let _ = writeln!(
+            out,
+            r#"<p><span class="badge fail">leak?</span> {}</p>"#,
+            escape(g)
+        );
+    }
     if !record.criteria.is_empty() {
         out.push_str("<h2>Criteria</h2>\n<table id=\"criteria\"><tr><th>result</th><th>criterion</th><th>measured</th></tr>\n");
         for c in &record.criteria {

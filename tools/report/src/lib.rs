@@ -24,9 +24,12 @@ pub mod results;
 pub mod svg;
 mod time;
 
-pub use analysis::{findings, Finding};
-pub use csv::{paths as csv_paths, CsvWriter};
+pub use analysis::{findings, growth, Finding};
+pub use csv::{blast_history_path, paths as csv_paths, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
-pub use record::{mean_rate, ms, CriterionRecord, Latency, NameRecord, Point, RunInfo, RunRecord};
+pub use record::{
+    mean_rate, ms, CriterionRecord, GeneratorCheck, Latency, NameRecord, Point, RunInfo, RunRecord,
+    Sample,
+};
 pub use time::{unix_seconds, utc_seconds};

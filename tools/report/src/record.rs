@@ -96,6 +96,76 @@ pub struct NameRecord {
     pub latency_ms: Option<Latency>,
 }
 
+/// What blast measured about itself and about monitored processes in one interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// CPU use of the busiest worker thread, in % of one core (`None` where it cannot be read).
+    pub worker_cpu_pct: Option<f64>,
+    /// How late the busiest worker's event loop ran a timer, in ms.
+    pub loop_lag_ms: f64,
+    /// Monitored values by name: `blast.rss_mb`, `pid.cpu_pct`, a `--monitor-cmd` name...
+    pub monitor: BTreeMap<String, f64>,
+}
+
+/// A worker above this CPU share of its core is saturated.
+pub const SATURATED_CPU_PCT: f64 = 90.0;
+/// An event loop running timers this late is saturated.
+pub const SATURATED_LAG_MS: f64 = 10.0;
+
+impl Sample {
+    /// Whether the generator was the limit in this interval.
+    pub fn saturated(&self) -> bool {
+        self.worker_cpu_pct.is_some_and(|c| c >= SATURATED_CPU_PCT)
+            || self.loop_lag_ms >= SATURATED_LAG_MS
+    }
+}
+
+/// Whether the generator itself limited the run, with the evidence.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorCheck {
+    /// The run is marked generator-bound.
+    pub bound: bool,
+    /// Intervals in which a worker was above 90% CPU or its loop ran timers 10 ms late.
+    pub saturated_intervals: usize,
+    /// Intervals sampled.
+    pub intervals: usize,
+    /// Highest worker CPU, % of one core.
+    pub max_worker_cpu_pct: Option<f64>,
+    /// Highest event-loop lag, ms.
+    pub max_loop_lag_ms: f64,
+    /// One sentence saying what the numbers mean.
+    pub evidence: String,
+}
+
+impl GeneratorCheck {
+    /// Judges the samples of a run: bound when at least 10% of the intervals (and at least
+    /// two) were saturated.
+    pub fn of(samples: &[Sample]) -> GeneratorCheck {
+        let intervals = samples.len();
+        let saturated = samples.iter().filter(|s| s.saturated()).count();
+        let max_cpu = samples
+            .iter()
+            .filter_map(|s| s.worker_cpu_pct)
+            .reduce(f64::max);
+        let max_lag = samples.iter().map(|s| s.loop_lag_ms).fold(0.0, f64::max);
+        let bound = saturated >= 2 && saturated * 10 >= intervals;
+        let cpu = max_cpu.map_or("not readable".to_string(), |c| format!("up to {c:.0}%"));
+        let evidence = if bound {
+            format!("generator-bound: in {saturated} of {intervals} intervals a worker was at {SATURATED_CPU_PCT:.0}%+ of its core or its event loop ran timers {SATURATED_LAG_MS:.0}+ ms late (worker CPU {cpu}, loop lag up to {max_lag:.1} ms); the results may show blast's limit rather than the target's. Give blast more cores or fewer users per core.")
+        } else {
+            format!("not generator-bound: worker CPU {cpu}, event loop lag up to {max_lag:.1} ms ({saturated} of {intervals} intervals saturated)")
+        };
+        GeneratorCheck {
+            bound,
+            saturated_intervals: saturated,
+            intervals,
+            max_worker_cpu_pct: max_cpu,
+            max_loop_lag_ms: max_lag,
+            evidence,
+        }
+    }
+}
+
 /// One interval of the time series.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
@@ -115,6 +185,9 @@ pub struct Point {
     pub p99_ms: Option<f64>,
     /// Highest.
     pub max_ms: Option<f64>,
+    /// blast's own measurements and the monitored values in the interval.
+    #[serde(default)]
+    pub sample: Sample,
 }
 
 /// One criterion's outcome.
@@ -207,6 +280,12 @@ pub struct RunRecord {
     pub history: Vec<Point>,
     /// The latency distribution as (percentile, ms) pairs, for HDR percentile plots.
     pub percentiles: Vec<(f64, f64)>,
+    /// Whether the generator was the limit.
+    #[serde(default)]
+    pub generator: GeneratorCheck,
+    /// Monitored values that grew steadily under constant load (possible leaks).
+    #[serde(default)]
+    pub growth: Vec<String>,
 }
 
 impl RunRecord {
@@ -217,6 +296,7 @@ impl RunRecord {
         target: &str,
         verdicts: &[Verdict],
         failure_rows: Vec<FailureRow>,
+        samples: &[Sample],
     ) -> RunRecord {
         let c = &report.total.counters;
         let secs = report.duration.as_secs_f64().max(1e-9);
@@ -285,9 +365,15 @@ impl RunRecord {
                 })
                 .collect(),
             passed: verdicts.iter().all(|v| v.pass),
-            history: history(report),
+            history: history(report, samples),
             percentiles: percentiles(&report.total.latency_us),
+            // The last interval is the stop grace: not load, not judged.
+            generator: GeneratorCheck::of(
+                &samples[..samples.len().min(report.history.len()).saturating_sub(1)],
+            ),
+            growth: Vec::new(),
         };
+        record.growth = crate::analysis::growth(&record.history);
         match &report.schedule {
             Schedule::Closed { users } => {
                 record.model = "closed".into();
@@ -330,12 +416,13 @@ pub fn mean_rate(rate: &blast_engine::Shape, span: Duration) -> f64 {
         / steps as f64
 }
 
-fn history(report: &Report) -> Vec<Point> {
+fn history(report: &Report, samples: &[Sample]) -> Vec<Point> {
     let mut previous = Duration::ZERO;
     report
         .history
         .iter()
-        .map(|h| {
+        .enumerate()
+        .map(|(i, h)| {
             let span = (h.elapsed.saturating_sub(previous)).as_secs_f64().max(1e-9);
             previous = h.elapsed;
             let answered = h.counters.requests() > 0;
@@ -349,6 +436,7 @@ fn history(report: &Report) -> Vec<Point> {
                 p95_ms: at(1),
                 p99_ms: at(2),
                 max_ms: at(3),
+                sample: samples.get(i).cloned().unwrap_or_default(),
             }
         })
         .collect()
@@ -366,4 +454,46 @@ fn percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect();
     out.push((100.0, ms(h.max())));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(cpu: f64, lag_ms: f64) -> Sample {
+        Sample {
+            worker_cpu_pct: Some(cpu),
+            loop_lag_ms: lag_ms,
+            monitor: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_saturated_generator_is_marked_with_its_evidence() {
+        let busy: Vec<Sample> = (0..10)
+            .map(|i| sample(95.0 + i as f64 / 10.0, 3.0))
+            .collect();
+        let check = GeneratorCheck::of(&busy);
+        assert!(check.bound);
+        assert_eq!((check.saturated_intervals, check.intervals), (10, 10));
+        assert!(
+            check.evidence.contains("generator-bound"),
+            "{}",
+            check.evidence
+        );
+        // A loop running its timers late counts too, even at moderate CPU.
+        let lagging: Vec<Sample> = (0..10).map(|_| sample(50.0, 25.0)).collect();
+        assert!(GeneratorCheck::of(&lagging).bound);
+    }
+
+    #[test]
+    fn a_relaxed_generator_or_a_single_spike_is_not() {
+        let calm: Vec<Sample> = (0..10).map(|_| sample(20.0, 1.0)).collect();
+        assert!(!GeneratorCheck::of(&calm).bound);
+        let mut spike = calm.clone();
+        spike[3] = sample(99.0, 40.0);
+        let check = GeneratorCheck::of(&spike);
+        assert!(!check.bound && check.evidence.starts_with("not generator-bound"));
+        assert_eq!(check.max_loop_lag_ms, 40.0);
+    }
 }

@@ -17,7 +17,9 @@
 #![deny(missing_docs)]
 
 mod eucora;
+mod minimal;
 mod server;
 
 pub use eucora::{PLANES, SEEDED_APPROVALS, USERS};
+pub use minimal::MinimalServer;
 pub use server::{Config, Latency, Server, Stall};

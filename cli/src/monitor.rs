@@ -1,0 +1,263 @@
+//! Samples taken once per interval: blast's own worker threads (CPU) and memory, a monitored
+//! process (`--monitor-pid`) and monitored commands (`--monitor-cmd NAME=COMMAND`), all from
+//! Linux's `/proc` or by running the command. A sample that cannot be read is left out, never
+//! an error: monitoring must not stop a run.
+
+use blast_report::Sample;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Clock ticks per second in `/proc/*/stat` (Linux's USER_HZ, 100 on every architecture).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A `--monitor-cmd` value: a name and the shell command whose output is the number.
+#[derive(Clone, Debug)]
+pub struct MonitorCommand {
+    /// Name in the outputs.
+    pub name: String,
+    /// Run with `sh -c`.
+    pub command: String,
+}
+
+/// Parses `NAME=COMMAND`.
+pub fn parse_command(text: &str) -> Result<MonitorCommand, String> {
+    match text.split_once('=') {
+        Some((name, command)) if !name.trim().is_empty() && !command.trim().is_empty() => {
+            Ok(MonitorCommand {
+                name: name.trim().to_string(),
+                command: command.to_string(),
+            })
+        }
+        _ => Err(format!(
+            "invalid --monitor-cmd {text:?}: expected NAME=COMMAND, e.g. db_conns='psql -tAc \"select count(*) from pg_stat_activity\"'"
+        )),
+    }
+}
+
+/// CPU ticks seen last time for one process or thread.
+struct Ticks {
+    dir: PathBuf,
+    last: Option<(u64, Instant)>,
+}
+
+impl Ticks {
+    fn new(dir: PathBuf) -> Ticks {
+        Ticks { dir, last: None }
+    }
+
+    /// CPU use since the previous call, in % of one core.
+    fn cpu_pct(&mut self) -> Option<f64> {
+        let now = Instant::now();
+        let ticks = stat_ticks(&self.dir.join("stat"))?;
+        let pct = self.last.map(|(before, at)| {
+            let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+            (ticks.saturating_sub(before)) as f64 / TICKS_PER_SECOND / secs * 100.0
+        });
+        self.last = Some((ticks, now));
+        pct
+    }
+}
+
+/// utime + stime from a `/proc/.../stat` file.
+fn stat_ticks(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let after = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// RSS in MB and threads from `/proc/.../status`.
+fn status(dir: &Path) -> (Option<f64>, Option<f64>) {
+    let Ok(text) = std::fs::read_to_string(dir.join("status")) else {
+        return (None, None);
+    };
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    (field("VmRSS:").map(|kb| kb / 1024.0), field("Threads:"))
+}
+
+fn open_files(dir: &Path) -> Option<f64> {
+    Some(std::fs::read_dir(dir.join("fd")).ok()?.count() as f64)
+}
+
+/// CPU time of blast's worker threads, read between calls.
+#[derive(Default)]
+pub struct WorkerCpu {
+    threads: Vec<Ticks>,
+}
+
+impl WorkerCpu {
+    /// CPU seconds all workers used since the previous call (0 on the first).
+    pub fn seconds_since_last(&mut self) -> f64 {
+        if self.threads.is_empty() {
+            self.threads = worker_threads();
+            return 0.0;
+        }
+        self.threads
+            .iter_mut()
+            .filter_map(|t| {
+                let now = stat_ticks(&t.dir.join("stat"))?;
+                let before = t.last.map_or(now, |(b, _)| b);
+                t.last = Some((now, Instant::now()));
+                Some(now.saturating_sub(before) as f64 / TICKS_PER_SECOND)
+            })
+            .sum()
+    }
+}
+
+/// Everything sampled during one run.
+pub struct Monitor {
+    workers: Vec<Ticks>,
+    pid: Option<(u32, Ticks)>,
+    commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
+    warned: bool,
+}
+
+impl Monitor {
+    /// Starts the command samplers (one thread each, so a slow command never delays the run).
+    pub fn start(pid: Option<u32>, commands: &[MonitorCommand], every: Duration) -> Monitor {
+        let commands = commands
+            .iter()
+            .map(|c| {
+                let latest = Arc::new(Mutex::new(None));
+                let (slot, command) = (latest.clone(), c.command.clone());
+                std::thread::spawn(move || loop {
+                    let value = run_command(&command);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = value;
+                    std::thread::sleep(every);
+                });
+                (c.name.clone(), latest)
+            })
+            .collect();
+        Monitor {
+            workers: Vec::new(),
+            pid: pid.map(|p| (p, Ticks::new(PathBuf::from(format!("/proc/{p}"))))),
+            commands,
+            warned: false,
+        }
+    }
+
+    /// The names of the monitored values, in the order outputs list them.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = vec!["blast.rss_mb".to_string(), "blast.fds".to_string()];
+        if let Some((pid, _)) = &self.pid {
+            keys.extend(["cpu_pct", "rss_mb", "threads", "fds"].map(|k| format!("pid{pid}.{k}")));
+        }
+        keys.extend(self.commands.iter().map(|(name, _)| name.clone()));
+        keys
+    }
+
+    /// One sample, given the interval's largest event-loop lag.
+    pub fn sample(&mut self, loop_lag_us: u64) -> Sample {
+        // Threads found now only get their baseline: CPU shows from the next interval.
+        let worker_cpu_pct = if self.workers.is_empty() {
+            self.workers = worker_threads();
+            None
+        } else {
+            self.workers
+                .iter_mut()
+                .filter_map(Ticks::cpu_pct)
+                .reduce(f64::max)
+        };
+        let mut monitor = BTreeMap::new();
+        let me = Path::new("/proc/self");
+        let (rss, _) = status(me);
+        monitor.extend(rss.map(|v| ("blast.rss_mb".to_string(), v)));
+        monitor.extend(open_files(me).map(|v| ("blast.fds".to_string(), v)));
+        if let Some((pid, ticks)) = &mut self.pid {
+            let (rss, threads) = status(&ticks.dir);
+            let values = [
+                ("cpu_pct", ticks.cpu_pct()),
+                ("rss_mb", rss),
+                ("threads", threads),
+                ("fds", open_files(&ticks.dir)),
+            ];
+            for (key, value) in values {
+                monitor.extend(value.map(|v| (format!("pid{pid}.{key}"), v)));
+            }
+        }
+        for (name, latest) in &self.commands {
+            let value = *latest.lock().unwrap_or_else(|p| p.into_inner());
+            monitor.extend(value.map(|v| (name.clone(), v)));
+        }
+        let sample = Sample {
+            worker_cpu_pct,
+            loop_lag_ms: loop_lag_us as f64 / 1000.0,
+            monitor,
+        };
+        if sample.saturated() && !std::mem::replace(&mut self.warned, true) {
+            eprintln!(
+                "blast: warning: the generator is saturated (busiest worker at {}, event loop {:.1} ms late): results may show blast's limit, not the target's",
+                sample
+                    .worker_cpu_pct
+                    .map_or("unknown CPU".to_string(), |c| format!("{c:.0}% CPU")),
+                sample.loop_lag_ms
+            );
+        }
+        sample
+    }
+}
+
+/// The `/proc` folders of blast's worker threads (named `blast-worker-N`).
+fn worker_threads() -> Vec<Ticks> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| t.ok().map(|t| t.path()))
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.starts_with("blast-worker"))
+        })
+        .map(|dir| {
+            let mut ticks = Ticks::new(dir);
+            // The first reading is the baseline for the next interval.
+            ticks.cpu_pct();
+            ticks
+        })
+        .collect()
+}
+
+/// Runs `command` with `sh -c` and reads the first number it prints.
+fn run_command(command: &str) -> Option<f64> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .find_map(|w| w.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_report_their_first_number() {
+        let c = parse_command("db_conns=echo 'count: 42'").unwrap();
+        assert_eq!(c.name, "db_conns");
+        assert_eq!(run_command("echo 'conns 42 of 100'"), Some(42.0));
+        assert_eq!(run_command("echo none"), None);
+        assert!(parse_command("no-equals").is_err());
+        assert!(parse_command("=cmd").is_err());
+    }
+
+    #[test]
+    fn this_process_can_be_sampled() {
+        let me = Path::new("/proc/self");
+        assert!(stat_ticks(&me.join("stat")).is_some());
+        let (rss, threads) = status(me);
+        assert!(rss.unwrap() > 0.0 && threads.unwrap() >= 1.0);
+        assert!(open_files(me).unwrap() >= 3.0);
+    }
+}
