@@ -193,7 +193,9 @@ impl Monitor {
             loop_lag_ms: loop_lag_us as f64 / 1000.0,
             monitor,
         };
-        if sample.saturated() && !std::mem::replace(&mut self.warned, true) {
+        // The first interval (no CPU reading yet) holds the start-up: connects and spawns.
+        let judged = sample.worker_cpu_pct.is_some();
+        if judged && sample.saturated() && !std::mem::replace(&mut self.warned, true) {
             eprintln!(
                 "blast: warning: the generator is saturated (busiest worker at {}, event loop {:.1} ms late): results may show blast's limit, not the target's",
                 sample

@@ -14,8 +14,11 @@ pub struct Finding {
     pub weight: f64,
 }
 
-/// A latency knee: p99 more than this many times its value at low load.
+/// A latency knee: p99 more than this many times its value at low load...
 const KNEE_FACTOR: f64 = 2.0;
+/// ...and at least this much higher in absolute terms: a rise from 0.4 to 1 ms is noise, not
+/// queueing anyone waits for.
+const KNEE_MIN_MS: f64 = 10.0;
 /// Users must grow by this share while throughput grows by less than [`FLAT_GROWTH`] for a
 /// plateau.
 const USERS_GROWTH: f64 = 0.3;
@@ -77,7 +80,8 @@ fn latency_knee(ramp: &[&Point]) -> Option<Finding> {
     early.sort_by(f64::total_cmp);
     let base = early[early.len() / 2].max(0.001);
     // The knee: the first point from which p99 stays above KNEE_FACTOR × baseline.
-    let knee = (0..p99.len()).find(|&i| p99[i..].iter().all(|x| x.1 > KNEE_FACTOR * base))?;
+    let queued = |v: f64| v > KNEE_FACTOR * base && v > base + KNEE_MIN_MS;
+    let knee = (0..p99.len()).find(|&i| p99[i..].iter().all(|x| queued(x.1)))?;
     let (users, value) = p99[knee];
     let peak = p99.iter().map(|x| x.1).fold(0.0, f64::max);
     Some(Finding {
@@ -104,19 +108,27 @@ fn throughput_plateau(ramp: &[&Point]) -> Option<Finding> {
             continue;
         };
         let growth = p.rps / earlier.rps.max(1e-9) - 1.0;
-        if growth < FLAT_GROWTH && earlier.users >= 2 {
+        // In a closed system more users at the same throughput must wait longer (Little's
+        // law); without that, flat throughput means users were thinking, not queueing.
+        let waited = match (earlier.p99_ms, p.p99_ms) {
+            (Some(a), Some(b)) => b > KNEE_FACTOR * a && b > a + KNEE_MIN_MS,
+            _ => false,
+        };
+        if growth < FLAT_GROWTH && earlier.users >= 2 && waited {
             let rest = &ramp[i..];
             let more_users = rest.last().map_or(p.users, |q| q.users);
             return Some(Finding {
                 text: format!(
-                    "**Throughput stops growing at about {:.0} requests/s**: from {} to {} users it went from {:.0} to {:.0} requests/s (+{:.0}%) while users grew {:.0}%, and the ramp went on to {more_users} users. Beyond that point extra users only queue.",
+                    "**Throughput stops growing at about {:.0} requests/s**: from {} to {} users it went from {:.0} to {:.0} requests/s (+{:.0}%) while users grew {:.0}% and p99 rose from {:.1} to {:.1} ms, and the ramp went on to {more_users} users. Beyond that point extra users only queue.",
                     earlier.rps,
                     earlier.users,
                     p.users,
                     earlier.rps,
                     p.rps,
                     growth * 100.0,
-                    (p.users as f64 / earlier.users as f64 - 1.0) * 100.0
+                    (p.users as f64 / earlier.users as f64 - 1.0) * 100.0,
+                    earlier.p99_ms.unwrap_or_default(),
+                    p.p99_ms.unwrap_or_default()
                 ),
                 action: format!("The system's capacity is about {:.0} requests/s: scale out, or profile the slowest endpoint at that load.", earlier.rps),
                 weight: 40.0,

@@ -367,10 +367,7 @@ impl RunRecord {
             passed: verdicts.iter().all(|v| v.pass),
             history: history(report, samples),
             percentiles: percentiles(&report.total.latency_us),
-            // The last interval is the stop grace: not load, not judged.
-            generator: GeneratorCheck::of(
-                &samples[..samples.len().min(report.history.len()).saturating_sub(1)],
-            ),
+            generator: GeneratorCheck::of(judged(samples, report.history.len())),
             growth: Vec::new(),
         };
         record.growth = crate::analysis::growth(&record.history);
@@ -403,6 +400,13 @@ impl RunRecord {
     pub fn from_json(text: &str) -> Result<RunRecord, serde_json::Error> {
         serde_json::from_str(text)
     }
+}
+
+/// The samples that say something about the generator under load: not the first interval
+/// (start-up: connects and spawns), not the last (the stop grace).
+fn judged(samples: &[Sample], intervals: usize) -> &[Sample] {
+    let end = samples.len().min(intervals).saturating_sub(1);
+    &samples[1.min(end)..end]
 }
 
 /// The average of a rate shape over the first `span` of the run.
