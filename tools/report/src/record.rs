@@ -109,14 +109,17 @@ pub struct Sample {
 
 /// A worker above this CPU share of its core is saturated.
 pub const SATURATED_CPU_PCT: f64 = 90.0;
-/// An event loop running timers this late is saturated.
+/// An event loop running timers this late, while busy, is saturated.
 pub const SATURATED_LAG_MS: f64 = 10.0;
+/// "Busy" for a late loop: a loop that is late while its worker idles was starved by other
+/// processes, which says nothing about blast's own capacity.
+const BUSY_CPU_PCT: f64 = 50.0;
 
 impl Sample {
     /// Whether the generator was the limit in this interval.
     pub fn saturated(&self) -> bool {
-        self.worker_cpu_pct.is_some_and(|c| c >= SATURATED_CPU_PCT)
-            || self.loop_lag_ms >= SATURATED_LAG_MS
+        let cpu = self.worker_cpu_pct.unwrap_or(0.0);
+        cpu >= SATURATED_CPU_PCT || (self.loop_lag_ms >= SATURATED_LAG_MS && cpu >= BUSY_CPU_PCT)
     }
 }
 
@@ -151,7 +154,7 @@ impl GeneratorCheck {
         let bound = saturated >= 2 && saturated * 10 >= intervals;
         let cpu = max_cpu.map_or("not readable".to_string(), |c| format!("up to {c:.0}%"));
         let evidence = if bound {
-            format!("generator-bound: in {saturated} of {intervals} intervals a worker was at {SATURATED_CPU_PCT:.0}%+ of its core or its event loop ran timers {SATURATED_LAG_MS:.0}+ ms late (worker CPU {cpu}, loop lag up to {max_lag:.1} ms); the results may show blast's limit rather than the target's. Give blast more cores or fewer users per core.")
+            format!("generator-bound: in {saturated} of {intervals} intervals a worker was at {SATURATED_CPU_PCT:.0}%+ of its core, or busy with its event loop running timers {SATURATED_LAG_MS:.0}+ ms late (worker CPU {cpu}, loop lag up to {max_lag:.1} ms); the results may show blast's limit rather than the target's. Give blast more cores or fewer users per core.")
         } else {
             format!("not generator-bound: worker CPU {cpu}, event loop lag up to {max_lag:.1} ms ({saturated} of {intervals} intervals saturated)")
         };
