@@ -40,7 +40,7 @@ pub struct Chart {
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 /// The percentile axis ends at 99.9999% (six nines).
