@@ -83,7 +83,7 @@ pub fn run(args: &SelftestArgs) -> anyhow::Result<()> {
     );
     let needs = |rate: f64| (rate * us_per_request / 1e6 / PLANNED_LOAD).ceil().max(1.0);
     let mut rates = vec![10_000.0, 30_000.0, 100_000.0];
-    rates.extend(args.rate);
+    rates.extend(args.rate.filter(|r| !rates.contains(r)));
     let plan: Vec<String> = rates
         .iter()
         .map(|r| format!("{r:.0} req/s: {:.0}", needs(*r)))

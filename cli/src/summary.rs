@@ -106,15 +106,8 @@ pub fn render(
         );
     }
     let generator = &record.generator;
-    let _ = writeln!(
-        out,
-        "  generator     {}",
-        if generator.bound {
-            format!("BOUND: {}", generator.evidence)
-        } else {
-            generator.evidence.clone()
-        }
-    );
+    // The evidence starts with the verdict: "generator-bound: ..." or "not generator-bound: ...".
+    let _ = writeln!(out, "  generator     {}", generator.evidence);
     for g in &record.growth {
         let _ = writeln!(out, "  leak?         {g}");
     }
