@@ -5,7 +5,7 @@ use blast_engine::{Name, Schedule, Snapshot};
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::summary::ms;
+use crate::summary::{ms, percent};
 
 /// How often a status line is printed when not on a terminal.
 const EVERY: Duration = Duration::from_secs(5);
@@ -187,14 +187,6 @@ fn truncate(s: &str, width: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(width - 1).collect::<String>() + "…"
-    }
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
     }
 }
 

@@ -230,7 +230,8 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
+/// `part` as a percentage of `whole` (0 when there is no whole).
+pub fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {

@@ -40,6 +40,12 @@ fn wait(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Asserts blast's exit code, showing its stderr when it differs.
+fn assert_exit(out: &Output, code: i32) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+}
+
 /// Starts blast on `args` with a JSON record and waits until it has sent traffic.
 fn start(args: &[&str], record: &Path, server: &Server) -> Child {
     let child = blast()
@@ -75,12 +81,7 @@ fn ctrl_c_stops_lets_in_flight_requests_finish_and_writes_everything() {
     );
     signal(&child, "INT");
     let out = wait(child, Duration::from_secs(30));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let v = json(&record);
     assert_eq!(v["interrupted"], true);
     assert_eq!(
@@ -128,12 +129,7 @@ fn a_second_ctrl_c_cancels_in_flight_requests_and_still_writes_results() {
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "INT");
     let out = wait(child, Duration::from_secs(20));
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 130);
     let v = json(&record);
     assert_eq!(
         (v["requests"].as_u64(), v["cancelled"].as_u64()),
@@ -168,12 +164,7 @@ fn a_target_that_dies_and_comes_back_is_survived_and_counted() {
     std::thread::sleep(Duration::from_millis(800));
     let again = Server::start(addr, Config::default()).unwrap();
     let out = wait(child, Duration::from_secs(30));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let v = json(&record);
     assert!(
         again.served() > 0,

@@ -242,14 +242,7 @@ fn stats_row(method: &str, name: &str, s: &Stats, secs: f64) -> String {
         n.to_string(),
         c.failed().to_string(),
     ];
-    if h.is_empty() {
-        cols.extend(["0", "0.0", "0", "0"].map(String::from));
-    } else {
-        cols.push(time(h.value_at_quantile(0.5)));
-        cols.push(format!("{}", h.mean() / 1000.0));
-        cols.push(time(h.min()));
-        cols.push(time(h.max()));
-    }
+    cols.extend(time_columns(h));
     cols.push(format!("{}", c.body_bytes as f64 / n.max(1) as f64));
     cols.push(format!("{}", n as f64 / secs));
     cols.push(format!("{}", c.failed() as f64 / secs));
@@ -283,19 +276,25 @@ fn history_row(
     cols.extend(percentile_columns(shown));
     cols.push(t.requests().to_string());
     cols.push(t.failed().to_string());
-    if h.is_empty() {
-        cols.extend(["0", "0.0", "0", "0"].map(String::from));
-    } else {
-        cols.push(time(h.value_at_quantile(0.5)));
-        cols.push(format!("{}", h.mean() / 1000.0));
-        cols.push(time(h.min()));
-        cols.push(time(h.max()));
-    }
+    cols.extend(time_columns(h));
     cols.push(format!(
         "{}",
         t.body_bytes as f64 / t.requests().max(1) as f64
     ));
     cols.join(",")
+}
+
+/// Median, average, min and max response time, as Locust writes them for no requests.
+fn time_columns(h: &hdrhistogram::Histogram<u64>) -> [String; 4] {
+    if h.is_empty() {
+        return ["0", "0.0", "0", "0"].map(String::from);
+    }
+    [
+        time(h.value_at_quantile(0.5)),
+        format!("{}", h.mean() / 1000.0),
+        time(h.min()),
+        time(h.max()),
+    ]
 }
 
 fn percentile_columns(s: &Stats) -> Vec<String> {
