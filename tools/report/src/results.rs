@@ -267,6 +267,9 @@ fn section(
         run.threads,
         if run.interrupted { ", stopped early" } else { "" }
     );
+    if !run.generator.evidence.is_empty() {
+        let _ = writeln!(md, "Generator: {}.\n", run.generator.evidence);
+    }
     if !run.criteria.is_empty() {
         let _ = writeln!(md, "| Criterion | Measured | Result |\n| --- | --- | --- |");
         for c in &run.criteria {
