@@ -268,7 +268,7 @@ fn section(
         if run.interrupted { ", stopped early" } else { "" }
     );
     if !run.generator.evidence.is_empty() {
-        let _ = writeln!(md, "Generator: {}.\n", run.generator.evidence);
+        let _ = writeln!(md, "Generator: {}\n", run.generator.evidence);
     }
     if !run.criteria.is_empty() {
         let _ = writeln!(md, "| Criterion | Measured | Result |\n| --- | --- | --- |");
