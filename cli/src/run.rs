@@ -31,10 +31,12 @@ pub enum Verdict {
     Aborted,
 }
 
+/// Any error, as bad input.
 fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
     Failure::Usage(e.into())
 }
 
+/// Runs what the flags ask for: list or print profiles, or one load run end to end.
 pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
     args.validate().map_err(usage)?;
     if args.list_profiles {
@@ -105,19 +107,19 @@ pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
             )));
         }
     }
+    let names = plan.script.names().to_vec();
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = progress::Progress::new(plan.run_time, &plan.schedule, &names, terminal);
     let mut monitor = Monitor::start(args.monitor_pid, &args.monitor_cmds, plan.interval);
+    // The plan is checked before any output file is created, so bad input leaves none.
+    let engine = Engine::new(plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
-    let mut outputs =
-        Outputs::create(args, plan.script.names(), &monitor.keys()).map_err(Failure::Usage)?;
+    let mut outputs = Outputs::create(args, &names, &monitor.keys()).map_err(Failure::Usage)?;
     let mut samples = Vec::new();
     let console = Console::of(args);
     if local.is_some() && console != Console::Quiet {
         println!("no {missing} given: running against the built-in reference target at {url}");
     }
-    let terminal = std::io::stderr().is_terminal();
-    let mut progress =
-        progress::Progress::new(plan.run_time, &plan.schedule, plan.script.names(), terminal);
-    let engine = Engine::new(plan).map_err(usage)?;
     let signals = watch_signals(engine.handle());
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         let sample = monitor.sample(s.loop_lag_us);
