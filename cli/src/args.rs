@@ -16,7 +16,9 @@ use std::time::Duration;
     blast --profile cab --host http://10.0.0.5:8000  a built-in profile against your API\n  \
     blast -f scenario.toml -u 100 -r 10 -t 5m        a scenario file, Locust-style flags\n  \
     blast http://127.0.0.1:8080/ -u 64 -t 10s        64 users looping GET (the wrk model)\n  \
-    blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n\n\
+    blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n  \
+    blast report                                     the P4.3 results report from results/*.json\n  \
+    blast selftest                                   this machine's generator ceiling per core\n\n\
     Exit codes: 0 success, 1 the run failed, 2 bad input, 3 a success criterion failed.")]
 pub struct Args {
     /// URL to load with one request, `http://host[:port]/path`. Without it and without a
@@ -25,139 +27,171 @@ pub struct Args {
 
     /// Scenario file to run (TOML; see docs/scenarios.md), like `locust -f`.
     #[arg(short = 'f', long = "file", conflicts_with = "profile")]
+    #[arg(help_heading = "Scenario")]
     pub file: Option<PathBuf>,
 
     /// Built-in profile to run: deployments, cab, connectors or burst.
     #[arg(long)]
+    #[arg(help_heading = "Scenario")]
     pub profile: Option<String>,
 
     /// List the built-in profiles and exit.
     #[arg(long)]
+    #[arg(help_heading = "Scenario")]
     pub list_profiles: bool,
 
     /// Print a built-in profile as a scenario file (to copy and adapt) and exit.
     #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Scenario")]
     pub print_profile: Option<String>,
 
     /// Base URL of the target, as Locust's --host. Default: the scenario's host, else blast's
     /// built-in reference target on a loopback port.
     #[arg(long, conflicts_with = "url")]
+    #[arg(help_heading = "Scenario")]
     pub host: Option<String>,
 
     /// Concurrent users. Default: the scenario's, else 10.
     #[arg(short = 'u', long)]
+    #[arg(help_heading = "Load")]
     pub users: Option<u64>,
 
     /// Users started per second until all run (Locust's -r). Default: the scenario's, else all
     /// at once.
     #[arg(short = 'r', long)]
+    #[arg(help_heading = "Load")]
     pub spawn_rate: Option<f64>,
 
     /// Run time from the start, ramp included: 30s, 5m, 1h30m or bare seconds. Default: the
     /// scenario's, the length of the stages, else 10s.
     #[arg(short = 't', long = "run-time", value_parser = parse_duration)]
+    #[arg(help_heading = "Load")]
     pub run_time: Option<Duration>,
 
     /// Users over time as linear stages, e.g. 1m:1000,2m:1000,1m:0 (k6 style, from 0 users).
     #[arg(long, value_parser = parse_user_stages)]
+    #[arg(help_heading = "Load")]
     pub stages: Option<Shape>,
 
     /// Open model: task starts per second in total, on a fixed schedule; a number or stages
     /// such as 30s:2000,1m:2000. Latency is measured from each intended start.
     #[arg(long, value_parser = parse_rate)]
+    #[arg(help_heading = "Load")]
     pub rate: Option<Shape>,
 
     /// Rescale the load shape so its highest point is N users (or requests/s with --rate).
     #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Load")]
     pub peak: Option<f64>,
 
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
+    #[arg(help_heading = "Load")]
     pub max_connections: u64,
 
     /// Success criterion, e.g. p99<500ms, success>=99%, rps>=10000, /path:p95<200ms; repeat for
     /// more. Added to the scenario's own. A failed criterion makes blast exit with code 3.
     #[arg(long = "threshold", value_name = "CRITERION", value_parser = Criterion::parse)]
+    #[arg(help_heading = "Success criteria")]
     pub thresholds: Vec<Criterion>,
 
     /// Worker threads, one per core. Default: the cores available to blast.
     #[arg(long)]
+    #[arg(help_heading = "Engine")]
     pub threads: Option<usize>,
 
     /// HTTP/1.1 client: raw (pre-encoded requests, httparse) or hyper.
     #[arg(long, value_enum, default_value_t = ClientArg::Raw)]
+    #[arg(help_heading = "Engine")]
     pub client: ClientArg,
 
     /// Do not pin worker threads to cores.
     #[arg(long)]
+    #[arg(help_heading = "Engine")]
     pub no_pin: bool,
 
     /// HTTP method of the URL's request. Default: GET, or POST when a body is given.
     #[arg(short = 'X', long)]
+    #[arg(help_heading = "The URL's request")]
     pub method: Option<String>,
 
     /// Extra header of the URL's request, "Name: value"; repeat for more.
     #[arg(short = 'H', long = "header")]
+    #[arg(help_heading = "The URL's request")]
     pub headers: Vec<String>,
 
     /// Body of the URL's request.
     #[arg(long, conflicts_with = "body_file")]
+    #[arg(help_heading = "The URL's request")]
     pub body: Option<String>,
 
     /// Body of the URL's request, read from a file.
     #[arg(long)]
+    #[arg(help_heading = "The URL's request")]
     pub body_file: Option<PathBuf>,
 
     /// Time allowed for each request before it counts as a timeout.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(help_heading = "Engine")]
     pub timeout: Duration,
 
     /// Time allowed to open a connection.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(help_heading = "Engine")]
     pub connect_timeout: Duration,
 
     /// At the end, how long in-flight requests may finish before they count as cancelled.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(help_heading = "Engine")]
     pub stop_timeout: Duration,
 
     /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
     /// PREFIX_failures.csv and PREFIX_exceptions.csv (folders are created).
     #[arg(long, value_name = "PREFIX")]
+    #[arg(help_heading = "Outputs")]
     pub csv: Option<PathBuf>,
 
     /// With --csv: write every request name to the history file each second, not only the
     /// Aggregated row.
     #[arg(long, requires = "csv")]
+    #[arg(help_heading = "Outputs")]
     pub csv_full_history: bool,
 
     /// Write the run record (summary, per-name stats, time series, criteria) as JSON.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Outputs")]
     pub json: Option<PathBuf>,
 
     /// Write a self-contained HTML report with charts.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Outputs")]
     pub html: Option<PathBuf>,
 
     /// Write each interval's latency histogram in HdrHistogram's interval-log format.
     #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Outputs")]
     pub hdr_log: Option<PathBuf>,
 
     /// Sample this local process each second (CPU, RSS, threads, open files), e.g. the target's
     /// server; the samples go into the history outputs, the JSON record and the HTML charts.
     #[arg(long, value_name = "PID")]
+    #[arg(help_heading = "Monitoring")]
     pub monitor_pid: Option<u32>,
 
     /// Run COMMAND each second and record the first number it prints under NAME, e.g.
     /// db_conns='psql -tAc "select count(*) from pg_stat_activity"'; repeat for more.
     #[arg(long = "monitor-cmd", value_name = "NAME=COMMAND", value_parser = crate::monitor::parse_command)]
+    #[arg(help_heading = "Monitoring")]
     pub monitor_cmds: Vec<crate::monitor::MonitorCommand>,
 
     /// Print only the final summary: no live view or status lines.
     #[arg(long)]
+    #[arg(help_heading = "Outputs")]
     pub only_summary: bool,
 
     /// Print nothing but errors; results still go to the files asked for.
     #[arg(short = 'q', long, conflicts_with = "only_summary")]
+    #[arg(help_heading = "Outputs")]
     pub quiet: bool,
 }
 
