@@ -191,7 +191,7 @@ impl Criterion {
             Metric::Quantile(q) => ms(h.value_at_quantile(q)),
             Metric::Rps => match self.window {
                 None => finished as f64 / report.duration.as_secs_f64().max(1e-9),
-                Some(w) => best_window_rate(report, self.scope.as_deref(), w),
+                Some(w) => best_scoped_rate(report, self.scope.as_deref(), w),
             },
             Metric::Success => pct(c.ok),
             Metric::FailureRate => pct(c.failed()),
@@ -280,7 +280,7 @@ fn parse_threshold(metric: Metric, value: &str) -> Option<f64> {
 }
 
 /// The highest finished-request rate over any `window` of consecutive intervals.
-fn best_window_rate(report: &Report, scope: Option<&str>, window: Duration) -> f64 {
+fn best_scoped_rate(report: &Report, scope: Option<&str>, window: Duration) -> f64 {
     // Per-name history is not kept; a scoped rate uses the name's share of the whole run.
     let share = match scope {
         None => 1.0,
@@ -295,30 +295,42 @@ fn best_window_rate(report: &Report, scope: Option<&str>, window: Duration) -> f
             mine as f64 / total
         }
     };
-    let h = &report.history;
-    let mut best = f64::NAN;
+    let intervals: Vec<(Duration, f64)> = report
+        .history
+        .iter()
+        .map(|h| (h.elapsed, h.counters.requests() as f64))
+        .collect();
+    best_window_rate(&intervals, window).map_or(f64::NAN, |rate| rate * share)
+}
+
+/// The highest rate over any run of consecutive intervals lasting at least `window`, from
+/// (end of interval since the start, requests in it) pairs in order; `None` if the intervals
+/// together are shorter than `window`.
+pub fn best_window_rate(intervals: &[(Duration, f64)], window: Duration) -> Option<f64> {
+    let start = |i: usize| {
+        if i == 0 {
+            Duration::ZERO
+        } else {
+            intervals[i - 1].0
+        }
+    };
+    let mut best: Option<f64> = None;
     let mut from = 0;
-    let mut sum = 0u64;
-    for to in 0..h.len() {
-        sum += h[to].counters.requests();
-        let start = |i: usize| {
-            if i == 0 {
-                Duration::ZERO
-            } else {
-                h[i - 1].elapsed
-            }
-        };
-        while from < to && h[to].elapsed - start(from + 1) >= window {
-            sum -= h[from].counters.requests();
+    let mut sum = 0.0;
+    for to in 0..intervals.len() {
+        sum += intervals[to].1;
+        // The shortest run ending here that still lasts the window.
+        while from < to && intervals[to].0 - start(from + 1) >= window {
+            sum -= intervals[from].1;
             from += 1;
         }
-        let span = h[to].elapsed - start(from);
+        let span = intervals[to].0 - start(from);
         if span >= window {
-            let rate = sum as f64 / span.as_secs_f64();
-            best = if best.is_nan() { rate } else { best.max(rate) };
+            let rate = sum / span.as_secs_f64();
+            best = Some(best.map_or(rate, |b| b.max(rate)));
         }
     }
-    best * share
+    best
 }
 
 #[cfg(test)]
@@ -372,6 +384,24 @@ mod tests {
         ] {
             assert!(Criterion::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_best_window_is_the_highest_rate_held_that_long() {
+        let intervals: Vec<(Duration, f64)> = [10.0, 20.0, 30.0, 40.0]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Duration::from_secs(i as u64 + 1), *n))
+            .collect();
+        assert_eq!(
+            best_window_rate(&intervals, Duration::from_secs(2)),
+            Some(35.0)
+        );
+        assert_eq!(
+            best_window_rate(&intervals, Duration::from_secs(4)),
+            Some(25.0)
+        );
+        assert_eq!(best_window_rate(&intervals, Duration::from_secs(5)), None);
     }
 
     #[test]

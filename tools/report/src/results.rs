@@ -2,7 +2,9 @@
 //! several runs: the plan's baseline table filled in, a section per scenario, a bottleneck
 //! analysis computed from the data and the top optimisation opportunities.
 
+use blast_scenarios::best_window_rate;
 use std::fmt::Write;
+use std::time::Duration;
 
 use crate::analysis::{findings, Finding};
 use crate::html::charts;
@@ -214,25 +216,20 @@ fn baseline_cells(plan: &Planned, run: &RunRecord) -> Vec<(String, String, Strin
     ]
 }
 
-/// The best average rate over 60 s of consecutive intervals.
+/// The best average rate over 60 s of consecutive intervals, as the criterion
+/// `rps>=N for 1m` measures it.
 fn best_minute(run: &RunRecord) -> Option<f64> {
-    let h = &run.history;
-    let mut best: Option<f64> = None;
-    for end in 0..h.len() {
-        let start_t = |i: usize| if i == 0 { 0.0 } else { h[i - 1].t_s };
-        let Some(from) = (0..=end).rev().find(|&i| h[end].t_s - start_t(i) >= 60.0) else {
-            continue;
-        };
-        let span = h[end].t_s - start_t(from);
-        let requests: f64 = h[from..=end]
-            .iter()
-            .enumerate()
-            .map(|(k, p)| p.rps * (p.t_s - start_t(from + k)))
-            .sum();
-        let rate = requests / span;
-        best = Some(best.map_or(rate, |b: f64| b.max(rate)));
-    }
-    best
+    let mut previous = 0.0;
+    let intervals: Vec<(Duration, f64)> = run
+        .history
+        .iter()
+        .map(|p| {
+            let requests = p.rps * (p.t_s - previous);
+            previous = p.t_s;
+            (Duration::from_secs_f64(p.t_s), requests)
+        })
+        .collect();
+    best_window_rate(&intervals, Duration::from_secs(60))
 }
 
 fn section(
