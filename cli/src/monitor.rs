@@ -47,16 +47,23 @@ impl Ticks {
         Ticks { dir, last: None }
     }
 
-    /// CPU use since the previous call, in % of one core.
-    fn cpu_pct(&mut self) -> Option<f64> {
+    /// CPU seconds used and wall seconds passed since the previous call (`None` on the first
+    /// call, or when the file cannot be read).
+    fn since_last(&mut self) -> Option<(f64, f64)> {
         let now = Instant::now();
         let ticks = stat_ticks(&self.dir.join("stat"))?;
-        let pct = self.last.map(|(before, at)| {
-            let secs = now.duration_since(at).as_secs_f64().max(1e-3);
-            (ticks.saturating_sub(before)) as f64 / TICKS_PER_SECOND / secs * 100.0
+        let used = self.last.map(|(before, at)| {
+            let cpu = ticks.saturating_sub(before) as f64 / TICKS_PER_SECOND;
+            (cpu, now.duration_since(at).as_secs_f64())
         });
         self.last = Some((ticks, now));
-        pct
+        used
+    }
+
+    /// CPU use since the previous call, in % of one core.
+    fn cpu_pct(&mut self) -> Option<f64> {
+        self.since_last()
+            .map(|(cpu, wall)| cpu / wall.max(1e-3) * 100.0)
     }
 }
 
@@ -95,27 +102,43 @@ pub struct WorkerCpu {
 }
 
 impl WorkerCpu {
-    /// CPU seconds all workers used since the previous call (0 on the first).
-    pub fn seconds_since_last(&mut self) -> f64 {
+    /// Finds the worker threads on the first call, which only takes their baseline; `true`
+    /// once they are known.
+    fn known(&mut self) -> bool {
         if self.threads.is_empty() {
             self.threads = worker_threads();
+            return false;
+        }
+        true
+    }
+
+    /// CPU seconds all workers used since the previous call (0 on the first).
+    pub fn seconds_since_last(&mut self) -> f64 {
+        if !self.known() {
             return 0.0;
         }
         self.threads
             .iter_mut()
-            .filter_map(|t| {
-                let now = stat_ticks(&t.dir.join("stat"))?;
-                let before = t.last.map_or(now, |(b, _)| b);
-                t.last = Some((now, Instant::now()));
-                Some(now.saturating_sub(before) as f64 / TICKS_PER_SECOND)
-            })
+            .filter_map(|t| t.since_last().map(|(cpu, _)| cpu))
             .sum()
+    }
+
+    /// The busiest worker's CPU since the previous call, in % of one core (`None` on the
+    /// first call).
+    fn busiest_pct(&mut self) -> Option<f64> {
+        if !self.known() {
+            return None;
+        }
+        self.threads
+            .iter_mut()
+            .filter_map(Ticks::cpu_pct)
+            .reduce(f64::max)
     }
 }
 
 /// Everything sampled during one run.
 pub struct Monitor {
-    workers: Vec<Ticks>,
+    workers: WorkerCpu,
     pid: Option<(u32, Ticks)>,
     commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
     warned: bool,
@@ -138,7 +161,7 @@ impl Monitor {
             })
             .collect();
         Monitor {
-            workers: Vec::new(),
+            workers: WorkerCpu::default(),
             pid: pid.map(|p| (p, Ticks::new(PathBuf::from(format!("/proc/{p}"))))),
             commands,
             warned: false,
@@ -158,15 +181,7 @@ impl Monitor {
     /// One sample, given the interval's largest event-loop lag.
     pub fn sample(&mut self, loop_lag_us: u64) -> Sample {
         // Threads found now only get their baseline: CPU shows from the next interval.
-        let worker_cpu_pct = if self.workers.is_empty() {
-            self.workers = worker_threads();
-            None
-        } else {
-            self.workers
-                .iter_mut()
-                .filter_map(Ticks::cpu_pct)
-                .reduce(f64::max)
-        };
+        let worker_cpu_pct = self.workers.busiest_pct();
         let mut monitor = BTreeMap::new();
         let me = Path::new("/proc/self");
         let (rss, _) = status(me);
