@@ -121,10 +121,8 @@ fn failure_rows(
 
 /// Creates `path` (and missing folders) empty, to fail before the run when it cannot be written.
 fn touch(path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    }
+    blast_report::create_parent(path)
+        .with_context(|| format!("cannot create the folder of {}", path.display()))?;
     std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

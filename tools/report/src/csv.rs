@@ -21,11 +21,19 @@ const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
 /// blast's own per-second columns; monitored values follow, one column each.
 const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated";
 
-/// `PREFIX_blast_history.csv`.
-pub fn blast_history_path(prefix: &Path) -> PathBuf {
+/// `PREFIX_KIND.csv`.
+fn suffixed(prefix: &Path, kind: &str) -> PathBuf {
     let mut name = prefix.file_name().unwrap_or_default().to_os_string();
-    name.push("_blast_history.csv");
+    name.push(format!("_{kind}.csv"));
     prefix.with_file_name(name)
+}
+
+/// Creates the missing folders above `path`.
+pub fn create_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
 }
 
 /// Locust's percentile columns.
@@ -43,13 +51,9 @@ pub struct CsvWriter {
     monitor_keys: Vec<String>,
 }
 
-/// The four file names for `prefix`.
-pub fn paths(prefix: &Path) -> [PathBuf; 4] {
-    ["stats", "stats_history", "failures", "exceptions"].map(|kind| {
-        let mut name = prefix.file_name().unwrap_or_default().to_os_string();
-        name.push(format!("_{kind}.csv"));
-        prefix.with_file_name(name)
-    })
+/// Locust's four file names for `prefix`.
+fn paths(prefix: &Path) -> [PathBuf; 4] {
+    ["stats", "stats_history", "failures", "exceptions"].map(|kind| suffixed(prefix, kind))
 }
 
 impl CsvWriter {
@@ -61,16 +65,14 @@ impl CsvWriter {
         names: &[Name],
         monitor_keys: &[String],
     ) -> io::Result<CsvWriter> {
-        if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+        create_parent(prefix)?;
         let [stats, history, failures, exceptions] = paths(prefix);
         replace(&stats, &[STATS_HEADER])?;
         replace(&failures, &[FAILURES_HEADER])?;
         replace(&exceptions, &[EXCEPTIONS_HEADER])?;
         let mut file = File::create(&history)?;
         write!(file, "{HISTORY_HEADER}\r\n")?;
-        let mut blast = File::create(blast_history_path(prefix))?;
+        let mut blast = File::create(suffixed(prefix, "blast_history"))?;
         let mut header = BLAST_HEADER.to_string();
         for key in monitor_keys {
             header.push(',');

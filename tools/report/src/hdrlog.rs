@@ -21,9 +21,7 @@ pub struct HdrLog {
 impl HdrLog {
     /// Creates the file (and missing folders) before the run.
     pub fn create(path: &Path, started: SystemTime) -> io::Result<HdrLog> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+        crate::create_parent(path)?;
         Ok(HdrLog {
             out: BufWriter::new(File::create(path)?),
             serializer: V2DeflateSerializer::new(),

@@ -25,7 +25,7 @@ pub mod svg;
 mod time;
 
 pub use analysis::{findings, growth, Finding};
-pub use csv::{blast_history_path, paths as csv_paths, CsvWriter};
+pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
 pub use record::{
