@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::analysis::{findings, Finding};
-use crate::html::charts;
+use crate::html::{charts, load_text};
 use crate::record::RunRecord;
 use crate::svg;
 
@@ -253,11 +253,7 @@ fn section(
         run.command.join(" "),
         run.started_at,
         run.duration_s,
-        match (run.users, run.target_rate) {
-            (Some(u), _) => format!("up to {u} users"),
-            (_, Some(r)) => format!("{r:.1} req/s planned"),
-            _ => run.model.clone(),
-        },
+        load_text(run),
         run.requests,
         run.rps,
         run.failures,
