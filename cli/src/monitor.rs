@@ -208,14 +208,11 @@ impl Monitor {
             loop_lag_ms: loop_lag_us as f64 / 1000.0,
             monitor,
         };
-        // The first interval (no CPU reading yet) holds the start-up: connects and spawns.
-        let judged = sample.worker_cpu_pct.is_some();
-        if judged && sample.saturated() && !std::mem::replace(&mut self.warned, true) {
+        // Saturation needs a CPU reading, so the start-up interval (none yet) never warns.
+        if sample.saturated() && !std::mem::replace(&mut self.warned, true) {
             eprintln!(
-                "blast: warning: the generator is saturated (busiest worker at {}, event loop {:.1} ms late): results may show blast's limit, not the target's",
-                sample
-                    .worker_cpu_pct
-                    .map_or("unknown CPU".to_string(), |c| format!("{c:.0}% CPU")),
+                "blast: warning: the generator is saturated (busiest worker at {:.0}% CPU, event loop {:.1} ms late): results may show blast's limit, not the target's",
+                sample.worker_cpu_pct.unwrap_or_default(),
                 sample.loop_lag_ms
             );
         }
