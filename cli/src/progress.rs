@@ -51,7 +51,7 @@ impl Progress {
             return None;
         }
         self.next = snapshot.elapsed + EVERY;
-        let window = snapshot.window_total();
+        let window = snapshot.window_total;
         let c = &window.counters;
         let rps = c.requests() as f64 / snapshot.interval.as_secs_f64();
         let p99 = match window.latency_us.is_empty() {
@@ -79,7 +79,7 @@ impl Progress {
         let elapsed = s.elapsed.min(self.run_time);
         let done = elapsed.as_secs_f64() / self.run_time.as_secs_f64().max(1e-9);
         let filled = ((done * BAR as f64).round() as usize).min(BAR);
-        let window = s.window_total();
+        let window = s.window_total;
         let c = &window.counters;
         let secs = s.interval.as_secs_f64();
         let q = |q: f64| {
@@ -195,11 +195,13 @@ mod tests {
     use super::*;
     use blast_engine::{Shape, Stage, Stats};
 
+    /// A snapshot of one name: its window is also the total.
     fn snapshot(names: &[Stats], s: u64) -> Snapshot<'_> {
         Snapshot {
             elapsed: Duration::from_secs(s),
             interval: Duration::from_secs(1),
             window: names,
+            window_total: &names[0],
             cumulative: names,
             users: 64,
             loop_lag_us: 0,

@@ -62,7 +62,7 @@ pub fn run(args: &SelftestArgs) -> anyhow::Result<()> {
         if s.elapsed <= s.interval || s.elapsed > run_time {
             return;
         }
-        requests += s.window_total().counters.requests();
+        requests += s.window_total.counters.requests();
         cpu_secs += used;
         wall += s.interval.as_secs_f64();
     })?;

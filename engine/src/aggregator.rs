@@ -14,19 +14,14 @@ pub struct Snapshot<'a> {
     pub interval: Duration,
     /// This interval's stats, one entry per request name, all workers merged.
     pub window: &'a [Stats],
+    /// This interval's stats of all names together (merged once, here, for every observer).
+    pub window_total: &'a Stats,
     /// Stats since the start of the run, one entry per request name.
     pub cumulative: &'a [Stats],
     /// Users running at the end of the interval (open model: open connections).
     pub users: u64,
     /// How late the busiest worker's event loop ran a timer in the interval, in microseconds.
     pub loop_lag_us: u64,
-}
-
-impl Snapshot<'_> {
-    /// This interval's stats of all names together.
-    pub fn window_total(&self) -> Stats {
-        total(self.window)
-    }
 }
 
 /// One interval of the run's time series: small and fixed-size, so history grows with time only.
@@ -112,6 +107,7 @@ impl Aggregator {
                 elapsed,
                 interval: self.interval,
                 window: &window,
+                window_total: &merged,
                 cumulative: &self.cumulative,
                 users,
                 loop_lag_us,

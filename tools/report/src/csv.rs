@@ -99,7 +99,7 @@ impl CsvWriter {
     ) -> io::Result<()> {
         self.write_snapshot(snapshot.cumulative, snapshot.elapsed, failures)?;
         self.write_blast_row(snapshot, now, sample)?;
-        let total_window = snapshot.window_total();
+        let total_window = snapshot.window_total;
         let total = snapshot
             .cumulative
             .iter()
@@ -130,7 +130,7 @@ impl CsvWriter {
         };
         // Locust's history percentiles are whole-run unless full history is asked for.
         let shown = if self.full_history {
-            &total_window
+            total_window
         } else {
             &total
         };
@@ -138,7 +138,7 @@ impl CsvWriter {
             stamp,
             snapshot.users,
             &aggregated,
-            &total_window,
+            total_window,
             shown,
             &total,
             span,
@@ -166,7 +166,7 @@ impl CsvWriter {
         now: SystemTime,
         sample: &Sample,
     ) -> io::Result<()> {
-        let window = snapshot.window_total();
+        let window = snapshot.window_total;
         let secs = snapshot.interval.as_secs_f64().max(1e-9);
         let mut cols = vec![
             unix_seconds(now).to_string(),

@@ -32,7 +32,7 @@ impl HdrLog {
 
     /// Appends one interval.
     pub fn observe(&mut self, snapshot: &Snapshot<'_>) -> io::Result<()> {
-        let window = snapshot.window_total();
+        let window = snapshot.window_total;
         let start = snapshot.elapsed.saturating_sub(snapshot.interval);
         let mut builder = IntervalLogWriterBuilder::new();
         // Interval maxima in milliseconds, as HdrHistogram's tools expect for µs histograms.
