@@ -1,7 +1,9 @@
 //! Command-line flags, parsed by clap and resolved at once into the libraries' plain types.
 
 use anyhow::{bail, Context};
-use blast_engine::{available_cores, Client, Plan, RequestTemplate, Requests, Shape, Target};
+use blast_engine::{
+    available_cores, Client, Plan, RequestTemplate, Requests, Shape, Target, TlsOptions,
+};
 use blast_scenarios::{parse_duration, parse_rate, parse_stages, Criterion, Load, Scenario};
 use bytes::Bytes;
 use clap::Parser;
@@ -21,7 +23,7 @@ use std::time::Duration;
     blast selftest                                   this machine's generator ceiling per core\n\n\
     Exit codes: 0 success, 1 the run failed, 2 bad input, 3 a success criterion failed.")]
 pub struct Args {
-    /// URL to load with one request, `http://host[:port]/path`. Without it and without a
+    /// URL to load with one request, `http[s]://[user:pass@]host[:port]/path`. Without it and without a
     /// scenario, blast loads its built-in reference target.
     pub url: Option<String>,
 
@@ -109,6 +111,38 @@ pub struct Args {
     #[arg(long)]
     #[arg(help_heading = "Engine")]
     pub no_pin: bool,
+
+    /// Do not send a request again when a reused keep-alive connection closed before answering
+    /// it. By default an idempotent request (or one not yet written) is retried once on a fresh
+    /// connection, as Go's net/http does; retries are counted in the summary.
+    #[arg(long)]
+    #[arg(help_heading = "Engine")]
+    pub no_retry: bool,
+
+    /// Trust the certificates in this PEM file instead of the system's roots (https://).
+    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "TLS")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (https://). Prints a warning.
+    #[arg(long, short = 'k')]
+    #[arg(help_heading = "TLS")]
+    pub insecure: bool,
+
+    /// Client certificate (PEM chain) to present, with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    #[arg(help_heading = "TLS")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the --cert client certificate.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    #[arg(help_heading = "TLS")]
+    pub key: Option<PathBuf>,
+
+    /// Follow same-origin redirects of the URL's request (scenarios follow them by default).
+    #[arg(long)]
+    #[arg(help_heading = "The URL's request")]
+    pub follow_redirects: bool,
 
     /// HTTP method of the URL's request. Default: GET, or POST when a body is given.
     #[arg(short = 'X', long)]
@@ -307,7 +341,23 @@ impl Args {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let request = RequestTemplate::new(target, &method, path, &headers, body)?;
-        Ok(Requests::new(vec![request]))
+        Ok(Requests::new(vec![request]).following_redirects(self.follow_redirects))
+    }
+
+    /// The TLS options, with their files read.
+    fn tls(&self) -> anyhow::Result<TlsOptions> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let client_cert_pem = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(TlsOptions {
+            ca_certs_pem: self.ca_cert.as_ref().map(read).transpose()?,
+            insecure: self.insecure,
+            client_cert_pem,
+        })
     }
 
     /// Applies the engine settings every job shares.
@@ -326,6 +376,8 @@ impl Args {
             ClientArg::Raw => Client::Raw,
             ClientArg::Hyper => Client::Hyper,
         };
+        plan.retry = !self.no_retry;
+        plan.tls = self.tls()?;
         plan.timeout = self.timeout;
         plan.connect_timeout = self.connect_timeout;
         plan.stop_timeout = self.stop_timeout;

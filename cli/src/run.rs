@@ -70,6 +70,9 @@ pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
         Job::Scenario(_) => "--host",
     };
     let (target, uri) = Target::parse(&url).map_err(usage)?;
+    if target.tls && args.insecure {
+        eprintln!("warning: --insecure: the server's certificate is not verified");
+    }
     let mut scenario_name = None;
     let (plan, script, criteria, label) = match job {
         Job::Url(_) => {

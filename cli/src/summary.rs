@@ -16,6 +16,32 @@ const PERCENTILES: [(&str, f64); 5] = [
     ("p99.99", 0.9999),
 ];
 
+/// Connections opened and how they behaved, one short line each: reconnects and retries
+/// (never failures), connect time, TLS handshakes, redirects followed.
+fn connection_lines(out: &mut String, c: &blast_engine::Counters) {
+    let connect = c
+        .mean_connect()
+        .map(|d| format!("; connect {:.2} ms avg", d.as_secs_f64() * 1e3))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  connections   {} opened, {} reconnects, {} retries{connect}",
+        c.connections, c.reconnects, c.retries
+    );
+    if let Some(handshake) = c.mean_tls_handshake() {
+        let _ = writeln!(
+            out,
+            "  tls           {} handshakes ({} resumed), {:.2} ms avg",
+            c.tls_handshakes,
+            c.tls_resumed,
+            handshake.as_secs_f64() * 1e3
+        );
+    }
+    if c.redirects > 0 {
+        let _ = writeln!(out, "  redirects     {} followed", c.redirects);
+    }
+}
+
 /// Renders the end-of-run summary: totals, per-name rows, pools and criteria.
 pub fn render(
     report: &Report,
@@ -84,11 +110,11 @@ pub fn render(
     }
     let _ = writeln!(
         out,
-        "  transfer      {} sent, {} received; {} connections opened",
+        "  transfer      {} sent, {} received",
         bytes(c.bytes_sent),
         bytes(c.bytes_received),
-        c.connections
     );
+    connection_lines(&mut out, c);
     if let Schedule::Open { .. } = &report.schedule {
         let _ = writeln!(
             out,

@@ -3,10 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::client::TlsStream;
 
 use crate::aggregator::{total, Aggregator, IntervalSummary, Snapshot};
-use crate::connection::Client;
+use crate::connection::{Client, Connection, Connector, RawConnection, TlsOptions};
 use crate::request::Target;
 use crate::schedule::Schedule;
 use crate::script::{Name, Script};
@@ -25,6 +27,12 @@ pub struct Plan {
     pub schedule: Schedule,
     /// HTTP/1.1 client implementation. Default: [`Client::Raw`].
     pub client: Client,
+    /// How `https://` targets are trusted. Default: the platform's root certificates.
+    pub tls: TlsOptions,
+    /// Send a request again, once, on a fresh connection when a reused connection closed
+    /// before answering it and the request is idempotent or was not written (Go's rule).
+    /// Default: true.
+    pub retry: bool,
     /// How long to send for, counted from the start (ramps included). Default: 10 s.
     pub run_time: Duration,
     /// Worker threads. Default: one per core available to the process.
@@ -49,6 +57,8 @@ impl Plan {
             script: Arc::new(script),
             schedule,
             client: Client::default(),
+            tls: TlsOptions::default(),
+            retry: true,
             run_time: Duration::from_secs(10),
             workers: available_cores().len().max(1),
             pin: true,
@@ -195,12 +205,18 @@ impl Report {
 pub struct Engine {
     plan: Arc<Plan>,
     shared: Arc<Shared>,
+    /// For `https://` targets: one client configuration, so sessions resume across connections.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Engine {
     /// Checks the plan; nothing starts until [`Engine::run`].
     pub fn new(plan: Plan) -> Result<Engine, EngineError> {
         plan.validate()?;
+        let tls = match plan.target.tls {
+            true => Some(plan.tls.client_config()?),
+            false => None,
+        };
         let shared = Shared {
             stop: watch::channel(RUNNING).0,
             users: AtomicU64::new(FOLLOW_SHAPE),
@@ -208,6 +224,40 @@ impl Engine {
         Ok(Engine {
             plan: Arc::new(plan),
             shared: Arc::new(shared),
+            tls,
+        })
+    }
+
+    /// A connector to the plan's target, for one thread.
+    pub(crate) fn connector(plan: &Plan, tls: Option<&Arc<rustls::ClientConfig>>) -> Connector {
+        let tls = tls.map(|config| {
+            let name = rustls::pki_types::ServerName::try_from(plan.target.host.clone())
+                .expect("a parsed URL's host is a valid server name");
+            (tokio_rustls::TlsConnector::from(config.clone()), name)
+        });
+        Connector::new(plan.target.addrs.clone(), plan.connect_timeout, tls)
+    }
+
+    /// Opens and drops one connection the way workers will (every address, TLS included), so a
+    /// dead target or an untrusted certificate is one clear error before the run.
+    fn probe(&self) -> Result<(), EngineError> {
+        let plan = &self.plan;
+        let connector = Engine::connector(plan, self.tls.as_ref());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(EngineError::Thread)?;
+        let opened = runtime.block_on(async {
+            match self.tls {
+                Some(_) => RawConnection::<TlsStream<TcpStream>>::open(&connector)
+                    .await
+                    .map(drop),
+                None => RawConnection::<TcpStream>::open(&connector).await.map(drop),
+            }
+        });
+        opened.map_err(|failure| EngineError::Unreachable {
+            origin: plan.target.origin(),
+            why: failure.reason,
         })
     }
 
@@ -221,10 +271,8 @@ impl Engine {
     /// Fails before sending anything when the target refuses a first connection.
     pub fn run(&self, mut observer: impl FnMut(&Snapshot)) -> Result<Report, EngineError> {
         let plan = &self.plan;
-        let addr = plan.target.addr;
         // One probe up front: a dead target is a clear error now, not a run full of failures.
-        std::net::TcpStream::connect_timeout(&addr, plan.connect_timeout)
-            .map_err(|source| EngineError::Unreachable { addr, source })?;
+        self.probe()?;
 
         let workers = plan.schedule.useful_workers(plan.workers);
         let cores = available_cores();
@@ -241,6 +289,7 @@ impl Engine {
                 core: pin.then(|| cores[index % cores.len()]),
                 start,
                 plan: plan.clone(),
+                tls: self.tls.clone(),
                 shared: self.shared.clone(),
                 stop: self.shared.stop.subscribe(),
                 deltas: tx.clone(),

@@ -1,7 +1,5 @@
 //! Setup errors of the engine. Per-request failures are never errors: they are counted.
 
-use std::net::SocketAddr;
-
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -19,14 +17,17 @@ pub enum EngineError {
     /// The plan asks for something impossible (no users, a zero rate, no requests).
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
-    /// The target did not accept a connection before the run started.
-    #[error("cannot connect to {addr}: {source}")]
+    /// The target did not accept a connection (or a TLS handshake) before the run started.
+    #[error("cannot connect to {origin}: {why}")]
     Unreachable {
-        /// The address tried.
-        addr: SocketAddr,
-        /// What the OS said.
-        source: std::io::Error,
+        /// `scheme://host[:port]` of the target.
+        origin: String,
+        /// What went wrong, e.g. what the OS said.
+        why: String,
     },
+    /// The TLS settings cannot be used (an unreadable CA file, no trusted roots).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::connection::{ConnectFailure, Opened};
 use crate::stats::{FailureClass, Stats};
 
 /// One worker's stats for the current interval, one [`Stats`] per request name.
@@ -36,8 +37,32 @@ impl Recorder {
         }
     }
 
-    pub fn connected(&mut self, name: usize) {
-        self.names[name].counters.connections += 1;
+    /// A connection opened for a request of `name`.
+    pub fn connected(&mut self, name: usize, opened: &Opened) {
+        let c = &mut self.names[name].counters;
+        c.connections += 1;
+        c.connect_us += opened.connect.as_micros() as u64;
+        if let Some((handshake, resumed)) = opened.handshake {
+            c.tls_handshakes += 1;
+            c.tls_resumed += u64::from(resumed);
+            c.tls_handshake_us += handshake.as_micros() as u64;
+        }
+    }
+
+    /// The connection a request of `name` would have reused was not usable any more.
+    pub fn reconnected(&mut self, name: usize) {
+        self.names[name].counters.reconnects += 1;
+    }
+
+    /// A request of `name` is sent again on a fresh connection.
+    pub fn retried(&mut self, name: usize) {
+        self.names[name].counters.retries += 1;
+    }
+
+    /// A sent request of `name` was redirected and is followed: the next hop is its sequel.
+    pub fn followed(&mut self, name: usize) {
+        self.in_flight[name] -= 1;
+        self.names[name].counters.redirects += 1;
     }
 
     /// A request of `name` went out; `late` when it started behind its schedule.
@@ -46,12 +71,13 @@ impl Recorder {
         self.names[name].counters.late_sends += u64::from(late);
     }
 
-    /// A sent request got a complete response with `status`, judged by the script.
+    /// A sent request got a complete response with `status`, judged by the script (with the
+    /// reason of a failure, where the class alone does not say).
     pub fn answered(
         &mut self,
         name: usize,
         status: u16,
-        verdict: Result<(), FailureClass>,
+        verdict: Result<(), (FailureClass, Option<&str>)>,
         (latency, service): (Duration, Duration),
         bytes: (u64, u64),
         body_bytes: u64,
@@ -62,8 +88,11 @@ impl Recorder {
         let counters = &mut stats.counters;
         match verdict {
             Ok(()) => counters.ok += 1,
-            Err(class) => {
-                counters.fail(class);
+            Err((class, reason)) => {
+                match reason {
+                    Some(reason) => counters.fail_because(class, reason),
+                    None => counters.fail(class),
+                }
                 if class == FailureClass::Status {
                     *counters.failed_statuses.entry(status).or_default() += 1;
                 }
@@ -74,10 +103,12 @@ impl Recorder {
         stats.counters.bytes_received += bytes.1;
     }
 
-    /// A sent request failed without a usable response.
-    pub fn broke(&mut self, name: usize, class: FailureClass) {
+    /// A sent request failed without a usable response, after `written` bytes of it went out.
+    pub fn broke(&mut self, name: usize, class: FailureClass, written: u64) {
         self.in_flight[name] -= 1;
-        self.names[name].counters.fail(class);
+        let c = &mut self.names[name].counters;
+        c.fail(class);
+        c.bytes_sent += written;
     }
 
     /// The worker's event loop ran a timer `lag` late.
@@ -90,12 +121,15 @@ impl Recorder {
         self.names[name].counters.skipped += 1;
     }
 
-    /// A request could not be sent because no connection could be opened; `refused` when
-    /// nothing was listening.
-    pub fn unconnected(&mut self, name: usize, refused: bool) {
+    /// A request could not be sent because no connection could be opened.
+    pub fn unconnected(&mut self, name: usize, failure: &ConnectFailure) {
         let c = &mut self.names[name].counters;
-        c.fail(FailureClass::Connect);
-        c.refused += u64::from(refused);
+        // A TCP failure's class and refusal flag say it all; a TLS failure needs its reason.
+        match failure.class {
+            FailureClass::Tls => c.fail_because(failure.class, &failure.reason),
+            class => c.fail(class),
+        }
+        c.refused += u64::from(failure.refused);
     }
 
     /// The run is over: whatever is still in flight is counted as cancelled.
@@ -133,9 +167,21 @@ mod tests {
         }
         let times = (Duration::from_millis(1), Duration::ZERO);
         r.answered(0, 200, Ok(()), times, (10, 20), 2);
-        r.answered(0, 409, Err(FailureClass::Status), times, (10, 20), 2);
-        r.broke(0, FailureClass::Timeout);
-        r.unconnected(1, true);
+        r.answered(
+            0,
+            409,
+            Err((FailureClass::Status, None)),
+            times,
+            (10, 20),
+            2,
+        );
+        r.broke(0, FailureClass::Timeout, 0);
+        let refused = ConnectFailure {
+            class: FailureClass::Connect,
+            refused: true,
+            reason: "refused".into(),
+        };
+        r.unconnected(1, &refused);
         r.skipped(1);
         r.cancel_in_flight();
         let d = r.take(3, 7, 0, true);

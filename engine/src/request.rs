@@ -1,52 +1,162 @@
 //! Request templates: everything about a request that is known before the run.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
 use http::{HeaderMap, Method, Uri};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
 use crate::EngineError;
 
-/// Where requests go: the resolved socket address and the authority sent as `Host`.
+/// Where requests go: the scheme, the addresses the host resolved to, and what the `Host`
+/// header says.
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// Address connections are opened to.
-    pub addr: SocketAddr,
-    /// `host[:port]` as written in the URL, sent in the `Host` header.
+    /// `https://`: connections run TLS.
+    pub tls: bool,
+    /// The host as written in the URL, without IPv6 brackets; TLS checks certificates against
+    /// it (SNI).
+    pub host: String,
+    /// The port, from the URL or the scheme's default.
+    pub port: u16,
+    /// Every address the host resolved to, in the resolver's order; connections try each in
+    /// turn until one connects.
+    pub addrs: Arc<[SocketAddr]>,
+    /// `host[:port]` sent in the `Host` header; the port only when it is not the scheme's.
     pub authority: String,
+    /// `Basic ...` from `user:pass@` in the URL, sent as `Authorization` as curl does.
+    pub basic_auth: Option<String>,
 }
 
 impl Target {
-    /// Parses an `http://host[:port]` base and resolves it once, before the run.
+    /// Parses an `http://` or `https://` URL and resolves its host once, before the run; the
+    /// returned URI holds the path and query.
     pub fn parse(url: &str) -> Result<(Target, Uri), EngineError> {
         let bad = |why: &str| EngineError::InvalidUrl {
             url: url.to_string(),
             why: why.to_string(),
         };
-        let uri: Uri = url.parse().map_err(|_| bad("not a valid URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported yet; use http://")),
-            Some(_) => return Err(bad("the scheme must be http://")),
-            None => {
-                return Err(bad(
-                    "expected an absolute URL such as http://127.0.0.1:8080/",
-                ))
-            }
-        }
-        let authority = uri.authority().ok_or_else(|| bad("missing host"))?;
-        let port = authority.port_u16().unwrap_or(80);
-        let addr = (authority.host().trim_matches(['[', ']']), port)
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(bad(
+                "expected an absolute URL such as http://127.0.0.1:8080/",
+            ));
+        };
+        let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "http" => (false, 80),
+            "https" => (true, 443),
+            _ => return Err(bad("the scheme must be http:// or https://")),
+        };
+        let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        let path = match path.split('#').next().unwrap_or("") {
+            "" => "/".to_string(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_string(),
+        };
+        let uri: Uri = path.parse().map_err(|_| bad("not a valid path"))?;
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((user, hostport)) => (Some(user), hostport),
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(hostport).map_err(|why| bad(&why))?;
+        let port = port.unwrap_or(default_port);
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| bad(&format!("cannot resolve host: {e}")))?
-            .next()
-            .ok_or_else(|| bad("host resolves to no address"))?;
+            .collect();
+        if addrs.is_empty() {
+            return Err(bad("host resolves to no address"));
+        }
+        let shown = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let authority = if port == default_port {
+            shown
+        } else {
+            format!("{shown}:{port}")
+        };
+        let basic_auth = userinfo.map(|u| {
+            use base64::Engine as _;
+            let credentials = percent_decode(u);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(credentials)
+            )
+        });
         let target = Target {
-            addr,
-            authority: authority.as_str().to_string(),
+            tls,
+            host,
+            port,
+            addrs: addrs.into(),
+            authority,
+            basic_auth,
         };
         Ok((target, uri))
     }
+
+    /// The URL's origin, `scheme://authority`.
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+}
+
+/// Splits `host[:port]` or `[v6]:port`; a port must be a number from 1 to 65535.
+fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = if let Some(v6) = text.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or("an IPv6 address needs its closing ]")?;
+        match after {
+            "" => (host, None),
+            p => (
+                host,
+                Some(p.strip_prefix(':').ok_or("expected :port after ]")?),
+            ),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(format!("port {p:?} is not a number from 1 to 65535")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// Decodes `%XX` escapes, as in a URL's `user:pass@`.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A request compiled before the run: the hot path copies its bytes and never parses.
@@ -89,6 +199,11 @@ impl RequestTemplate {
         let host = HeaderValue::from_str(&target.authority)
             .map_err(|_| EngineError::InvalidRequest("invalid host".into()))?;
         map.entry(HOST).or_insert(host);
+        if let Some(auth) = &target.basic_auth {
+            let auth = HeaderValue::from_str(auth)
+                .map_err(|_| EngineError::InvalidRequest("invalid user:pass in the URL".into()))?;
+            map.entry(AUTHORIZATION).or_insert(auth);
+        }
         map.entry(USER_AGENT)
             .or_insert(HeaderValue::from_static(concat!(
                 "blast/",
@@ -152,24 +267,69 @@ mod tests {
     #[test]
     fn parses_and_resolves_http_urls() {
         let (t, uri) = Target::parse("http://127.0.0.1:9/a?b=1").unwrap();
-        assert_eq!(t.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(t.addrs[..], ["127.0.0.1:9".parse().unwrap()]);
         assert_eq!(t.authority, "127.0.0.1:9");
         assert_eq!(uri.path_and_query().unwrap().as_str(), "/a?b=1");
-        let (t, _) = Target::parse("http://[::1]/").unwrap();
-        assert_eq!(t.addr.port(), 80);
+        let (t, uri) = Target::parse("http://[::1]").unwrap();
+        assert_eq!((t.addrs[0].port(), t.host.as_str()), (80, "::1"));
+        assert_eq!((t.authority.as_str(), uri.path()), ("[::1]", "/"));
+        let (t, _) = Target::parse("https://[::1]:8443/x").unwrap();
+        assert_eq!(
+            (t.tls, t.port, t.authority.as_str()),
+            (true, 8443, "[::1]:8443")
+        );
+        assert_eq!(t.origin(), "https://[::1]:8443");
+        // The scheme's own port is left out of Host, as browsers and curl do.
+        let (t, _) = Target::parse("http://127.0.0.1:80/").unwrap();
+        assert_eq!(t.authority, "127.0.0.1");
+        let (t, _) = Target::parse("HTTPS://127.0.0.1:443?q=1").unwrap();
+        assert_eq!((t.tls, t.authority.as_str()), (true, "127.0.0.1"));
+    }
+
+    #[test]
+    fn localhost_resolves_to_every_address() {
+        let (t, _) = Target::parse("http://localhost:9/").unwrap();
+        assert!(!t.addrs.is_empty());
+        assert!(t
+            .addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 9));
+        assert_eq!(t.authority, "localhost:9");
+    }
+
+    #[test]
+    fn user_and_password_become_basic_auth() {
+        let (t, _) = Target::parse("http://al%40ice:s3cret@127.0.0.1:9/").unwrap();
+        // base64("al@ice:s3cret")
+        assert_eq!(t.basic_auth.as_deref(), Some("Basic YWxAaWNlOnMzY3JldA=="));
+        assert_eq!(t.authority, "127.0.0.1:9");
+        let get = RequestTemplate::new(&t, "GET", "/", &[], Bytes::new()).unwrap();
+        assert!(wire(&get).contains("\r\nauthorization: Basic YWxAaWNlOnMzY3JldA==\r\n"));
     }
 
     #[test]
     fn rejects_what_it_cannot_send() {
         for url in [
             "127.0.0.1:80",
-            "https://x/",
             "ftp://x/",
             "http//x",
             "not a url",
+            "http://127.0.0.1:0/",
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:abc/",
+            "http://127.0.0.1:-1/",
+            "http://[::1/",
+            "http://:80/",
         ] {
             assert!(Target::parse(url).is_err(), "{url}");
         }
+        let e = Target::parse("http://127.0.0.1:99999/")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("port \"99999\" is not a number from 1 to 65535"),
+            "{e}"
+        );
     }
 
     fn wire(t: &RequestTemplate) -> String {

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use crate::redirect::Redirect;
 use crate::request::RequestTemplate;
 use crate::stats::FailureClass;
 
@@ -47,6 +48,19 @@ pub trait User {
     fn response(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass>;
     /// The request just sent failed without a usable response.
     fn failed(&mut self, class: FailureClass);
+    /// The request just sent (`previous`) was redirected, and the redirect is followed: write
+    /// the next hop into `request` (empty). `reply` is the redirect response, for its cookies.
+    /// By default the previous request is re-addressed ([`Redirect::rewrite`]).
+    fn redirect(
+        &mut self,
+        reply: &Reply<'_>,
+        to: &Redirect,
+        previous: &[u8],
+        request: &mut Vec<u8>,
+    ) {
+        let _ = reply;
+        to.rewrite(previous, request);
+    }
 }
 
 /// What a user does next.
@@ -58,6 +72,9 @@ pub enum Action {
         name: usize,
         /// Keep the response body for [`User::response`] (otherwise it is drained unread).
         keep_body: bool,
+        /// Follow same-origin redirects; the final response is the one judged, and the time
+        /// of every hop counts under this request's name.
+        follow_redirects: bool,
     },
     /// The current task is over. Closed model: start the next one at `until` (`None`: at once).
     /// Open model: start the next one at the next arrival.
@@ -89,6 +106,7 @@ pub const MAX_KEPT_BODY: usize = 1 << 20;
 pub struct Requests {
     names: Vec<Name>,
     templates: Vec<RequestTemplate>,
+    follow_redirects: bool,
 }
 
 impl Requests {
@@ -101,7 +119,17 @@ impl Requests {
                 name: t.name.clone(),
             })
             .collect();
-        Requests { names, templates }
+        Requests {
+            names,
+            templates,
+            follow_redirects: false,
+        }
+    }
+
+    /// Follows same-origin redirects (`--follow-redirects`). Default: not followed, as wrk.
+    pub fn following_redirects(mut self, follow: bool) -> Requests {
+        self.follow_redirects = follow;
+        self
     }
 }
 
@@ -116,6 +144,7 @@ impl Script for Requests {
             encoded,
             turn: id.index as usize % self.templates.len().max(1),
             sent: false,
+            follow_redirects: self.follow_redirects,
         })
     }
 }
@@ -125,6 +154,7 @@ struct RequestsUser {
     turn: usize,
     /// Alternates sends and rests, so each request is one task (one arrival, open model).
     sent: bool,
+    follow_redirects: bool,
 }
 
 impl User for RequestsUser {
@@ -142,6 +172,7 @@ impl User for RequestsUser {
         Action::Send {
             name,
             keep_body: false,
+            follow_redirects: self.follow_redirects,
         }
     }
 

@@ -11,10 +11,12 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_FIGURES: u8 = 3;
 
 /// Why a request failed. Every failed request has exactly one class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FailureClass {
     /// The TCP connection could not be opened (refused, unreachable, connect timeout).
     Connect,
+    /// The TLS handshake failed (e.g. an untrusted certificate); the reason is kept.
+    Tls,
     /// No complete response within the request timeout.
     Timeout,
     /// The connection was reset or closed before the response was complete.
@@ -25,28 +27,34 @@ pub enum FailureClass {
     Protocol,
     /// The response lacked what the script captures from it (e.g. a JSON field).
     Capture,
+    /// A redirect that is not followed: to another origin, or past the hop limit.
+    Redirect,
 }
 
 impl FailureClass {
     /// Every class, in the order used by [`Counters::failures`].
-    pub const ALL: [FailureClass; 6] = [
+    pub const ALL: [FailureClass; 8] = [
         FailureClass::Connect,
+        FailureClass::Tls,
         FailureClass::Timeout,
         FailureClass::Reset,
         FailureClass::Status,
         FailureClass::Protocol,
         FailureClass::Capture,
+        FailureClass::Redirect,
     ];
 
     /// Short lowercase name used in summaries and JSON keys.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Connect => "connect",
+            FailureClass::Tls => "tls",
             FailureClass::Timeout => "timeout",
             FailureClass::Reset => "reset",
             FailureClass::Status => "status",
             FailureClass::Protocol => "protocol",
             FailureClass::Capture => "capture",
+            FailureClass::Redirect => "redirect",
         }
     }
 
@@ -61,7 +69,7 @@ pub struct Counters {
     /// Requests answered with a success status.
     pub ok: u64,
     /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
-    pub failures: [u64; 6],
+    pub failures: [u64; 8],
     /// Status failures by status code.
     pub failed_statuses: BTreeMap<u16, u64>,
     /// Tasks that could not run (e.g. their pool was empty): neither sent nor failed.
@@ -80,7 +88,29 @@ pub struct Counters {
     pub connections: u64,
     /// Open model: sends that started later than [`crate::LATE_AFTER`] behind their schedule.
     pub late_sends: u64,
+    /// Connections opened in place of one the server closed or made unusable (idle close,
+    /// `Connection: close`, its keep-alive timeout, unsolicited bytes). Not failures.
+    pub reconnects: u64,
+    /// Requests sent again on a fresh connection after a reused one closed before answering.
+    pub retries: u64,
+    /// Redirects followed (each hop); the request counts once, under its first name.
+    pub redirects: u64,
+    /// Total TCP connect time of the connections opened, in microseconds.
+    pub connect_us: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that resumed an earlier session.
+    pub tls_resumed: u64,
+    /// Total TLS handshake time, in microseconds.
+    pub tls_handshake_us: u64,
+    /// Why failures happened where the class alone does not say (a TLS error, a redirect's
+    /// location), with counts; at most [`MAX_REASONS`] distinct reasons are kept.
+    pub reasons: BTreeMap<(FailureClass, String), u64>,
 }
+
+/// Distinct failure reasons kept per counters; more are counted in their class only, so a
+/// target answering with endless distinct locations cannot grow memory.
+pub const MAX_REASONS: usize = 32;
 
 impl Counters {
     /// Requests that finished, failures included (cancelled ones excluded).
@@ -103,6 +133,32 @@ impl Counters {
         self.failures[class.index()] += 1;
     }
 
+    /// Counts one failure of `class` and why it happened.
+    pub fn fail_because(&mut self, class: FailureClass, reason: &str) {
+        self.fail(class);
+        self.add_reason(class, reason, 1);
+    }
+
+    fn add_reason(&mut self, class: FailureClass, reason: &str, n: u64) {
+        let key = (class, reason.to_string());
+        if let Some(count) = self.reasons.get_mut(&key) {
+            *count += n;
+        } else if self.reasons.len() < MAX_REASONS {
+            self.reasons.insert(key, n);
+        }
+    }
+
+    /// Mean TCP connect time of the connections opened.
+    pub fn mean_connect(&self) -> Option<Duration> {
+        (self.connections > 0).then(|| Duration::from_micros(self.connect_us / self.connections))
+    }
+
+    /// Mean TLS handshake time.
+    pub fn mean_tls_handshake(&self) -> Option<Duration> {
+        (self.tls_handshakes > 0)
+            .then(|| Duration::from_micros(self.tls_handshake_us / self.tls_handshakes))
+    }
+
     /// Adds every count of `other` to this one.
     pub fn add(&mut self, other: &Counters) {
         self.ok += other.ok;
@@ -120,6 +176,16 @@ impl Counters {
         self.bytes_received += other.bytes_received;
         self.connections += other.connections;
         self.late_sends += other.late_sends;
+        self.reconnects += other.reconnects;
+        self.retries += other.retries;
+        self.redirects += other.redirects;
+        self.connect_us += other.connect_us;
+        self.tls_handshakes += other.tls_handshakes;
+        self.tls_resumed += other.tls_resumed;
+        self.tls_handshake_us += other.tls_handshake_us;
+        for ((class, reason), n) in &other.reasons {
+            self.add_reason(*class, reason, *n);
+        }
     }
 }
 

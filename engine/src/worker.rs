@@ -11,9 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
-use crate::connection::{Client, Connection, HyperConnection, RawConnection, Received};
-use crate::engine::{Plan, Shared, ABORT, STOP};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
+use crate::connection::{HyperConnection, RawConnection, Received};
+use crate::engine::{Engine, Plan, Shared, ABORT, STOP};
 use crate::recorder::{Delta, Recorder};
+use crate::redirect::{is_redirect, Redirect, MAX_REDIRECTS};
 use crate::schedule::{even_share, Pacer, Schedule};
 use crate::script::{Action, Reply, UserId};
 use crate::stats::FailureClass;
@@ -44,6 +49,7 @@ pub(crate) struct WorkerSpec {
     pub core: Option<core_affinity::CoreId>,
     pub start: Instant,
     pub plan: Arc<Plan>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub shared: Arc<Shared>,
     pub stop: watch::Receiver<u8>,
     pub deltas: Sender<Delta>,
@@ -52,6 +58,7 @@ pub(crate) struct WorkerSpec {
 /// State shared by the tasks of one worker (same thread only).
 struct Local {
     plan: Arc<Plan>,
+    connector: Connector,
     index: usize,
     workers: usize,
     recorder: RefCell<Recorder>,
@@ -98,6 +105,7 @@ async fn drive(mut spec: WorkerSpec) {
     };
     let local = Rc::new(Local {
         recorder: RefCell::new(Recorder::new(plan.script.names().len(), pacer.is_some())),
+        connector: Engine::connector(&plan, spec.tls.as_ref()),
         plan: plan.clone(),
         index: spec.index,
         workers: spec.workers,
@@ -217,9 +225,12 @@ impl Local {
         self.live.set(self.live.get() + 1);
         let local = self.clone();
         tokio::task::spawn_local(async move {
-            match local.plan.client {
-                Client::Raw => local.user::<RawConnection>(slot).await,
-                Client::Hyper => local.user::<HyperConnection>(slot).await,
+            type Tls = TlsStream<TcpStream>;
+            match (local.plan.client, local.plan.target.tls) {
+                (Client::Raw, false) => local.user::<RawConnection<TcpStream>>(slot).await,
+                (Client::Raw, true) => local.user::<RawConnection<Tls>>(slot).await,
+                (Client::Hyper, false) => local.user::<HyperConnection<TcpStream>>(slot).await,
+                (Client::Hyper, true) => local.user::<HyperConnection<Tls>>(slot).await,
             }
             local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);
@@ -262,15 +273,45 @@ impl Local {
         Some(due)
     }
 
-    /// Opens a connection, counting it; on failure, whether the target refused it.
-    async fn connect<C: Connection>(&self, name: usize) -> Result<C, bool> {
-        let plan = &self.plan;
-        match C::open(plan.target.addr, plan.connect_timeout).await {
-            Ok(conn) => {
-                self.recorder.borrow_mut().connected(name);
-                Ok(conn)
+    /// Opens a connection for a request of `name`, counting it.
+    async fn connect<C: Connection>(&self, name: usize) -> Result<C, ConnectFailure> {
+        let (conn, opened) = C::open(&self.connector).await?;
+        self.recorder.borrow_mut().connected(name, &opened);
+        Ok(conn)
+    }
+
+    /// Sends `request` on `conn`, and once more on a fresh connection where Go's `net/http`
+    /// would: a reused connection closed before answering (see [`Broken::retryable`]).
+    async fn exchange<C: Connection>(
+        &self,
+        name: usize,
+        conn: &mut Option<C>,
+        reused: bool,
+        request: &[u8],
+        received: &mut Received,
+    ) -> Result<Exchange, Broken> {
+        let c = conn.as_mut().expect("a connection is open before sending");
+        let first = match c.send(request, received).await {
+            Err(broken) if reused && self.plan.retry && broken.retryable(request) => broken,
+            done => return done,
+        };
+        self.recorder.borrow_mut().retried(name);
+        *conn = None;
+        let fresh = self.connect::<C>(name).await.map_err(|f| Broken {
+            class: f.class,
+            written: first.written,
+            answered: false,
+        })?;
+        // The first attempt's bytes went out too.
+        match conn.insert(fresh).send(request, received).await {
+            Ok(mut exchange) => {
+                exchange.sent += first.written;
+                Ok(exchange)
             }
-            Err(e) => Err(e.kind() == std::io::ErrorKind::ConnectionRefused),
+            Err(mut broken) => {
+                broken.written += first.written;
+                Err(broken)
+            }
         }
     }
 
@@ -283,8 +324,12 @@ impl Local {
             workers: self.workers,
         });
         let mut request = Vec::with_capacity(512);
+        let mut next_hop = Vec::new();
         let mut received = Received::default();
         let mut conn: Option<C> = None;
+        // Past this instant the server's announced keep-alive timeout may close the idle
+        // connection under a request: open a new one instead.
+        let mut reuse_until: Option<Instant> = None;
         if self.pacer.is_some() {
             // Pool connections open before taking a slot, so connect time is not charged to it.
             conn = self.connect(0).await.ok();
@@ -293,89 +338,189 @@ impl Local {
         let mut intended = None;
         let mut need_slot = self.pacer.is_some();
         let mut backoff = FIRST_BACKOFF;
+        // The request being sent: its name, whether its body is kept and redirects followed.
+        let (mut name, mut keep_body, mut follow) = (0, false, false);
+        // A redirect being followed: `request` already holds the next hop.
+        let mut chain: Option<Chain> = None;
         while !self.stopping.get() {
-            if need_slot {
-                let pacer = self.pacer.as_ref().expect("open model has a pacer");
-                intended = self.next_slot(pacer, slot).await;
-                if intended.is_none() {
-                    break;
-                }
-                need_slot = false;
-            }
-            request.clear();
-            let (name, keep_body) = match user.next(&mut request) {
-                Action::Send { name, keep_body } => (name, keep_body),
-                Action::Rest { until, skipped } => {
-                    if let Some(name) = skipped {
-                        self.recorder.borrow_mut().skipped(name);
-                    }
-                    if self.pacer.is_some() {
-                        need_slot = true;
-                    } else if self.retired(slot) {
+            if chain.is_none() {
+                if need_slot {
+                    let pacer = self.pacer.as_ref().expect("open model has a pacer");
+                    intended = self.next_slot(pacer, slot).await;
+                    if intended.is_none() {
                         break;
-                    } else if let Some(until) = until {
-                        if !self.sleep_until(until, slot).await {
-                            break;
-                        }
                     }
-                    continue;
+                    need_slot = false;
                 }
-            };
+                request.clear();
+                match user.next(&mut request) {
+                    Action::Send {
+                        name: n,
+                        keep_body: k,
+                        follow_redirects: f,
+                    } => (name, keep_body, follow) = (n, k, f),
+                    Action::Rest { until, skipped } => {
+                        if let Some(name) = skipped {
+                            self.recorder.borrow_mut().skipped(name);
+                        }
+                        if self.pacer.is_some() {
+                            need_slot = true;
+                        } else if self.retired(slot) {
+                            break;
+                        } else if let Some(until) = until {
+                            if !self.sleep_until(until, slot).await {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
 
-            let reusable = match conn.as_mut() {
-                Some(c) => c.is_usable().await,
+            let reused = match conn.as_mut() {
+                Some(c) => {
+                    let fresh = reuse_until.map_or(true, |t| Instant::now() < t);
+                    let usable = fresh && c.is_usable().await;
+                    if !usable {
+                        self.recorder.borrow_mut().reconnected(name);
+                        conn = None;
+                    }
+                    usable
+                }
                 None => false,
             };
-            let mut refused = false;
-            if !reusable {
-                conn = self.connect(name).await.map_err(|r| refused = r).ok();
-            }
-            let Some(c) = conn.as_mut() else {
-                self.recorder.borrow_mut().unconnected(name, refused);
-                user.failed(FailureClass::Connect);
-                if !self.sleep_until(Instant::now() + backoff, slot).await {
-                    break;
+            if conn.is_none() {
+                match self.connect(name).await {
+                    Ok(c) => conn = Some(c),
+                    Err(failure) => {
+                        self.recorder.borrow_mut().unconnected(name, &failure);
+                        user.failed(failure.class);
+                        chain = None;
+                        if !self.sleep_until(Instant::now() + backoff, slot).await {
+                            break;
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            };
+            }
             backoff = FIRST_BACKOFF;
 
             let sent_at = Instant::now();
             let due = intended.take();
             let late = due.is_some_and(|due| sent_at.saturating_duration_since(due) > LATE_AFTER);
             // Latency runs from the intended start, or from the send when it went out early:
-            // whichever is earlier, so neither a stall nor an early wake can shrink it.
-            let from = due.map_or(sent_at, |due| due.min(sent_at));
+            // whichever is earlier, so neither a stall nor an early wake can shrink it. A
+            // redirect's hops run from the first hop's start.
+            let chain_so_far = chain.take().unwrap_or(Chain {
+                from: due.map_or(sent_at, |due| due.min(sent_at)),
+                sent_at,
+                sent: 0,
+                received: 0,
+                hops: 0,
+            });
             self.recorder.borrow_mut().sent(name, late);
             received.keep = keep_body;
-            let outcome = tokio::time::timeout(plan.timeout, c.send(&request, &mut received)).await;
+            let exchange = self.exchange(name, &mut conn, reused, &request, &mut received);
+            let outcome = tokio::time::timeout(plan.timeout, exchange).await;
             let done = Instant::now();
-            let class = match outcome {
+            let broken = match outcome {
                 Ok(Ok(exchange)) => {
-                    let verdict = user.response(&Reply {
+                    reuse_until = received.keep_alive.map(|t| done + reusable_idle(t));
+                    let mut hops = chain_so_far;
+                    hops.sent += exchange.sent;
+                    hops.received += exchange.received;
+                    let redirect = match &received.location {
+                        Some(location) if follow && is_redirect(exchange.status) => Some(
+                            Redirect::resolve(&plan.target, &request, exchange.status, location),
+                        ),
+                        _ => None,
+                    };
+                    if keep_body && !received.decode() {
+                        // A body that does not decode cannot be captured from.
+                        received.body.clear();
+                        received.truncated = true;
+                    }
+                    let reply = Reply {
                         status: exchange.status,
                         body: &received.body,
                         truncated: received.truncated,
                         set_cookies: &received.set_cookies,
-                    });
+                    };
+                    let verdict = match redirect {
+                        Some(Ok(to)) if hops.hops < MAX_REDIRECTS => {
+                            next_hop.clear();
+                            user.redirect(&reply, &to, &request, &mut next_hop);
+                            std::mem::swap(&mut request, &mut next_hop);
+                            self.recorder.borrow_mut().followed(name);
+                            hops.hops += 1;
+                            chain = Some(hops);
+                            continue;
+                        }
+                        Some(Ok(_)) => Err(format!(
+                            "TooManyRedirects('Exceeded {MAX_REDIRECTS} redirects.')"
+                        )),
+                        Some(Err(reason)) => Err(reason),
+                        None => Ok(()),
+                    };
+                    let verdict = match verdict {
+                        Ok(()) => user.response(&reply).map_err(|class| (class, None)),
+                        Err(reason) => {
+                            user.failed(FailureClass::Redirect);
+                            Err((FailureClass::Redirect, Some(reason)))
+                        }
+                    };
                     self.recorder.borrow_mut().answered(
                         name,
                         exchange.status,
-                        verdict,
-                        (done - from, done - sent_at),
-                        (exchange.sent, exchange.received),
+                        verdict
+                            .as_ref()
+                            .map_err(|(class, reason)| (*class, reason.as_deref()))
+                            .copied(),
+                        (done - hops.from, done - hops.sent_at),
+                        (hops.sent, hops.received),
                         received.body_len,
                     );
                     continue;
                 }
-                Ok(Err(class)) => class,
+                Ok(Err(broken)) => broken,
                 // The late response would arrive on this connection: it is replaced below.
-                Err(_elapsed) => FailureClass::Timeout,
+                Err(_elapsed) => Broken {
+                    class: FailureClass::Timeout,
+                    written: 0,
+                    answered: false,
+                },
             };
-            self.recorder.borrow_mut().broke(name, class);
-            user.failed(class);
+            self.recorder.borrow_mut().broke(
+                name,
+                broken.class,
+                chain_so_far.sent + broken.written,
+            );
+            user.failed(broken.class);
             conn = None;
         }
+    }
+}
+
+/// A redirect chain in progress: the first hop's start, and what the hops so far moved.
+#[derive(Clone, Copy)]
+struct Chain {
+    /// Where the request's latency runs from.
+    from: Instant,
+    /// When the first hop went out (service time runs from here).
+    sent_at: Instant,
+    sent: u64,
+    received: u64,
+    hops: u32,
+}
+
+/// How long a connection may sit idle when the server announced `timeout` in its `Keep-Alive`
+/// header: a second less (half, for short timeouts), so the request is not in flight when the
+/// server's timer fires. Node's undici keeps the same kind of margin.
+fn reusable_idle(timeout: Duration) -> Duration {
+    if timeout > Duration::from_secs(2) {
+        timeout - Duration::from_secs(1)
+    } else {
+        timeout / 2
     }
 }

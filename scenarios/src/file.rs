@@ -47,6 +47,7 @@ struct FileUser {
     wait_time: Option<Spanned<String>>,
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
+    follow_redirects: Option<bool>,
     #[serde(default)]
     on_start: Vec<Spanned<Entry>>,
     #[serde(default)]
@@ -73,6 +74,7 @@ struct Entry {
     json: Option<Spanned<toml::Value>>,
     body: Option<Spanned<String>>,
     success: Option<Vec<u16>>,
+    follow_redirects: Option<bool>,
     #[serde(default)]
     capture: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -249,6 +251,12 @@ struct Compiler {
 /// The variables of one user class.
 struct ClassVars(Vec<String>);
 
+/// What a user class sets for all its requests.
+struct ClassDefaults {
+    headers: BTreeMap<String, Spanned<String>>,
+    follow_redirects: bool,
+}
+
 impl Vars for ClassVars {
     fn slot(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|v| v == name)
@@ -287,15 +295,19 @@ impl Compiler {
             }
         }
         let vars = ClassVars(vars);
-        let headers = user.headers;
+        let class = ClassDefaults {
+            headers: user.headers,
+            // Locust's HttpUser follows redirects unless told not to.
+            follow_redirects: user.follow_redirects.unwrap_or(true),
+        };
         let mut on_start = Vec::new();
         for entry in &user.on_start {
             Entry::request_only(entry)?;
-            on_start.push(self.step(entry, &headers, &vars)?);
+            on_start.push(self.step(entry, &class, &vars)?);
         }
         let mut tasks = Vec::new();
         for t in user.task {
-            tasks.push(self.task(t, &headers, &vars)?);
+            tasks.push(self.task(t, &class, &vars)?);
         }
         let task_weights = tasks
             .iter()
@@ -318,7 +330,7 @@ impl Compiler {
     fn task(
         &mut self,
         task: Spanned<Entry>,
-        headers: &BTreeMap<String, Spanned<String>>,
+        class: &ClassDefaults,
         vars: &ClassVars,
     ) -> Result<Task, At> {
         let t = task.get_ref();
@@ -348,7 +360,7 @@ impl Compiler {
                     "a task has either request = ... or [[user.task.step]] tables, not both",
                 )
             }
-            (Some(_), true) => vec![self.step(&task, headers, vars)?],
+            (Some(_), true) => vec![self.step(&task, class, vars)?],
             (None, true) => {
                 return at(
                     task.span(),
@@ -359,7 +371,7 @@ impl Compiler {
                 let mut steps = Vec::new();
                 for entry in &t.step {
                     Entry::request_only(entry)?;
-                    steps.push(self.step(entry, headers, vars)?);
+                    steps.push(self.step(entry, class, vars)?);
                 }
                 steps
             }
@@ -374,7 +386,7 @@ impl Compiler {
     fn step(
         &mut self,
         entry: &Spanned<Entry>,
-        class_headers: &BTreeMap<String, Spanned<String>>,
+        class: &ClassDefaults,
         vars: &ClassVars,
     ) -> Result<Step, At> {
         let s = entry.get_ref();
@@ -420,7 +432,8 @@ impl Compiler {
         };
         let mut headers = Vec::new();
         // Step headers replace class headers of the same name.
-        let merged = class_headers
+        let merged = class
+            .headers
             .iter()
             .filter(|(k, _)| !s.headers.keys().any(|h| h.eq_ignore_ascii_case(k)))
             .chain(s.headers.iter());
@@ -480,6 +493,7 @@ impl Compiler {
             body,
             content_type,
             success: s.success.clone().map_or(Success::Below400, Success::Only),
+            follow_redirects: s.follow_redirects.unwrap_or(class.follow_redirects),
             captures,
         })
     }

@@ -173,6 +173,8 @@ pub(crate) struct Step {
     /// Content-Type sent with the body unless a header sets one.
     pub content_type: Option<&'static str>,
     pub success: Success,
+    /// Follow same-origin redirects (the default, as Locust's HttpUser).
+    pub follow_redirects: bool,
     pub captures: Vec<Capture>,
 }
 

@@ -5,7 +5,7 @@
 //! stops at its first failed request. A task whose pool is empty, or whose URL or body needs a
 //! variable not captured yet, is skipped and counted as skipped, never as a failure.
 
-use blast_engine::{Action, FailureClass, Name, Reply, Script, Target, User, UserId};
+use blast_engine::{Action, FailureClass, Name, Redirect, Reply, Script, Target, User, UserId};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +25,8 @@ struct Inner {
     pools: Vec<Pool>,
     /// `host` and `user-agent` header lines, the same for every request.
     fixed_headers: Vec<u8>,
+    /// `Authorization: Basic` from `user:pass@` in the host URL, unless a request sets its own.
+    basic_auth: Option<String>,
     /// User classes in weighted round-robin order: user `i` gets class `cycle[i % len]`.
     cycle: Vec<usize>,
 }
@@ -44,6 +46,7 @@ impl Scenario {
                 pools: self.pools.iter().map(|_| Pool::default()).collect(),
                 scenario: self.clone(),
                 fixed_headers,
+                basic_auth: target.basic_auth.clone(),
                 cycle: smooth_round_robin(&weights),
             }),
         }
@@ -163,8 +166,9 @@ impl ScenarioUser {
         }
     }
 
-    /// Writes `step` as wire bytes; `false` when its URL or body needs an unset variable.
-    fn render(&mut self, out: &mut Vec<u8>) -> bool {
+    /// Writes the current step as wire bytes, or the next hop of its redirect `to`; `false`
+    /// when its URL or body needs an unset variable.
+    fn render(&mut self, out: &mut Vec<u8>, to: Option<&Redirect>) -> bool {
         // Borrow fields apart: the step is read from `inner` while `rng` and `body` change.
         let ScenarioUser {
             inner,
@@ -188,18 +192,37 @@ impl ScenarioUser {
             workers: id.workers,
         };
         body_buf.clear();
-        if let Some(body) = &step.body {
+        // A redirect that turns the request into a GET drops its body.
+        let body = step
+            .body
+            .as_ref()
+            .filter(|_| to.map_or(true, |r| r.keep_body));
+        if let Some(body) = body {
             if body.render(&mut cx, body_buf).is_err() {
                 return false;
             }
         }
-        out.extend_from_slice(step.method.as_bytes());
+        let method = to.map_or(step.method.as_str(), |r| r.method.as_str());
+        out.extend_from_slice(method.as_bytes());
         out.push(b' ');
-        if step.path.render(&mut cx, out).is_err() {
-            return false;
+        match to {
+            Some(r) => out.extend_from_slice(r.path.as_bytes()),
+            None if step.path.render(&mut cx, out).is_err() => return false,
+            None => {}
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         out.extend_from_slice(&inner.fixed_headers);
+        if let Some(auth) = &inner.basic_auth {
+            let own = step
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+            if !own {
+                out.extend_from_slice(b"authorization: ");
+                out.extend_from_slice(auth.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         let mut content_type = step.content_type;
         for (name, value) in &step.headers {
             let mark = out.len();
@@ -216,7 +239,7 @@ impl ScenarioUser {
                 content_type = None;
             }
         }
-        if let (Some(ct), Some(_)) = (content_type, &step.body) {
+        if let (Some(ct), Some(_)) = (content_type, body) {
             out.extend_from_slice(b"content-type: ");
             out.extend_from_slice(ct.as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -233,7 +256,7 @@ impl ScenarioUser {
             }
             out.extend_from_slice(b"\r\n");
         }
-        if step.body.is_some() || !matches!(step.method.as_str(), "GET" | "HEAD") {
+        if body.is_some() || !matches!(method, "GET" | "HEAD") {
             let _ = write!(out, "content-length: {}\r\n", body_buf.len());
         }
         out.extend_from_slice(b"\r\n");
@@ -325,9 +348,14 @@ impl User for ScenarioUser {
                         return self.rest(None);
                     };
                     let (name, keep_body) = (step.name, !step.captures.is_empty());
-                    if self.render(request) {
+                    let follow_redirects = step.follow_redirects;
+                    if self.render(request, None) {
                         self.taken.clear();
-                        return Action::Send { name, keep_body };
+                        return Action::Send {
+                            name,
+                            keep_body,
+                            follow_redirects,
+                        };
                     }
                     request.clear();
                     self.give_back();
@@ -355,6 +383,22 @@ impl User for ScenarioUser {
 
     fn failed(&mut self, _class: FailureClass) {
         self.advance(false);
+    }
+
+    fn redirect(
+        &mut self,
+        reply: &Reply<'_>,
+        to: &Redirect,
+        previous: &[u8],
+        request: &mut Vec<u8>,
+    ) {
+        // Cookies set on the way (a login's redirect, say) go with the next hop, as in a
+        // requests session.
+        self.keep_cookies(reply.set_cookies);
+        if !self.render(request, Some(to)) {
+            request.clear();
+            to.rewrite(previous, request);
+        }
     }
 }
 

@@ -7,15 +7,14 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::cell::Cell;
 use std::io;
-use std::net::SocketAddr;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
-use super::{io_failure, tcp_connect, Connection, Exchange, Received};
+use super::{io_failure, Broken, ConnectFailure, Connection, Connector, Exchange, Opened};
+use super::{Received, Transport};
 use crate::stats::FailureClass;
 
 /// Bytes moved over one connection so far, shared with its driver task on the same thread.
@@ -25,13 +24,13 @@ struct Wire {
     written: Cell<u64>,
 }
 
-/// A TCP stream that counts the bytes going through it.
-struct Counted {
-    stream: TcpStream,
+/// A stream that counts the bytes going through it.
+struct Counted<S> {
+    stream: S,
     wire: Rc<Wire>,
 }
 
-impl AsyncRead for Counted {
+impl<S: Transport> AsyncRead for Counted<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -45,7 +44,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<S: Transport> AsyncWrite for Counted<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -84,45 +83,65 @@ impl AsyncWrite for Counted {
 }
 
 /// A keep-alive connection owned by one task; its I/O driver runs on the same thread.
-pub(crate) struct HyperConnection {
+pub(crate) struct HyperConnection<S> {
     sender: SendRequest<Full<Bytes>>,
     wire: Rc<Wire>,
+    /// The stream type lives in the driver task; the connection only names it.
+    transport: PhantomData<S>,
 }
 
-impl Connection for HyperConnection {
-    async fn open(addr: SocketAddr, connect_timeout: Duration) -> io::Result<HyperConnection> {
-        let stream = tcp_connect(addr, connect_timeout).await?;
+impl<S: Transport> Connection for HyperConnection<S> {
+    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+        let (stream, opened) = S::open(connector).await?;
         let wire = Rc::new(Wire::default());
         let io = TokioIo::new(Counted {
             stream,
             wire: wire.clone(),
         });
-        let (sender, driver) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(io::Error::other)?;
+        let (sender, driver) =
+            http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|e| ConnectFailure {
+                    class: FailureClass::Connect,
+                    refused: false,
+                    reason: e.to_string(),
+                })?;
         // The driver ends by itself when the sender is dropped or the peer closes.
         tokio::task::spawn_local(driver);
-        Ok(HyperConnection { sender, wire })
+        let conn = HyperConnection {
+            sender,
+            wire,
+            transport: PhantomData,
+        };
+        Ok((conn, opened))
     }
 
     async fn is_usable(&mut self) -> bool {
         self.sender.ready().await.is_ok()
     }
 
-    async fn send(
-        &mut self,
-        request: &[u8],
-        into: &mut Received,
-    ) -> Result<Exchange, FailureClass> {
+    async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
         into.clear();
-        let request = from_wire(request)?;
         let (read0, written0) = (self.wire.read.get(), self.wire.written.get());
+        let request = from_wire(request).map_err(|class| Broken {
+            class,
+            written: 0,
+            answered: false,
+        })?;
         // A close before any byte of the response is a dropped keep-alive connection; a close
         // inside it is a broken response.
-        let fail = |e: hyper::Error| match classify(&e) {
-            FailureClass::Reset if self.wire.read.get() > read0 => FailureClass::Protocol,
-            class => class,
+        let fail = |e: hyper::Error| {
+            let answered = self.wire.read.get() > read0;
+            let class = match classify(&e) {
+                FailureClass::Reset if answered => FailureClass::Protocol,
+                class => class,
+            };
+            Broken {
+                class,
+                written: self.wire.written.get() - written0,
+                answered,
+            }
         };
         let response = self.sender.send_request(request).await.map_err(fail)?;
         let status = response.status().as_u16();

@@ -1,22 +1,23 @@
-//! Connections: TCP set-up with socket2, and the two HTTP/1.1 clients a worker can use.
+//! Connections: the two HTTP/1.1 clients a worker can use, over plain TCP or TLS.
 //!
-//! The client is chosen once per run ([`Client`]); the worker loop is generic over
-//! [`Connection`], so nothing branches on it per request.
+//! The client and the transport are chosen once per run ([`Client`], the target's scheme); the
+//! worker loop is generic over [`Connection`], so nothing branches on them per request.
 
 mod hyper;
 mod raw;
+mod tls;
+mod transport;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::{TcpSocket, TcpStream};
 
 use crate::script::MAX_KEPT_BODY;
 use crate::stats::FailureClass;
 
 pub(crate) use self::hyper::HyperConnection;
 pub(crate) use self::raw::RawConnection;
+pub use self::tls::TlsOptions;
+pub(crate) use self::transport::{ConnectFailure, Connector, Opened, Transport};
 
 /// Which HTTP/1.1 client sends the requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +54,19 @@ pub(crate) struct Received {
     pub set_cookies: Vec<String>,
     /// Length of the last response's body (kept or not).
     pub body_len: u64,
+    /// The `Location` header of a redirect (3xx) response.
+    pub location: Option<String>,
+    /// The idle timeout the server announced in `Keep-Alive: timeout=N`.
+    pub keep_alive: Option<Duration>,
+    /// The kept body is compressed (`Content-Encoding: gzip` or `deflate`).
+    pub encoding: Option<Encoding>,
+}
+
+/// A compression a kept body can be decoded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Gzip,
+    Deflate,
 }
 
 impl Received {
@@ -62,6 +76,9 @@ impl Received {
         self.truncated = false;
         self.set_cookies.clear();
         self.body_len = 0;
+        self.location = None;
+        self.keep_alive = None;
+        self.encoding = None;
     }
 
     /// Keeps body bytes if asked to, up to the limit.
@@ -75,40 +92,106 @@ impl Received {
         self.body.extend_from_slice(&data[..data.len().min(room)]);
     }
 
-    /// Keeps a `Set-Cookie` value.
+    /// Notes what a user or the connection needs from a response header.
     fn header(&mut self, name: &[u8], value: &[u8]) {
+        let text = || String::from_utf8_lossy(value).into_owned();
         if name.eq_ignore_ascii_case(b"set-cookie") {
-            self.set_cookies
-                .push(String::from_utf8_lossy(value).into_owned());
+            self.set_cookies.push(text());
+        } else if name.eq_ignore_ascii_case(b"location") {
+            self.location = Some(text());
+        } else if name.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = keep_alive_timeout(value);
+        } else if self.keep && name.eq_ignore_ascii_case(b"content-encoding") {
+            let value = value.trim_ascii();
+            self.encoding = if value.eq_ignore_ascii_case(b"gzip") {
+                Some(Encoding::Gzip)
+            } else if value.eq_ignore_ascii_case(b"deflate") {
+                Some(Encoding::Deflate)
+            } else {
+                None
+            };
         }
+    }
+
+    /// Decodes a kept compressed body in place, up to [`MAX_KEPT_BODY`]; `false` when it does
+    /// not decode. Only kept bodies are ever decoded: nobody reads the others.
+    pub fn decode(&mut self) -> bool {
+        use std::io::Read;
+        let Some(encoding) = self.encoding.take() else {
+            return true;
+        };
+        let compressed = std::mem::take(&mut self.body);
+        let limit = MAX_KEPT_BODY as u64 + 1;
+        let read = match encoding {
+            Encoding::Gzip => flate2::read::GzDecoder::new(&compressed[..])
+                .take(limit)
+                .read_to_end(&mut self.body),
+            // HTTP's "deflate" is zlib-wrapped (RFC 9110, 8.4.1.2).
+            Encoding::Deflate => flate2::read::ZlibDecoder::new(&compressed[..])
+                .take(limit)
+                .read_to_end(&mut self.body),
+        };
+        if self.body.len() > MAX_KEPT_BODY {
+            self.body.truncate(MAX_KEPT_BODY);
+            self.truncated = true;
+        }
+        read.is_ok()
+    }
+}
+
+/// The `timeout=N` of a `Keep-Alive` header value, in seconds.
+fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
+    let value = std::str::from_utf8(value).ok()?;
+    value.split(',').find_map(|part| {
+        let (key, n) = part.split_once('=')?;
+        let n: u64 = n.trim().parse().ok()?;
+        key.trim()
+            .eq_ignore_ascii_case("timeout")
+            .then(|| Duration::from_secs(n))
+    })
+}
+
+/// Why an exchange ended without a usable response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Broken {
+    /// The failure class.
+    pub class: FailureClass,
+    /// Bytes of the request written before it broke.
+    pub written: u64,
+    /// Whether any byte of the response arrived.
+    pub answered: bool,
+}
+
+impl Broken {
+    /// Whether the request may be sent again on a fresh connection, by Go's `net/http` rule:
+    /// the server closed the connection before answering, and the request is idempotent or
+    /// none of it was written.
+    pub fn retryable(&self, request: &[u8]) -> bool {
+        const IDEMPOTENT: [&[u8]; 6] = [
+            b"GET ",
+            b"HEAD ",
+            b"OPTIONS ",
+            b"TRACE ",
+            b"PUT ",
+            b"DELETE ",
+        ];
+        self.class == FailureClass::Reset
+            && !self.answered
+            && (self.written == 0 || IDEMPOTENT.iter().any(|m| request.starts_with(m)))
     }
 }
 
 /// One keep-alive HTTP/1.1 connection, owned by one task.
 pub(crate) trait Connection: Sized {
-    /// Opens a TCP connection and prepares it for HTTP/1.1.
-    async fn open(addr: SocketAddr, connect_timeout: Duration) -> io::Result<Self>;
+    /// Opens a connection through `connector` and prepares it for HTTP/1.1.
+    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
 
-    /// Whether the connection can take another request (the server may have closed it).
+    /// Whether the connection can take another request: blast has not closed it, and the peer
+    /// has neither closed it nor sent bytes nobody asked for.
     async fn is_usable(&mut self) -> bool;
 
     /// Sends one request (complete wire bytes) and reads the whole response into `into`.
-    async fn send(&mut self, request: &[u8], into: &mut Received)
-        -> Result<Exchange, FailureClass>;
-}
-
-/// Opens a TCP connection with NODELAY within `connect_timeout`.
-async fn tcp_connect(addr: SocketAddr, connect_timeout: Duration) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Requests are small and latency-sensitive: never wait for Nagle to coalesce them.
-    socket.set_nodelay(true)?;
-    socket.set_nonblocking(true)?;
-    // Buffer sizes are left to the kernel's autotuning: fixing SO_RCVBUF would switch it off
-    // and pin memory per connection, which matters at thousands of connections.
-    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
-    tokio::time::timeout(connect_timeout, socket.connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken>;
 }
 
 /// The failure class of an I/O error met while sending or receiving.

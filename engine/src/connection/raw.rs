@@ -2,13 +2,13 @@
 //! `httparse` and drained in place. One buffer per connection, no second task, no allocation
 //! per request.
 
-use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-use super::{io_failure, tcp_connect, Connection, Exchange, Received};
+use super::{io_failure, Broken, ConnectFailure, Connection, Connector, Exchange, Opened};
+use super::{Received, Transport};
 use crate::stats::FailureClass;
 
 /// Read buffer size per connection; it grows only for response heads larger than this.
@@ -36,8 +36,8 @@ struct Head {
     close: bool,
 }
 
-pub(crate) struct RawConnection {
-    stream: TcpStream,
+pub(crate) struct RawConnection<S> {
+    stream: S,
     buf: Vec<u8>,
     /// Unread bytes are `buf[start..end]`.
     start: usize,
@@ -47,51 +47,80 @@ pub(crate) struct RawConnection {
     open: bool,
 }
 
-impl Connection for RawConnection {
-    async fn open(addr: SocketAddr, connect_timeout: Duration) -> io::Result<RawConnection> {
-        Ok(RawConnection {
-            stream: tcp_connect(addr, connect_timeout).await?,
+impl<S: Transport> Connection for RawConnection<S> {
+    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+        let (stream, opened) = S::open(connector).await?;
+        let conn = RawConnection {
+            stream,
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
             received: 0,
             open: true,
-        })
+        };
+        Ok((conn, opened))
     }
 
     async fn is_usable(&mut self) -> bool {
+        // Bytes left over after the last response were never asked for (a server's 408 before
+        // it closes, say): the connection is out of step.
+        if !self.open || self.start != self.end {
+            return false;
+        }
+        // One non-blocking read, as urllib3 and Go do before reusing an idle connection: only
+        // "nothing to read yet" means the peer still holds the connection open. TLS records
+        // that carry no data (session tickets) are consumed by rustls and read as nothing.
+        (self.start, self.end) = (0, 0);
+        let mut probe = ReadBuf::new(&mut self.buf);
+        let stream = &mut self.stream;
+        let ready = poll_fn(|cx| Poll::Ready(Pin::new(&mut *stream).poll_read(cx, &mut probe)));
+        self.open = ready.await.is_pending();
         self.open
     }
 
-    async fn send(
-        &mut self,
-        request: &[u8],
-        into: &mut Received,
-    ) -> Result<Exchange, FailureClass> {
+    async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
         self.received = 0;
         into.clear();
-        let result = match self.stream.write_all(request).await {
+        let mut written = 0;
+        let result = match self.write(request, &mut written).await {
             Ok(()) => {
                 self.read_response(request.starts_with(b"HEAD "), into)
                     .await
             }
-            Err(e) => Err(io_failure(&e)),
+            Err(class) => Err(class),
         };
         match result {
             Ok(status) => Ok(Exchange {
                 status,
-                sent: request.len() as u64,
+                sent: written,
                 received: self.received,
             }),
             Err(class) => {
                 self.open = false;
-                Err(class)
+                Err(Broken {
+                    class,
+                    written,
+                    answered: self.received > 0,
+                })
             }
         }
     }
 }
 
-impl RawConnection {
+impl<S: Transport> RawConnection<S> {
+    /// Writes the whole request, counting what the stream took.
+    async fn write(&mut self, request: &[u8], written: &mut u64) -> Result<(), FailureClass> {
+        while (*written as usize) < request.len() {
+            match self.stream.write(&request[*written as usize..]).await {
+                Ok(0) => return Err(FailureClass::Reset),
+                Ok(n) => *written += n as u64,
+                Err(e) => return Err(io_failure(&e)),
+            }
+        }
+        // TLS holds records until flushed; for TCP this is free.
+        self.stream.flush().await.map_err(|e| io_failure(&e))
+    }
+
     async fn read_response(
         &mut self,
         head_only: bool,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// One kind of error a request can end with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ErrorKind {
     /// Connection refused: nothing listening.
     Refused,
@@ -22,6 +22,10 @@ pub enum ErrorKind {
     Capture,
     /// A response with a status that does not count as success.
     Status(u16),
+    /// A failure whose class needs its reason: a TLS error, a redirect not followed.
+    Reason(FailureClass, String),
+    /// Failures of a class beyond the distinct reasons kept.
+    Other(FailureClass),
 }
 
 impl ErrorKind {
@@ -41,13 +45,24 @@ impl ErrorKind {
                 .iter()
                 .map(|(s, n)| (ErrorKind::Status(*s), *n)),
         );
+        for class in [FailureClass::Tls, FailureClass::Redirect] {
+            let mut explained = 0;
+            for ((of, reason), n) in &c.reasons {
+                if *of == class {
+                    out.push((ErrorKind::Reason(class, reason.clone()), *n));
+                    explained += n;
+                }
+            }
+            let rest = c.failures_of(class).saturating_sub(explained);
+            out.push((ErrorKind::Other(class), rest));
+        }
         out.retain(|(_, n)| *n > 0);
         out
     }
 
     /// The error as Locust words it, so greps for `ConnectionRefusedError` or a status code
     /// written for Locust's files work on blast's.
-    pub fn text(self) -> String {
+    pub fn text(&self) -> String {
         match self {
             ErrorKind::Refused => "ConnectionRefusedError(111, 'Connection refused')".into(),
             ErrorKind::Connect => "ConnectTimeoutError('could not connect')".into(),
@@ -58,18 +73,24 @@ impl ErrorKind {
             ErrorKind::Protocol => "BadStatusLine('response is not valid HTTP/1.1')".into(),
             ErrorKind::Capture => "CaptureError('the response lacked a captured value')".into(),
             ErrorKind::Status(code) => format!("HTTPError(code={code})"),
+            ErrorKind::Reason(FailureClass::Tls, reason) => format!("SSLError({reason:?})"),
+            ErrorKind::Reason(_, reason) => reason.clone(),
+            ErrorKind::Other(class) => {
+                format!("{}Error('more distinct reasons than kept')", class.as_str())
+            }
         }
     }
 
     /// The failure class the error belongs to.
-    pub fn class(self) -> FailureClass {
-        match self {
+    pub fn class(&self) -> FailureClass {
+        match *self {
             ErrorKind::Refused | ErrorKind::Connect => FailureClass::Connect,
             ErrorKind::Timeout => FailureClass::Timeout,
             ErrorKind::Reset => FailureClass::Reset,
             ErrorKind::Protocol => FailureClass::Protocol,
             ErrorKind::Capture => FailureClass::Capture,
             ErrorKind::Status(_) => FailureClass::Status,
+            ErrorKind::Reason(class, _) | ErrorKind::Other(class) => class,
         }
     }
 }
@@ -120,7 +141,11 @@ impl FailureLog {
         let mut rows = Vec::new();
         for (i, (method, name, counters)) in names.enumerate() {
             for (kind, n) in ErrorKind::counts(counters) {
-                let (first, last) = self.seen.get(&(i, kind)).copied().unwrap_or((now, now));
+                let (first, last) = self
+                    .seen
+                    .get(&(i, kind.clone()))
+                    .copied()
+                    .unwrap_or((now, now));
                 rows.push(FailureRow {
                     method: method.to_string(),
                     name: name.to_string(),

@@ -1,7 +1,7 @@
 //! The run record: everything a finished run produced, as `--json` writes it and `blast report`
 //! reads it back. Keys are documented in `docs/outputs.md`.
 
-use blast_engine::{FailureClass, Report, Schedule};
+use blast_engine::{Counters, FailureClass, Report, Schedule};
 use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,41 @@ pub struct CriterionRecord {
     pub pass: bool,
 }
 
+/// How the run's connections behaved.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// Connections opened in place of one the server closed or made unusable (not failures).
+    pub reconnects: u64,
+    /// Requests sent again on a fresh connection after a reused one closed before answering.
+    pub retries: u64,
+    /// Redirect hops followed.
+    pub redirects: u64,
+    /// Mean TCP connect time, `null` without connections.
+    pub connect_ms_mean: Option<f64>,
+    /// TLS handshakes completed (0 for http://).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that resumed an earlier session.
+    pub tls_resumed: u64,
+    /// Mean TLS handshake time, `null` without handshakes.
+    pub tls_handshake_ms_mean: Option<f64>,
+}
+
+impl ConnectionRecord {
+    /// The connection figures of `c`.
+    pub fn of(c: &Counters) -> ConnectionRecord {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        ConnectionRecord {
+            reconnects: c.reconnects,
+            retries: c.retries,
+            redirects: c.redirects,
+            connect_ms_mean: ms(c.mean_connect()),
+            tls_handshakes: c.tls_handshakes,
+            tls_resumed: c.tls_resumed,
+            tls_handshake_ms_mean: ms(c.mean_tls_handshake()),
+        }
+    }
+}
+
 /// A finished run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -271,6 +306,9 @@ pub struct RunRecord {
     pub bytes_received: u64,
     /// Connections opened.
     pub connections: u64,
+    /// How connections behaved: reconnects, retries, redirects, connect and TLS times.
+    #[serde(default)]
+    pub connection: ConnectionRecord,
     /// Per stats name.
     pub names: Vec<NameRecord>,
     /// Failures by (method, name, error).
@@ -336,6 +374,7 @@ impl RunRecord {
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             connections: c.connections,
+            connection: ConnectionRecord::of(c),
             names: report
                 .names
                 .iter()

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Routes: `GET /` (a 2-byte body), `POST /echo` (the request body back), `GET /status/{code}`
-//! (that status), the EUCORA deployment API under `/api/v1/` (see `docs/target-api.md`),
+//! (that status), httpbin's `/redirect/N`, `/redirect-to?url=U&status_code=S`, `/gzip` and
+//! `/cookies`, `/only-get` (405 for other methods), the EUCORA deployment API under `/api/v1/` (see `docs/target-api.md`),
 //! anything else 404.
 #![deny(missing_docs)]
 
@@ -22,4 +23,4 @@ mod server;
 
 pub use eucora::{PLANES, SEEDED_APPROVALS, USERS};
 pub use minimal::MinimalServer;
-pub use server::{Config, Latency, Server, Stall};
+pub use server::{Config, Latency, Server, Stall, TlsIdentity};

@@ -1,11 +1,12 @@
 //! `blast-target`: run the reference target on its own, e.g. for manual runs and benchmarks.
 
-use blast_target::{Config, Latency, Server, Stall};
+use blast_target::{Config, Latency, Server, Stall, TlsIdentity};
 use std::time::Duration;
 
 const USAGE: &str = "usage: blast-target [--port N] [--threads N] [--latency-ms MS] \
 [--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N] \
-[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]... [--cab-backlog N]";
+[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]... [--cab-backlog N] [--keep-alive-timeout MS] \
+[--tls | --tls-cert PEM --tls-key PEM]";
 
 fn main() {
     match parse(std::env::args().skip(1)) {
@@ -22,6 +23,9 @@ fn serve(port: u16, config: Config) {
     match Server::start(addr, config) {
         Ok(server) => {
             println!("blast-target listening on {}", server.url());
+            if let Some(tls) = &server_tls(&server) {
+                println!("certificate: {tls} (pass it to blast --ca-cert)");
+            }
             loop {
                 std::thread::park();
             }
@@ -33,10 +37,24 @@ fn serve(port: u16, config: Config) {
     }
 }
 
+/// With a self-signed certificate, writes it where a client can trust it; returns the path.
+fn server_tls(server: &Server) -> Option<String> {
+    let cert = &server.tls_identity()?.cert_pem;
+    let path = std::env::temp_dir().join(format!("blast-target-{}.pem", server.addr().port()));
+    match std::fs::write(&path, cert) {
+        Ok(()) => Some(path.display().to_string()),
+        Err(e) => {
+            eprintln!("blast-target: cannot write {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String> {
     let mut port = 0;
     let mut config = Config::default();
     let (mut latency, mut latency_max, mut stall_after, mut stall) = (None, None, None, None);
+    let (mut self_signed, mut cert, mut key) = (false, None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         let ms = |v: String| {
@@ -73,6 +91,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String
                     format!("--route-latency-ms: expected PATH_PREFIX=MS or PATH_PREFIX=MS-MAX_MS, got {v:?}")
                 })?);
             }
+            "--keep-alive-timeout" => config.keep_alive_timeout = Some(ms(value()?)?),
+            "--tls" => self_signed = true,
+            "--tls-cert" => cert = Some(read(&value()?)?),
+            "--tls-key" => key = Some(read(&value()?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -88,11 +110,21 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String
             max,
         },
     };
+    config.tls = match (self_signed, cert, key) {
+        (false, None, None) => None,
+        (true, None, None) => Some(TlsIdentity::self_signed()),
+        (false, Some(cert_pem), Some(key_pem)) => Some(TlsIdentity { cert_pem, key_pem }),
+        _ => return Err("use --tls alone, or --tls-cert with --tls-key".into()),
+    };
     config.stall = stall.map(|duration| Stall {
         after: stall_after.unwrap_or_default(),
         duration,
     });
     Ok((port, config))
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
 }
 
 /// Parses `PATH_PREFIX=MS` (fixed) or `PATH_PREFIX=MS-MAX_MS` (uniform).

@@ -3,9 +3,12 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, COOKIE, LOCATION,
+    SET_COOKIE,
+};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::io;
 use std::net::SocketAddr;
@@ -64,6 +67,55 @@ pub struct Config {
     /// CAB approvals kept pending: when decisions leave fewer, deployments from other teams
     /// arrive. Default: 100, the plan's "100+ approvals pending"; 0 lets the backlog drain.
     pub cab_backlog: u64,
+    /// Close a connection idle this long, as gunicorn's `keepalive`, nginx's
+    /// `keepalive_timeout` and Node's `keepAliveTimeout` do. From 1 s up it is announced in a
+    /// `Keep-Alive: timeout=N` header, as Node does; shorter timeouts close unannounced.
+    /// Default: never.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Serve TLS (`https://`) with this certificate. Default: plain HTTP.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Clone, Debug)]
+pub struct TlsIdentity {
+    /// The certificate (what clients pass to `--ca-cert` when it is self-signed).
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+impl TlsIdentity {
+    /// A new self-signed certificate for `localhost`, `127.0.0.1` and `::1`.
+    pub fn self_signed() -> TlsIdentity {
+        let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        let cert = rcgen::generate_simple_self_signed(names)
+            .expect("a self-signed certificate for fixed names can always be made");
+        TlsIdentity {
+            cert_pem: cert.cert.pem(),
+            key_pem: cert.key_pair.serialize_pem(),
+        }
+    }
+
+    fn acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad =
+            |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| bad(&e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| bad(&e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl Default for Config {
@@ -76,6 +128,8 @@ impl Default for Config {
             threads: 0,
             route_latency: Vec::new(),
             cab_backlog: 100,
+            keep_alive_timeout: None,
+            tls: None,
         }
     }
 }
@@ -104,6 +158,7 @@ impl Server {
             .thread_name("blast-target")
             .enable_all()
             .build()?;
+        let acceptor = config.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
         let listener = runtime.block_on(TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -118,7 +173,7 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("blast-target-accept".into())
             .spawn(move || {
-                runtime.block_on(accept(listener, state, stopped));
+                runtime.block_on(accept(listener, acceptor, state, stopped));
                 // Open connections are dropped with the runtime.
                 runtime.shutdown_background();
             })?;
@@ -135,9 +190,14 @@ impl Server {
         self.addr
     }
 
-    /// `http://ADDR` of the server, without a trailing slash.
+    /// `http://ADDR` (`https://` with TLS) of the server, without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Requests handled so far (every request the server began to answer).
@@ -148,6 +208,11 @@ impl Server {
     /// The EUCORA API's integrity counts (what `GET /api/v1/integrity/` returns).
     pub fn integrity(&self) -> serde_json::Value {
         self.shared.api.integrity()
+    }
+
+    /// The certificate served, with TLS.
+    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+        self.shared.config.tls.as_ref()
     }
 
     /// Connections accepted so far.
@@ -167,7 +232,12 @@ impl Drop for Server {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+async fn accept(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -183,20 +253,78 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot
         let _ = stream.set_nodelay(true);
         shared.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let on_conn = Arc::new(AtomicU64::new(0));
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                let nth = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
-                async move { Ok::<_, hyper::Error>(respond(&shared, req, nth).await) }
-            });
-            // Peers hanging up mid-request are normal under load; nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                // A failed handshake is the client's business (an untrusted certificate, say).
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        serve(shared, stream).await
+                    }
+                }
+                None => serve(shared, stream).await,
+            }
         });
     }
+}
+
+/// Serves one connection until the peer leaves, or it has been idle for the keep-alive
+/// timeout.
+async fn serve<S>(shared: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = Arc::new(Idle {
+        busy: AtomicU64::new(0),
+        since_ms: AtomicU64::new(shared.start.elapsed().as_millis() as u64),
+    });
+    let on_conn = Arc::new(AtomicU64::new(0));
+    let service = {
+        let (shared, idle) = (shared.clone(), idle.clone());
+        service_fn(move |req| {
+            let (shared, idle) = (shared.clone(), idle.clone());
+            let nth = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
+            idle.busy.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let response = respond(&shared, req, nth).await;
+                idle.since_ms
+                    .store(shared.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                idle.busy.fetch_sub(1, Ordering::Relaxed);
+                Ok::<_, hyper::Error>(response)
+            }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // Peers hanging up mid-request are normal under load; nothing to report.
+    let Some(timeout) = shared.config.keep_alive_timeout else {
+        let _ = conn.await;
+        return;
+    };
+    loop {
+        let since = Duration::from_millis(idle.since_ms.load(Ordering::Relaxed));
+        let deadline = shared.start + since + timeout;
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let quiet = shared.start.elapsed().saturating_sub(since) >= timeout;
+                if idle.busy.load(Ordering::Relaxed) == 0 && quiet {
+                    // An idle HTTP/1 connection closes at once, as servers' idle timers do.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last finished a response, and whether one is under way.
+struct Idle {
+    busy: AtomicU64,
+    since_ms: AtomicU64,
 }
 
 async fn respond(
@@ -235,6 +363,15 @@ async fn respond(
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    if let Some(secs) = config
+        .keep_alive_timeout
+        .map(|t| t.as_secs())
+        .filter(|&s| s > 0)
+    {
+        if let Ok(v) = HeaderValue::from_str(&format!("timeout={secs}")) {
+            response.headers_mut().insert("keep-alive", v);
+        }
+    }
     response
 }
 
@@ -268,6 +405,18 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if path == "/cookies" {
         return cookies(&req);
     }
+    if let Some(response) = redirect(&req) {
+        return response;
+    }
+    if path == "/only-get" {
+        return match *req.method() {
+            Method::GET => text(StatusCode::OK, "ok"),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET only"),
+        };
+    }
+    if path == "/gzip" {
+        return gzip(&req);
+    }
     if let Some((name, value)) = path
         .strip_prefix("/cookies/set/")
         .and_then(|kv| kv.split_once('/'))
@@ -285,6 +434,91 @@ async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
     }
     text(StatusCode::NOT_FOUND, "not found")
+}
+
+/// httpbin's redirects: `/redirect/N` redirects N times (302) before answering 200, and
+/// `/redirect-to?url=U&status_code=S` redirects once to `U` with `S` (default 302).
+fn redirect(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let path = req.uri().path();
+    let (status, location) = if let Some(n) = path.strip_prefix("/redirect/") {
+        match n.parse::<u32>().ok()? {
+            0 => return Some(text(StatusCode::OK, "redirected")),
+            n => (StatusCode::FOUND, format!("/redirect/{}", n - 1)),
+        }
+    } else if path == "/redirect-to" {
+        let mut url = None;
+        let mut status = StatusCode::FOUND;
+        for (key, value) in req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+        {
+            match key {
+                "url" => url = Some(percent_decode(value)),
+                "status_code" => {
+                    status = value
+                        .parse()
+                        .ok()
+                        .and_then(|c| StatusCode::from_u16(c).ok())?
+                }
+                _ => {}
+            }
+        }
+        (status, url?)
+    } else {
+        return None;
+    };
+    let mut response = text(status, "");
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_str(&location).ok()?);
+    Some(response)
+}
+
+/// Decodes `%XX` escapes in a query value.
+fn percent_decode(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |b: Option<u8>| (b? as char).to_digit(16);
+        if b == b'%' {
+            let mut two = bytes.clone();
+            if let (Some(hi), Some(lo)) = (hex(two.next()), hex(two.next())) {
+                out.push((hi * 16 + lo) as u8);
+                bytes = two;
+                continue;
+            }
+        }
+        out.push(b);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET /gzip`: a JSON body, gzip-compressed when the client accepts gzip (httpbin's shape).
+fn gzip(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    use std::io::Write;
+    let body = br#"{"gzipped": true, "id": 7}"#;
+    let accepts = req
+        .headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("gzip")));
+    let mut response = if accepts {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = encoder.write_all(body);
+        let mut r = Response::new(Full::new(Bytes::from(encoder.finish().unwrap_or_default())));
+        r.headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        Response::new(Full::new(Bytes::from_static(body)))
+    };
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `GET /cookies`: the cookies the client sent, as JSON (`{"cookies": {"name": "value"}}`).

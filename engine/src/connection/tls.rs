@@ -1,0 +1,173 @@
+//! TLS set-up with rustls: one client configuration per run, shared by every connection so
+//! sessions resume across reconnects.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use std::sync::Arc;
+
+use crate::EngineError;
+
+/// The name a TLS connection presents (SNI) and checks the certificate against.
+pub(crate) type ServerName = rustls::pki_types::ServerName<'static>;
+
+/// Sessions kept for resumption; enough for every connection of a large run to resume.
+const RESUMABLE_SESSIONS: usize = 4096;
+
+/// How `https://` targets are trusted. The default verifies certificates against the
+/// platform's roots (on Linux, the system bundle such as `/etc/ssl/certs`).
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM certificates to trust instead of the platform's roots (`--ca-cert`). Default: none.
+    pub ca_certs_pem: Option<Vec<u8>>,
+    /// Skip certificate verification (`--insecure`). Default: false.
+    pub insecure: bool,
+    /// Client certificate chain and its private key, both PEM (`--cert`, `--key`). Default: none.
+    pub client_cert_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsOptions {
+    /// The rustls client configuration these options describe.
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, EngineError> {
+        let bad = |why: String| EngineError::Tls(why);
+        let provider = Arc::new(ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?;
+        let builder = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        } else {
+            builder.with_root_certificates(self.roots()?)
+        };
+        let mut config = match &self.client_cert_pem {
+            Some((chain, key)) => {
+                let chain = CertificateDer::pem_slice_iter(chain)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(format!("cannot read the client certificate: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| bad(format!("cannot read the client key: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad(format!("unusable client certificate: {e}")))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::in_memory_sessions(RESUMABLE_SESSIONS);
+        Ok(Arc::new(config))
+    }
+
+    fn roots(&self) -> Result<RootCertStore, EngineError> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca_certs_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| {
+                        EngineError::Tls(format!("cannot read the CA certificate: {e}"))
+                    })?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| EngineError::Tls(format!("unusable CA certificate: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(EngineError::Tls(
+                        "the CA file holds no PEM certificate".into(),
+                    ));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(EngineError::Tls(
+                        "this system has no trusted root certificates: pass --ca-cert FILE".into(),
+                    ));
+                }
+            }
+        }
+        Ok(roots)
+    }
+}
+
+/// Why a TLS handshake failed, in one line a user can act on.
+pub(crate) fn tls_reason(e: &std::io::Error) -> String {
+    let Some(tls) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the server closed the connection during the TLS handshake".into()
+            }
+            _ => e.to_string(),
+        };
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not trusted (unknown issuer): pass its CA with --ca-cert, or --insecure".into()
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "the server's certificate is not valid for this host name".into(),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "the server's certificate has expired".into(),
+        rustls::Error::InvalidMessage(_) => {
+            "the server did not answer in TLS (is it a plain http:// port?)".into()
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// `--insecure`: accepts any certificate, but still checks the handshake's signatures so the
+/// connection is a real TLS connection.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,165 @@
+//! Transports: how a connection's byte stream is opened. Plain TCP tries every address the host
+//! resolved to; TLS runs a rustls handshake over that TCP stream. The transport is chosen once
+//! per run (the worker loop is generic over it), never per request.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::tls::{tls_reason, ServerName};
+use crate::stats::FailureClass;
+
+/// What opening a connection cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Opened {
+    /// TCP connect time (every address tried included).
+    pub connect: Duration,
+    /// TLS handshake time and whether the session was resumed; `None` for plain TCP.
+    pub handshake: Option<(Duration, bool)>,
+}
+
+/// Why a connection could not be opened.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectFailure {
+    /// [`FailureClass::Connect`] or [`FailureClass::Tls`].
+    pub class: FailureClass,
+    /// Nothing was listening (every address refused).
+    pub refused: bool,
+    /// Why, in a few words: what the OS said, or why the TLS handshake failed.
+    pub reason: String,
+}
+
+impl ConnectFailure {
+    fn tcp(e: &io::Error) -> ConnectFailure {
+        ConnectFailure {
+            class: FailureClass::Connect,
+            refused: e.kind() == io::ErrorKind::ConnectionRefused,
+            reason: e.to_string(),
+        }
+    }
+
+    fn tls(reason: String) -> ConnectFailure {
+        ConnectFailure {
+            class: FailureClass::Tls,
+            refused: false,
+            reason,
+        }
+    }
+}
+
+/// Opens connections to one target for one worker thread.
+pub(crate) struct Connector {
+    addrs: Arc<[SocketAddr]>,
+    /// The address that connected last; tried first, so a dead address costs one attempt.
+    preferred: Cell<usize>,
+    timeout: Duration,
+    tls: Option<(TlsConnector, ServerName)>,
+}
+
+impl Connector {
+    /// A connector for `addrs` (in resolver order), with TLS when `tls` is given.
+    pub fn new(
+        addrs: Arc<[SocketAddr]>,
+        timeout: Duration,
+        tls: Option<(TlsConnector, ServerName)>,
+    ) -> Connector {
+        Connector {
+            addrs,
+            preferred: Cell::new(0),
+            timeout,
+            tls,
+        }
+    }
+
+    /// Opens a TCP connection, trying each address in turn from the one that worked last.
+    async fn tcp(&self) -> Result<(TcpStream, Duration), ConnectFailure> {
+        let started = Instant::now();
+        let n = self.addrs.len();
+        let first = self.preferred.get();
+        let mut failure = None;
+        for i in (0..n).map(|k| (first + k) % n) {
+            match tcp_connect(self.addrs[i], self.timeout).await {
+                Ok(stream) => {
+                    self.preferred.set(i);
+                    return Ok((stream, started.elapsed()));
+                }
+                Err(e) => {
+                    // Refused everywhere reads as refused; any other error wins over it.
+                    let f = ConnectFailure::tcp(&e);
+                    if failure
+                        .as_ref()
+                        .map_or(true, |old: &ConnectFailure| old.refused)
+                    {
+                        failure = Some(f);
+                    }
+                }
+            }
+        }
+        Err(failure.expect("a target has at least one address"))
+    }
+}
+
+/// Opens a TCP connection with NODELAY within `connect_timeout`.
+async fn tcp_connect(addr: SocketAddr, connect_timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Requests are small and latency-sensitive: never wait for Nagle to coalesce them.
+    socket.set_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    // Buffer sizes are left to the kernel's autotuning: fixing SO_RCVBUF would switch it off
+    // and pin memory per connection, which matters at thousands of connections.
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
+    tokio::time::timeout(connect_timeout, socket.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// A byte stream a connection runs over.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
+    /// Opens one stream to the connector's target.
+    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
+}
+
+impl Transport for TcpStream {
+    async fn open(connector: &Connector) -> Result<(TcpStream, Opened), ConnectFailure> {
+        let (stream, connect) = connector.tcp().await?;
+        Ok((
+            stream,
+            Opened {
+                connect,
+                handshake: None,
+            },
+        ))
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+        let (tls, name) = connector
+            .tls
+            .as_ref()
+            .expect("a TLS transport runs only with a TLS connector");
+        let (tcp, connect) = connector.tcp().await?;
+        let started = Instant::now();
+        let handshake = tokio::time::timeout(connector.timeout, tls.connect(name.clone(), tcp));
+        let stream = match handshake.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(ConnectFailure::tls(tls_reason(&e))),
+            Err(_) => return Err(ConnectFailure::tls("the TLS handshake timed out".into())),
+        };
+        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        Ok((
+            stream,
+            Opened {
+                connect,
+                handshake: Some((started.elapsed(), resumed)),
+            },
+        ))
+    }
+}
