@@ -83,7 +83,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 20] = [
+    let cases: [&[&str]; 27] = [
         &["--profile", "nope"],
         &["-f", bad_file],
         &["-f", "/no/such/file.toml"],
@@ -97,6 +97,13 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["--peak", "10"],
         &["not a url"],
         &["ftp://127.0.0.1/"],
+        &["http://127.0.0.1:0/"],
+        &["http://127.0.0.1:99999/"],
+        &["http://127.0.0.1:abc/"],
+        &["http://127.0.0.1:-1/"],
+        &["gopher://127.0.0.1:70/"],
+        &["https://127.0.0.1:1/", "--ca-cert", "/no/such/ca.pem"],
+        &["http://127.0.0.1:1/", "--cert", "/no/such/cert.pem"],
         &["http://127.0.0.1:1/", "-u", "0"],
         &["http://127.0.0.1:1/", "-t", "ten"],
         &["http://127.0.0.1:1/", "--rate", "-5"],
@@ -129,6 +136,45 @@ fn a_refusing_target_is_reported_at_once() {
         err.contains("cannot connect") && err.contains("refused"),
         "{err}"
     );
+}
+
+#[test]
+fn https_targets_are_verified_against_the_given_ca() {
+    let identity = blast_target::TlsIdentity::self_signed();
+    let config = Config {
+        tls: Some(identity.clone()),
+        ..Config::default()
+    };
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let url = format!("{}/", server.url());
+    let ca = temp("ca.pem");
+    std::fs::write(&ca, &identity.cert_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+
+    let (text, v) = blast_json(&[&url, "-u", "2", "-t", "1s", "--ca-cert", ca], "tls.json");
+    assert!(text.contains("  tls           "), "{text}");
+    assert_eq!(v["failures"], 0);
+    assert_eq!(v["connection"]["tls_handshakes"], 2);
+    assert!(v["connection"]["tls_handshake_ms_mean"].as_f64().unwrap() > 0.0);
+
+    // Without the CA, the self-signed certificate is refused in one line, before any load.
+    let out = blast(&[&url, "-u", "2", "-t", "1s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+
+    let out = blast(&[&url, "-u", "2", "-t", "1s", "--insecure", "--no-pin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --insecure"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(ca).unwrap();
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Runs scenarios through the engine against the reference target over loopback sockets and
 //! checks what the users did: task mix, captures, cookies, pools, stages, criteria.
 
-use blast_engine::{Client, Engine, Plan, Report, Schedule, Target};
+use blast_engine::{Client, Engine, FailureClass, Plan, Report, Schedule, Target};
 use blast_scenarios::{parse, Criterion, Load, Scenario, ScenarioScript};
 use blast_target::{Config, Server};
 use std::time::Duration;
@@ -330,4 +330,140 @@ fn criteria_are_judged_on_the_finished_run() {
         "a window longer than the run cannot hold"
     );
     assert!(judge("rps>=1 for 300ms"));
+}
+
+/// The counters of one stats name.
+fn counters<'a>(report: &'a Report, name: &str) -> &'a blast_engine::Counters {
+    &report
+        .names
+        .iter()
+        .find(|n| n.name.name == name)
+        .unwrap_or_else(|| panic!("no name {name}"))
+        .stats
+        .counters
+}
+
+#[test]
+fn redirects_are_followed_under_the_first_requests_name() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Redirected"
+        wait_time = "constant(0.05)"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /redirect/3"
+        name = "chain"
+        [[user.task.step]]
+        request = "POST /redirect-to?url=%2Fonly-get&status_code=303"
+        name = "303 after POST"
+        json = { a = 1 }
+        [[user.task.step]]
+        request = "POST /redirect-to?url=%2Fecho&status_code=307"
+        name = "307 keeps the body"
+        json = { kept = 7 }
+        capture = { kept = "kept" }
+        [[user.task.step]]
+        request = "GET /redirect/1"
+        name = "not followed"
+        follow_redirects = false
+        success = [302]
+        "#,
+    );
+    for client in [Client::Raw, Client::Hyper] {
+        let (report, _) = run_on(
+            &server,
+            &s,
+            Schedule::users(2),
+            Duration::from_millis(600),
+            client,
+        );
+        let chain = counters(&report, "chain");
+        assert!(chain.ok > 0 && chain.failed() == 0, "{client:?}: {chain:?}");
+        assert_eq!(chain.redirects, 3 * chain.ok, "{client:?}: {chain:?}");
+        for name in ["303 after POST", "307 keeps the body"] {
+            let c = counters(&report, name);
+            assert!(c.ok > 0 && c.failed() == 0, "{client:?} {name}: {c:?}");
+            assert_eq!(c.redirects, c.ok, "{client:?} {name}: {c:?}");
+        }
+        let c = counters(&report, "not followed");
+        assert!(c.ok > 0 && c.failed() == 0 && c.redirects == 0, "{c:?}");
+    }
+}
+
+#[test]
+fn redirects_that_leave_the_origin_or_loop_fail_with_their_reason() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Lost"
+        wait_time = "constant(0.05)"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /redirect-to?url=http%3A%2F%2Fexample.com%2Fx"
+        name = "away"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /redirect/12"
+        name = "loop"
+        [[user.task]]
+        [[user.task.step]]
+        request = "POST /redirect-to?url=%2Fonly-get&status_code=307"
+        name = "307 to a GET-only page"
+        "#,
+    );
+    let (report, _) = run_with(&server, &s, Schedule::users(2), Duration::from_millis(600));
+    let away = counters(&report, "away");
+    assert!(
+        away.ok == 0 && away.failures_of(FailureClass::Redirect) > 0,
+        "{away:?}"
+    );
+    let reason = away.reasons.keys().next().unwrap();
+    assert_eq!(reason.0, FailureClass::Redirect);
+    assert!(reason.1.contains("http://example.com/x"), "{reason:?}");
+    let looped = counters(&report, "loop");
+    assert!(looped.ok == 0 && looped.failed() > 0, "{looped:?}");
+    assert!(looped
+        .reasons
+        .keys()
+        .all(|(_, r)| r.contains("Exceeded 10 redirects")));
+    assert_eq!(looped.redirects, 10 * looped.failed(), "{looped:?}");
+    // 307 keeps the POST, which the page refuses.
+    let post = counters(&report, "307 to a GET-only page");
+    assert_eq!(post.failed_statuses.keys().collect::<Vec<_>>(), [&405]);
+}
+
+#[test]
+fn gzip_bodies_are_decoded_before_captures() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Compressed"
+        wait_time = "constant(0.05)"
+        [[user.task]]
+        [[user.task.step]]
+        request = "GET /gzip"
+        headers = { Accept-Encoding = "gzip, deflate" }
+        capture = { id = "id" }
+        [[user.task.step]]
+        request = "GET /status/20{{id}}"
+        name = "/status/20[id]"
+        "#,
+    );
+    for client in [Client::Raw, Client::Hyper] {
+        let (report, _) = run_on(
+            &server,
+            &s,
+            Schedule::users(2),
+            Duration::from_millis(500),
+            client,
+        );
+        let gz = counters(&report, "/gzip");
+        assert!(gz.ok > 0 && gz.failed() == 0, "{client:?}: {gz:?}");
+        let next = counters(&report, "/status/20[id]");
+        assert_eq!(next.ok, gz.ok, "{client:?}: {next:?}");
+    }
 }

@@ -202,3 +202,61 @@ fn io_failure(e: &io::Error) -> FailureClass {
         _ => FailureClass::Reset,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_timeouts_parse_as_servers_write_them() {
+        let secs = |v: &str| keep_alive_timeout(v.as_bytes()).map(|d| d.as_secs());
+        assert_eq!(secs("timeout=5"), Some(5));
+        assert_eq!(secs("timeout=5, max=1000"), Some(5));
+        assert_eq!(secs("max=100, Timeout = 2"), Some(2));
+        assert_eq!(secs("max=100"), None);
+        assert_eq!(secs("timeout=soon"), None);
+    }
+
+    #[test]
+    fn only_unanswered_resets_of_safe_or_unwritten_requests_are_retried() {
+        let reset = |written, answered| Broken {
+            class: FailureClass::Reset,
+            written,
+            answered,
+        };
+        assert!(reset(30, false).retryable(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(reset(30, false).retryable(b"DELETE /x HTTP/1.1\r\n\r\n"));
+        assert!(!reset(30, false).retryable(b"POST /x HTTP/1.1\r\n\r\n"));
+        assert!(reset(0, false).retryable(b"POST /x HTTP/1.1\r\n\r\n"));
+        assert!(!reset(30, true).retryable(b"GET / HTTP/1.1\r\n\r\n"));
+        let timeout = Broken {
+            class: FailureClass::Timeout,
+            written: 0,
+            answered: false,
+        };
+        assert!(!timeout.retryable(b"GET / HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn kept_bodies_are_decoded_and_bad_ones_refused() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"id": 7}"#).unwrap();
+        let mut r = Received {
+            keep: true,
+            ..Received::default()
+        };
+        r.header(b"Content-Encoding", b" gzip ");
+        r.body_bytes(&gz.finish().unwrap());
+        assert!(r.decode());
+        assert_eq!(r.body, br#"{"id": 7}"#);
+        r.clear();
+        r.header(b"content-encoding", b"deflate");
+        r.body_bytes(b"not deflate");
+        assert!(!r.decode());
+        // Bodies nobody keeps are never looked at.
+        let mut drained = Received::default();
+        drained.header(b"content-encoding", b"gzip");
+        assert_eq!(drained.encoding, None);
+    }
+}

@@ -106,9 +106,12 @@ pub(crate) fn tls_reason(e: &std::io::Error) -> String {
         };
     };
     match tls {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the server's certificate is not trusted (unknown issuer): pass its CA with --ca-cert, or --insecure".into()
-        }
+        // A chain that ends at no trusted root, or at a root whose name matches but whose key
+        // does not (another self-signed certificate with the same subject), is not trusted.
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => "the server's certificate is not trusted: pass its CA with --ca-cert, or --insecure"
+            .into(),
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => "the server's certificate is not valid for this host name".into(),
