@@ -7,7 +7,11 @@ noise hits all tools alike; the table shows medians over rounds. For each run it
 generator's own request count and, from the process accounting of the generator process
 (/usr/bin/time: user+sys CPU seconds and peak RSS), computes requests per generator CPU-second.
 
-    python3 benches/compare.py [--duration 10] [--rounds 3] [--conns 64,1000] [--no-oha]
+    python3 benches/compare.py [--duration 10] [--rounds 3] [--conns 64,1000] [--no-oha] [--tls]
+
+With --tls, nginx also serves HTTPS on 127.0.0.1:18443 with a certificate from a CA the
+script makes with openssl; blast verifies it (--ca-cert), wrk never verifies certificates, and
+oha is left out. Connections are keep-alive, so handshakes happen once per connection.
 
 Installs wrk, nginx and GNU time from Debian packages when missing, and oha with
 `cargo install oha` (skipped with a note if that fails). Loopback only, every run bounded.
@@ -29,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAB = Path("/tmp/blastlab")
 URL = "http://127.0.0.1:18080/"
+TLS_URL = "https://127.0.0.1:18443/"
 GENERATOR_CORE, SERVER_CORE = "0", "1"
 
 
@@ -51,15 +56,54 @@ def ensure_tools(want_oha):
     return oha if want_oha and Path(oha).exists() else None
 
 
-def start_nginx():
+def tls_conf():
+    """The bench config plus an HTTPS listener on 18443 with a fresh certificate from a fresh
+    CA; returns (config path, CA certificate path)."""
+    tls = LAB / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = tls / "ca.pem", tls / "ca.key"
+    cert, key, csr, ext = tls / "cert.pem", tls / "key.pem", tls / "server.csr", tls / "server.ext"
+    # A CA and a server certificate it signs: a CA certificate cannot be a server's own
+    # (webpki refuses it, as browsers do).
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    quiet = {"stderr": subprocess.DEVNULL}
+    sh(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=blast bench CA",
+        "-keyout", str(ca_key), "-out", str(ca)], **quiet)
+    sh(["openssl", "req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr)],
+       **quiet)
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    sh(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert)], **quiet)
+    base = (ROOT / "benches" / "nginx-bench.conf").read_text().rstrip()
+    assert base.endswith("}")
+    server = f"""
+    server {{
+        listen 127.0.0.1:18443 ssl backlog=4096;
+        server_name _;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_session_cache shared:bench:10m;
+        location / {{
+            return 200 "ok";
+        }}
+    }}
+}}
+"""
+    conf = LAB / "nginx-tls.conf"
+    conf.write_text(base[:-1] + server)
+    return conf, ca
+
+
+def start_nginx(conf, url):
     (LAB / "logs").mkdir(parents=True, exist_ok=True)
-    conf = ROOT / "benches" / "nginx-bench.conf"
     proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, "nginx", "-p", f"{LAB}/", "-e",
                              str(LAB / "logs/error.log"), "-c", str(conf), "-g", "daemon off;"])
+    import ssl
+    import urllib.request
+    unverified = ssl._create_unverified_context()
     for _ in range(50):
         try:
-            import urllib.request
-            urllib.request.urlopen(URL, timeout=1).read()
+            urllib.request.urlopen(url, timeout=1, context=unverified).read()
             return proc
         except OSError:
             time.sleep(0.1)
@@ -78,16 +122,16 @@ def timed(cmd, out_path):
     return res.stdout, float(user) + float(sys_), int(rss_kb) / 1024
 
 
-def run_blast(blast, client, conns, duration, tmp):
+def run_blast(blast, client, url, extra, conns, duration, tmp):
     out = tmp / f"blast-{client}-{conns}.json"
-    _, cpu, rss = timed([blast, URL, "-u", str(conns), "-t", f"{duration}s", "--client", client,
-                         "--json", str(out)], out)
+    _, cpu, rss = timed([blast, url, "-u", str(conns), "-t", f"{duration}s", "--client", client,
+                         "--json", str(out), *extra], out)
     s = json.loads(out.read_text())
     return s["requests"], s["duration_s"], cpu, rss
 
 
-def run_wrk(conns, duration, tmp):
-    stdout, cpu, rss = timed(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", URL], tmp / f"wrk-{conns}")
+def run_wrk(url, conns, duration, tmp):
+    stdout, cpu, rss = timed(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", url], tmp / f"wrk-{conns}")
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", stdout)
     secs = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
     return int(m.group(1)), secs, cpu, rss
@@ -107,20 +151,26 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", default="64,1000")
     ap.add_argument("--no-oha", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="load nginx over HTTPS instead")
     args = ap.parse_args()
 
-    oha = ensure_tools(not args.no_oha)
+    oha = ensure_tools(not args.no_oha and not args.tls)
     sh(["cargo", "build", "--release", "-q", "-p", "blast"], cwd=ROOT)
     blast = str(ROOT / "target/release/blast")
+    if args.tls:
+        conf, cert = tls_conf()
+        url, extra = TLS_URL, ["--ca-cert", str(cert)]
+    else:
+        conf, url, extra = ROOT / "benches" / "nginx-bench.conf", URL, []
     tools = {
-        "blast": lambda c, d, t: run_blast(blast, "raw", c, d, t),
-        "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", c, d, t),
-        "wrk": run_wrk,
+        "blast": lambda c, d, t: run_blast(blast, "raw", url, extra, c, d, t),
+        "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", url, extra, c, d, t),
+        "wrk": lambda c, d, t: run_wrk(url, c, d, t),
     }
     if oha:
         tools["oha"] = lambda c, d, t: run_oha(oha, c, d, t)
 
-    nginx = start_nginx()
+    nginx = start_nginx(conf, url)
     results = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +189,7 @@ def main():
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(timeout=10)
 
-    print(f"\nmedians over {args.rounds} interleaved rounds, {args.duration} s each, "
+    print(f"\nmedians over {args.rounds} interleaved rounds, {args.duration} s each, {url}, "
           f"nginx on core {SERVER_CORE}, generator on core {GENERATOR_CORE}:\n")
     print(f"| generator | conns | requests/s | requests per generator CPU-second | peak RSS |")
     print(f"| --- | --- | --- | --- | --- |")

@@ -79,7 +79,7 @@ impl Target {
         };
         let basic_auth = userinfo.map(|u| {
             use base64::Engine as _;
-            let credentials = percent_decode(u);
+            let credentials: Vec<u8> = percent_encoding::percent_decode_str(u).collect();
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(credentials)
@@ -133,30 +133,6 @@ fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
         },
     };
     Ok((host.to_string(), port))
-}
-
-/// Decodes `%XX` escapes, as in a URL's `user:pass@`.
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A request compiled before the run: the hot path copies its bytes and never parses.

@@ -436,11 +436,7 @@ impl Local {
                         ),
                         _ => None,
                     };
-                    if keep_body && !received.decode() {
-                        // A body that does not decode cannot be captured from.
-                        received.body.clear();
-                        received.truncated = true;
-                    }
+                    received.decode();
                     let reply = Reply {
                         status: exchange.status,
                         body: &received.body,

@@ -145,6 +145,7 @@ impl<S: Transport> Connection for HyperConnection<S> {
         };
         let response = self.sender.send_request(request).await.map_err(fail)?;
         let status = response.status().as_u16();
+        into.status = status;
         for (name, value) in response.headers() {
             into.header(name.as_str().as_bytes(), value.as_bytes());
         }

@@ -54,6 +54,8 @@ pub(crate) struct Received {
     pub set_cookies: Vec<String>,
     /// Length of the last response's body (kept or not).
     pub body_len: u64,
+    /// The status of the response being read; set before its headers.
+    pub status: u16,
     /// The `Location` header of a redirect (3xx) response.
     pub location: Option<String>,
     /// The idle timeout the server announced in `Keep-Alive: timeout=N`.
@@ -97,7 +99,7 @@ impl Received {
         let text = || String::from_utf8_lossy(value).into_owned();
         if name.eq_ignore_ascii_case(b"set-cookie") {
             self.set_cookies.push(text());
-        } else if name.eq_ignore_ascii_case(b"location") {
+        } else if (300..400).contains(&self.status) && name.eq_ignore_ascii_case(b"location") {
             self.location = Some(text());
         } else if name.eq_ignore_ascii_case(b"keep-alive") {
             self.keep_alive = keep_alive_timeout(value);
@@ -113,12 +115,13 @@ impl Received {
         }
     }
 
-    /// Decodes a kept compressed body in place, up to [`MAX_KEPT_BODY`]; `false` when it does
-    /// not decode. Only kept bodies are ever decoded: nobody reads the others.
-    pub fn decode(&mut self) -> bool {
+    /// Decodes a kept compressed body in place, up to [`MAX_KEPT_BODY`]. Only kept bodies are
+    /// ever decoded: nobody reads the others. A body that does not decode is dropped and marked
+    /// truncated, so nothing is captured from it.
+    pub fn decode(&mut self) {
         use std::io::Read;
         let Some(encoding) = self.encoding.take() else {
-            return true;
+            return;
         };
         let compressed = std::mem::take(&mut self.body);
         let limit = MAX_KEPT_BODY as u64 + 1;
@@ -131,11 +134,13 @@ impl Received {
                 .take(limit)
                 .read_to_end(&mut self.body),
         };
-        if self.body.len() > MAX_KEPT_BODY {
+        if read.is_err() {
+            self.body.clear();
+            self.truncated = true;
+        } else if self.body.len() > MAX_KEPT_BODY {
             self.body.truncate(MAX_KEPT_BODY);
             self.truncated = true;
         }
-        read.is_ok()
     }
 }
 
@@ -248,12 +253,13 @@ mod tests {
         };
         r.header(b"Content-Encoding", b" gzip ");
         r.body_bytes(&gz.finish().unwrap());
-        assert!(r.decode());
-        assert_eq!(r.body, br#"{"id": 7}"#);
+        r.decode();
+        assert_eq!((&r.body[..], r.truncated), (&br#"{"id": 7}"#[..], false));
         r.clear();
         r.header(b"content-encoding", b"deflate");
         r.body_bytes(b"not deflate");
-        assert!(!r.decode());
+        r.decode();
+        assert!(r.body.is_empty() && r.truncated);
         // Bodies nobody keeps are never looked at.
         let mut drained = Received::default();
         drained.header(b"content-encoding", b"gzip");

@@ -171,6 +171,7 @@ impl<S: Transport> RawConnection<S> {
         let status = response.code.ok_or(FailureClass::Protocol)?;
         let mut close = response.version == Some(0);
         let mut framing = Framing::UntilClose;
+        into.status = status;
         for h in response.headers.iter() {
             into.header(h.name.as_bytes(), h.value);
             if h.name.eq_ignore_ascii_case("content-length") {

@@ -118,6 +118,13 @@ pub(crate) fn tls_reason(e: &std::io::Error) -> String {
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => "the server's certificate has expired".into(),
+        // openssl's `req -x509` makes CA certificates; webpki, like browsers, refuses one as a
+        // server's own.
+        rustls::Error::InvalidCertificate(CertificateError::Other(e))
+            if e.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "the server presents a CA certificate (CA:TRUE) as its own: serve a certificate signed by that CA".into()
+        }
         rustls::Error::InvalidMessage(_) => {
             "the server did not answer in TLS (is it a plain http:// port?)".into()
         }

@@ -456,7 +456,13 @@ fn redirect(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
             .filter_map(|kv| kv.split_once('='))
         {
             match key {
-                "url" => url = Some(percent_decode(value)),
+                "url" => {
+                    url = Some(
+                        percent_encoding::percent_decode_str(value)
+                            .decode_utf8_lossy()
+                            .into_owned(),
+                    )
+                }
                 "status_code" => {
                     status = value
                         .parse()
@@ -475,25 +481,6 @@ fn redirect(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
         .headers_mut()
         .insert(LOCATION, HeaderValue::from_str(&location).ok()?);
     Some(response)
-}
-
-/// Decodes `%XX` escapes in a query value.
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        let hex = |b: Option<u8>| (b? as char).to_digit(16);
-        if b == b'%' {
-            let mut two = bytes.clone();
-            if let (Some(hi), Some(lo)) = (hex(two.next()), hex(two.next())) {
-                out.push((hi * 16 + lo) as u8);
-                bytes = two;
-                continue;
-            }
-        }
-        out.push(b);
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `GET /gzip`: a JSON body, gzip-compressed when the client accepts gzip (httpbin's shape).
