@@ -54,12 +54,7 @@ fn run(server: &Server, scenario: &Scenario, users: u64) -> (Report, ScenarioScr
 }
 
 fn count(report: &Report, name: &str) -> (u64, u64, u64) {
-    let n = report
-        .names
-        .iter()
-        .find(|n| n.name.name == name)
-        .unwrap_or_else(|| panic!("no name {name}"));
-    let c = &n.stats.counters;
+    let c = counters(report, name);
     (c.ok, c.failed(), c.skipped)
 }
 

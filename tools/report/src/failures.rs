@@ -75,9 +75,8 @@ impl ErrorKind {
             ErrorKind::Status(code) => format!("HTTPError(code={code})"),
             ErrorKind::Reason(FailureClass::Tls, reason) => format!("SSLError({reason:?})"),
             ErrorKind::Reason(_, reason) => reason.clone(),
-            ErrorKind::Other(class) => {
-                format!("{}Error('more distinct reasons than kept')", class.as_str())
-            }
+            ErrorKind::Other(FailureClass::Tls) => "SSLError('other reasons')".into(),
+            ErrorKind::Other(_) => "RedirectError('other locations')".into(),
         }
     }
 
@@ -184,5 +183,35 @@ mod tests {
         );
         assert!(ErrorKind::Refused.text().contains("ConnectionRefusedError"));
         assert!(ErrorKind::Status(409).text().contains("409"));
+    }
+
+    #[test]
+    fn tls_and_redirect_failures_keep_their_reasons() {
+        let mut c = Counters::default();
+        c.fail_because(FailureClass::Tls, "the server's certificate is not trusted");
+        c.fail_because(
+            FailureClass::Redirect,
+            "redirect to http://x/ leaves http://y",
+        );
+        c.fail_because(
+            FailureClass::Redirect,
+            "redirect to http://x/ leaves http://y",
+        );
+        let kinds = ErrorKind::counts(&c);
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert_eq!(
+            kinds[0].0.text(),
+            "SSLError(\"the server's certificate is not trusted\")"
+        );
+        assert_eq!(kinds[1].0.text(), "redirect to http://x/ leaves http://y");
+        assert_eq!(kinds[1].1, 2);
+        // Reasons beyond the kept ones are still counted, in a row of their own.
+        for i in 0..=blast_engine::MAX_REASONS {
+            c.fail_because(FailureClass::Redirect, &format!("to /{i}"));
+        }
+        let rest = ErrorKind::counts(&c)
+            .into_iter()
+            .find(|(k, _)| *k == ErrorKind::Other(FailureClass::Redirect));
+        assert_eq!(rest.map(|(_, n)| n), Some(3));
     }
 }
