@@ -21,7 +21,13 @@ use std::time::Duration;
     blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n  \
     blast report                                     the P4.3 results report from results/*.json\n  \
     blast selftest                                   this machine's generator ceiling per core\n\n\
-    Exit codes: 0 success, 1 the run failed, 2 bad input, 3 a success criterion failed.")]
+    Exit codes:\n  \
+    0    the run completed: every criterion held, or (without criteria) no request failed\n  \
+    1    without criteria, a request failed (see --exit-code-on-error); or the run could not\n       \
+    happen, its results could not be written, or a worker thread panicked\n  \
+    2    bad flags or input\n  \
+    3    a success criterion failed\n  \
+    130  a second Ctrl-C cancelled the requests in flight (results still written)")]
 pub struct Args {
     /// URL to load with one request, `http[s]://[user:pass@]host[:port]/path`. Without it and without a
     /// scenario, blast loads its built-in reference target.
@@ -96,6 +102,12 @@ pub struct Args {
     #[arg(long = "threshold", value_name = "CRITERION", value_parser = Criterion::parse)]
     #[arg(help_heading = "Success criteria")]
     pub thresholds: Vec<Criterion>,
+
+    /// Exit code when a request failed and the run has no success criteria (Locust's flag);
+    /// 0 ignores failed requests. With criteria, they decide the exit code instead.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(help_heading = "Success criteria")]
+    pub exit_code_on_error: u8,
 
     /// Worker threads, one per core. Default: the cores available to blast.
     #[arg(long)]

@@ -53,6 +53,10 @@ fn main() -> ExitCode {
     match run::run(&args) {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::CriteriaFailed) => ExitCode::from(EXIT_CRITERIA),
+        Ok(Verdict::RequestsFailed(code)) => {
+            eprintln!("blast: requests failed and the run has no success criteria: exit code {code} (set it with --exit-code-on-error)");
+            ExitCode::from(code)
+        }
         Ok(Verdict::Aborted) => ExitCode::from(EXIT_ABORTED),
         Err(Failure::Usage(e)) => {
             eprintln!("blast: error: {e:#}");

@@ -95,10 +95,43 @@ fn open_files(dir: &Path) -> Option<f64> {
     Some(std::fs::read_dir(dir.join("fd")).ok()?.count() as f64)
 }
 
+/// Time a thread has waited on a run queue so far, in ns (`schedstat`'s second field).
+fn run_queue_ns(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The host's steal time (CPU given to other guests by the hypervisor), read between calls.
+#[derive(Default)]
+struct Steal {
+    last: Option<(u64, u64)>,
+}
+
+impl Steal {
+    /// Steal since the previous call, in % of all CPU time (`None` on the first call).
+    fn pct(&mut self) -> Option<f64> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = text
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let (steal, total) = (*fields.get(7)?, fields.iter().sum::<u64>());
+        let before = self.last.replace((steal, total))?;
+        let spent = total.saturating_sub(before.1).max(1);
+        Some(steal.saturating_sub(before.0) as f64 * 100.0 / spent as f64)
+    }
+}
+
 /// CPU time of blast's worker threads, read between calls.
 #[derive(Default)]
 pub struct WorkerCpu {
     threads: Vec<Ticks>,
+    /// Each worker's run-queue wait at the previous call, in ns.
+    waits: Vec<Option<u64>>,
 }
 
 impl WorkerCpu {
@@ -123,6 +156,18 @@ impl WorkerCpu {
             .sum()
     }
 
+    /// The longest any worker waited for a CPU while runnable since the previous call, in ms
+    /// (`None` on the first call, or where `schedstat` cannot be read).
+    fn longest_wait_ms(&mut self) -> Option<f64> {
+        let now: Vec<Option<u64>> = self.threads.iter().map(|t| run_queue_ns(&t.dir)).collect();
+        let before = std::mem::replace(&mut self.waits, now);
+        before
+            .iter()
+            .zip(&self.waits)
+            .filter_map(|(b, n)| Some(n.as_ref()?.saturating_sub(*b.as_ref()?) as f64 / 1e6))
+            .reduce(f64::max)
+    }
+
     /// The busiest worker's CPU since the previous call, in % of one core (`None` on the
     /// first call).
     fn busiest_pct(&mut self) -> Option<f64> {
@@ -139,9 +184,11 @@ impl WorkerCpu {
 /// Everything sampled during one run.
 pub struct Monitor {
     workers: WorkerCpu,
+    steal: Steal,
     pid: Option<(u32, Ticks)>,
     commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
     warned: bool,
+    warned_stall: bool,
 }
 
 impl Monitor {
@@ -162,9 +209,11 @@ impl Monitor {
             .collect();
         Monitor {
             workers: WorkerCpu::default(),
+            steal: Steal::default(),
             pid: pid.map(|p| (p, Ticks::new(PathBuf::from(format!("/proc/{p}"))))),
             commands,
             warned: false,
+            warned_stall: false,
         }
     }
 
@@ -182,6 +231,7 @@ impl Monitor {
     pub fn sample(&mut self, loop_lag_us: u64) -> Sample {
         // Threads found now only get their baseline: CPU shows from the next interval.
         let worker_cpu_pct = self.workers.busiest_pct();
+        let run_queue_ms = self.workers.longest_wait_ms();
         let mut monitor = BTreeMap::new();
         let me = Path::new("/proc/self");
         let (rss, _) = status(me);
@@ -206,6 +256,8 @@ impl Monitor {
         let sample = Sample {
             worker_cpu_pct,
             loop_lag_ms: loop_lag_us as f64 / 1000.0,
+            run_queue_ms,
+            steal_pct: self.steal.pct(),
             monitor,
         };
         // Saturation needs a CPU reading, so the start-up interval (none yet) never warns.
@@ -214,6 +266,12 @@ impl Monitor {
                 "blast: warning: the generator is saturated (busiest worker at {:.0}% CPU, event loop {:.1} ms late): results may show blast's limit, not the target's",
                 sample.worker_cpu_pct.unwrap_or_default(),
                 sample.loop_lag_ms
+            );
+        }
+        if sample.stalled() && !std::mem::replace(&mut self.warned_stall, true) {
+            eprintln!(
+                "blast: warning: the generator stalled (event loop {:.0} ms late, or kept from a CPU): latencies of this interval include blast's own pause",
+                sample.loop_lag_ms.max(sample.run_queue_ms.unwrap_or(0.0))
             );
         }
         sample
@@ -269,6 +327,10 @@ mod tests {
     #[test]
     fn this_process_can_be_sampled() {
         let me = Path::new("/proc/self");
+        assert!(run_queue_ns(me).is_some());
+        let mut steal = Steal::default();
+        assert_eq!(steal.pct(), None);
+        assert!(steal.pct().is_some_and(|p| (0.0..=100.0).contains(&p)));
         assert!(stat_ticks(&me.join("stat")).is_some());
         let (rss, threads) = status(me);
         assert!(rss.unwrap() > 0.0 && threads.unwrap() >= 1.0);

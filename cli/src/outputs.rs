@@ -84,7 +84,7 @@ impl Outputs {
         let mut errors = Vec::new();
         if let Some(csv) = &mut self.csv {
             let stats: Vec<_> = report.names.iter().map(|n| n.stats.clone()).collect();
-            if let Err(e) = csv.finish(&stats, report.duration, &record.failure_rows) {
+            if let Err(e) = csv.finish(&stats, report.sending, &record.failure_rows) {
                 errors.push(format!("CSV files: {e}"));
             }
         }

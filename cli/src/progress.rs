@@ -53,7 +53,7 @@ impl Progress {
         self.next = snapshot.elapsed + EVERY;
         let window = snapshot.window_total;
         let c = &window.counters;
-        let rps = c.requests() as f64 / snapshot.interval.as_secs_f64();
+        let rps = c.requests() as f64 / snapshot.span.as_secs_f64();
         let p99 = match window.latency_us.is_empty() {
             true => "-".to_string(),
             false => ms(window.latency_us.value_at_quantile(0.99)),
@@ -64,7 +64,7 @@ impl Progress {
             self.run_time.as_secs_f64(),
             snapshot.users,
             c.failed(),
-            snapshot.interval.as_secs_f64(),
+            snapshot.span.as_secs_f64(),
         ))
     }
 
@@ -81,7 +81,7 @@ impl Progress {
         let filled = ((done * BAR as f64).round() as usize).min(BAR);
         let window = s.window_total;
         let c = &window.counters;
-        let secs = s.interval.as_secs_f64();
+        let secs = s.span.as_secs_f64();
         let q = |q: f64| {
             if window.latency_us.is_empty() {
                 "-".to_string()
@@ -198,13 +198,15 @@ mod tests {
     /// A snapshot of one name: its window is also the total.
     fn snapshot(names: &[Stats], s: u64) -> Snapshot<'_> {
         Snapshot {
+            start: Duration::from_secs(s - 1),
             elapsed: Duration::from_secs(s),
-            interval: Duration::from_secs(1),
+            span: Duration::from_secs(1),
             window: names,
             window_total: &names[0],
             cumulative: names,
             users: 64,
             loop_lag_us: 0,
+            backlog: 0,
         }
     }
 

@@ -23,10 +23,12 @@ pub enum Failure {
 
 /// How a finished run ends.
 pub enum Verdict {
-    /// Every criterion held.
+    /// Every criterion held; without criteria, no request failed.
     Pass,
     /// At least one criterion failed.
     CriteriaFailed,
+    /// No criteria, and requests failed: exit with this code (`--exit-code-on-error`).
+    RequestsFailed(u8),
     /// Cut short by a second Ctrl-C; the results were still written.
     Aborted,
 }
@@ -153,12 +155,22 @@ pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
         let _ = std::io::stdout().flush();
     }
     outputs.finish(&report, &record).map_err(Failure::Run)?;
+    if let Some(why) = &report.incomplete {
+        return Err(Failure::Run(anyhow::anyhow!(
+            "{why}: the run stopped early and the results written are incomplete"
+        )));
+    }
     Ok(if signals.load(Ordering::Relaxed) >= 2 {
         Verdict::Aborted
-    } else if verdicts.iter().all(|v| v.pass) {
-        Verdict::Pass
+    } else if !verdicts.is_empty() {
+        match verdicts.iter().all(|v| v.pass) {
+            true => Verdict::Pass,
+            false => Verdict::CriteriaFailed,
+        }
+    } else if report.total.counters.failed() > 0 && args.exit_code_on_error != 0 {
+        Verdict::RequestsFailed(args.exit_code_on_error)
     } else {
-        Verdict::CriteriaFailed
+        Verdict::Pass
     })
 }
 

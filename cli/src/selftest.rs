@@ -59,12 +59,12 @@ pub fn run(args: &SelftestArgs) -> anyhow::Result<()> {
     let run_time = args.run_time;
     engine.run(|s| {
         let used = cpu.seconds_since_last();
-        if s.elapsed <= s.interval || s.elapsed > run_time {
+        if s.start.is_zero() || s.elapsed > run_time {
             return;
         }
         requests += s.window_total.counters.requests();
         cpu_secs += used;
-        wall += s.interval.as_secs_f64();
+        wall += s.span.as_secs_f64();
     })?;
     if requests == 0 || cpu_secs <= 0.0 {
         anyhow::bail!(

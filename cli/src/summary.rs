@@ -68,6 +68,12 @@ pub fn render(
             ""
         }
     );
+    if let Some(why) = &report.incomplete {
+        let _ = writeln!(
+            out,
+            "  INCOMPLETE    {why}; the run was cut short and misses that worker's last interval"
+        );
+    }
     let _ = writeln!(
         out,
         "  requests      {} ({:.1}/s), {} failed ({:.2}%), {} cancelled at stop",
@@ -98,7 +104,7 @@ pub fn render(
         let _ = writeln!(out, "  service (2)   {}", histogram_line(service));
     }
     if let Schedule::Open { rate, .. } = &report.schedule {
-        let rate = mean_rate(rate, report.duration.min(report.run_time));
+        let rate = mean_rate(rate, report.sending);
         let _ = writeln!(
             out,
             "  rate          target {rate:.1}/s, achieved {:.1}/s ({:+.2}%), {} late sends (>{} ms behind schedule)",
@@ -106,6 +112,12 @@ pub fn render(
             (report.rps() / rate - 1.0) * 100.0,
             c.late_sends,
             blast_engine::LATE_AFTER.as_millis()
+        );
+        let (scheduled, missed) = report.slots;
+        let _ = writeln!(
+            out,
+            "  slots         {scheduled} due, {} sent, {missed} missed (every connection busy until the end)",
+            scheduled - missed
         );
     }
     let _ = writeln!(
@@ -172,7 +184,7 @@ fn names_table(out: &mut String, report: &Report) {
         "  {:<width$} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "name", "requests", "fails", "skipped", "req/s", "p50", "p95", "p99", "max"
     );
-    let secs = report.duration.as_secs_f64().max(1e-9);
+    let secs = report.sending.as_secs_f64().max(1e-9);
     for n in &report.names {
         let c = &n.stats.counters;
         let h = &n.stats.latency_us;

@@ -8,10 +8,13 @@ use crate::stats::{Counters, Stats};
 
 /// What the run looks like at the end of one interval, handed to the run's observer.
 pub struct Snapshot<'a> {
-    /// Time from the start of the run to the end of this interval.
+    /// Time from the start of the run to the start of this interval, as the clock says.
+    pub start: Duration,
+    /// Time from the start of the run to the end of this interval, as the clock says: a stalled
+    /// generator shows as a gap, never as a shorter run.
     pub elapsed: Duration,
-    /// Length of one interval.
-    pub interval: Duration,
+    /// This interval's real length (`elapsed - start`); the last one is usually partial.
+    pub span: Duration,
     /// This interval's stats, one entry per request name, all workers merged.
     pub window: &'a [Stats],
     /// This interval's stats of all names together (merged once, here, for every observer).
@@ -22,11 +25,15 @@ pub struct Snapshot<'a> {
     pub users: u64,
     /// How late the busiest worker's event loop ran a timer in the interval, in microseconds.
     pub loop_lag_us: u64,
+    /// Open model: slots due by the end of the interval and not sent yet (the backlog).
+    pub backlog: u64,
 }
 
 /// One interval of the run's time series: small and fixed-size, so history grows with time only.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IntervalSummary {
+    /// Time from the start of the run to the start of this interval.
+    pub start: Duration,
     /// Time from the start of the run to the end of this interval.
     pub elapsed: Duration,
     /// Counts within this interval.
@@ -37,18 +44,34 @@ pub struct IntervalSummary {
     pub users: u64,
     /// How late the busiest worker's event loop ran a timer, in microseconds.
     pub loop_lag_us: u64,
+    /// Open model: slots due and not sent yet at the end of the interval.
+    pub backlog: u64,
+}
+
+/// One interval being merged: what the workers that reported it so far said.
+struct Pending {
+    window: Vec<Stats>,
+    start: Duration,
+    end: Duration,
+    users: u64,
+    lag_us: u64,
+    backlog: u64,
+    /// Every worker that reported it was shipping its last delta.
+    last: bool,
 }
 
 /// Merges deltas as they arrive; emits an interval once every live worker has reported it.
 pub(crate) struct Aggregator {
     interval: Duration,
     cumulative: Vec<Stats>,
-    /// Per tick: the merged window so far, the users and the largest loop lag reported for it.
-    pending: BTreeMap<u64, (Vec<Stats>, u64, u64)>,
+    /// Per tick: what the workers reported for it so far.
+    pending: BTreeMap<u64, Pending>,
     /// Per worker: the next tick it has not reported yet, or `None` once it sent its last delta.
     next_tick: Vec<Option<u64>>,
     template: Vec<Stats>,
     pub history: Vec<IntervalSummary>,
+    /// Open model: the slots due in the run and those never sent, from the last deltas.
+    pub slots: (u64, u64),
 }
 
 impl Aggregator {
@@ -61,18 +84,33 @@ impl Aggregator {
             next_tick: vec![Some(0); workers],
             template,
             history: Vec::new(),
+            slots: (0, 0),
         }
     }
 
     /// Adds one delta and reports every interval that became complete.
     pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
-        let (window, users, lag) = self
-            .pending
-            .entry(delta.tick)
-            .or_insert_with(|| (self.template.clone(), 0, 0));
-        *users += delta.users;
-        *lag = (*lag).max(delta.lag_max_us);
-        for ((win, cum), d) in window
+        let p = self.pending.entry(delta.tick).or_insert_with(|| Pending {
+            window: self.template.clone(),
+            start: delta.span.0,
+            end: delta.span.1,
+            users: 0,
+            lag_us: 0,
+            backlog: 0,
+            last: true,
+        });
+        p.start = p.start.min(delta.span.0);
+        p.end = p.end.max(delta.span.1);
+        p.users += delta.users;
+        p.lag_us = p.lag_us.max(delta.lag_max_us);
+        p.backlog += delta.slots.1;
+        p.last &= delta.last;
+        if delta.last {
+            self.slots.0 += delta.slots.0;
+            self.slots.1 += delta.slots.1;
+        }
+        for ((win, cum), d) in p
+            .window
             .iter_mut()
             .zip(&mut self.cumulative)
             .zip(&delta.names)
@@ -92,25 +130,34 @@ impl Aggregator {
             if below.is_some_and(|b| tick >= b) {
                 break;
             }
-            let (window, users, loop_lag_us) = entry.remove();
-            let elapsed = self.interval * (tick as u32 + 1);
-            let merged = total(&window);
+            let p = entry.remove();
+            let merged = total(&p.window);
+            // A last interval in which nothing happened, shorter than half an interval, is
+            // not a row: it would only be the moment of stopping.
+            let empty = merged.counters == Counters::default();
+            if p.last && empty && p.end - p.start < self.interval / 2 {
+                continue;
+            }
             self.history.push(IntervalSummary {
-                elapsed,
+                start: p.start,
+                elapsed: p.end,
                 counters: merged.counters.clone(),
                 latency_us: [50.0, 95.0, 99.0, 100.0]
                     .map(|q| merged.latency_us.value_at_quantile(q / 100.0)),
-                users,
-                loop_lag_us,
+                users: p.users,
+                loop_lag_us: p.lag_us,
+                backlog: p.backlog,
             });
             observer(&Snapshot {
-                elapsed,
-                interval: self.interval,
-                window: &window,
+                start: p.start,
+                elapsed: p.end,
+                span: p.end - p.start,
+                window: &p.window,
                 window_total: &merged,
                 cumulative: &self.cumulative,
-                users,
-                loop_lag_us,
+                users: p.users,
+                loop_lag_us: p.lag_us,
+                backlog: p.backlog,
             });
         }
     }
@@ -143,11 +190,14 @@ mod tests {
         let mut s = Stats::new(false);
         s.counters.ok = ok;
         s.record(Duration::from_millis(ok), Duration::ZERO);
+        let secs = Duration::from_secs;
         Delta {
             worker,
             tick,
+            span: (secs(tick), secs(tick + 1)),
             names: vec![s],
             users: 1,
+            slots: (0, 0),
             lag_max_us: 0,
             last,
         }

@@ -1,7 +1,7 @@
 //! The run: a [`Plan`] in, pinned workers started, deltas merged, a [`Report`] out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -106,8 +106,12 @@ pub fn available_cores() -> Vec<core_affinity::CoreId> {
 pub(crate) struct Shared {
     /// [`RUNNING`], [`STOP`] or [`ABORT`]; only ever rises.
     stop: watch::Sender<u8>,
+    /// When a stop was first asked for.
+    stopped_at: Mutex<Option<Instant>>,
     /// Closed model: a user count set while running, or [`FOLLOW_SHAPE`].
     users: AtomicU64,
+    /// The message of the first worker that panicked.
+    panic: Mutex<Option<String>>,
 }
 
 /// The run goes on.
@@ -125,6 +129,18 @@ impl Shared {
     pub(crate) fn users_override(&self) -> Option<u64> {
         Some(self.users.load(Ordering::Relaxed)).filter(|&n| n != FOLLOW_SHAPE)
     }
+
+    /// A worker panicked: keep its message and stop the others at once, so the run ends with
+    /// what was collected instead of running on without that worker's share.
+    pub(crate) fn worker_panicked(&self, message: String) {
+        lock(&self.panic).get_or_insert(message);
+        RunHandle::raise_on(self, ABORT);
+    }
+}
+
+/// Locks a mutex that a panicking thread may have poisoned; the data is plain values.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Steers a running engine; cheap to clone and safe to use from any thread.
@@ -144,7 +160,12 @@ impl RunHandle {
     }
 
     fn raise(&self, level: u8) {
-        self.0.stop.send_if_modified(|current| {
+        RunHandle::raise_on(&self.0, level);
+    }
+
+    fn raise_on(shared: &Shared, level: u8) {
+        lock(&shared.stopped_at).get_or_insert_with(Instant::now);
+        shared.stop.send_if_modified(|current| {
             let higher = level > *current;
             *current = (*current).max(level);
             higher
@@ -176,6 +197,9 @@ pub struct Report {
     pub started_at: SystemTime,
     /// From the start until the last worker finished (stop grace included).
     pub duration: Duration,
+    /// From the start until sending stopped: the run time, or less when stopped early. Rates
+    /// are over this window.
+    pub sending: Duration,
     /// The planned run time.
     pub run_time: Duration,
     /// Per-name stats, in the script's order.
@@ -192,12 +216,22 @@ pub struct Report {
     pub pinned: bool,
     /// Whether a stop was requested before the run time was over.
     pub interrupted: bool,
+    /// Open model: slots of the timetable due while sending, and those never sent (all
+    /// connections were busy until the end; k6's dropped iterations). Zero for the closed model.
+    pub slots: (u64, u64),
+    /// Why the results are incomplete: the message of a worker thread that panicked.
+    pub incomplete: Option<String>,
 }
 
 impl Report {
-    /// Finished requests per second over the whole run.
+    /// Finished requests per second over the sending window.
     pub fn rps(&self) -> f64 {
-        self.total.counters.requests() as f64 / self.duration.as_secs_f64().max(1e-9)
+        self.total.counters.requests() as f64 / self.sending.as_secs_f64().max(1e-9)
+    }
+
+    /// Open model: slots due but never sent.
+    pub fn missed(&self) -> u64 {
+        self.slots.1
     }
 }
 
@@ -219,7 +253,9 @@ impl Engine {
         };
         let shared = Shared {
             stop: watch::channel(RUNNING).0,
+            stopped_at: Mutex::new(None),
             users: AtomicU64::new(FOLLOW_SHAPE),
+            panic: Mutex::new(None),
         };
         Ok(Engine {
             plan: Arc::new(plan),
@@ -313,10 +349,19 @@ impl Engine {
             aggregator.absorb(delta, &mut observer);
         }
         for t in threads {
-            // A worker panic would be a bug; its stats up to the last delta are already merged.
-            let _ = t.join();
+            // A worker catches its own panic (see `worker::run`); a join error is one that
+            // escaped even that, and says the same.
+            if t.join().is_err() {
+                self.shared
+                    .worker_panicked("a worker thread panicked".into());
+            }
         }
         let duration = start.elapsed();
+        let stopped = lock(&self.shared.stopped_at).map(|t| t.saturating_duration_since(start));
+        let sending = stopped
+            .map_or(plan.run_time, |s| s.min(plan.run_time))
+            .min(duration);
+        let slots = aggregator.slots;
         let (cumulative, history) = aggregator.finish(&mut observer);
         let names = names
             .iter()
@@ -336,7 +381,10 @@ impl Engine {
             schedule: plan.schedule.clone(),
             workers,
             pinned: pin,
-            interrupted: *self.shared.stop.borrow() > RUNNING && duration < plan.run_time,
+            interrupted: stopped.is_some_and(|s| s < plan.run_time),
+            sending,
+            slots,
+            incomplete: lock(&self.shared.panic).clone(),
         })
     }
 }

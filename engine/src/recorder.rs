@@ -18,12 +18,28 @@ pub(crate) struct Recorder {
 pub(crate) struct Delta {
     pub worker: usize,
     pub tick: u64,
+    /// The span the delta covers, from the start of the run: its real start and end, however
+    /// late the worker's timer fired.
+    pub span: (Duration, Duration),
     pub names: Vec<Stats>,
     /// Users (or open-model connections) running when the delta was taken.
     pub users: u64,
+    /// Open model: the worker's slots due so far, and those of them not sent yet (at the last
+    /// delta: never sent, i.e. missed).
+    pub slots: (u64, u64),
     /// Largest event-loop lag of the interval, in microseconds.
     pub lag_max_us: u64,
     /// This worker sends nothing after this delta.
+    pub last: bool,
+}
+
+/// Everything in a [`Delta`] that the worker, not the recorder, knows.
+pub(crate) struct DeltaShape {
+    pub worker: usize,
+    pub tick: u64,
+    pub span: (Duration, Duration),
+    pub users: u64,
+    pub slots: (u64, u64),
     pub last: bool,
 }
 
@@ -140,17 +156,19 @@ impl Recorder {
     }
 
     /// Hands over this interval's stats and starts a fresh interval.
-    pub fn take(&mut self, worker: usize, tick: u64, users: u64, last: bool) -> Delta {
+    pub fn take(&mut self, shape: DeltaShape) -> Delta {
         let fresh = (0..self.names.len())
             .map(|_| Stats::new(self.with_service))
             .collect();
         Delta {
-            worker,
-            tick,
+            worker: shape.worker,
+            tick: shape.tick,
+            span: shape.span,
             names: std::mem::replace(&mut self.names, fresh),
-            users,
+            users: shape.users,
+            slots: shape.slots,
             lag_max_us: std::mem::take(&mut self.lag_max).as_micros() as u64,
-            last,
+            last: shape.last,
         }
     }
 }
@@ -184,7 +202,15 @@ mod tests {
         r.unconnected(1, &refused);
         r.skipped(1);
         r.cancel_in_flight();
-        let d = r.take(3, 7, 0, true);
+        let shape = |tick, last| DeltaShape {
+            worker: 3,
+            tick,
+            span: (Duration::ZERO, Duration::from_secs(1)),
+            users: 0,
+            slots: (0, 0),
+            last,
+        };
+        let d = r.take(shape(7, true));
         let c = &d.names[0].counters;
         assert_eq!((c.ok, c.failed(), c.cancelled), (1, 2, 1));
         assert_eq!((c.bytes_sent, c.bytes_received), (20, 40));
@@ -192,6 +218,6 @@ mod tests {
         assert_eq!(d.names[1].counters.failures_of(FailureClass::Connect), 1);
         assert_eq!(d.names[1].counters.skipped, 1);
         assert_eq!((d.worker, d.tick, d.last), (3, 7, true));
-        assert_eq!(r.take(3, 8, 0, false).names[0].counters.requests(), 0);
+        assert_eq!(r.take(shape(8, false)).names[0].counters.requests(), 0);
     }
 }

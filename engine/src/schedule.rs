@@ -92,6 +92,24 @@ impl Shape {
             .all(|v| v.is_finite() && v >= 0.0)
     }
 
+    /// The integral of the shape (the value read as a rate) from the start to `t`.
+    fn area(&self, t: Duration) -> f64 {
+        let mut t = t.as_secs_f64();
+        let mut from = self.start;
+        let mut sum = 0.0;
+        for stage in &self.stages {
+            let d = stage.duration.as_secs_f64();
+            if t < d {
+                let at = from + (stage.target - from) * t / d;
+                return sum + (from + at) / 2.0 * t;
+            }
+            sum += (from + stage.target) / 2.0 * d;
+            t -= d;
+            from = stage.target;
+        }
+        sum + from * t
+    }
+
     /// When the integral of the shape (the value read as a rate) reaches `area`; `None` if never.
     fn time_for(&self, area: f64) -> Option<Duration> {
         let mut left = area;
@@ -175,11 +193,14 @@ pub(crate) fn even_share(total: u64, index: usize, workers: usize) -> u64 {
 /// twice or skipped.
 pub(crate) struct Pacer {
     start: Instant,
-    end: Instant,
+    /// The end of the run, or the moment sending stopped.
+    end: Cell<Instant>,
     /// This worker's share of the rate.
     rate: Shape,
     phase: f64,
     next: Cell<u64>,
+    /// Slots a task actually started (a slot taken when the run stopped was not).
+    used: Cell<u64>,
     waiting: Cell<u64>,
 }
 
@@ -188,12 +209,13 @@ impl Pacer {
     pub fn new(start: Instant, end: Instant, rate: &Shape, index: usize, workers: usize) -> Pacer {
         Pacer {
             start,
-            end,
+            end: Cell::new(end),
             // A float share, so a total rate below the worker count still works (0.5/s each).
             rate: rate.scaled(1.0 / workers as f64),
             // Interleave the workers' timetables so the merged arrivals are evenly spaced.
             phase: index as f64 / workers as f64,
             next: Cell::new(0),
+            used: Cell::new(0),
             waiting: Cell::new(0),
         }
     }
@@ -202,11 +224,58 @@ impl Pacer {
     pub fn take(&self) -> Option<Instant> {
         let k = self.next.get();
         let due = self.start + self.rate.time_for(k as f64 + self.phase)?;
-        if due >= self.end {
+        if due >= self.end.get() {
             return None;
         }
         self.next.set(k + 1);
         Some(due)
+    }
+
+    /// Sending stopped at `t` (before the end of the run): later slots are not the run's.
+    pub fn stop_at(&self, t: Instant) {
+        self.end.set(self.end.get().min(t));
+    }
+
+    /// A taken slot's task starts.
+    pub fn start_slot(&self) {
+        self.used.set(self.used.get() + 1);
+    }
+
+    /// Slots due by `t` (the end of the run at the latest), and how many of them no task has
+    /// started: behind schedule while running, missed once sending has stopped.
+    pub fn due_and_behind(&self, t: Instant) -> (u64, u64) {
+        let t = t.min(self.end.get()).saturating_duration_since(self.start);
+        let arrivals = self.rate.area(t) - self.phase;
+        // Slot k is due when k + phase arrivals have accumulated; one before the end belongs
+        // to the run (`take` hands out only those).
+        let due = if arrivals < 0.0 {
+            0
+        } else {
+            arrivals.floor() as u64 + 1
+        };
+        let due = due.min(self.slots_in_run());
+        (due, due.saturating_sub(self.used.get()))
+    }
+
+    /// Slots whose due time falls before the end of the run.
+    fn slots_in_run(&self) -> u64 {
+        let run = self.end.get().saturating_duration_since(self.start);
+        let arrivals = self.rate.area(run) - self.phase;
+        if arrivals < 0.0 {
+            return 0;
+        }
+        let n = arrivals.floor() as u64 + 1;
+        // The last may be due exactly at the end, which `take` leaves out.
+        match self.rate.time_for((n - 1) as f64 + self.phase) {
+            Some(at) if at < run => n,
+            _ => n - 1,
+        }
+    }
+
+    /// Whether a slot is left to take before the end of the run.
+    pub fn has_next(&self) -> bool {
+        let due = self.rate.time_for(self.next.get() as f64 + self.phase);
+        due.is_some_and(|due| self.start + due < self.end.get())
     }
 
     /// Marks a task as waiting for its slot (`true`) or done waiting (`false`).
@@ -283,5 +352,23 @@ mod tests {
         let slots: Vec<_> = std::iter::from_fn(|| p.take()).collect();
         let offsets: Vec<_> = slots.iter().map(|t| (*t - start).as_millis()).collect();
         assert_eq!(offsets, [125, 375, 625, 875]);
+        assert!(!p.has_next());
+    }
+
+    #[test]
+    fn slots_due_and_behind_follow_the_timetable() {
+        let start = Instant::now();
+        let p = Pacer::new(start, start + secs(1.0), &Shape::constant(8.0), 1, 2);
+        // Worker 1's slots are due at 125, 375, 625 and 875 ms.
+        assert_eq!(p.due_and_behind(start + secs(0.1)), (0, 0));
+        assert_eq!(p.due_and_behind(start + secs(0.4)), (2, 2));
+        p.take();
+        p.start_slot();
+        assert_eq!(p.due_and_behind(start + secs(0.4)), (2, 1));
+        // After the end, all four are due; three were never started.
+        assert_eq!(p.due_and_behind(start + secs(9.0)), (4, 3));
+        let ramp = Pacer::new(start, start + secs(2.0), &stages(0.0, &[(2.0, 10.0)]), 0, 1);
+        let all = std::iter::from_fn(|| ramp.take()).count() as u64;
+        assert_eq!(ramp.due_and_behind(start + secs(2.0)).0, all);
     }
 }

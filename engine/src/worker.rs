@@ -17,7 +17,7 @@ use tokio_rustls::client::TlsStream;
 use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
 use crate::connection::{HyperConnection, RawConnection, Received};
 use crate::engine::{Engine, Plan, Shared, ABORT, STOP};
-use crate::recorder::{Delta, Recorder};
+use crate::recorder::{Delta, DeltaShape, Recorder};
 use crate::redirect::{is_redirect, Redirect, MAX_REDIRECTS};
 use crate::schedule::{even_share, Pacer, Schedule};
 use crate::script::{Action, Reply, UserId};
@@ -58,6 +58,7 @@ pub(crate) struct WorkerSpec {
 /// State shared by the tasks of one worker (same thread only).
 struct Local {
     plan: Arc<Plan>,
+    shared: Arc<Shared>,
     connector: Connector,
     index: usize,
     workers: usize,
@@ -85,8 +86,21 @@ pub(crate) fn run(spec: WorkerSpec) {
         .enable_all()
         .build()
         .expect("a current-thread runtime builds on any supported OS");
+    let shared = spec.shared.clone();
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, drive(spec));
+    // A panic is a bug in blast; it must not pass for a complete run. The worker's last delta
+    // is lost with it, so the report is marked incomplete and the others stop.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        local.block_on(&runtime, drive(spec))
+    }));
+    if let Err(panic) = run {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a worker thread panicked".into());
+        shared.worker_panicked(message);
+    }
 }
 
 async fn drive(mut spec: WorkerSpec) {
@@ -106,6 +120,7 @@ async fn drive(mut spec: WorkerSpec) {
     let local = Rc::new(Local {
         recorder: RefCell::new(Recorder::new(plan.script.names().len(), pacer.is_some())),
         connector: Engine::connector(&plan, spec.tls.as_ref()),
+        shared: spec.shared.clone(),
         plan: plan.clone(),
         index: spec.index,
         workers: spec.workers,
@@ -127,13 +142,24 @@ async fn drive(mut spec: WorkerSpec) {
     let mut control = tokio::time::interval_at(spec.start.into(), CONTROL_TICK);
     control.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = 0;
-    let mut ship = |local: &Local, last: bool| {
-        let users = if last { 0 } else { local.live.get() };
-        let delta = local
-            .recorder
-            .borrow_mut()
-            .take(spec.index, tick, users, last);
+    let mut shipped_at = Duration::ZERO;
+    let mut ship = |local: &Local, last: bool, users_at_stop: Option<u64>| {
+        let now = Instant::now();
+        let end = now.saturating_duration_since(spec.start);
+        let slots = local
+            .pacer
+            .as_ref()
+            .map_or((0, 0), |p| p.due_and_behind(now));
+        let delta = local.recorder.borrow_mut().take(DeltaShape {
+            worker: spec.index,
+            tick,
+            span: (shipped_at, end),
+            users: users_at_stop.unwrap_or_else(|| local.live.get()),
+            slots,
+            last,
+        });
         tick += 1;
+        shipped_at = end;
         // The aggregator outlives every worker; a closed channel only means it gave up early.
         let _ = spec.deltas.send(delta);
     };
@@ -142,12 +168,18 @@ async fn drive(mut spec: WorkerSpec) {
     tokio::pin!(run_over);
     loop {
         tokio::select! {
-            _ = ticker.tick() => ship(&local, false),
+            _ = ticker.tick() => {
+                // A tick within half an interval of the end is left to the last delta, so the
+                // last interval never covers only the stop grace.
+                if deadline.saturating_duration_since(Instant::now()) > plan.interval / 2 {
+                    ship(&local, false, None);
+                }
+            }
             due = control.tick() => {
                 // How late the loop ran a timer: a busy generator shows here first.
                 local.recorder.borrow_mut().loop_lag(Instant::now().saturating_duration_since(due.into()));
                 if closed {
-                    local.follow_shape(spec.start.elapsed(), &spec.shared);
+                    local.follow_shape(spec.start.elapsed());
                 }
             }
             _ = &mut run_over => break,
@@ -157,21 +189,27 @@ async fn drive(mut spec: WorkerSpec) {
         }
     }
 
-    // Stop sending; let in-flight requests finish for up to the stop timeout.
+    // Stop sending; let in-flight requests finish for up to the stop timeout. Open model:
+    // slots due from now on are not the run's any more; those due and not started are missed.
+    // Users running when sending stopped: the last intervals' count, not the zero after them.
+    let users_at_stop = Some(local.live.get());
+    if let Some(pacer) = &local.pacer {
+        pacer.stop_at(Instant::now());
+    }
     local.stopping.set(true);
     local.wake.notify_waiters();
     let grace = tokio::time::sleep(plan.stop_timeout);
     tokio::pin!(grace);
     while local.live.get() > 0 {
         tokio::select! {
-            _ = ticker.tick() => ship(&local, false),
+            _ = ticker.tick() => ship(&local, false, users_at_stop),
             _ = local.all_done.notified() => {}
             _ = &mut grace => break,
             _ = stop_requested(&mut spec.stop, ABORT) => break,
         }
     }
     local.recorder.borrow_mut().cancel_in_flight();
-    ship(&local, true);
+    ship(&local, true, users_at_stop);
 }
 
 /// Waits until the run's stop level reaches `level`.
@@ -186,11 +224,12 @@ async fn stop_requested(stop: &mut watch::Receiver<u8>, level: u8) {
 
 impl Local {
     /// Closed model: moves this worker's population towards its share of the target.
-    fn follow_shape(self: &Rc<Self>, elapsed: Duration, shared: &Shared) {
+    fn follow_shape(self: &Rc<Self>, elapsed: Duration) {
         let Schedule::Closed { users } = &self.plan.schedule else {
             return;
         };
-        let total = shared
+        let total = self
+            .shared
             .users_override()
             .unwrap_or_else(|| users.at(elapsed).round() as u64);
         let target = even_share(total, self.index, self.workers);
@@ -225,6 +264,8 @@ impl Local {
         self.live.set(self.live.get() + 1);
         let local = self.clone();
         tokio::task::spawn_local(async move {
+            // Tokio keeps a task's panic to itself; this makes it end the run instead.
+            let _guard = PanicGuard(&local.shared);
             type Tls = TlsStream<TcpStream>;
             match (local.plan.client, local.plan.target.tls) {
                 (Client::Raw, false) => local.user::<RawConnection<TcpStream>>(slot).await,
@@ -266,8 +307,10 @@ impl Local {
         if !on_time {
             return None;
         }
-        // Keep one connection ready for the next slot while the pool may grow.
-        if pacer.nobody_waiting() && self.live.get() < self.target.get() {
+        pacer.start_slot();
+        // Keep one connection ready for the next slot while the pool may grow, unless there is
+        // no next slot: a connection opened only to find the timetable over would be waste.
+        if pacer.nobody_waiting() && self.live.get() < self.target.get() && pacer.has_next() {
             self.spawn_user();
         }
         Some(due)
@@ -494,6 +537,19 @@ impl Local {
             );
             user.failed(broken.class);
             conn = None;
+        }
+    }
+}
+
+/// Reports a panic of the task that holds it (tokio would otherwise swallow it). The panic's
+/// own message is printed by Rust's panic hook.
+struct PanicGuard<'a>(&'a Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .worker_panicked("a user task panicked (its message is printed above)".into());
         }
     }
 }

@@ -27,11 +27,16 @@ const FLAT_GROWTH: f64 = 0.05;
 /// Every finding for one run, most urgent first.
 pub fn findings(run: &RunRecord) -> Vec<Finding> {
     let mut out = Vec::new();
-    let ramp: Vec<&Point> = ramp_up(&run.history);
+    // Intervals in which blast itself stalled say nothing about the target.
+    let ramp: Vec<&Point> = ramp_up(&run.history)
+        .into_iter()
+        .filter(|p| !run.generator.stalled_during(p.start_s, p.t_s))
+        .collect();
     out.extend(latency_knee(&ramp));
     out.extend(throughput_plateau(&ramp));
     out.extend(errors(run));
     out.extend(slowest_names(run));
+    out.extend(stalls(run));
     out.extend(generator(run));
     for g in &run.growth {
         out.push(Finding {
@@ -292,6 +297,18 @@ fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((sxy / sxx, sxy * sxy / (sxx * syy)))
 }
 
+fn stalls(run: &RunRecord) -> Option<Finding> {
+    let g = &run.generator;
+    g.stalled.then(|| Finding {
+        text: format!(
+            "**The generator stalled**: {}",
+            g.evidence.split(". ").next().unwrap_or(&g.evidence)
+        ),
+        action: "Find what paused blast there (another process, a VM pause, swapping) and re-run; do not tune the target for that window.".into(),
+        weight: 70.0,
+    })
+}
+
 fn generator(run: &RunRecord) -> Option<Finding> {
     if run.generator.bound {
         return Some(Finding {
@@ -338,7 +355,9 @@ mod tests {
 
     fn point(t: f64, users: u64, rps: f64, p99: f64) -> Point {
         Point {
+            start_s: t - 1.0,
             t_s: t,
+            backlog: 0,
             users,
             rps,
             fails_per_s: 0.0,
@@ -384,6 +403,43 @@ mod tests {
         let ramp = ramp_up(&history);
         assert_eq!(latency_knee(&ramp), None);
         assert_eq!(throughput_plateau(&ramp), None);
+    }
+
+    #[test]
+    fn a_generator_stall_is_not_blamed_on_the_target() {
+        // A ramp of 5 to 40 users, with blast stopped for 2 s at 6 s: p99 jumps there.
+        let mut history: Vec<Point> = (1..=8)
+            .map(|t| point(t as f64, 5 * t, 100.0 * t as f64, 2.0))
+            .collect();
+        for p in &mut history[6..8] {
+            p.p99_ms = Some(1950.0);
+            p.sample.loop_lag_ms = 2001.0;
+        }
+        let mut run: RunRecord = serde_json::from_value(serde_json::json!({
+            "blast_version": "0", "command": [], "target": "t", "host": "h",
+            "started_at": "", "ended_at": "", "duration_s": 8.0, "threads": 1,
+            "pinned": false, "interrupted": false, "model": "closed", "requests": 8000,
+            "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
+            "rps": 1000.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
+            "names": [], "failure_rows": [], "criteria": [], "passed": true,
+            "history": [], "percentiles": []
+        }))
+        .unwrap();
+        run.history = history;
+        run.generator.note_stalls(&run.history);
+        let all = findings(&run);
+        assert!(
+            all[0]
+                .text
+                .starts_with("**The generator stalled**: generator stalled at 6-8 s"),
+            "{}",
+            all[0].text
+        );
+        assert!(
+            all.iter().all(|f| !f.text.contains("Latency bends")),
+            "{:?}",
+            all.iter().map(|f| &f.text).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures
 const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
 const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
 /// blast's own per-second columns; monitored values follow, one column each.
-const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated";
+const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated,Interval (s),Run Queue Wait (ms),Generator Stalled,Slots Behind";
 
 /// `PREFIX_KIND.csv`.
 fn suffixed(prefix: &Path, kind: &str) -> PathBuf {
@@ -109,7 +109,7 @@ impl CsvWriter {
             });
         let mut lines = Vec::new();
         let stamp = unix_seconds(now);
-        let span = snapshot.interval;
+        let span = snapshot.span;
         if self.full_history {
             for (i, name) in self.sorted() {
                 let (window, cumulative) = (&snapshot.window[i], &snapshot.cumulative[i]);
@@ -167,7 +167,7 @@ impl CsvWriter {
         sample: &Sample,
     ) -> io::Result<()> {
         let window = snapshot.window_total;
-        let secs = snapshot.interval.as_secs_f64().max(1e-9);
+        let secs = snapshot.span.as_secs_f64().max(1e-9);
         let mut cols = vec![
             unix_seconds(now).to_string(),
             format!("{:.3}", snapshot.elapsed.as_secs_f64()),
@@ -179,6 +179,12 @@ impl CsvWriter {
                 .map_or(String::new(), |c| format!("{c:.1}")),
             format!("{:.3}", sample.loop_lag_ms),
             u8::from(sample.saturated()).to_string(),
+            format!("{:.3}", snapshot.span.as_secs_f64()),
+            sample
+                .run_queue_ms
+                .map_or(String::new(), |q| format!("{q:.3}")),
+            u8::from(sample.stalled()).to_string(),
+            snapshot.backlog.to_string(),
         ];
         for key in &self.monitor_keys {
             cols.push(

@@ -33,7 +33,7 @@ impl HdrLog {
     /// Appends one interval.
     pub fn observe(&mut self, snapshot: &Snapshot<'_>) -> io::Result<()> {
         let window = snapshot.window_total;
-        let start = snapshot.elapsed.saturating_sub(snapshot.interval);
+        let start = snapshot.start;
         let mut builder = IntervalLogWriterBuilder::new();
         // Interval maxima in milliseconds, as HdrHistogram's tools expect for µs histograms.
         builder.with_max_value_divisor(1000.0);
@@ -48,13 +48,8 @@ impl HdrLog {
             let mut log = builder
                 .begin_log_with(&mut text, &mut self.serializer)
                 .map_err(io::Error::other)?;
-            log.write_histogram(
-                &window.latency_us,
-                start,
-                snapshot.interval,
-                Tag::new("all"),
-            )
-            .map_err(|e| io::Error::other(format!("{e:?}")))?;
+            log.write_histogram(&window.latency_us, start, snapshot.span, Tag::new("all"))
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
         }
         if self.wrote_header {
             // Each builder writes its own header lines; keep only the first log's.

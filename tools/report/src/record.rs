@@ -103,6 +103,13 @@ pub struct Sample {
     pub worker_cpu_pct: Option<f64>,
     /// How late the busiest worker's event loop ran a timer, in ms.
     pub loop_lag_ms: f64,
+    /// Longest time a worker thread waited for a CPU while runnable in the interval (its
+    /// run-queue delay, from `/proc/self/task/*/schedstat`), in ms.
+    #[serde(default)]
+    pub run_queue_ms: Option<f64>,
+    /// CPU time the hypervisor gave to other guests (steal), in % of the host's CPUs.
+    #[serde(default)]
+    pub steal_pct: Option<f64>,
     /// Monitored values by name: `blast.rss_mb`, `pid.cpu_pct`, a `--monitor-cmd` name...
     pub monitor: BTreeMap<String, f64>,
 }
@@ -115,7 +122,26 @@ pub const SATURATED_LAG_MS: f64 = 10.0;
 /// processes, which says nothing about blast's own capacity.
 const BUSY_CPU_PCT: f64 = 50.0;
 
+/// An event loop this late, or a worker kept this long from a CPU, means the generator stalled:
+/// requests in the interval waited on blast, whatever its CPU use.
+pub const STALL_MS: f64 = 100.0;
+/// Steal above this share of the host's CPUs starves the generator.
+const STALL_STEAL_PCT: f64 = 10.0;
+
 impl Sample {
+    /// Whether the generator stalled in this interval (stopped, descheduled, or starved by
+    /// other processes or guests), however busy it was: latencies then include blast's pause.
+    pub fn stalled(&self) -> bool {
+        self.loop_lag_ms >= STALL_MS
+            || self.run_queue_ms.is_some_and(|q| q >= STALL_MS)
+            || self.steal_pct.is_some_and(|s| s >= STALL_STEAL_PCT)
+    }
+
+    /// How long the generator was held up in the interval, by the worst of its measures.
+    fn stall_ms(&self) -> f64 {
+        self.loop_lag_ms.max(self.run_queue_ms.unwrap_or(0.0))
+    }
+
     /// Whether the generator was the limit in this interval.
     pub fn saturated(&self) -> bool {
         let cpu = self.worker_cpu_pct.unwrap_or(0.0);
@@ -138,6 +164,18 @@ pub struct GeneratorCheck {
     pub max_loop_lag_ms: f64,
     /// One sentence saying what the numbers mean.
     pub evidence: String,
+    /// The generator stalled in at least one interval.
+    #[serde(default)]
+    pub stalled: bool,
+    /// Intervals in which it stalled.
+    #[serde(default)]
+    pub stalled_intervals: usize,
+    /// How long it was held up in those intervals, in ms (the worst measure of each).
+    #[serde(default)]
+    pub stall_ms: f64,
+    /// The stalled stretches of the run, as `[start_s, end_s]` (adjacent intervals merged).
+    #[serde(default)]
+    pub stall_windows: Vec<(f64, f64)>,
 }
 
 impl GeneratorCheck {
@@ -165,15 +203,59 @@ impl GeneratorCheck {
             max_worker_cpu_pct: max_cpu,
             max_loop_lag_ms: max_lag,
             evidence,
+            ..GeneratorCheck::default()
         }
+    }
+
+    /// Notes the intervals of `history` in which the generator stalled, and says so first in
+    /// the evidence: latencies there include blast's own pause, not only the server's time.
+    pub fn note_stalls(&mut self, history: &[Point]) {
+        let stalled: Vec<&Point> = history.iter().filter(|p| p.sample.stalled()).collect();
+        self.stalled = !stalled.is_empty();
+        self.stalled_intervals = stalled.len();
+        self.stall_ms = stalled.iter().map(|p| p.sample.stall_ms()).sum();
+        self.stall_windows.clear();
+        for p in &stalled {
+            match self.stall_windows.last_mut() {
+                Some(w) if (w.1 - p.start_s).abs() < 1e-6 => w.1 = p.t_s,
+                _ => self.stall_windows.push((p.start_s, p.t_s)),
+            }
+        }
+        if self.stalled {
+            let windows: Vec<String> = self
+                .stall_windows
+                .iter()
+                .map(|(a, b)| format!("{a:.0}-{b:.0} s"))
+                .collect();
+            self.evidence = format!(
+                "generator stalled at {} (held up {:.0} ms in all: event loop up to {:.0} ms late, or waiting for a CPU); latencies in that window are not the server's. {}",
+                windows.join(", "),
+                self.stall_ms,
+                stalled.iter().map(|p| p.sample.stall_ms()).fold(0.0, f64::max),
+                self.evidence
+            );
+        }
+    }
+
+    /// Whether the generator stalled at some time within `[start_s, end_s]`.
+    pub fn stalled_during(&self, start_s: f64, end_s: f64) -> bool {
+        self.stall_windows
+            .iter()
+            .any(|&(a, b)| a < end_s && start_s < b)
     }
 }
 
 /// One interval of the time series.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
-    /// Seconds from the start to the end of the interval.
+    /// Seconds from the start of the run to the start of the interval, as the clock says.
+    #[serde(default)]
+    pub start_s: f64,
+    /// Seconds from the start of the run to the end of the interval, as the clock says.
     pub t_s: f64,
+    /// Open model: slots due by the end of the interval and not sent yet.
+    #[serde(default)]
+    pub backlog: u64,
     /// Users running (open model: connections).
     pub users: u64,
     /// Finished requests per second in the interval.
@@ -260,6 +342,12 @@ pub struct RunRecord {
     pub ended_at: String,
     /// From the start until the last worker finished.
     pub duration_s: f64,
+    /// From the start until sending stopped; rates are over this window.
+    #[serde(default)]
+    pub sending_s: f64,
+    /// Why the results are incomplete (a worker thread panicked); `null` when complete.
+    #[serde(default)]
+    pub incomplete: Option<String>,
     /// Worker threads.
     pub threads: usize,
     /// Whether workers were pinned to cores.
@@ -280,6 +368,13 @@ pub struct RunRecord {
     /// Open model: sends more than 2 ms behind their schedule.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub late_sends: Option<u64>,
+    /// Open model: slots of the timetable due while sending.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled_slots: Option<u64>,
+    /// Open model: slots due but never sent, every connection being busy until the end (k6's
+    /// dropped iterations); sent + missed = scheduled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub missed: Option<u64>,
     /// Open model: the connection limit.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_connections: Option<u64>,
@@ -340,7 +435,7 @@ impl RunRecord {
         samples: &[Sample],
     ) -> RunRecord {
         let c = &report.total.counters;
-        let secs = report.duration.as_secs_f64().max(1e-9);
+        let secs = report.sending.as_secs_f64().max(1e-9);
         let mut record = RunRecord {
             blast_version: env!("CARGO_PKG_VERSION").to_string(),
             command: info.command.clone(),
@@ -351,6 +446,8 @@ impl RunRecord {
             started_at: utc_seconds(report.started_at),
             ended_at: utc_seconds(report.started_at + report.duration),
             duration_s: report.duration.as_secs_f64(),
+            sending_s: report.sending.as_secs_f64(),
+            incomplete: report.incomplete.clone(),
             threads: report.workers,
             pinned: report.pinned,
             interrupted: report.interrupted,
@@ -359,6 +456,8 @@ impl RunRecord {
             target_rate: None,
             achieved_rate: None,
             late_sends: None,
+            scheduled_slots: None,
+            missed: None,
             max_connections: None,
             service_time_ms: None,
             requests: c.requests(),
@@ -413,6 +512,7 @@ impl RunRecord {
             growth: Vec::new(),
         };
         record.growth = crate::analysis::growth(&record.history);
+        record.generator.note_stalls(&record.history);
         match &report.schedule {
             Schedule::Closed { users } => {
                 record.model = "closed".into();
@@ -423,9 +523,11 @@ impl RunRecord {
                 max_connections,
             } => {
                 record.model = "open".into();
-                record.target_rate = Some(mean_rate(rate, report.duration.min(report.run_time)));
+                record.target_rate = Some(mean_rate(rate, report.sending));
                 record.achieved_rate = Some(record.rps);
                 record.late_sends = Some(c.late_sends);
+                record.scheduled_slots = Some(report.slots.0);
+                record.missed = Some(report.missed());
                 record.max_connections = Some(*max_connections);
                 record.service_time_ms = report.total.service_us.as_ref().and_then(Latency::of);
             }
@@ -463,18 +565,18 @@ pub fn mean_rate(rate: &blast_engine::Shape, span: Duration) -> f64 {
 }
 
 fn history(report: &Report, samples: &[Sample]) -> Vec<Point> {
-    let mut previous = Duration::ZERO;
     report
         .history
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let span = (h.elapsed.saturating_sub(previous)).as_secs_f64().max(1e-9);
-            previous = h.elapsed;
+            let span = (h.elapsed.saturating_sub(h.start)).as_secs_f64().max(1e-9);
             let answered = h.counters.requests() > 0;
             let at = |i: usize| answered.then(|| ms(h.latency_us[i]));
             Point {
+                start_s: h.start.as_secs_f64(),
                 t_s: h.elapsed.as_secs_f64(),
+                backlog: h.backlog,
                 users: h.users,
                 rps: h.counters.requests() as f64 / span,
                 fails_per_s: h.counters.failed() as f64 / span,
@@ -511,7 +613,53 @@ mod tests {
             worker_cpu_pct: Some(cpu),
             loop_lag_ms: lag_ms,
             monitor: BTreeMap::new(),
+            ..Sample::default()
         }
+    }
+
+    fn point(start_s: f64, sample: Sample) -> Point {
+        Point {
+            start_s,
+            t_s: start_s + 1.0,
+            backlog: 0,
+            users: 10,
+            rps: 100.0,
+            fails_per_s: 0.0,
+            p50_ms: Some(1.0),
+            p95_ms: Some(2.0),
+            p99_ms: Some(3.0),
+            max_ms: Some(4.0),
+            sample,
+        }
+    }
+
+    #[test]
+    fn a_stopped_or_starved_generator_is_marked_stalled_whatever_its_cpu() {
+        // SIGSTOP for 2 s from 3 s: the idle worker's loop then runs its timers 2 s late.
+        let mut history: Vec<Point> = (0..8).map(|i| point(i as f64, sample(1.0, 0.5))).collect();
+        history[3].sample.loop_lag_ms = 2001.0;
+        history[4].sample.loop_lag_ms = 150.0;
+        // Other processes kept a worker from its CPU for 300 ms at 6 s.
+        history[6].sample.run_queue_ms = Some(300.0);
+        let mut check = GeneratorCheck::of(&[]);
+        check.note_stalls(&history);
+        assert!(check.stalled);
+        assert_eq!(check.stalled_intervals, 3);
+        assert_eq!(check.stall_ms, 2451.0);
+        assert_eq!(check.stall_windows, [(3.0, 5.0), (6.0, 7.0)]);
+        assert!(
+            check
+                .evidence
+                .starts_with("generator stalled at 3-5 s, 6-7 s")
+                && check.evidence.contains("not the server's"),
+            "{}",
+            check.evidence
+        );
+        assert!(check.stalled_during(4.5, 4.6) && !check.stalled_during(5.0, 6.0));
+        // Steal from other guests counts; a calm run has no stall.
+        let mut steal = sample(1.0, 0.5);
+        steal.steal_pct = Some(25.0);
+        assert!(steal.stalled() && !sample(99.0, 40.0).stalled());
     }
 
     #[test]
