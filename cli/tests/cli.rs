@@ -125,10 +125,12 @@ fn bad_input_is_one_line_and_exit_code_2() {
 
 #[test]
 fn a_refusing_target_is_reported_at_once() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
+    // Bound but not listening: connections are refused, and no other test can take the port.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
     let out = blast(&[&format!("http://{addr}/"), "-t", "1h"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -154,15 +154,25 @@ fn sigterm_stops_like_ctrl_c() {
 
 #[test]
 fn a_target_that_dies_and_comes_back_is_survived_and_counted() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
-    let addr: SocketAddr = server.addr();
+    // This test holds the port the whole time (a bound socket that does not listen refuses
+    // connections), so the target comes back on a port nobody else could take meanwhile.
+    let hold = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    hold.set_reuse_port(true).unwrap();
+    hold.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = hold.local_addr().unwrap().as_socket().unwrap();
+    let config = || Config {
+        reuse_port: true,
+        ..Config::default()
+    };
+    let server = Server::start(addr, config()).unwrap();
     let record = temp("restart.json");
     let url = format!("{}/", server.url());
     let child = start(&[&url, "-u", "4", "-t", "4s"], &record, &server);
     std::thread::sleep(Duration::from_millis(500));
     drop(server);
     std::thread::sleep(Duration::from_millis(800));
-    let again = Server::start(addr, Config::default()).unwrap();
+    let again = Server::start(addr, config()).unwrap();
     let out = wait(child, Duration::from_secs(30));
     // Failed requests without criteria exit 1, as Locust does; the results are all there.
     assert_exit(&out, 1);
@@ -243,4 +253,106 @@ fn a_full_disk_at_the_end_still_prints_the_results_and_fails_clearly() {
         err.contains("/dev/full") && err.contains("No space left"),
         "{err}"
     );
+}
+
+#[test]
+fn a_stopped_generator_is_marked_stalled_and_its_gap_shows_in_the_history() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let record = temp("sigstop.json");
+    let csv = temp("sigstop");
+    let url = format!("{}/", server.url());
+    let child = start(
+        &[
+            &url,
+            "--rate",
+            "200",
+            "-t",
+            "5s",
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+        &record,
+        &server,
+    );
+    // blast itself is stopped for 1.5 s, as a VM pause or a swapped-out process would be.
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "CONT");
+    let out = wait(child, Duration::from_secs(30));
+    assert_exit(&out, 0);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("generator stalled at"), "{summary}");
+    let v = json(&record);
+    let g = &v["generator"];
+    assert_eq!(g["stalled"], true, "{g}");
+    assert!(g["stall_ms"].as_f64().unwrap() >= 1000.0, "{g}");
+    // The pause is charged to the interval in which the loop resumed.
+    assert!(!g["stall_windows"].as_array().unwrap().is_empty(), "{g}");
+    // Elapsed time comes from the clock: one interval of the history spans the pause.
+    let history = std::fs::read_to_string(format!("{}_blast_history.csv", csv.display())).unwrap();
+    let elapsed: Vec<f64> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let widest = elapsed.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(widest >= 1.4, "{elapsed:?}");
+    let stalled_rows = history
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(10) == Some("1"))
+        .count();
+    assert!(stalled_rows >= 1, "{history}");
+    for suffix in [
+        "stats",
+        "stats_history",
+        "failures",
+        "exceptions",
+        "blast_history",
+    ] {
+        std::fs::remove_file(format!("{}_{suffix}.csv", csv.display())).unwrap();
+    }
+    std::fs::remove_file(record).unwrap();
+}
+
+/// A server that answers every request with bytes that are not HTTP.
+fn garbage_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                    if stream.write_all(b"garbage, not HTTP\r\n\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn failed_requests_without_criteria_exit_1_unless_told_otherwise() {
+    let addr = garbage_server();
+    let url = format!("http://{addr}/");
+    let run = |extra: &[&str]| {
+        blast()
+            .args([&url, "-u", "2", "-t", "1s", "--no-pin", "--only-summary"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_exit(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("protocol"));
+    assert_exit(&run(&["--exit-code-on-error", "0"]), 0);
+    assert_exit(&run(&["--exit-code-on-error", "7"]), 7);
+    // Criteria decide when there are any.
+    assert_exit(&run(&["--threshold", "failure_rate<=100%"]), 0);
+    assert_exit(&run(&["--threshold", "success>=99%"]), 3);
 }

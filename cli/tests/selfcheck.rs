@@ -61,16 +61,34 @@ fn selftest_prints_the_ceiling_per_core_and_the_cores_a_rate_needs() {
     }
 }
 
+/// Whether a loaded run comes out generator-bound depends on the machine and what else runs
+/// on it, so this only checks that the verdict is there with its evidence; the verdict's rules
+/// are tested on constructed samples (`blast_report::GeneratorCheck`), and `blast selftest`
+/// measures the live ceiling.
 #[test]
-fn one_worker_flooding_a_minimal_target_is_marked_generator_bound() {
+fn every_run_carries_a_generator_verdict_with_its_evidence() {
     let _one = serial();
-    // The minimal target answers for almost nothing: one worker with many users is the limit.
     let target = MinimalServer::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let url = format!("{}/", target.url());
-    let v = run_json("bound", &[&url, "--threads", "1", "-u", "512", "-t", "5s"]);
+    let v = run_json("verdict", &[&url, "--threads", "1", "-u", "64", "-t", "3s"]);
     let g = &v["generator"];
-    assert_eq!(g["bound"], true, "{g}");
-    assert!(g["evidence"].as_str().unwrap().contains("generator-bound"));
+    assert!(g["bound"].is_boolean() && g["stalled"].is_boolean(), "{g}");
+    let (saturated, intervals) = (
+        g["saturated_intervals"].as_u64().unwrap(),
+        g["intervals"].as_u64().unwrap(),
+    );
+    assert!(intervals >= 1 && saturated <= intervals, "{g}");
+    let evidence = g["evidence"].as_str().unwrap();
+    assert!(
+        [
+            "generator-bound",
+            "not generator-bound",
+            "generator stalled"
+        ]
+        .iter()
+        .any(|v| evidence.starts_with(v)),
+        "{evidence}"
+    );
 }
 
 #[test]

@@ -100,7 +100,10 @@ impl Recorder {
     ) {
         self.in_flight[name] -= 1;
         let stats = &mut self.names[name];
-        stats.record(latency, service);
+        match verdict {
+            Ok(()) => stats.record(latency, service),
+            Err(_) => stats.record_failed(latency, service),
+        }
         let counters = &mut stats.counters;
         match verdict {
             Ok(()) => counters.ok += 1,
@@ -119,10 +122,19 @@ impl Recorder {
         stats.counters.bytes_received += bytes.1;
     }
 
-    /// A sent request failed without a usable response, after `written` bytes of it went out.
-    pub fn broke(&mut self, name: usize, class: FailureClass, written: u64) {
+    /// A sent request failed without a usable response after `(latency, service)`, with
+    /// `written` bytes of it sent.
+    pub fn broke(
+        &mut self,
+        name: usize,
+        class: FailureClass,
+        (latency, service): (Duration, Duration),
+        written: u64,
+    ) {
         self.in_flight[name] -= 1;
-        let c = &mut self.names[name].counters;
+        let stats = &mut self.names[name];
+        stats.record_failed(latency, service);
+        let c = &mut stats.counters;
         c.fail(class);
         c.bytes_sent += written;
     }
@@ -193,7 +205,7 @@ mod tests {
             (10, 20),
             2,
         );
-        r.broke(0, FailureClass::Timeout, 0);
+        r.broke(0, FailureClass::Timeout, times, 0);
         let refused = ConnectFailure {
             class: FailureClass::Connect,
             refused: true,

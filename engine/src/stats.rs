@@ -192,8 +192,12 @@ impl Counters {
 /// Latency histograms and counters of one request name over some span of time.
 #[derive(Clone, Debug)]
 pub struct Stats {
-    /// Response time in microseconds. Open model: from the intended start; closed: from the send.
+    /// Response time in microseconds, failed requests included (as Locust counts them; a
+    /// timeout or reset counts the time until it happened). Open model: from the intended
+    /// start; closed: from the send.
     pub latency_us: Histogram<u64>,
+    /// The part of `latency_us` that failed requests make up; created at the first failure.
+    pub failed_us: Option<Histogram<u64>>,
     /// Open model only: time from the actual send to the end of the response, in microseconds.
     pub service_us: Option<Histogram<u64>>,
     /// Event counts.
@@ -205,6 +209,7 @@ impl Stats {
     pub fn new(with_service: bool) -> Stats {
         Stats {
             latency_us: new_histogram(),
+            failed_us: None,
             service_us: with_service.then(new_histogram),
             counters: Counters::default(),
         }
@@ -218,6 +223,25 @@ impl Stats {
         }
     }
 
+    /// Records one failed request that took `latency`: in the latency, and as failed.
+    pub fn record_failed(&mut self, latency: Duration, service: Duration) {
+        self.record(latency, service);
+        self.failed_us
+            .get_or_insert_with(new_histogram)
+            .saturating_record(micros(latency));
+    }
+
+    /// The latency of successful requests only.
+    pub fn ok_latency_us(&self) -> Histogram<u64> {
+        let mut ok = self.latency_us.clone();
+        if let Some(failed) = &self.failed_us {
+            // Every failed value was recorded in both, so the subtraction cannot underflow.
+            ok.subtract(failed)
+                .expect("failed latencies are part of all latencies");
+        }
+        ok
+    }
+
     /// Adds `other` into this one exactly (histograms bucket by bucket).
     pub fn add(&mut self, other: &Stats) {
         // Both sides are built by `new_histogram`, so bounds always match and `add` cannot fail.
@@ -227,12 +251,19 @@ impl Stats {
         if let (Some(mine), Some(theirs)) = (&mut self.service_us, &other.service_us) {
             mine.add(theirs).expect("histograms share bounds");
         }
+        if let Some(theirs) = &other.failed_us {
+            self.failed_us
+                .get_or_insert_with(new_histogram)
+                .add(theirs)
+                .expect("histograms share bounds");
+        }
         self.counters.add(&other.counters);
     }
 
     /// Empties the stats in place, keeping the histograms' memory.
     pub fn reset(&mut self) {
         self.latency_us.reset();
+        self.failed_us = None;
         if let Some(h) = &mut self.service_us {
             h.reset();
         }
@@ -283,6 +314,20 @@ mod tests {
         assert!(a.latency_us.max() >= 3000 && a.latency_us.max() < 3010);
         a.reset();
         assert_eq!(a.latency_us.len(), 0);
+    }
+
+    #[test]
+    fn failed_requests_count_in_the_latency_and_can_be_taken_out() {
+        let mut a = Stats::new(false);
+        a.record(Duration::from_millis(2), Duration::ZERO);
+        let mut b = Stats::new(false);
+        b.record_failed(Duration::from_secs(60), Duration::ZERO);
+        a.add(&b);
+        assert_eq!(a.latency_us.len(), 2);
+        assert!(a.latency_us.max() >= 60_000_000);
+        let ok = a.ok_latency_us();
+        assert_eq!(ok.len(), 1);
+        assert!(ok.max() < 3_000);
     }
 
     #[test]

@@ -533,6 +533,7 @@ impl Local {
             self.recorder.borrow_mut().broke(
                 name,
                 broken.class,
+                (done - chain_so_far.from, done - chain_so_far.sent_at),
                 chain_so_far.sent + broken.written,
             );
             user.failed(broken.class);

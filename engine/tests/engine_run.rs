@@ -163,10 +163,12 @@ fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
 
 #[test]
 fn a_target_that_refuses_is_an_error_before_the_run() {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
+    // Bound but not listening: connections are refused, and no other test can take the port.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
     let engine = Engine::new(plan(
         &format!("http://{addr}/"),
         Schedule::users(1),
@@ -336,4 +338,115 @@ fn the_user_count_can_change_while_running() {
     assert_eq!(users.iter().max(), Some(&8), "{users:?}");
     // The last interval is the stop; the one before it ran with the new count.
     assert_eq!(users[users.len() - 2], 3, "{users:?}");
+}
+
+#[test]
+fn max_connections_is_never_exceeded_and_missed_slots_are_counted() {
+    for latency_ms in [0, 50] {
+        let server = serve(Config {
+            latency: match latency_ms {
+                0 => Latency::None,
+                ms => Latency::Fixed(Duration::from_millis(ms)),
+            },
+            ..Config::default()
+        });
+        let report = run(open_plan(&server, 2000.0, 5, 2));
+        let c = &report.total.counters;
+        assert!(c.connections <= 5, "{latency_ms} ms: {c:?}");
+        // The probe before the run is the server's one extra connection.
+        assert!(server.connections() <= 6, "{latency_ms} ms");
+        let (scheduled, missed) = report.slots;
+        // Each slot sends one request: sent + missed is every slot of the 2 s timetable.
+        let sent = c.requests() + c.cancelled;
+        assert_eq!(sent + missed, scheduled, "{latency_ms} ms: {c:?}");
+        assert!((3990..=4000).contains(&scheduled), "{scheduled}");
+        if latency_ms == 50 {
+            // 5 connections at 50 ms carry at most 100 requests/s of the 2000 asked for.
+            assert!(missed > 3000, "{missed}");
+            assert!(report.history.iter().any(|h| h.backlog > 1000));
+        }
+    }
+}
+
+#[test]
+fn history_intervals_carry_their_real_start_and_end() {
+    let server = serve(Config::default());
+    let mut plan = plan(&server.url(), Schedule::users(2), Client::Raw);
+    plan.run_time = Duration::from_millis(1000);
+    plan.interval = Duration::from_millis(300);
+    // One worker: with more, an interval spans from the earliest worker's start to the latest
+    // one's end, and neighbours overlap by the workers' skew.
+    plan.workers = 1;
+    let report = run(plan);
+    let h = &report.history;
+    assert!(!h.is_empty());
+    assert_eq!(h[0].start, Duration::ZERO);
+    for pair in h.windows(2) {
+        assert_eq!(pair[0].elapsed, pair[1].start);
+    }
+    for i in h {
+        assert!(i.elapsed > i.start && i.counters.requests() > 0, "{i:?}");
+    }
+    // The last interval runs to the end of sending (and its grace), not to a tick: 0.9 s
+    // would leave a 0.1 s row of its own.
+    assert!(h.last().unwrap().elapsed >= Duration::from_millis(1000));
+    assert!(report.sending <= Duration::from_millis(1000));
+}
+
+/// Users that panic on their third request: a bug, which must not pass for a complete run.
+struct Buggy(Vec<blast_engine::Name>, bytes::Bytes);
+
+impl blast_engine::Script for Buggy {
+    fn names(&self) -> &[blast_engine::Name] {
+        &self.0
+    }
+
+    fn user(&self, _id: blast_engine::UserId) -> Box<dyn blast_engine::User> {
+        Box::new(BuggyUser(self.1.clone(), 0))
+    }
+}
+
+struct BuggyUser(bytes::Bytes, u32);
+
+impl blast_engine::User for BuggyUser {
+    fn next(&mut self, request: &mut Vec<u8>) -> blast_engine::Action {
+        self.1 += 1;
+        assert!(self.1 < 3, "a bug in a script");
+        request.extend_from_slice(&self.0);
+        blast_engine::Action::Send {
+            name: 0,
+            keep_body: false,
+            follow_redirects: false,
+        }
+    }
+
+    fn response(&mut self, _reply: &blast_engine::Reply<'_>) -> Result<(), FailureClass> {
+        Ok(())
+    }
+
+    fn failed(&mut self, _class: FailureClass) {}
+}
+
+#[test]
+fn a_panicking_worker_ends_the_run_marked_incomplete() {
+    let server = serve(Config::default());
+    let (target, _) = Target::parse(&server.url()).unwrap();
+    let get = RequestTemplate::new(&target, "GET", "/", &[], Default::default()).unwrap();
+    let name = blast_engine::Name {
+        method: "GET".into(),
+        name: "/".into(),
+    };
+    let mut plan = Plan::new(
+        target,
+        Buggy(vec![name], get.encoded().clone()),
+        Schedule::users(2),
+    );
+    plan.pin = false;
+    plan.run_time = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let report = run(plan);
+    assert!(report.incomplete.is_some(), "{:?}", report.incomplete);
+    assert!(report.interrupted);
+    // The run stopped at once instead of running its 30 s without the panicked users.
+    assert!(started.elapsed() < Duration::from_secs(20));
 }

@@ -314,3 +314,176 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .split(|b| *b == b',')
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::DuplexStream;
+
+    impl Transport for DuplexStream {
+        async fn open(_connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+            unreachable!("tests build their connections from a duplex pair")
+        }
+    }
+
+    fn connection(stream: DuplexStream) -> RawConnection<DuplexStream> {
+        RawConnection {
+            stream,
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            received: 0,
+            open: true,
+        }
+    }
+
+    /// What the connection made of one exchange.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        status: Result<u16, FailureClass>,
+        body: Vec<u8>,
+        usable: bool,
+    }
+
+    /// Sends `request` and answers it with `response`, written in two parts split at `split`;
+    /// the server side then closes when `close` says so.
+    async fn exchange(request: &[u8], response: &[u8], split: usize, close: bool) -> Seen {
+        let (client, mut server) = tokio::io::duplex(1 << 20);
+        let mut conn = connection(client);
+        let (first, second) = response.split_at(split);
+        let (first, second) = (first.to_vec(), second.to_vec());
+        let request_len = request.len();
+        let peer = tokio::task::spawn_local(async move {
+            let mut got = vec![0; request_len];
+            server.read_exact(&mut got).await.unwrap();
+            server.write_all(&first).await.unwrap();
+            // Let the client read the first part on its own before the rest arrives.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            server.write_all(&second).await.unwrap();
+            if !close {
+                // Hold the connection open until the client is done with it.
+                std::future::pending::<()>().await;
+            }
+        });
+        let mut into = Received {
+            keep: true,
+            ..Received::default()
+        };
+        let status = conn
+            .send(request, &mut into)
+            .await
+            .map(|e| e.status)
+            .map_err(|b| b.class);
+        // Whatever the peer still sends arrives before the check, as it would during a rest.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        let usable = conn.is_usable().await;
+        peer.abort();
+        Seen {
+            status,
+            body: into.body,
+            usable,
+        }
+    }
+
+    /// Runs `response` split at every byte boundary and checks each outcome is `expected`.
+    fn at_every_split(request: &[u8], response: &[u8], close: bool, expected: Seen) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        for split in 0..=response.len() {
+            let seen = local.block_on(&runtime, exchange(request, response, split, close));
+            assert_eq!(
+                seen,
+                expected,
+                "split at {split} of {:?}",
+                String::from_utf8_lossy(response)
+            );
+        }
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+
+    fn ok(status: u16, body: &[u8], usable: bool) -> Seen {
+        Seen {
+            status: Ok(status),
+            body: body.to_vec(),
+            usable,
+        }
+    }
+
+    #[test]
+    fn a_content_length_body_is_read_whole() {
+        let response = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        at_every_split(GET, response, false, ok(200, b"hello", true));
+    }
+
+    #[test]
+    fn a_chunked_body_with_trailers_is_read_whole() {
+        let response = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nx-trailer: yes\r\nx-other: 2\r\n\r\n";
+        at_every_split(GET, response, false, ok(200, b"hello!", true));
+    }
+
+    #[test]
+    fn head_and_bodiless_statuses_ignore_content_length() {
+        let head = b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let response = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n";
+        at_every_split(head, response, false, ok(200, b"", true));
+        for status in ["204 No Content", "304 Not Modified"] {
+            let response = format!("HTTP/1.1 {status}\r\ncontent-length: 1000\r\n\r\n");
+            let code = status[..3].parse().unwrap();
+            at_every_split(GET, response.as_bytes(), false, ok(code, b"", true));
+        }
+    }
+
+    #[test]
+    fn interim_responses_come_before_the_real_one() {
+        let response = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok";
+        at_every_split(GET, response, false, ok(201, b"ok", true));
+    }
+
+    #[test]
+    fn leftover_bytes_make_the_connection_unusable() {
+        // A response followed by bytes nobody asked for, such as a 408 before a close.
+        let response =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 408 Request Timeout\r\n\r\n";
+        at_every_split(GET, response, false, ok(200, b"ok", false));
+    }
+
+    #[test]
+    fn a_body_until_close_and_connection_close_end_the_connection() {
+        let response = b"HTTP/1.1 200 OK\r\n\r\nall of it";
+        at_every_split(GET, response, true, ok(200, b"all of it", false));
+        let response = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+        at_every_split(GET, response, false, ok(200, b"ok", false));
+        let response = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        at_every_split(GET, response, false, ok(200, b"ok", false));
+    }
+
+    #[test]
+    fn broken_responses_are_classified() {
+        let failed = |class| Seen {
+            status: Err(class),
+            body: Vec::new(),
+            usable: false,
+        };
+        // Closed before any byte: a dropped keep-alive connection.
+        at_every_split(GET, b"", true, failed(FailureClass::Reset));
+        // Cut off inside the body, or not HTTP at all.
+        let cut = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n";
+        at_every_split(GET, cut, true, failed(FailureClass::Protocol));
+        at_every_split(
+            GET,
+            b"garbage\r\n\r\n",
+            false,
+            failed(FailureClass::Protocol),
+        );
+        let conflicting = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok";
+        at_every_split(GET, conflicting, false, failed(FailureClass::Protocol));
+    }
+}

@@ -94,6 +94,9 @@ pub struct NameRecord {
     pub avg_content_bytes: f64,
     /// Latency summary, `null` without responses.
     pub latency_ms: Option<Latency>,
+    /// Latency of successful requests only, `null` without any.
+    #[serde(default)]
+    pub latency_ok_ms: Option<Latency>,
 }
 
 /// What blast measured about itself and about monitored processes in one interval.
@@ -391,10 +394,14 @@ pub struct RunRecord {
     pub cancelled: u64,
     /// Tasks skipped.
     pub skipped: u64,
-    /// `requests / duration_s`.
+    /// `requests / sending_s`.
     pub rps: f64,
-    /// Latency of every response, `null` without responses.
+    /// Latency of every request that ended, failures included as Locust counts them (a
+    /// timeout or reset with the time until it happened); `null` without any.
     pub latency_ms: Option<Latency>,
+    /// Latency of successful requests only, `null` without any.
+    #[serde(default)]
+    pub latency_ok_ms: Option<Latency>,
     /// Bytes written.
     pub bytes_sent: u64,
     /// Bytes read.
@@ -470,6 +477,7 @@ impl RunRecord {
             skipped: c.skipped,
             rps: c.requests() as f64 / secs,
             latency_ms: Latency::of(&report.total.latency_us),
+            latency_ok_ms: Latency::of(&report.total.ok_latency_us()),
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             connections: c.connections,
@@ -493,6 +501,7 @@ impl RunRecord {
                         rps: c.requests() as f64 / secs,
                         avg_content_bytes: c.body_bytes as f64 / c.requests().max(1) as f64,
                         latency_ms: Latency::of(&n.stats.latency_us),
+                        latency_ok_ms: Latency::of(&n.stats.ok_latency_us()),
                     }
                 })
                 .collect(),

@@ -74,6 +74,10 @@ pub struct Config {
     pub keep_alive_timeout: Option<Duration>,
     /// Serve TLS (`https://`) with this certificate. Default: plain HTTP.
     pub tls: Option<TlsIdentity>,
+    /// Bind with `SO_REUSEPORT`, so that a test can hold the port with a socket of its own
+    /// (bound, not listening: connections are refused) while the server is down, and start it
+    /// again on the same port without ever freeing it. Default: false.
+    pub reuse_port: bool,
 }
 
 /// A certificate and its private key, PEM.
@@ -130,6 +134,7 @@ impl Default for Config {
             cab_backlog: 100,
             keep_alive_timeout: None,
             tls: None,
+            reuse_port: false,
         }
     }
 }
@@ -159,7 +164,19 @@ impl Server {
             .enable_all()
             .build()?;
         let acceptor = config.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
-        let listener = runtime.block_on(TcpListener::bind(addr))?;
+        let listener = runtime.block_on(async {
+            if !config.reuse_port {
+                return TcpListener::bind(addr).await;
+            }
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)
+        })?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             api: Api::new(config.cab_backlog),
