@@ -155,7 +155,9 @@ fn csv_files_follow_locust_and_agree_with_the_final_summary() {
     let history = csv_rows(&run.text("sub/run_stats_history.csv"));
     let intervals = run.json["history"].as_array().unwrap().len();
     assert_eq!(history.len(), intervals);
-    assert!(history.iter().all(|r| r[2].is_empty() && r[3] == "Aggregated"));
+    assert!(history
+        .iter()
+        .all(|r| r[2].is_empty() && r[3] == "Aggregated"));
 
     // Failures grouped by method, name and error, with the status code readable.
     let failures = csv_rows(&run.text("sub/run_failures.csv"));

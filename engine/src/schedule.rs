@@ -253,8 +253,10 @@ impl Pacer {
         } else {
             arrivals.floor() as u64 + 1
         };
-        let due = due.min(self.slots_in_run());
-        (due, due.saturating_sub(self.used.get()))
+        // A slot is sent up to a millisecond before it is due (see the worker's early wake):
+        // every slot started counts as due, even when sending stopped just before its time.
+        let due = due.min(self.slots_in_run()).max(self.used.get());
+        (due, due - self.used.get())
     }
 
     /// Slots whose due time falls before the end of the run.
