@@ -196,7 +196,8 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
         latency.max,
     );
 
-    let generator_class = if record.generator.bound {
+    // A stalled or saturated generator is flagged: its latencies are partly blast's own.
+    let generator_class = if record.generator.bound || record.generator.stalled {
         "fail"
     } else {
         "none"
