@@ -464,6 +464,7 @@ impl Local {
             });
             self.recorder.borrow_mut().sent(name, late);
             received.keep = keep_body;
+            let written_before = conn.as_ref().map_or(0, C::written);
             let exchange = self.exchange(name, &mut conn, reused, &request, &mut received);
             let outcome = tokio::time::timeout(plan.timeout, exchange).await;
             let done = Instant::now();
@@ -526,7 +527,9 @@ impl Local {
                 // The late response would arrive on this connection: it is replaced below.
                 Err(_elapsed) => Broken {
                     class: FailureClass::Timeout,
-                    written: 0,
+                    written: conn
+                        .as_ref()
+                        .map_or(0, |c| c.written().saturating_sub(written_before)),
                     answered: false,
                 },
             };

@@ -110,6 +110,15 @@ fn slow_responses_time_out_and_connections_are_replaced() {
         assert_eq!(c.failed(), c.failures_of(FailureClass::Timeout));
         // Each timed-out connection is dropped, so every later request needs a new one.
         assert!(c.connections > 2, "{client:?}: {c:?}");
+        // A timed-out request went out whole; its bytes count, and so does its time.
+        let request_len = 40;
+        assert!(
+            c.bytes_sent >= c.failed() * request_len,
+            "{client:?}: {c:?}"
+        );
+        assert_eq!(report.total.latency_us.len(), c.failed(), "{client:?}");
+        assert!(report.total.latency_us.min() >= 150_000, "{client:?}");
+        assert_eq!(report.total.ok_latency_us().len(), 0, "{client:?}");
     }
 }
 

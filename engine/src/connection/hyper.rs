@@ -117,6 +117,10 @@ impl<S: Transport> Connection for HyperConnection<S> {
         Ok((conn, opened))
     }
 
+    fn written(&self) -> u64 {
+        self.wire.written.get()
+    }
+
     async fn is_usable(&mut self) -> bool {
         self.sender.ready().await.is_ok()
     }

@@ -191,6 +191,10 @@ pub(crate) trait Connection: Sized {
     /// Opens a connection through `connector` and prepares it for HTTP/1.1.
     async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
 
+    /// Bytes written on this connection so far (a request cut off by its timeout counts what
+    /// went out of it).
+    fn written(&self) -> u64;
+
     /// Whether the connection can take another request: blast has not closed it, and the peer
     /// has neither closed it nor sent bytes nobody asked for.
     async fn is_usable(&mut self) -> bool;

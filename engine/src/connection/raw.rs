@@ -44,6 +44,8 @@ pub(crate) struct RawConnection<S> {
     end: usize,
     /// Bytes read for the current response.
     received: u64,
+    /// Bytes written on this connection so far.
+    written: u64,
     open: bool,
 }
 
@@ -56,9 +58,14 @@ impl<S: Transport> Connection for RawConnection<S> {
             start: 0,
             end: 0,
             received: 0,
+            written: 0,
             open: true,
         };
         Ok((conn, opened))
+    }
+
+    fn written(&self) -> u64 {
+        self.written
     }
 
     async fn is_usable(&mut self) -> bool {
@@ -113,7 +120,10 @@ impl<S: Transport> RawConnection<S> {
         while (*written as usize) < request.len() {
             match self.stream.write(&request[*written as usize..]).await {
                 Ok(0) => return Err(FailureClass::Reset),
-                Ok(n) => *written += n as u64,
+                Ok(n) => {
+                    *written += n as u64;
+                    self.written += n as u64;
+                }
                 Err(e) => return Err(io_failure(&e)),
             }
         }
@@ -333,6 +343,7 @@ mod tests {
             start: 0,
             end: 0,
             received: 0,
+            written: 0,
             open: true,
         }
     }
