@@ -270,8 +270,8 @@ impl Monitor {
         }
         if sample.stalled() && !std::mem::replace(&mut self.warned_stall, true) {
             eprintln!(
-                "blast: warning: the generator stalled (event loop {:.0} ms late, or kept from a CPU): latencies of this interval include blast's own pause",
-                sample.loop_lag_ms.max(sample.run_queue_ms.unwrap_or(0.0))
+                "blast: warning: the generator stalled (its event loop ran {:.0} ms late): latencies of this interval include blast's own pause",
+                sample.loop_lag_ms
             );
         }
         sample
