@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// HTTP load generator: Locust's concepts at wrk's efficiency, with numbers you can trust.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "blast", version, about, max_term_width = 100)]
 #[command(after_help = "Examples:\n  \
     blast --profile burst --peak 1000                the P4.3 burst against the built-in target\n  \
@@ -229,6 +229,42 @@ pub struct Args {
     #[arg(long = "monitor-cmd", value_name = "NAME=COMMAND", value_parser = crate::monitor::parse_command)]
     #[arg(help_heading = "Monitoring")]
     pub monitor_cmds: Vec<crate::monitor::MonitorCommand>,
+
+    /// Serve the web UI (and Locust's HTTP API) instead of running at once: start, steer and
+    /// stop runs from a browser or a script.
+    #[arg(long)]
+    #[arg(help_heading = "Web UI")]
+    pub web: bool,
+
+    /// Address the web UI binds; anything but loopback needs --web-auth.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(help_heading = "Web UI")]
+    pub web_host: std::net::IpAddr,
+
+    /// Port of the web UI (0 picks a free one).
+    #[arg(long, default_value_t = 8089, value_name = "PORT")]
+    #[arg(help_heading = "Web UI")]
+    pub web_port: u16,
+
+    /// HTTP Basic credentials every web route asks for, USER:PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    #[arg(help_heading = "Web UI")]
+    pub web_auth: Option<String>,
+
+    /// With --web: start a run at once with the flags' load, as Locust's --autostart.
+    #[arg(long, requires = "web")]
+    #[arg(help_heading = "Web UI")]
+    pub autostart: bool,
+
+    /// With --web: quit this many seconds after a run ends, as Locust's --autoquit.
+    #[arg(long, requires = "web", value_name = "SECONDS")]
+    #[arg(help_heading = "Web UI")]
+    pub autoquit: Option<u64>,
+
+    /// Run without the web UI: the default, accepted so Locust command lines paste unchanged.
+    #[arg(long, conflicts_with = "web")]
+    #[arg(help_heading = "Web UI")]
+    pub headless: bool,
 
     /// Print only the final summary: no live view or status lines.
     #[arg(long)]

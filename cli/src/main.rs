@@ -8,6 +8,7 @@ mod report;
 mod run;
 mod selftest;
 mod summary;
+mod web;
 
 use blast_engine::RunHandle;
 use clap::Parser;
@@ -50,7 +51,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match run::run(&args) {
+    let outcome = if args.web {
+        web::serve(&args)
+    } else {
+        run::run(&args)
+    };
+    match outcome {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::CriteriaFailed) => ExitCode::from(EXIT_CRITERIA),
         Ok(Verdict::RequestsFailed(code)) => {

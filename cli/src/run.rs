@@ -38,8 +38,23 @@ fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
     Failure::Usage(e.into())
 }
 
+/// What sees a run besides the console and the files: the web UI.
+pub trait Watcher {
+    /// The run is about to start; `handle` steers it.
+    fn started(&self, handle: blast_engine::RunHandle, names: &[blast_engine::Name]);
+    /// One interval, with blast's own sample.
+    fn interval(&self, snapshot: &blast_engine::Snapshot<'_>, sample: &blast_report::Sample);
+    /// The run ended with `record`.
+    fn finished(&self, record: &RunRecord);
+}
+
 /// Runs what the flags ask for: list or print profiles, or one load run end to end.
 pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
+    run_watched(args, None)
+}
+
+/// [`run`], with a watcher that sees the run; signals are then the watcher's business.
+pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<Verdict, Failure> {
     args.validate().map_err(usage)?;
     if args.list_profiles {
         for (name, _) in blast_scenarios::PROFILES {
@@ -125,10 +140,19 @@ pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
     if local.is_some() && console != Console::Quiet {
         println!("no {missing} given: running against the built-in reference target at {url}");
     }
-    let signals = watch_signals(engine.handle());
+    let signals = match watcher {
+        Some(w) => {
+            w.started(engine.handle(), &names);
+            Default::default()
+        }
+        None => watch_signals(engine.handle()),
+    };
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         let sample = monitor.sample(s.loop_lag_us);
         outputs.observe(s, &sample);
+        if let Some(w) = watcher {
+            w.interval(s, &sample);
+        }
         samples.push(sample);
         if console == Console::Live {
             if let Some(text) = progress.observe(s) {
@@ -154,7 +178,11 @@ pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
         print!("{}", summary::render(&report, &label, &pools, &record));
         let _ = std::io::stdout().flush();
     }
-    outputs.finish(&report, &record).map_err(Failure::Run)?;
+    let written = outputs.finish(&report, &record);
+    if let Some(w) = watcher {
+        w.finished(&record);
+    }
+    written.map_err(Failure::Run)?;
     if let Some(why) = &report.incomplete {
         return Err(Failure::Run(anyhow::anyhow!(
             "{why}: the run stopped early and the results written are incomplete"

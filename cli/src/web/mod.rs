@@ -1,0 +1,523 @@
+//! `blast --web`: a single page and Locust's HTTP API, served from a thread of their own.
+//!
+//! The server only reads what the run's observer copies into [`State`] once per interval, and
+//! steers the run through its `RunHandle`: it never touches a worker. Runs happen one after
+//! another on the main thread, each started by `POST /swarm`, each from fresh stats.
+
+mod stats;
+
+use anyhow::Context;
+use base64::Engine as _;
+use blast_engine::{Name, RunHandle, Snapshot, Stats};
+use blast_report::{RunRecord, Sample};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::args::Args;
+use crate::run::{self, Failure, Verdict, Watcher};
+
+/// The page, with its script and styles; embedded, so it works offline.
+const PAGE: &str = include_str!("page.html");
+
+/// A run asked for by `POST /swarm` (Locust's form fields).
+#[derive(Debug)]
+struct Swarm {
+    users: u64,
+    spawn_rate: Option<f64>,
+    host: Option<String>,
+    run_time: Option<Duration>,
+}
+
+/// What the page and the API read, written once per interval by the run's observer.
+#[derive(Default)]
+struct State {
+    /// `ready`, `spawning`, `running` or `stopped`.
+    phase: &'static str,
+    handle: Option<RunHandle>,
+    names: Vec<Name>,
+    target_users: u64,
+    /// The latest `/stats/requests` body.
+    stats: Value,
+    /// blast's chart points of the current run.
+    points: Vec<Value>,
+    /// The latest cumulative stats, per name and in total, kept for `/stats/reset`.
+    latest: Option<(Vec<Stats>, Stats)>,
+    /// The cumulative stats at the last reset.
+    baseline: Option<(Vec<Stats>, Stats)>,
+    /// The outputs of the current or last run.
+    files: Option<RunFiles>,
+    /// The last run's criteria and generator verdict, once it ended.
+    outcome: Value,
+    /// Why the last run could not start or finish.
+    error: Option<String>,
+    /// How many runs were started.
+    runs: u32,
+}
+
+/// Where one run's outputs are written (and served from for download).
+#[derive(Clone)]
+struct RunFiles {
+    csv: PathBuf,
+    json: PathBuf,
+    html: PathBuf,
+    hdr_log: PathBuf,
+}
+
+/// The web UI's shared side.
+pub struct Web {
+    state: Mutex<State>,
+    swarms: Mutex<Sender<Swarm>>,
+    /// `Basic ...` that every request must carry, when credentials are set.
+    auth: Option<String>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves the UI and runs what it asks for until Ctrl-C (or `--autoquit` after a run).
+pub fn serve(args: &Args) -> Result<Verdict, Failure> {
+    let usage = |e: anyhow::Error| Failure::Usage(e);
+    if !args.web_host.is_loopback() && args.web_auth.is_none() {
+        return Err(usage(anyhow::anyhow!(
+            "--web-host {} is reachable from other machines: set --web-auth USER:PASSWORD (or bind 127.0.0.1)",
+            args.web_host
+        )));
+    }
+    let auth = match &args.web_auth {
+        Some(creds) if creds.contains(':') => Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(creds)
+        )),
+        Some(_) => {
+            return Err(usage(anyhow::anyhow!(
+                "invalid --web-auth: expected USER:PASSWORD"
+            )))
+        }
+        None => None,
+    };
+    // Bad flags show now, not at the first swarm.
+    args.validate().map_err(Failure::Usage)?;
+    args.job().map_err(Failure::Usage)?;
+    let addr = SocketAddr::new(args.web_host, args.web_port);
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for the web UI"))
+        .map_err(Failure::Run)?;
+    let addr = listener.local_addr().map_err(|e| Failure::Run(e.into()))?;
+    let (tx, rx) = channel();
+    let web = Arc::new(Web {
+        state: Mutex::new(State {
+            phase: "ready",
+            stats: json!({}),
+            ..State::default()
+        }),
+        swarms: Mutex::new(tx),
+        auth,
+    });
+    let server = web.clone();
+    let defaults = defaults(args);
+    std::thread::Builder::new()
+        .name("blast-web".into())
+        .spawn(move || http(listener, server, defaults))
+        .map_err(|e| Failure::Run(e.into()))?;
+    println!("blast web UI on http://{addr}/ (Ctrl-C quits)");
+    watch_signals(web.clone());
+    if args.autostart {
+        let start = Swarm {
+            users: args.users.unwrap_or(10),
+            spawn_rate: args.spawn_rate,
+            host: args.host.clone(),
+            run_time: args.run_time,
+        };
+        let _ = web.swarms.lock().map(|tx| tx.send(start));
+    }
+    run_loop(args, &web, rx)
+}
+
+/// Runs each swarm in turn on this thread.
+fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verdict, Failure> {
+    let mut verdict = Verdict::Pass;
+    while let Ok(swarm) = swarms.recv() {
+        let n = {
+            let mut s = lock(&web.state);
+            s.runs += 1;
+            s.runs
+        };
+        let (run_args, files) = run_args(args, &swarm, n);
+        {
+            let mut s = lock(&web.state);
+            s.files = Some(files);
+            s.points.clear();
+            s.baseline = None;
+            s.latest = None;
+            s.error = None;
+            s.outcome = Value::Null;
+            s.target_users = swarm.users;
+            s.phase = "spawning";
+        }
+        let result = run::run_watched(&run_args, Some(web.as_ref()));
+        let mut s = lock(&web.state);
+        s.phase = "stopped";
+        s.handle = None;
+        match result {
+            Ok(v) => verdict = v,
+            Err(Failure::Usage(e) | Failure::Run(e)) => {
+                eprintln!("blast: error: {e:#}");
+                s.error = Some(format!("{e:#}"));
+            }
+        }
+        drop(s);
+        if let Some(after) = args.autoquit {
+            std::thread::sleep(Duration::from_secs(after));
+            break;
+        }
+    }
+    Ok(verdict)
+}
+
+/// The flags of run `n`: the swarm's load over the command line's, and its own output files.
+fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
+    let mut a = args.clone();
+    a.web = false;
+    a.users = Some(swarm.users);
+    a.spawn_rate = swarm.spawn_rate;
+    a.stages = None;
+    if let Some(t) = swarm.run_time {
+        a.run_time = Some(t);
+    }
+    if swarm.host.is_some() {
+        match a.url.is_some() {
+            true => a.url = swarm.host.clone(),
+            false => a.host = swarm.host.clone(),
+        }
+    }
+    // Outputs named on the command line get `-N` from the second run on; the rest go to a
+    // folder of this process, so every run can be downloaded.
+    let scratch = std::env::temp_dir()
+        .join(format!("blast-web-{}", std::process::id()))
+        .join(format!("run-{n}"));
+    let name = |given: &Option<PathBuf>, fallback: &str| match given {
+        Some(p) => numbered(p, n),
+        None => scratch.join(fallback),
+    };
+    let files = RunFiles {
+        csv: name(&args.csv, "blast"),
+        json: name(&args.json, "blast.json"),
+        html: name(&args.html, "blast.html"),
+        hdr_log: name(&args.hdr_log, "blast.hlog"),
+    };
+    a.csv = Some(files.csv.clone());
+    a.json = Some(files.json.clone());
+    a.html = Some(files.html.clone());
+    a.hdr_log = Some(files.hdr_log.clone());
+    a.only_summary = true;
+    (a, files)
+}
+
+/// `path` for run `n`: as given for the first, `stem-N.ext` after.
+fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
+    if n == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+/// The start form's defaults, from the flags and the scenario or profile.
+fn defaults(args: &Args) -> Value {
+    let scenario = args.job().ok().and_then(|job| match job {
+        crate::args::Job::Scenario(s) => Some(s),
+        crate::args::Job::Url(_) => None,
+    });
+    let load = scenario
+        .as_ref()
+        .map(|s| s.load.clone())
+        .unwrap_or_default();
+    json!({
+        "users": args.users.or(load.users).unwrap_or(10),
+        "spawn_rate": args.spawn_rate.or(load.spawn_rate),
+        "host": args.url.clone().or(args.host.clone()).or(scenario.and_then(|s| s.host.clone())),
+        "run_time": args.run_time.or(load.run_time).map(|t| t.as_secs_f64()),
+    })
+}
+
+impl Watcher for Web {
+    fn started(&self, handle: RunHandle, names: &[Name]) {
+        let mut s = lock(&self.state);
+        s.handle = Some(handle);
+        s.names = names.to_vec();
+    }
+
+    fn interval(&self, snapshot: &Snapshot<'_>, sample: &Sample) {
+        let mut s = lock(&self.state);
+        let body = stats::requests_json(snapshot, &s.names, s.baseline.as_ref(), s.target_users);
+        s.phase = if body["state"] == "spawning" {
+            "spawning"
+        } else {
+            "running"
+        };
+        s.stats = body;
+        s.points.push(stats::point(snapshot, sample));
+        s.latest = Some((snapshot.cumulative.to_vec(), snapshot.window_total.clone()));
+        // The total is rebuilt from the names: the window total is only this interval's.
+        if let Some((names, total)) = &mut s.latest {
+            *total = Stats::new(false);
+            for n in names.iter() {
+                total.add(n);
+            }
+        }
+    }
+
+    fn finished(&self, record: &RunRecord) {
+        let mut s = lock(&self.state);
+        s.outcome = json!({
+            "criteria": record.criteria,
+            "passed": record.passed,
+            "generator": record.generator.evidence,
+            "requests": record.requests,
+            "failures": record.failures,
+        });
+        if let Some(stats) = s.stats.as_object_mut() {
+            stats.insert("state".into(), json!("stopped"));
+            stats.insert("user_count".into(), json!(0));
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop the run in progress and quit once its results are written.
+fn watch_signals(web: Arc<Web>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for (i, _) in signals.forever().enumerate() {
+            let running = lock(&web.state).handle.clone();
+            match (running, i) {
+                (Some(handle), 0) => {
+                    eprintln!("blast: stopping the run; its results are written, then blast quits");
+                    handle.stop();
+                    // Closing the channel ends the run loop after this run.
+                    let (dead, _) = channel();
+                    *web.swarms.lock().unwrap_or_else(|p| p.into_inner()) = dead;
+                }
+                _ => std::process::exit(0),
+            }
+        }
+    });
+}
+
+/// The HTTP server: one current-thread runtime, one task per connection.
+fn http(listener: TcpListener, web: Arc<Web>, defaults: Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds on any supported OS");
+    let defaults = Arc::new(defaults);
+    runtime.block_on(async move {
+        let _ = listener.set_nonblocking(true);
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (web, defaults) = (web.clone(), defaults.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let (web, defaults) = (web.clone(), defaults.clone());
+                    async move { Ok::<_, hyper::Error>(respond(&web, &defaults, req).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_reply(value: &Value) -> Reply {
+    reply(StatusCode::OK, "application/json", value.to_string())
+}
+
+async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>) -> Reply {
+    if let Some(expected) = &web.auth {
+        let given = req.headers().get(hyper::header::AUTHORIZATION);
+        if given.and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            let mut r = reply(StatusCode::UNAUTHORIZED, "text/plain", "credentials needed");
+            if let Ok(v) = "Basic realm=\"blast\"".parse() {
+                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+            }
+            return r;
+        }
+    }
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        (Method::POST, "/swarm") => {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            let form = String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+            json_reply(&swarm(web, &form))
+        }
+        (Method::GET, "/stop") => {
+            if let Some(handle) = &lock(&web.state).handle {
+                handle.stop();
+            }
+            json_reply(&json!({"success": true, "message": "Test stopped"}))
+        }
+        (Method::GET, "/stats/reset") => {
+            let mut s = lock(&web.state);
+            s.baseline = s.latest.clone();
+            // Shown at once, as Locust does; the next interval fills in the rest.
+            if let Some(rows) = s.stats["stats"].as_array_mut() {
+                for row in rows {
+                    row["num_requests"] = json!(0);
+                    row["num_failures"] = json!(0);
+                }
+            }
+            s.stats["errors"] = json!([]);
+            s.stats["fail_ratio"] = json!(0.0);
+            json_reply(&json!({"success": true, "message": "Stats reset"}))
+        }
+        (Method::GET, "/stats/requests") => {
+            let s = lock(&web.state);
+            let mut body = s.stats.clone();
+            if let Some(b) = body.as_object_mut() {
+                b.insert("state".into(), json!(s.phase));
+                b.entry("stats").or_insert(json!([]));
+                b.entry("errors").or_insert(json!([]));
+                b.entry("user_count").or_insert(json!(0));
+            }
+            json_reply(&body)
+        }
+        (Method::GET, "/blast/state") => {
+            let s = lock(&web.state);
+            json_reply(&json!({
+                "state": s.phase,
+                "runs": s.runs,
+                "points": s.points,
+                "outcome": s.outcome,
+                "error": s.error,
+                "defaults": defaults,
+            }))
+        }
+        (Method::GET, file) => download(web, file),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    }
+}
+
+/// `POST /swarm`: starts a run, or retargets the running one's user count.
+fn swarm(web: &Web, form: &str) -> Value {
+    let field = |key: &str| {
+        form.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.replace('+', " "))
+            .map(|v| {
+                percent_encoding::percent_decode_str(&v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .filter(|v| !v.trim().is_empty())
+    };
+    let Some(users) = field("user_count").and_then(|u| u.trim().parse::<u64>().ok()) else {
+        return json!({"success": false, "message": "user_count must be a whole number"});
+    };
+    if users == 0 {
+        return json!({"success": false, "message": "user_count must be at least 1"});
+    }
+    let running = lock(&web.state).handle.clone();
+    if let Some(handle) = running {
+        handle.set_users(users);
+        lock(&web.state).target_users = users;
+        return json!({"success": true, "message": format!("Retargeting to {users} users")});
+    }
+    let spawn_rate = match field("spawn_rate").map(|r| r.trim().parse::<f64>()) {
+        Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
+        Some(_) => return json!({"success": false, "message": "spawn_rate must be above 0"}),
+        None => None,
+    };
+    let run_time = match field("run_time").map(|t| blast_scenarios::parse_duration(t.trim())) {
+        Some(Ok(t)) if !t.is_zero() => Some(t),
+        Some(_) => {
+            return json!({"success": false, "message": "run_time must be a duration such as 30s or 5m"})
+        }
+        None => None,
+    };
+    let swarm = Swarm {
+        users,
+        spawn_rate,
+        host: field("host"),
+        run_time,
+    };
+    match web.swarms.lock().map(|tx| tx.send(swarm)) {
+        Ok(Ok(())) => {
+            json!({"success": true, "message": "Swarming started", "host": field("host")})
+        }
+        _ => json!({"success": false, "message": "blast is quitting"}),
+    }
+}
+
+/// The CSV endpoints of Locust and blast's downloads: the current run's own files, as written.
+fn download(web: &Web, path: &str) -> Reply {
+    let Some(files) = lock(&web.state).files.clone() else {
+        return reply(StatusCode::NOT_FOUND, "text/plain", "no run yet");
+    };
+    let csv = |suffix: &str| {
+        let mut name = files.csv.clone().into_os_string();
+        name.push(format!("_{suffix}.csv"));
+        (PathBuf::from(name), "text/csv")
+    };
+    let (file, content_type) = match path {
+        "/stats/requests/csv" => csv("stats"),
+        "/stats/failures/csv" => csv("failures"),
+        "/exceptions/csv" => csv("exceptions"),
+        "/stats/requests_full_history/csv" => csv("stats_history"),
+        "/blast/history/csv" => csv("blast_history"),
+        "/blast/record.json" => (files.json.clone(), "application/json"),
+        "/blast/report.html" => (files.html.clone(), "text/html; charset=utf-8"),
+        "/blast/latency.hlog" => (files.hdr_log.clone(), "text/plain"),
+        _ => return reply(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    };
+    match std::fs::read(&file) {
+        Ok(bytes) => {
+            let mut r = reply(StatusCode::OK, content_type, bytes);
+            let name = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
+                r.headers_mut()
+                    .insert(hyper::header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Err(_) => reply(StatusCode::NOT_FOUND, "text/plain", "not written yet"),
+    }
+}
