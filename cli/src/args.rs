@@ -278,7 +278,7 @@ pub struct Args {
 }
 
 /// `--stages` as a shape from 0 users (a `Vec` would read as a repeated flag to clap).
-fn parse_user_stages(text: &str) -> Result<Shape, String> {
+pub fn parse_user_stages(text: &str) -> Result<Shape, String> {
     Ok(Shape {
         start: 0.0,
         stages: parse_stages(text)?,

@@ -40,8 +40,13 @@ fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
 
 /// What sees a run besides the console and the files: the web UI.
 pub trait Watcher {
-    /// The run is about to start; `handle` steers it.
-    fn started(&self, handle: blast_engine::RunHandle, names: &[blast_engine::Name]);
+    /// The run is about to start; `handle` steers it, `criteria` judge it.
+    fn started(
+        &self,
+        handle: blast_engine::RunHandle,
+        plan: &blast_engine::Plan,
+        criteria: &[blast_scenarios::Criterion],
+    );
     /// One interval, with blast's own sample.
     fn interval(&self, snapshot: &blast_engine::Snapshot<'_>, sample: &blast_report::Sample);
     /// The run ended with `record`.
@@ -142,7 +147,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     }
     let signals = match watcher {
         Some(w) => {
-            w.started(engine.handle(), &names);
+            w.started(engine.handle(), engine.plan(), &criteria);
             Default::default()
         }
         None => watch_signals(engine.handle()),

@@ -237,3 +237,33 @@ fn credentials_are_asked_for_on_every_route() {
     let right = Some("Basic YWxpY2U6czNjcmV0");
     assert_eq!(ui.call("GET", "/stats/requests", "", right).0, 200);
 }
+
+#[test]
+fn the_page_drives_a_run_in_a_real_browser() {
+    let has = |check: &str| {
+        Command::new("python3")
+            .args(["-c", check])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let chromium = std::path::Path::new("/usr/bin/chromium").exists();
+    if !chromium || !has("import playwright.sync_api") {
+        let what = "Chromium (/usr/bin/chromium) or Playwright for Python is not installed (.ci/run installs both)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{what}, and CI=true");
+        }
+        eprintln!("SKIPPED: {what}");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web_browser.py");
+    let out = Command::new("python3")
+        .args([script, env!("CARGO_BIN_EXE_blast")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

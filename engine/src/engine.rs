@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     stopped_at: Mutex<Option<Instant>>,
     /// Closed model: a user count set while running, or [`FOLLOW_SHAPE`].
     users: AtomicU64,
+    /// Open model: the bits of a total rate set while running, or [`FOLLOW_SHAPE`].
+    rate: AtomicU64,
     /// The message of the first worker that panicked.
     panic: Mutex<Option<String>>,
 }
@@ -128,6 +130,13 @@ impl Shared {
     /// The user count set while running, if any.
     pub(crate) fn users_override(&self) -> Option<u64> {
         Some(self.users.load(Ordering::Relaxed)).filter(|&n| n != FOLLOW_SHAPE)
+    }
+
+    /// The total rate set while running, if any.
+    pub(crate) fn rate_override(&self) -> Option<f64> {
+        Some(self.rate.load(Ordering::Relaxed))
+            .filter(|&bits| bits != FOLLOW_SHAPE)
+            .map(f64::from_bits)
     }
 
     /// A worker panicked: keep its message and stop the others at once, so the run ends with
@@ -178,6 +187,15 @@ impl RunHandle {
         self.0
             .users
             .store(users.min(FOLLOW_SHAPE - 1), Ordering::Relaxed);
+    }
+
+    /// Open model: from now on start `rate` tasks per second in total instead of following the
+    /// shape (each worker starts a new timetable at its next control tick, within 50 ms).
+    /// Slots already due and not sent stay due. A rate that is not a positive number is ignored.
+    pub fn set_rate(&self, rate: f64) {
+        if rate.is_finite() && rate > 0.0 {
+            self.0.rate.store(rate.to_bits(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -255,6 +273,7 @@ impl Engine {
             stop: watch::channel(RUNNING).0,
             stopped_at: Mutex::new(None),
             users: AtomicU64::new(FOLLOW_SHAPE),
+            rate: AtomicU64::new(FOLLOW_SHAPE),
             panic: Mutex::new(None),
         };
         Ok(Engine {
@@ -295,6 +314,11 @@ impl Engine {
             origin: plan.target.origin(),
             why: failure.reason,
         })
+    }
+
+    /// The plan this engine runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// A handle that stops or steers this engine's run.

@@ -1,7 +1,7 @@
 //! Schedules: when requests are sent. Closed (a population of users that follows a [`Shape`])
 //! or open (an arrival rate that follows a [`Shape`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 /// One linear stage of a [`Shape`]: move to `target` over `duration` (k6's `stages`).
@@ -190,13 +190,11 @@ pub(crate) fn even_share(total: u64, index: usize, workers: usize) -> u64 {
 
 /// One worker's open-model timetable: its slot `k` is due when the worker's share of the rate
 /// shape has accumulated `k + phase` arrivals. Tasks take slots in order; no slot is ever sent
-/// twice or skipped.
+/// twice or skipped. A rate set while running starts a new timetable from that moment.
 pub(crate) struct Pacer {
-    start: Instant,
     /// The end of the run, or the moment sending stopped.
     end: Cell<Instant>,
-    /// This worker's share of the rate.
-    rate: Shape,
+    epoch: RefCell<Epoch>,
     phase: f64,
     next: Cell<u64>,
     /// Slots a task actually started (a slot taken when the run stopped was not).
@@ -204,14 +202,45 @@ pub(crate) struct Pacer {
     waiting: Cell<u64>,
 }
 
+/// The timetable in force: from `start`, this worker's share of a rate shape.
+struct Epoch {
+    start: Instant,
+    rate: Shape,
+    /// The first slot of this timetable.
+    first: u64,
+    /// Slots that fell due before it.
+    due_before: u64,
+}
+
+impl Epoch {
+    /// Slots of this timetable due at `t` or before (strictly before, with `before`).
+    fn due(&self, t: Instant, phase: f64, before: bool) -> u64 {
+        let span = t.saturating_duration_since(self.start);
+        let arrivals = self.rate.area(span) - phase;
+        if arrivals < 0.0 {
+            return 0;
+        }
+        let n = arrivals.floor() as u64 + 1;
+        // The last may be due exactly at `t`, which "before" leaves out.
+        match self.rate.time_for((n - 1) as f64 + phase) {
+            Some(at) if before && at >= span => n - 1,
+            _ => n,
+        }
+    }
+}
+
 impl Pacer {
     /// Worker `index` of `workers`' share of `rate`, from `start` until `end`.
     pub fn new(start: Instant, end: Instant, rate: &Shape, index: usize, workers: usize) -> Pacer {
         Pacer {
-            start,
             end: Cell::new(end),
-            // A float share, so a total rate below the worker count still works (0.5/s each).
-            rate: rate.scaled(1.0 / workers as f64),
+            epoch: RefCell::new(Epoch {
+                start,
+                // A float share, so a total rate below the worker count still works.
+                rate: rate.scaled(1.0 / workers as f64),
+                first: 0,
+                due_before: 0,
+            }),
             // Interleave the workers' timetables so the merged arrivals are evenly spaced.
             phase: index as f64 / workers as f64,
             next: Cell::new(0),
@@ -220,15 +249,38 @@ impl Pacer {
         }
     }
 
+    /// When slot `k` is due, if ever.
+    fn due_of(&self, k: u64) -> Option<Instant> {
+        let e = self.epoch.borrow();
+        Some(e.start + e.rate.time_for((k - e.first) as f64 + self.phase)?)
+    }
+
     /// Takes the next slot and returns its intended start, or `None` past the end of the run.
     pub fn take(&self) -> Option<Instant> {
         let k = self.next.get();
-        let due = self.start + self.rate.time_for(k as f64 + self.phase)?;
+        let due = self.due_of(k)?;
         if due >= self.end.get() {
             return None;
         }
         self.next.set(k + 1);
         Some(due)
+    }
+
+    /// From `now` on, this worker sends `rate` tasks/s (its share of a rate set while
+    /// running). Slots due and not sent by then stay due, and count as missed unless sent.
+    pub fn retarget(&self, now: Instant, rate: f64) {
+        // The old timetable's slot due exactly now is the new one's first.
+        let due = {
+            let e = self.epoch.borrow();
+            e.due_before + e.due(now.min(self.end.get()), self.phase, true)
+        };
+        let due = due.max(self.next.get());
+        *self.epoch.borrow_mut() = Epoch {
+            start: now,
+            rate: Shape::constant(rate),
+            first: self.next.get(),
+            due_before: due,
+        };
     }
 
     /// Sending stopped at `t` (before the end of the run): later slots are not the run's.
@@ -244,40 +296,20 @@ impl Pacer {
     /// Slots due by `t` (the end of the run at the latest), and how many of them no task has
     /// started: behind schedule while running, missed once sending has stopped.
     pub fn due_and_behind(&self, t: Instant) -> (u64, u64) {
-        let t = t.min(self.end.get()).saturating_duration_since(self.start);
-        let arrivals = self.rate.area(t) - self.phase;
-        // Slot k is due when k + phase arrivals have accumulated; one before the end belongs
-        // to the run (`take` hands out only those).
-        let due = if arrivals < 0.0 {
-            0
-        } else {
-            arrivals.floor() as u64 + 1
-        };
+        let end = self.end.get();
+        let e = self.epoch.borrow();
+        // Slot k belongs to the run when it is due before the end (`take` hands out only those).
+        let due = e.due_before + e.due(t.min(end), self.phase, t >= end);
         // A slot is sent up to a millisecond before it is due (see the worker's early wake):
         // every slot started counts as due, even when sending stopped just before its time.
-        let due = due.min(self.slots_in_run()).max(self.used.get());
+        let due = due.max(self.used.get());
         (due, due - self.used.get())
-    }
-
-    /// Slots whose due time falls before the end of the run.
-    fn slots_in_run(&self) -> u64 {
-        let run = self.end.get().saturating_duration_since(self.start);
-        let arrivals = self.rate.area(run) - self.phase;
-        if arrivals < 0.0 {
-            return 0;
-        }
-        let n = arrivals.floor() as u64 + 1;
-        // The last may be due exactly at the end, which `take` leaves out.
-        match self.rate.time_for((n - 1) as f64 + self.phase) {
-            Some(at) if at < run => n,
-            _ => n - 1,
-        }
     }
 
     /// Whether a slot is left to take before the end of the run.
     pub fn has_next(&self) -> bool {
-        let due = self.rate.time_for(self.next.get() as f64 + self.phase);
-        due.is_some_and(|due| self.start + due < self.end.get())
+        self.due_of(self.next.get())
+            .is_some_and(|due| due < self.end.get())
     }
 
     /// Marks a task as waiting for its slot (`true`) or done waiting (`false`).
@@ -372,5 +404,25 @@ mod tests {
         let ramp = Pacer::new(start, start + secs(2.0), &stages(0.0, &[(2.0, 10.0)]), 0, 1);
         let all = std::iter::from_fn(|| ramp.take()).count() as u64;
         assert_eq!(ramp.due_and_behind(start + secs(2.0)).0, all);
+    }
+
+    #[test]
+    fn a_rate_set_while_running_starts_a_new_timetable() {
+        let start = Instant::now();
+        let p = Pacer::new(start, start + secs(2.0), &Shape::constant(4.0), 0, 1);
+        // Slots at 0, 250, 500 and 750 ms are taken and sent; then the rate becomes 10/s.
+        for _ in 0..4 {
+            p.take();
+            p.start_slot();
+        }
+        p.retarget(start + secs(1.0), 10.0);
+        let slots: Vec<_> = std::iter::from_fn(|| p.take()).collect();
+        let offsets: Vec<_> = slots.iter().map(|t| (*t - start).as_millis()).collect();
+        assert_eq!(
+            offsets,
+            [1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800, 1900]
+        );
+        // 4 due before, 10 after; none of the new ones started yet.
+        assert_eq!(p.due_and_behind(start + secs(3.0)), (14, 10));
     }
 }

@@ -164,6 +164,8 @@ async fn drive(mut spec: WorkerSpec) {
         let _ = spec.deltas.send(delta);
     };
 
+    // Open model: the total rate this worker last followed when one was set while running.
+    let mut rate_set = None;
     let run_over = tokio::time::sleep_until(deadline.into());
     tokio::pin!(run_over);
     loop {
@@ -180,6 +182,8 @@ async fn drive(mut spec: WorkerSpec) {
                 local.recorder.borrow_mut().loop_lag(Instant::now().saturating_duration_since(due.into()));
                 if closed {
                     local.follow_shape(spec.start.elapsed());
+                } else {
+                    local.follow_rate(&mut rate_set);
                 }
             }
             _ = &mut run_over => break,
@@ -239,6 +243,23 @@ impl Local {
         }
         self.target.set(target);
         while self.live.get() < target {
+            self.spawn_user();
+        }
+    }
+
+    /// Open model: starts a new timetable when a rate was set while running, with a connection
+    /// ready for its first slot.
+    fn follow_rate(self: &Rc<Self>, followed: &mut Option<f64>) {
+        let (Some(pacer), Some(rate)) = (&self.pacer, self.shared.rate_override()) else {
+            return;
+        };
+        if *followed == Some(rate) {
+            return;
+        }
+        *followed = Some(rate);
+        pacer.retarget(Instant::now(), rate / self.workers as f64);
+        // Tasks waiting for the old timetable's slots keep them; the pool refills itself.
+        if pacer.nobody_waiting() && self.live.get() < self.target.get() {
             self.spawn_user();
         }
     }

@@ -459,3 +459,23 @@ fn a_panicking_worker_ends_the_run_marked_incomplete() {
     // The run stopped at once instead of running its 30 s without the panicked users.
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn the_rate_can_change_while_running() {
+    let server = serve(Config::default());
+    let plan = open_plan(&server, 100.0, 100, 2);
+    let engine = Engine::new(plan).unwrap();
+    let handle = engine.handle();
+    let steer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        handle.set_rate(400.0);
+    });
+    let report = engine.run(|_| {}).unwrap();
+    steer.join().unwrap();
+    let c = &report.total.counters;
+    // 100/s throughout would send 200; 400/s from about 1 s adds about 300 more.
+    assert!(c.requests() > 300, "{c:?}");
+    assert!(c.requests() <= 800, "{c:?}");
+    let (scheduled, missed) = report.slots;
+    assert_eq!(c.requests() + c.cancelled + missed, scheduled, "{c:?}");
+}

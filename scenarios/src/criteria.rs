@@ -190,7 +190,7 @@ impl Criterion {
             Metric::Max => ms(h.max()),
             Metric::Quantile(q) => ms(h.value_at_quantile(q)),
             Metric::Rps => match self.window {
-                None => finished as f64 / report.duration.as_secs_f64().max(1e-9),
+                None => finished as f64 / report.sending.as_secs_f64().max(1e-9),
                 Some(w) => best_scoped_rate(report, self.scope.as_deref(), w),
             },
             Metric::Success => pct(c.ok),

@@ -11,10 +11,12 @@ use base64::Engine as _;
 use blast_engine::{Name, RunHandle, Snapshot, Stats};
 use blast_report::{RunRecord, Sample};
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
+use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -27,13 +29,17 @@ use crate::run::{self, Failure, Verdict, Watcher};
 /// The page, with its script and styles; embedded, so it works offline.
 const PAGE: &str = include_str!("page.html");
 
-/// A run asked for by `POST /swarm` (Locust's form fields).
+/// A run asked for by `POST /swarm` (Locust's form fields, and blast's `rate` and `stages`).
 #[derive(Debug)]
 struct Swarm {
     users: u64,
     spawn_rate: Option<f64>,
     host: Option<String>,
     run_time: Option<Duration>,
+    /// Open model: tasks per second instead of users.
+    rate: Option<f64>,
+    /// Users over time instead of a fixed count.
+    stages: Option<blast_engine::Shape>,
 }
 
 /// What the page and the API read, written once per interval by the run's observer.
@@ -56,6 +62,14 @@ struct State {
     files: Option<RunFiles>,
     /// The last run's criteria and generator verdict, once it ended.
     outcome: Value,
+    /// The current run's criteria, its schedule, and its intervals so far, to judge it live.
+    criteria: Vec<blast_scenarios::Criterion>,
+    schedule: Option<blast_engine::Schedule>,
+    intervals: Vec<blast_engine::IntervalSummary>,
+    /// The criteria as they stand at the latest interval.
+    live_criteria: Value,
+    /// Pages following blast's stream of chart points.
+    streams: Vec<tokio::sync::mpsc::UnboundedSender<Bytes>>,
     /// Why the last run could not start or finish.
     error: Option<String>,
     /// How many runs were started.
@@ -136,6 +150,8 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
             spawn_rate: args.spawn_rate,
             host: args.host.clone(),
             run_time: args.run_time,
+            rate: None,
+            stages: args.stages.clone(),
         };
         let _ = web.swarms.lock().map(|tx| tx.send(start));
     }
@@ -160,7 +176,6 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
             s.latest = None;
             s.error = None;
             s.outcome = Value::Null;
-            s.target_users = swarm.users;
             s.phase = "spawning";
         }
         let result = run::run_watched(&run_args, Some(web.as_ref()));
@@ -189,7 +204,13 @@ fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
     a.web = false;
     a.users = Some(swarm.users);
     a.spawn_rate = swarm.spawn_rate;
-    a.stages = None;
+    a.stages = swarm.stages.clone();
+    if swarm.stages.is_some() {
+        a.users = None;
+    }
+    if let Some(rate) = swarm.rate {
+        a.rate = Some(blast_engine::Shape::constant(rate));
+    }
     if let Some(t) = swarm.run_time {
         a.run_time = Some(t);
     }
@@ -254,10 +275,25 @@ fn defaults(args: &Args) -> Value {
 }
 
 impl Watcher for Web {
-    fn started(&self, handle: RunHandle, names: &[Name]) {
+    fn started(
+        &self,
+        handle: RunHandle,
+        plan: &blast_engine::Plan,
+        criteria: &[blast_scenarios::Criterion],
+    ) {
         let mut s = lock(&self.state);
         s.handle = Some(handle);
-        s.names = names.to_vec();
+        s.names = plan.script.names().to_vec();
+        s.criteria = criteria.to_vec();
+        s.schedule = Some(plan.schedule.clone());
+        s.intervals.clear();
+        s.live_criteria = json!([]);
+        s.target_users = match &plan.schedule {
+            blast_engine::Schedule::Closed { users } => users.peak().round() as u64,
+            blast_engine::Schedule::Open { .. } => 0,
+        };
+        let run = s.runs;
+        publish(&mut s, &json!({"run": run}));
     }
 
     fn interval(&self, snapshot: &Snapshot<'_>, sample: &Sample) {
@@ -269,7 +305,11 @@ impl Watcher for Web {
             "running"
         };
         s.stats = body;
-        s.points.push(stats::point(snapshot, sample));
+        let point = stats::point(snapshot, sample);
+        publish(&mut s, &point);
+        s.points.push(point);
+        s.intervals.push(stats::summary(snapshot));
+        s.live_criteria = judge(&s, snapshot);
         s.latest = Some((snapshot.cumulative.to_vec(), snapshot.window_total.clone()));
         // The total is rebuilt from the names: the window total is only this interval's.
         if let Some((names, total)) = &mut s.latest {
@@ -294,6 +334,59 @@ impl Watcher for Web {
             stats.insert("user_count".into(), json!(0));
         }
     }
+}
+
+/// Sends one event to every page that follows the stream, forgetting the pages that left.
+fn publish(s: &mut State, event: &Value) {
+    let data = Bytes::from(format!("data: {event}\n\n"));
+    s.streams.retain(|tx| tx.send(data.clone()).is_ok());
+}
+
+/// The criteria judged on the run so far, as they would be if it ended now.
+fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
+    let Some(schedule) = &s.schedule else {
+        return json!([]);
+    };
+    if s.criteria.is_empty() {
+        return json!([]);
+    }
+    let names = s
+        .names
+        .iter()
+        .zip(snapshot.cumulative)
+        .map(|(name, stats)| blast_engine::NameReport {
+            name: name.clone(),
+            stats: stats.clone(),
+        })
+        .collect();
+    let mut total = Stats::new(false);
+    for n in snapshot.cumulative {
+        total.add(n);
+    }
+    let so_far = blast_engine::Report {
+        started_at: std::time::SystemTime::now(),
+        duration: snapshot.elapsed,
+        sending: snapshot.elapsed,
+        run_time: snapshot.elapsed,
+        names,
+        total,
+        history: s.intervals.clone(),
+        schedule: schedule.clone(),
+        workers: 0,
+        pinned: false,
+        interrupted: false,
+        slots: (0, 0),
+        incomplete: None,
+    };
+    let verdicts: Vec<Value> = s
+        .criteria
+        .iter()
+        .map(|c| {
+            let v = c.evaluate(&so_far);
+            json!({"criterion": v.criterion, "measured": v.measured, "pass": v.pass})
+        })
+        .collect();
+    Value::Array(verdicts)
 }
 
 /// First Ctrl-C or SIGTERM: stop the run in progress and quit once its results are written.
@@ -350,10 +443,27 @@ fn http(listener: TcpListener, web: Arc<Web>, defaults: Value) {
     });
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+/// blast's stream of chart points, as server-sent events: one event per interval.
+struct Events(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|event| event.map(|data| Ok(hyper::body::Frame::data(data))))
+    }
+}
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -422,9 +532,23 @@ async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>) -> Reply {
                 "runs": s.runs,
                 "points": s.points,
                 "outcome": s.outcome,
+                "criteria": s.live_criteria,
                 "error": s.error,
                 "defaults": defaults,
             }))
+        }
+        (Method::GET, "/blast/stream") => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            lock(&web.state).streams.push(tx);
+            let mut r = Response::new(Events(rx).boxed());
+            for (name, value) in [
+                (hyper::header::CONTENT_TYPE, "text/event-stream"),
+                (hyper::header::CACHE_CONTROL, "no-cache"),
+            ] {
+                r.headers_mut()
+                    .insert(name, hyper::header::HeaderValue::from_static(value));
+            }
+            r
         }
         (Method::GET, file) => download(web, file),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found"),
@@ -445,18 +569,33 @@ fn swarm(web: &Web, form: &str) -> Value {
             })
             .filter(|v| !v.trim().is_empty())
     };
-    let Some(users) = field("user_count").and_then(|u| u.trim().parse::<u64>().ok()) else {
-        return json!({"success": false, "message": "user_count must be a whole number"});
+    let rate = match field("rate").map(|r| r.trim().parse::<f64>()) {
+        Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
+        Some(_) => return json!({"success": false, "message": "rate must be above 0"}),
+        None => None,
     };
-    if users == 0 {
-        return json!({"success": false, "message": "user_count must be at least 1"});
-    }
+    let users = match field("user_count").map(|u| u.trim().parse::<u64>()) {
+        Some(Ok(u)) if u > 0 => u,
+        None if rate.is_some() => 1,
+        _ => {
+            return json!({"success": false, "message": "user_count must be a whole number from 1"})
+        }
+    };
     let running = lock(&web.state).handle.clone();
     if let Some(handle) = running {
+        if let Some(rate) = rate {
+            handle.set_rate(rate);
+            return json!({"success": true, "message": format!("Retargeting to {rate} requests/s")});
+        }
         handle.set_users(users);
         lock(&web.state).target_users = users;
         return json!({"success": true, "message": format!("Retargeting to {users} users")});
     }
+    let stages = match field("stages").map(|t| crate::args::parse_user_stages(t.trim())) {
+        Some(Ok(shape)) => Some(shape),
+        Some(Err(e)) => return json!({"success": false, "message": e}),
+        None => None,
+    };
     let spawn_rate = match field("spawn_rate").map(|r| r.trim().parse::<f64>()) {
         Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
         Some(_) => return json!({"success": false, "message": "spawn_rate must be above 0"}),
@@ -474,6 +613,8 @@ fn swarm(web: &Web, form: &str) -> Value {
         spawn_rate,
         host: field("host"),
         run_time,
+        rate,
+        stages,
     };
     match web.swarms.lock().map(|tx| tx.send(swarm)) {
         Ok(Ok(())) => {

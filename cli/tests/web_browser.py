@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Drives `blast --web` in headless Chromium (Playwright over the DevTools protocol).
+
+    python3 cli/tests/web_browser.py BLAST_BINARY [SCREENSHOT_DIR]
+
+Starts blast's web UI on a free loopback port (the run goes to blast's built-in reference
+target), opens the page, starts a run from the form, waits for the user count to rise and the
+charts to gain points, changes the user count mid-run and sees it take effect, stops the run
+and downloads the stats CSV. Exits non-zero with a message on the first thing that fails.
+Run by `cargo test` (cli/tests/web.rs), which fails when CI=true and Playwright or Chromium
+is missing.
+"""
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main():
+    blast, shots = sys.argv[1], Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    proc = subprocess.Popen([blast, "--web", "--web-port", "0", "--no-pin"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://\S+/", line).group(0)
+        # Keep draining blast's stdout (each run prints its summary).
+        import threading
+        threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            expect(page.locator("#status")).to_have_text("ready")
+            page.fill("#users", "3")
+            page.fill("#spawn", "30")
+            page.fill("#runtime", "60s")
+            page.click("#startbtn")
+            # The user count rises to 3 and the charts gain points.
+            expect(page.locator("#users-now")).to_have_text("3", timeout=20000)
+            page.wait_for_function("() => points.length >= 2", timeout=20000)
+            rows = page.locator("#stats tbody tr")
+            expect(rows.last).to_contain_text("Aggregated")
+            drawn = page.evaluate("""() => {
+                const c = document.getElementById('chart-rps');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let ink = 0; for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) ink++; }
+                return ink;
+            }""")
+            if drawn < 100:
+                raise SystemExit(f"the requests/s chart has no line ({drawn} pixels drawn)")
+            if shots:
+                page.screenshot(path=str(shots / "web-running.png"), full_page=True)
+            # Change the user count mid-run.
+            page.fill("#retarget", "6")
+            page.click("#retargetbtn")
+            expect(page.locator("#users-now")).to_have_text("6", timeout=20000)
+            # Stop, then download the stats CSV.
+            page.click("#stop")
+            expect(page.locator("#status")).to_have_text("stopped", timeout=30000)
+            link = page.locator("#downloads a", has_text="stats CSV")
+            with page.expect_download() as download:
+                link.click()
+            text = Path(download.value.path()).read_text()
+            if not text.startswith("Type,Name,Request Count,Failure Count"):
+                raise SystemExit(f"the downloaded stats CSV is not Locust's: {text[:80]!r}")
+            if "Aggregated" not in text:
+                raise SystemExit("the downloaded stats CSV has no Aggregated row")
+            if shots:
+                page.screenshot(path=str(shots / "web-stopped.png"), full_page=True)
+            if errors:
+                raise SystemExit(f"script errors on the page: {errors}")
+            browser.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    print("ok: started from the form, users rose to 3, charts drawn, retargeted to 6, "
+          "stopped, stats CSV downloaded")
+
+
+if __name__ == "__main__":
+    main()
