@@ -68,6 +68,8 @@ struct State {
     intervals: Vec<blast_engine::IntervalSummary>,
     /// The criteria as they stand at the latest interval.
     live_criteria: Value,
+    /// When each failure was first and last seen in the current run.
+    failures: blast_report::FailureLog,
     /// Pages following blast's stream of chart points.
     streams: Vec<tokio::sync::mpsc::UnboundedSender<Bytes>>,
     /// Why the last run could not start or finish.
@@ -287,6 +289,7 @@ impl Watcher for Web {
         s.criteria = criteria.to_vec();
         s.schedule = Some(plan.schedule.clone());
         s.intervals.clear();
+        s.failures = blast_report::FailureLog::default();
         s.live_criteria = json!([]);
         s.target_users = match &plan.schedule {
             blast_engine::Schedule::Closed { users } => users.peak().round() as u64,
@@ -298,7 +301,23 @@ impl Watcher for Web {
 
     fn interval(&self, snapshot: &Snapshot<'_>, sample: &Sample) {
         let mut s = lock(&self.state);
-        let body = stats::requests_json(snapshot, &s.names, s.baseline.as_ref(), s.target_users);
+        let now = std::time::SystemTime::now();
+        s.failures.observe(snapshot, now);
+        let rows = {
+            let named = s
+                .names
+                .iter()
+                .zip(snapshot.cumulative)
+                .map(|(n, st)| (n.method.as_str(), n.name.as_str(), &st.counters));
+            s.failures.rows(named, now)
+        };
+        let body = stats::requests_json(
+            snapshot,
+            &s.names,
+            s.baseline.as_ref(),
+            s.target_users,
+            &rows,
+        );
         s.phase = if body["state"] == "spawning" {
             "spawning"
         } else {
@@ -494,13 +513,13 @@ async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>) -> Reply {
             let form = String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
             json_reply(&swarm(web, &form))
         }
-        (Method::GET, "/stop") => {
+        (Method::GET | Method::POST, "/stop") => {
             if let Some(handle) = &lock(&web.state).handle {
                 handle.stop();
             }
             json_reply(&json!({"success": true, "message": "Test stopped"}))
         }
-        (Method::GET, "/stats/reset") => {
+        (Method::GET | Method::POST, "/stats/reset") => {
             let mut s = lock(&web.state);
             s.baseline = s.latest.clone();
             // Shown at once, as Locust does; the next interval fills in the rest.

@@ -2,7 +2,7 @@
 //! Locust's `/stats/requests` JSON, and blast's own chart points and generator health.
 
 use blast_engine::{Name, Snapshot, Stats};
-use blast_report::{ms, ErrorKind, Sample};
+use blast_report::{ms, FailureRow, Sample};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
@@ -30,14 +30,13 @@ fn since(cumulative: &Stats, baseline: Option<&Stats>) -> (Histogram<u64>, u64, 
     )
 }
 
-/// One row of Locust's `stats[]`.
+/// One row of Locust's `stats[]`: `span` is the interval's length, `elapsed` the run's so far.
 fn row(
-    method: &str,
-    name: &str,
+    (method, name): (&str, &str),
     all: &Stats,
     base: Option<&Stats>,
     window: &Stats,
-    span: f64,
+    (span, elapsed): (f64, f64),
 ) -> Value {
     let (h, requests, failures, body) = since(all, base);
     let at = |q: f64| {
@@ -60,19 +59,25 @@ fn row(
         "response_time_percentile_0.99": at(0.99),
         "current_rps": window.counters.requests() as f64 / span,
         "current_fail_per_sec": window.counters.failed() as f64 / span,
+        "total_rps": requests as f64 / elapsed,
+        "total_fail_per_sec": failures as f64 / elapsed,
         "avg_content_length": body as f64 / requests.max(1) as f64,
     })
 }
 
 /// Locust's `/stats/requests` body for one interval; `baseline` is the cumulative state at the
-/// last reset, per name then all together.
+/// last reset, per name then all together; `errors` are the failure rows so far.
 pub fn requests_json(
     snapshot: &Snapshot<'_>,
     names: &[Name],
     baseline: Option<&(Vec<Stats>, Stats)>,
     target_users: u64,
+    errors: &[FailureRow],
 ) -> Value {
-    let span = snapshot.span.as_secs_f64().max(1e-9);
+    let times = (
+        snapshot.span.as_secs_f64().max(1e-9),
+        snapshot.elapsed.as_secs_f64().max(1e-9),
+    );
     let mut total = Stats::new(false);
     for s in snapshot.cumulative {
         total.add(s);
@@ -84,23 +89,26 @@ pub fn requests_json(
         .enumerate()
         .map(|(i, ((n, all), window))| {
             let base = baseline.map(|b| &b.0[i]);
-            row(&n.method, &n.name, all, base, window, span)
+            row((&n.method, &n.name), all, base, window, times)
         })
         .collect();
     let aggregated = row(
-        "",
-        "Aggregated",
+        ("", "Aggregated"),
         &total,
         baseline.map(|b| &b.1),
         snapshot.window_total,
-        span,
+        times,
     );
-    let errors: Vec<Value> = names
+    let errors: Vec<Value> = errors
         .iter()
-        .zip(snapshot.cumulative)
-        .flat_map(|(n, s)| {
-            ErrorKind::counts(&s.counters).into_iter().map(move |(kind, count)| {
-                json!({"method": n.method, "name": n.name, "error": kind.text(), "occurrences": count})
+        .map(|r| {
+            json!({
+                "method": r.method,
+                "name": r.name,
+                "error": r.error,
+                "occurrences": r.occurrences,
+                "first_seen": r.first_seen,
+                "last_seen": r.last_seen,
             })
         })
         .collect();
@@ -120,11 +128,14 @@ pub fn requests_json(
         "running"
     };
     let mut body = Map::new();
-    body.insert("total_rps".into(), aggregated["current_rps"].clone());
-    body.insert(
-        "total_fail_per_sec".into(),
-        aggregated["current_fail_per_sec"].clone(),
-    );
+    // Locust's "total" figures are the current ones of all names together.
+    for (total, current) in [
+        ("total_rps", "current_rps"),
+        ("total_fail_per_sec", "current_fail_per_sec"),
+    ] {
+        body.insert(total.into(), aggregated[current].clone());
+        body.insert(current.into(), aggregated[current].clone());
+    }
     body.insert(
         "fail_ratio".into(),
         json!(failures as f64 / requests.max(1) as f64),
