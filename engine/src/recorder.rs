@@ -160,6 +160,11 @@ impl Recorder {
         c.refused += u64::from(failure.refused);
     }
 
+    /// A request of `name` was cut off by the stop between two of its hops: cancelled.
+    pub fn abandoned(&mut self, name: usize) {
+        self.names[name].counters.cancelled += 1;
+    }
+
     /// The run is over: whatever is still in flight is counted as cancelled.
     pub fn cancel_in_flight(&mut self) {
         for (stats, n) in self.names.iter_mut().zip(&mut self.in_flight) {

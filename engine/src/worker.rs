@@ -563,6 +563,10 @@ impl Local {
             user.failed(broken.class);
             conn = None;
         }
+        if chain.is_some() {
+            // The run stopped between two hops of a redirect: the request never finished.
+            self.recorder.borrow_mut().abandoned(name);
+        }
     }
 }
 

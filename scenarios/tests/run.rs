@@ -376,11 +376,14 @@ fn redirects_are_followed_under_the_first_requests_name() {
         );
         let chain = counters(&report, "chain");
         assert!(chain.ok > 0 && chain.failed() == 0, "{client:?}: {chain:?}");
-        assert_eq!(chain.redirects, 3 * chain.ok, "{client:?}: {chain:?}");
+        // Three hops per finished request; one stopped midway may have made one to three.
+        let hops = chain.redirects - 3 * chain.ok;
+        assert!(hops <= 3 * chain.cancelled, "{client:?}: {chain:?}");
         for name in ["303 after POST", "307 keeps the body"] {
             let c = counters(&report, name);
             assert!(c.ok > 0 && c.failed() == 0, "{client:?} {name}: {c:?}");
-            assert_eq!(c.redirects, c.ok, "{client:?} {name}: {c:?}");
+            // A request stopped between its hops counts as cancelled, once.
+            assert_eq!(c.redirects, c.ok + c.cancelled, "{client:?} {name}: {c:?}");
         }
         let c = counters(&report, "not followed");
         assert!(c.ok > 0 && c.failed() == 0 && c.redirects == 0, "{c:?}");
@@ -424,7 +427,9 @@ fn redirects_that_leave_the_origin_or_loop_fail_with_their_reason() {
         .reasons
         .keys()
         .all(|(_, r)| r.contains("Exceeded 10 redirects")));
-    assert_eq!(looped.redirects, 10 * looped.failed(), "{looped:?}");
+    // Ten hops before each failure; a request stopped midway made fewer.
+    let extra = looped.redirects - 10 * looped.failed();
+    assert!(extra <= 10 * looped.cancelled, "{looped:?}");
     // 307 keeps the POST, which the page refuses.
     let post = counters(&report, "307 to a GET-only page");
     assert_eq!(post.failed_statuses.keys().collect::<Vec<_>>(), [&405]);
