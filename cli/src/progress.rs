@@ -204,6 +204,7 @@ mod tests {
             window: names,
             window_total: &names[0],
             cumulative: names,
+            cumulative_total: &names[0],
             users: 64,
             loop_lag_us: 0,
             backlog: 0,

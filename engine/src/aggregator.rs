@@ -21,6 +21,8 @@ pub struct Snapshot<'a> {
     pub window_total: &'a Stats,
     /// Stats since the start of the run, one entry per request name.
     pub cumulative: &'a [Stats],
+    /// Stats since the start of the run, all names together.
+    pub cumulative_total: &'a Stats,
     /// Users running at the end of the interval (open model: open connections).
     pub users: u64,
     /// How late the busiest worker's event loop ran a timer in the interval, in microseconds.
@@ -148,6 +150,7 @@ impl Aggregator {
                 loop_lag_us: p.lag_us,
                 backlog: p.backlog,
             });
+            let cumulative_total = total(&self.cumulative);
             observer(&Snapshot {
                 start: p.start,
                 elapsed: p.end,
@@ -155,6 +158,7 @@ impl Aggregator {
                 window: &p.window,
                 window_total: &merged,
                 cumulative: &self.cumulative,
+                cumulative_total: &cumulative_total,
                 users: p.users,
                 loop_lag_us: p.lag_us,
                 backlog: p.backlog,

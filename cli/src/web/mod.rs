@@ -322,14 +322,10 @@ impl Watcher for Web {
         s.points.push(point);
         s.intervals.push(stats::summary(snapshot));
         s.live_criteria = judge(&s, snapshot);
-        s.latest = Some((snapshot.cumulative.to_vec(), snapshot.window_total.clone()));
-        // The total is rebuilt from the names: the window total is only this interval's.
-        if let Some((names, total)) = &mut s.latest {
-            *total = Stats::new(false);
-            for n in names.iter() {
-                total.add(n);
-            }
-        }
+        s.latest = Some((
+            snapshot.cumulative.to_vec(),
+            snapshot.cumulative_total.clone(),
+        ));
     }
 
     fn finished(&self, record: &RunRecord) {
@@ -371,17 +367,13 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
             stats: stats.clone(),
         })
         .collect();
-    let mut total = Stats::new(false);
-    for n in snapshot.cumulative {
-        total.add(n);
-    }
     let so_far = blast_engine::Report {
         started_at: std::time::SystemTime::now(),
         duration: snapshot.elapsed,
         sending: snapshot.elapsed,
         run_time: snapshot.elapsed,
         names,
-        total,
+        total: snapshot.cumulative_total.clone(),
         history: s.intervals.clone(),
         schedule: schedule.clone(),
         workers: 0,

@@ -78,10 +78,6 @@ pub fn requests_json(
         snapshot.span.as_secs_f64().max(1e-9),
         snapshot.elapsed.as_secs_f64().max(1e-9),
     );
-    let mut total = Stats::new(false);
-    for s in snapshot.cumulative {
-        total.add(s);
-    }
     let mut stats: Vec<Value> = names
         .iter()
         .zip(snapshot.cumulative)
@@ -94,7 +90,7 @@ pub fn requests_json(
         .collect();
     let aggregated = row(
         ("", "Aggregated"),
-        &total,
+        snapshot.cumulative_total,
         baseline.map(|b| &b.1),
         snapshot.window_total,
         times,

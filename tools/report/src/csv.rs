@@ -100,13 +100,7 @@ impl CsvWriter {
         self.write_snapshot(snapshot.cumulative, snapshot.elapsed, failures)?;
         self.write_blast_row(snapshot, now, sample)?;
         let total_window = snapshot.window_total;
-        let total = snapshot
-            .cumulative
-            .iter()
-            .fold(Stats::new(false), |mut all, s| {
-                all.add(s);
-                all
-            });
+        let total = snapshot.cumulative_total;
         let mut lines = Vec::new();
         let stamp = unix_seconds(now);
         let span = snapshot.span;
@@ -132,7 +126,7 @@ impl CsvWriter {
         let shown = if self.full_history {
             total_window
         } else {
-            &total
+            total
         };
         lines.push(history_row(
             stamp,
@@ -140,7 +134,7 @@ impl CsvWriter {
             &aggregated,
             total_window,
             shown,
-            &total,
+            total,
             span,
         ));
         for line in lines {
