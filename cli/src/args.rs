@@ -218,8 +218,9 @@ pub struct Args {
     #[arg(help_heading = "Outputs")]
     pub hdr_log: Option<PathBuf>,
 
-    /// Sample this local process each second (CPU, RSS, threads, open files), e.g. the target's
-    /// server; the samples go into the history outputs, the JSON record and the HTML charts.
+    /// Sample this local process and all its descendants each second (CPU, RSS, threads,
+    /// processes, open files), e.g. the target server's master; the samples go into the history
+    /// outputs, the JSON record and the HTML charts.
     #[arg(long, value_name = "PID")]
     #[arg(help_heading = "Monitoring")]
     pub monitor_pid: Option<u32>,

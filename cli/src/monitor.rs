@@ -3,6 +3,8 @@
 //! Linux's `/proc` or by running the command. A sample that cannot be read is left out, never
 //! an error: monitoring must not stop a run.
 
+mod tree;
+
 use blast_report::Sample;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -185,7 +187,7 @@ impl WorkerCpu {
 pub struct Monitor {
     workers: WorkerCpu,
     steal: Steal,
-    pid: Option<(u32, Ticks)>,
+    pid: Option<tree::ProcessTree>,
     commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
     warned: bool,
     warned_stall: bool,
@@ -210,7 +212,7 @@ impl Monitor {
         Monitor {
             workers: WorkerCpu::default(),
             steal: Steal::default(),
-            pid: pid.map(|p| (p, Ticks::new(PathBuf::from(format!("/proc/{p}"))))),
+            pid: pid.map(tree::ProcessTree::new),
             commands,
             warned: false,
             warned_stall: false,
@@ -220,8 +222,8 @@ impl Monitor {
     /// The names of the monitored values, in the order outputs list them.
     pub fn keys(&self) -> Vec<String> {
         let mut keys = vec!["blast.rss_mb".to_string(), "blast.fds".to_string()];
-        if let Some((pid, _)) = &self.pid {
-            keys.extend(["cpu_pct", "rss_mb", "threads", "fds"].map(|k| format!("pid{pid}.{k}")));
+        if let Some(tree) = &self.pid {
+            keys.extend(tree.keys());
         }
         keys.extend(self.commands.iter().map(|(name, _)| name.clone()));
         keys
@@ -237,17 +239,8 @@ impl Monitor {
         let (rss, _) = status(me);
         monitor.extend(rss.map(|v| ("blast.rss_mb".to_string(), v)));
         monitor.extend(open_files(me).map(|v| ("blast.fds".to_string(), v)));
-        if let Some((pid, ticks)) = &mut self.pid {
-            let (rss, threads) = status(&ticks.dir);
-            let values = [
-                ("cpu_pct", ticks.cpu_pct()),
-                ("rss_mb", rss),
-                ("threads", threads),
-                ("fds", open_files(&ticks.dir)),
-            ];
-            for (key, value) in values {
-                monitor.extend(value.map(|v| (format!("pid{pid}.{key}"), v)));
-            }
+        if let Some(tree) = &mut self.pid {
+            monitor.extend(tree.sample());
         }
         for (name, latest) in &self.commands {
             let value = *latest.lock().unwrap_or_else(|p| p.into_inner());
