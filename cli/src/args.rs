@@ -92,6 +92,12 @@ pub struct Args {
     #[arg(help_heading = "Load")]
     pub peak: Option<f64>,
 
+    /// Forget the ramp-up: reset the statistics when the load first reaches its peak, as
+    /// Locust's --reset-stats (every output then covers the rest of the run).
+    #[arg(long)]
+    #[arg(help_heading = "Load")]
+    pub reset_stats: bool,
+
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
     #[arg(help_heading = "Load")]
@@ -426,6 +432,7 @@ impl Args {
             ClientArg::Hyper => Client::Hyper,
         };
         plan.retry = !self.no_retry;
+        plan.reset_stats = self.reset_stats;
         plan.tls = self.tls()?;
         plan.timeout = self.timeout;
         plan.connect_timeout = self.connect_timeout;

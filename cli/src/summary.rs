@@ -127,6 +127,20 @@ pub fn render(
         bytes(c.bytes_received),
     );
     connection_lines(&mut out, c);
+    if record.phases.len() > 1 {
+        let parts: Vec<String> = record
+            .phases
+            .iter()
+            .map(|p| {
+                let p99 = p
+                    .latency_ms
+                    .as_ref()
+                    .map_or("-".to_string(), |l| format!("{:.2} ms", l.p99));
+                format!("{} {:.0}-{:.0} s p99 {p99}", p.phase, p.start_s, p.end_s)
+            })
+            .collect();
+        let _ = writeln!(out, "  phases        {}", parts.join(", "));
+    }
     if let Schedule::Open { .. } = &report.schedule {
         let _ = writeln!(
             out,

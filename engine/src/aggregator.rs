@@ -4,7 +4,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::recorder::Delta;
+use crate::schedule::PhaseKind;
 use crate::stats::{Counters, Stats};
+
+/// The stats of one phase of the run, all names together.
+#[derive(Clone, Debug)]
+pub struct PhaseReport {
+    /// Ramp-up, steady or ramp-down.
+    pub kind: PhaseKind,
+    /// When the phase starts, from the start of the run.
+    pub start: Duration,
+    /// When it ends (the run's end at the latest).
+    pub end: Duration,
+    /// The intervals whose middle falls in it, merged exactly.
+    pub stats: Stats,
+}
 
 /// What the run looks like at the end of one interval, handed to the run's observer.
 pub struct Snapshot<'a> {
@@ -74,10 +88,22 @@ pub(crate) struct Aggregator {
     pub history: Vec<IntervalSummary>,
     /// Open model: the slots due in the run and those never sent, from the last deltas.
     pub slots: (u64, u64),
+    /// Per phase of the run, its stats so far.
+    pub phases: Vec<PhaseReport>,
+    /// Forget the cumulative stats when the first interval past this time comes (Locust's
+    /// `--reset-stats` at the end of the ramp-up).
+    reset_at: Option<Duration>,
 }
 
 impl Aggregator {
-    pub fn new(workers: usize, names: usize, with_service: bool, interval: Duration) -> Aggregator {
+    pub fn new(
+        workers: usize,
+        names: usize,
+        with_service: bool,
+        interval: Duration,
+        phases: &[(PhaseKind, Duration, Duration)],
+        reset_at: Option<Duration>,
+    ) -> Aggregator {
         let template: Vec<Stats> = (0..names).map(|_| Stats::new(with_service)).collect();
         Aggregator {
             interval,
@@ -87,6 +113,16 @@ impl Aggregator {
             template,
             history: Vec::new(),
             slots: (0, 0),
+            phases: phases
+                .iter()
+                .map(|&(kind, start, end)| PhaseReport {
+                    kind,
+                    start,
+                    end,
+                    stats: Stats::new(with_service),
+                })
+                .collect(),
+            reset_at,
         }
     }
 
@@ -111,14 +147,8 @@ impl Aggregator {
             self.slots.0 += delta.slots.0;
             self.slots.1 += delta.slots.1;
         }
-        for ((win, cum), d) in p
-            .window
-            .iter_mut()
-            .zip(&mut self.cumulative)
-            .zip(&delta.names)
-        {
+        for (win, d) in p.window.iter_mut().zip(&delta.names) {
             win.add(d);
-            cum.add(d);
         }
         self.next_tick[delta.worker] = (!delta.last).then_some(delta.tick + 1);
         let complete_below = self.next_tick.iter().flatten().min().copied();
@@ -133,7 +163,24 @@ impl Aggregator {
                 break;
             }
             let p = entry.remove();
+            let middle = (p.start + p.end) / 2;
+            if self.reset_at.is_some_and(|at| middle >= at) {
+                // The ramp-up is over: from here on the run counts from zero, as in Locust.
+                self.reset_at = None;
+                self.cumulative = self.template.clone();
+            }
+            // The cumulative view grows an interval at a time, in order, so every observer
+            // sees exactly the intervals reported so far.
+            for (cum, win) in self.cumulative.iter_mut().zip(&p.window) {
+                cum.add(win);
+            }
             let merged = total(&p.window);
+            // Phases are in order and back to back; the stop grace belongs to the last one.
+            let last = self.phases.len().saturating_sub(1);
+            let at = self.phases.iter().position(|ph| middle < ph.end);
+            if let Some(phase) = self.phases.get_mut(at.unwrap_or(last)) {
+                phase.stats.add(&merged);
+            }
             // A last interval in which nothing happened, shorter than half an interval, is
             // not a row: it would only be the moment of stopping.
             let empty = merged.counters == Counters::default();
@@ -166,13 +213,14 @@ impl Aggregator {
         }
     }
 
-    /// Flushes what is left and returns the cumulative stats per name.
+    /// Flushes what is left and returns the cumulative stats per name, the history and the
+    /// phases.
     pub fn finish(
         mut self,
         observer: &mut dyn FnMut(&Snapshot),
-    ) -> (Vec<Stats>, Vec<IntervalSummary>) {
+    ) -> (Vec<Stats>, Vec<IntervalSummary>, Vec<PhaseReport>) {
         self.emit(None, observer);
-        (self.cumulative, self.history)
+        (self.cumulative, self.history, self.phases)
     }
 }
 
@@ -209,7 +257,7 @@ mod tests {
 
     #[test]
     fn intervals_wait_for_every_live_worker() {
-        let mut agg = Aggregator::new(2, 1, false, Duration::from_secs(1));
+        let mut agg = Aggregator::new(2, 1, false, Duration::from_secs(1), &[], None);
         let mut seen = Vec::new();
         let mut obs = |s: &Snapshot| seen.push((s.elapsed.as_secs(), s.window[0].counters.ok));
         agg.absorb(delta(0, 0, 1, false), &mut obs);
@@ -217,7 +265,7 @@ mod tests {
         agg.absorb(delta(1, 0, 10, false), &mut obs);
         agg.absorb(delta(1, 1, 20, true), &mut obs);
         agg.absorb(delta(0, 2, 3, true), &mut obs);
-        let (cum, history) = agg.finish(&mut obs);
+        let (cum, history, _) = agg.finish(&mut obs);
         assert_eq!(seen, [(1, 11), (2, 22), (3, 3)]);
         assert_eq!(cum[0].counters.ok, 36);
         assert_eq!(cum[0].latency_us.len(), 5);

@@ -7,10 +7,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 
-use crate::aggregator::{total, Aggregator, IntervalSummary, Snapshot};
+use crate::aggregator::{total, Aggregator, IntervalSummary, PhaseReport, Snapshot};
 use crate::connection::{Client, Connection, Connector, RawConnection, TlsOptions};
 use crate::request::Target;
-use crate::schedule::Schedule;
+use crate::schedule::{PhaseKind, Schedule};
 use crate::script::{Name, Script};
 use crate::stats::Stats;
 use crate::worker::{self, WorkerSpec};
@@ -47,6 +47,9 @@ pub struct Plan {
     pub stop_timeout: Duration,
     /// How often workers ship stats and the observer sees a snapshot. Default: 1 s.
     pub interval: Duration,
+    /// Forget the ramp-up: the cumulative stats (and every output made from them) start again
+    /// when the shape first reaches its peak, as Locust's `--reset-stats`. Default: false.
+    pub reset_stats: bool,
 }
 
 impl Plan {
@@ -66,6 +69,7 @@ impl Plan {
             connect_timeout: Duration::from_secs(5),
             stop_timeout: Duration::from_secs(5),
             interval: Duration::from_secs(1),
+            reset_stats: false,
         }
     }
 
@@ -237,6 +241,8 @@ pub struct Report {
     /// Open model: slots of the timetable due while sending, and those never sent (all
     /// connections were busy until the end; k6's dropped iterations). Zero for the closed model.
     pub slots: (u64, u64),
+    /// The run's phases (ramp-up, steady, ramp-down) with their own stats.
+    pub phases: Vec<PhaseReport>,
     /// Why the results are incomplete: the message of a worker thread that panicked.
     pub incomplete: Option<String>,
 }
@@ -368,7 +374,20 @@ impl Engine {
         drop(tx);
 
         let names = plan.script.names();
-        let mut aggregator = Aggregator::new(workers, names.len(), with_service, plan.interval);
+        let phases = plan.schedule.phases(plan.run_time);
+        let reset_at = phases
+            .iter()
+            .find(|(kind, _, _)| *kind == PhaseKind::Steady)
+            .map(|(_, start, _)| *start)
+            .filter(|start| plan.reset_stats && !start.is_zero());
+        let mut aggregator = Aggregator::new(
+            workers,
+            names.len(),
+            with_service,
+            plan.interval,
+            &phases,
+            reset_at,
+        );
         for delta in rx {
             aggregator.absorb(delta, &mut observer);
         }
@@ -386,7 +405,7 @@ impl Engine {
             .map_or(plan.run_time, |s| s.min(plan.run_time))
             .min(duration);
         let slots = aggregator.slots;
-        let (cumulative, history) = aggregator.finish(&mut observer);
+        let (cumulative, history, phases) = aggregator.finish(&mut observer);
         let names = names
             .iter()
             .zip(cumulative.iter())
@@ -408,6 +427,7 @@ impl Engine {
             interrupted: stopped.is_some_and(|s| s < plan.run_time),
             sending,
             slots,
+            phases,
             incomplete: lock(&self.shared.panic).clone(),
         })
     }

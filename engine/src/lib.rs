@@ -30,13 +30,13 @@ mod script;
 mod stats;
 mod worker;
 
-pub use aggregator::{IntervalSummary, Snapshot};
+pub use aggregator::{IntervalSummary, PhaseReport, Snapshot};
 pub use connection::{Client, TlsOptions};
 pub use engine::{available_cores, Engine, NameReport, Plan, Report, RunHandle};
 pub use error::EngineError;
 pub use redirect::{Redirect, MAX_REDIRECTS};
 pub use request::{RequestTemplate, Target};
-pub use schedule::{Schedule, Shape, Stage};
+pub use schedule::{PhaseKind, Schedule, Shape, Stage};
 pub use script::{Action, Name, Reply, Requests, Script, User, UserId, MAX_KEPT_BODY};
 pub use stats::{new_histogram, Counters, FailureClass, Stats, MAX_REASONS};
 pub use worker::LATE_AFTER;

@@ -137,6 +137,62 @@ impl Shape {
     }
 }
 
+/// A stretch of a run by what its load shape does: rising to its peak, holding it, leaving it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseKind {
+    /// Before the shape first reaches its peak.
+    RampUp,
+    /// At the peak.
+    Steady,
+    /// After the shape last leaves its peak.
+    RampDown,
+}
+
+impl PhaseKind {
+    /// `ramp-up`, `steady` or `ramp-down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseKind::RampUp => "ramp-up",
+            PhaseKind::Steady => "steady",
+            PhaseKind::RampDown => "ramp-down",
+        }
+    }
+}
+
+impl Shape {
+    /// The phases of `run_time` under this shape: ramp-up until it first reaches its peak,
+    /// steady while at it, ramp-down after it last leaves it. Empty phases are left out.
+    pub fn phases(&self, run_time: Duration) -> Vec<(PhaseKind, Duration, Duration)> {
+        let peak = self.peak();
+        let mut first = (self.start >= peak).then_some(Duration::ZERO);
+        // Until the end, unless a stage leaves the peak.
+        let mut last = run_time;
+        let mut at = Duration::ZERO;
+        let mut from = self.start;
+        for stage in &self.stages {
+            let end = at + stage.duration;
+            if stage.target >= peak {
+                first.get_or_insert(end);
+                last = run_time;
+            } else if from >= peak {
+                last = at;
+            }
+            at = end;
+            from = stage.target;
+        }
+        let first = first.unwrap_or(Duration::ZERO).min(run_time);
+        let last = last.clamp(first, run_time);
+        [
+            (PhaseKind::RampUp, Duration::ZERO, first),
+            (PhaseKind::Steady, first, last),
+            (PhaseKind::RampDown, last, run_time),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| b > a)
+        .collect()
+    }
+}
+
 /// How load is offered to the target.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Schedule {
@@ -170,6 +226,14 @@ impl Schedule {
         Schedule::Open {
             rate: Shape::constant(rate),
             max_connections,
+        }
+    }
+
+    /// The phases of a run of `run_time` under this schedule (see [`Shape::phases`]).
+    pub fn phases(&self, run_time: Duration) -> Vec<(PhaseKind, Duration, Duration)> {
+        match self {
+            Schedule::Closed { users } => users.phases(run_time),
+            Schedule::Open { rate, .. } => rate.phases(run_time),
         }
     }
 
@@ -364,6 +428,47 @@ mod tests {
         assert_eq!(burst.peak(), 1000.0);
         assert_eq!(burst.scaled(0.5).peak(), 500.0);
         assert_eq!(Shape::ramp(100.0, 10.0).at(secs(5.0)), 50.0);
+    }
+
+    #[test]
+    fn phases_follow_the_shape() {
+        let kinds = |shape: &Shape, run: f64| -> Vec<(&str, u64, u64)> {
+            shape
+                .phases(secs(run))
+                .iter()
+                .map(|(k, a, b)| (k.as_str(), a.as_secs(), b.as_secs()))
+                .collect()
+        };
+        let burst = stages(0.0, &[(60.0, 1000.0), (120.0, 1000.0), (60.0, 0.0)]);
+        assert_eq!(
+            kinds(&burst, 240.0),
+            [
+                ("ramp-up", 0, 60),
+                ("steady", 60, 180),
+                ("ramp-down", 180, 240)
+            ]
+        );
+        // Locust's -u 100 -r 10 for 5 minutes.
+        assert_eq!(
+            kinds(&Shape::ramp(100.0, 10.0), 300.0),
+            [("ramp-up", 0, 10), ("steady", 10, 300)]
+        );
+        assert_eq!(kinds(&Shape::constant(5.0), 30.0), [("steady", 0, 30)]);
+        // A run cut before the peak is all ramp-up.
+        assert_eq!(kinds(&burst, 30.0), [("ramp-up", 0, 30)]);
+        // Two visits to the peak: steady from the first, ramp-down after the last.
+        let twice = stages(
+            0.0,
+            &[(10.0, 50.0), (10.0, 20.0), (10.0, 50.0), (10.0, 0.0)],
+        );
+        assert_eq!(
+            kinds(&twice, 40.0),
+            [
+                ("ramp-up", 0, 10),
+                ("steady", 10, 30),
+                ("ramp-down", 30, 40)
+            ]
+        );
     }
 
     #[test]

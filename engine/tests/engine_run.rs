@@ -479,3 +479,23 @@ fn the_rate_can_change_while_running() {
     let (scheduled, missed) = report.slots;
     assert_eq!(c.requests() + c.cancelled + missed, scheduled, "{c:?}");
 }
+
+#[test]
+fn reset_stats_forgets_the_ramp_up() {
+    let server = serve(Config::default());
+    let ramp = Schedule::Closed {
+        users: Shape::ramp(4.0, 4.0),
+    };
+    let mut plan = plan(&server.url(), ramp, Client::Raw);
+    plan.run_time = Duration::from_secs(3);
+    plan.interval = Duration::from_millis(250);
+    plan.reset_stats = true;
+    let report = run(plan);
+    let phases: Vec<_> = report.phases.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(phases, ["ramp-up", "steady"]);
+    let (ramp, steady) = (&report.phases[0].stats, &report.phases[1].stats);
+    assert!(ramp.counters.requests() > 0 && steady.counters.requests() > 0);
+    // The run's totals are the steady state's; the phases still hold both.
+    assert_eq!(report.total.counters.requests(), steady.counters.requests());
+    assert_eq!(report.total.latency_us.len(), steady.latency_us.len());
+}

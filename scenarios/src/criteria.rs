@@ -13,7 +13,7 @@
 //!
 //! OP is one of `<`, `<=`, `>`, `>=`, `==`, `!=`.
 
-use blast_engine::{FailureClass, Name, Report, Stats};
+use blast_engine::{FailureClass, Name, PhaseKind, Report, Stats};
 use std::fmt;
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ pub struct Criterion {
     /// Milliseconds for latency metrics, percent for rates, plain otherwise.
     threshold: f64,
     window: Option<Duration>,
+    /// Judged on one phase of the run only (`in steady`).
+    phase: Option<PhaseKind>,
 }
 
 /// The outcome of one criterion.
@@ -103,9 +105,21 @@ impl Criterion {
         let bad = |why: &str| {
             format!("invalid criterion {text:?}: {why} (expected e.g. p99<500ms, success>=99%, /path:p95<200ms, rps>=1000 for 1m)")
         };
-        let (body, window) = match text.rsplit_once(" for ") {
-            Some((body, d)) => (body, Some(parse_duration(d).map_err(|e| bad(&e))?)),
+        let (text_body, phase) = match text.trim().rsplit_once(" in ") {
+            Some((body, p)) => {
+                let phase = [PhaseKind::RampUp, PhaseKind::Steady, PhaseKind::RampDown]
+                    .into_iter()
+                    .find(|k| k.as_str() == p.trim())
+                    .ok_or_else(|| {
+                        bad("the phase after 'in' must be ramp-up, steady or ramp-down")
+                    })?;
+                (body, Some(phase))
+            }
             None => (text, None),
+        };
+        let (body, window) = match text_body.rsplit_once(" for ") {
+            Some((body, d)) => (body, Some(parse_duration(d).map_err(|e| bad(&e))?)),
+            None => (text_body, None),
         };
         let (at, op_text, op) = Op::ALL
             .iter()
@@ -123,6 +137,11 @@ impl Criterion {
         if window.is_some() && metric != Metric::Rps {
             return Err(bad("'for DURATION' only applies to rps"));
         }
+        if phase.is_some() && (scope.is_some() || window.is_some()) {
+            return Err(bad(
+                "a phase is judged on all its requests: no name and no 'for'",
+            ));
+        }
         let threshold = parse_threshold(metric, value).ok_or_else(|| bad("bad value"))?;
         Ok(Criterion {
             text: text.trim().to_string(),
@@ -131,6 +150,7 @@ impl Criterion {
             op,
             threshold,
             window,
+            phase,
         })
     }
 
@@ -151,9 +171,14 @@ impl Criterion {
 
     /// Evaluates the criterion against a finished run.
     pub fn evaluate(&self, report: &Report) -> Verdict {
-        let stats = match &self.scope {
-            None => report.total.clone(),
-            Some(scope) => {
+        let phase = self
+            .phase
+            .map(|kind| report.phases.iter().find(|p| p.kind == kind));
+        let stats = match (&self.scope, phase) {
+            (_, Some(Some(p))) => p.stats.clone(),
+            (_, Some(None)) => Stats::new(false),
+            (None, None) => report.total.clone(),
+            (Some(scope), None) => {
                 let mut merged = Stats::new(report.total.service_us.is_some());
                 for n in report.names.iter().filter(|n| matches(&n.name, scope)) {
                     merged.add(&n.stats);
@@ -189,9 +214,13 @@ impl Criterion {
             Metric::Min => ms(h.min()),
             Metric::Max => ms(h.max()),
             Metric::Quantile(q) => ms(h.value_at_quantile(q)),
-            Metric::Rps => match self.window {
-                None => finished as f64 / report.sending.as_secs_f64().max(1e-9),
-                Some(w) => best_scoped_rate(report, self.scope.as_deref(), w),
+            Metric::Rps => match (self.window, phase.flatten()) {
+                (_, Some(p)) => {
+                    let end = p.end.min(report.sending);
+                    finished as f64 / end.saturating_sub(p.start).as_secs_f64().max(1e-9)
+                }
+                (None, None) => finished as f64 / report.sending.as_secs_f64().max(1e-9),
+                (Some(w), None) => best_scoped_rate(report, self.scope.as_deref(), w),
             },
             Metric::Success => pct(c.ok),
             Metric::FailureRate => pct(c.failed()),
@@ -212,9 +241,10 @@ impl Criterion {
 
     fn show(&self, v: f64) -> String {
         if v.is_nan() {
-            return match self.window {
-                Some(w) => format!("nothing: the run was shorter than {w:?}"),
-                None => "nothing: no requests".into(),
+            return match (self.window, self.phase) {
+                (Some(w), _) => format!("nothing: the run was shorter than {w:?}"),
+                (None, Some(p)) => format!("nothing: no requests in the {} phase", p.as_str()),
+                (None, None) => "nothing: no requests".into(),
             };
         }
         match self.metric {

@@ -467,3 +467,59 @@ fn gzip_bodies_are_decoded_before_captures() {
         assert_eq!(next.ok, gz.ok, "{client:?}: {next:?}");
     }
 }
+
+#[test]
+fn a_slow_ramp_up_is_its_own_phase_and_steady_criteria_judge_the_rest() {
+    // The target holds every request of its first 1.5 s; the users ramp up over 2 s.
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Config {
+            stall: Some(blast_target::Stall {
+                after: Duration::ZERO,
+                duration: Duration::from_millis(1500),
+            }),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Steady"
+        wait_time = "constant(0.02)"
+        [[user.task]]
+        request = "GET /"
+        "#,
+    );
+    let schedule = Schedule::Closed {
+        users: blast_engine::Shape::ramp(4.0, 2.0),
+    };
+    let (report, _) = run_with(&server, &s, schedule, Duration::from_secs(5));
+    let kinds: Vec<&str> = report.phases.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, ["ramp-up", "steady"]);
+    let judge = |text: &str| Criterion::parse(text).unwrap().evaluate(&report).pass;
+    // A handful of held requests among thousands: the maximum shows them.
+    assert!(!judge("max<1s"), "the whole run includes the held requests");
+    assert!(!judge("max<1s in ramp-up"));
+    assert!(judge("max<1s in steady"));
+    assert!(judge("rps>=10 in steady"));
+    let steady = &report.phases[1].stats.counters;
+    let ramp = &report.phases[0].stats.counters;
+    assert_eq!(
+        steady.requests() + ramp.requests(),
+        report.total.counters.requests()
+    );
+}
+
+#[test]
+fn phase_criteria_parse_and_refuse_what_they_cannot_judge() {
+    assert!(Criterion::parse("p99<500ms in steady").is_ok());
+    assert!(Criterion::parse("failure_rate<1% in ramp-down").is_ok());
+    for bad in [
+        "p99<500ms in warmup",
+        "/api:p99<500ms in steady",
+        "rps>=10 for 1m in steady",
+    ] {
+        assert!(Criterion::parse(bad).is_err(), "{bad}");
+    }
+}

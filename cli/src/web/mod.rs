@@ -380,6 +380,7 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
         pinned: false,
         interrupted: false,
         slots: (0, 0),
+        phases: Vec::new(),
         incomplete: None,
     };
     let verdicts: Vec<Value> = s

@@ -37,6 +37,7 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     out.extend(errors(run));
     out.extend(slowest_names(run));
     out.extend(stalls(run));
+    out.extend(phase_split(run));
     out.extend(generator(run));
     for g in &run.growth {
         out.push(Finding {
@@ -61,6 +62,9 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
 
 /// The points of the run while users were rising (or all of a constant run), with traffic.
 fn ramp_up(history: &[Point]) -> Vec<&Point> {
+    if history.is_empty() {
+        return Vec::new();
+    }
     let peak_at = history
         .iter()
         .enumerate()
@@ -297,6 +301,35 @@ fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((sxy / sxx, sxy * sxy / (sxx * syy)))
 }
 
+/// A tail that belongs to one phase of the run, not to the steady state.
+fn phase_split(run: &RunRecord) -> Option<Finding> {
+    let p99 = |l: &Option<crate::Latency>| l.as_ref().map(|l| l.p99);
+    let steady = p99(&run.phases.iter().find(|p| p.phase == "steady")?.latency_ms)?;
+    let overall = p99(&run.latency_ms)?;
+    // Only a tail well above the steady state's (the same queueing test as the knee's).
+    if overall < 2.0 * steady || overall - steady < 10.0 {
+        return None;
+    }
+    let (worst, worst_p99) = run
+        .phases
+        .iter()
+        .filter(|p| p.phase != "steady")
+        .filter_map(|p| Some((p, p99(&p.latency_ms)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(Finding {
+        text: format!(
+            "**The slow part is the {phase}**: p99 {overall:.1} ms over the run, {worst_p99:.1} ms in the {:.0}-{:.0} s {phase} ({} requests, {} failed); steady-state p99 {steady:.1} ms.",
+            worst.start_s,
+            worst.end_s,
+            worst.requests,
+            worst.failures,
+            phase = worst.phase,
+        ),
+        action: format!("Judge the steady state on its own (`p99<500ms in steady`, or --reset-stats), and find what the {} costs the server (logins, cold caches, connection set-up).", worst.phase),
+        weight: 105.0,
+    })
+}
+
 fn stalls(run: &RunRecord) -> Option<Finding> {
     let g = &run.generator;
     g.stalled.then(|| Finding {
@@ -405,6 +438,20 @@ mod tests {
         assert_eq!(throughput_plateau(&ramp), None);
     }
 
+    /// A record with nothing in it, for findings tests to fill in.
+    fn minimal_run() -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "blast_version": "0", "command": [], "target": "t", "host": "h",
+            "started_at": "", "ended_at": "", "duration_s": 8.0, "threads": 1,
+            "pinned": false, "interrupted": false, "model": "closed", "requests": 8000,
+            "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
+            "rps": 1000.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
+            "names": [], "failure_rows": [], "criteria": [], "passed": true,
+            "history": [], "percentiles": []
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn a_generator_stall_is_not_blamed_on_the_target() {
         // A ramp of 5 to 40 users, with blast stopped for 2 s at 6 s: p99 jumps there.
@@ -415,16 +462,7 @@ mod tests {
             p.p99_ms = Some(1950.0);
             p.sample.loop_lag_ms = 2001.0;
         }
-        let mut run: RunRecord = serde_json::from_value(serde_json::json!({
-            "blast_version": "0", "command": [], "target": "t", "host": "h",
-            "started_at": "", "ended_at": "", "duration_s": 8.0, "threads": 1,
-            "pinned": false, "interrupted": false, "model": "closed", "requests": 8000,
-            "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
-            "rps": 1000.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
-            "names": [], "failure_rows": [], "criteria": [], "passed": true,
-            "history": [], "percentiles": []
-        }))
-        .unwrap();
+        let mut run = minimal_run();
         run.history = history;
         run.generator.note_stalls(&run.history);
         let all = findings(&run);
@@ -440,6 +478,34 @@ mod tests {
             "{:?}",
             all.iter().map(|f| &f.text).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_tail_that_belongs_to_the_ramp_up_says_so() {
+        let phase = |name: &str, start: f64, end: f64, p99: f64| {
+            serde_json::json!({"phase": name, "start_s": start, "end_s": end, "requests": 500,
+                "failures": 0, "rps": 100.0, "latency_ms": {"min": 1.0, "mean": 2.0, "p50": 2.0,
+                "p90": 3.0, "p95": 4.0, "p99": p99, "p999": p99, "p9999": p99, "max": p99}})
+        };
+        let mut value = serde_json::to_value(minimal_run()).unwrap();
+        value["phases"] = serde_json::json!([
+            phase("ramp-up", 0.0, 8.0, 1150.0),
+            phase("steady", 8.0, 60.0, 38.0)
+        ]);
+        value["latency_ms"] = phase("x", 0.0, 0.0, 1100.0)["latency_ms"].clone();
+        let run: RunRecord = serde_json::from_value(value).unwrap();
+        let all = findings(&run);
+        assert!(
+            all[0].text.starts_with("**The slow part is the ramp-up**: p99 1100.0 ms over the run, 1150.0 ms in the 0-8 s ramp-up")
+                && all[0].text.contains("steady-state p99 38.0 ms"),
+            "{}",
+            all[0].text
+        );
+        // A run that is as slow when steady has no such finding.
+        let mut value = serde_json::to_value(&run).unwrap();
+        value["phases"][1] = phase("steady", 8.0, 60.0, 900.0);
+        let run: RunRecord = serde_json::from_value(value).unwrap();
+        assert!(findings(&run).iter().all(|f| !f.text.contains("slow part")));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
 pub use record::{
-    mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NameRecord, Point,
-    RunInfo, RunRecord, Sample,
+    mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NameRecord,
+    PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
 pub use time::{unix_seconds, utc_seconds};

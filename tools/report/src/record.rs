@@ -305,6 +305,25 @@ pub struct CriterionRecord {
     pub pass: bool,
 }
 
+/// One phase of the run (ramp-up, steady, ramp-down) with its own figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// `ramp-up`, `steady` or `ramp-down`.
+    pub phase: String,
+    /// Start, seconds from the start of the run.
+    pub start_s: f64,
+    /// End, seconds from the start of the run.
+    pub end_s: f64,
+    /// Requests that finished in it.
+    pub requests: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Requests per second over the phase.
+    pub rps: f64,
+    /// Its latency, `null` without requests.
+    pub latency_ms: Option<Latency>,
+}
+
 /// How the run's connections behaved.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionRecord {
@@ -427,6 +446,9 @@ pub struct RunRecord {
     /// How connections behaved: reconnects, retries, redirects, connect and TLS times.
     #[serde(default)]
     pub connection: ConnectionRecord,
+    /// The run's phases with their own figures.
+    #[serde(default)]
+    pub phases: Vec<PhaseRecord>,
     /// Per stats name.
     pub names: Vec<NameRecord>,
     /// Failures by (method, name, error).
@@ -498,6 +520,23 @@ impl RunRecord {
             bytes_received: c.bytes_received,
             connections: c.connections,
             connection: ConnectionRecord::of(c),
+            phases: report
+                .phases
+                .iter()
+                .map(|p| {
+                    let end = p.end.min(report.sending.max(p.start));
+                    let secs = end.saturating_sub(p.start).as_secs_f64().max(1e-9);
+                    PhaseRecord {
+                        phase: p.kind.as_str().to_string(),
+                        start_s: p.start.as_secs_f64(),
+                        end_s: end.as_secs_f64(),
+                        requests: p.stats.counters.requests(),
+                        failures: p.stats.counters.failed(),
+                        rps: p.stats.counters.requests() as f64 / secs,
+                        latency_ms: Latency::of(&p.stats.latency_us),
+                    }
+                })
+                .collect(),
             names: report
                 .names
                 .iter()
