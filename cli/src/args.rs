@@ -167,7 +167,8 @@ pub struct Args {
     #[arg(help_heading = "The URL's request")]
     pub method: Option<String>,
 
-    /// Extra header of the URL's request, "Name: value"; repeat for more.
+    /// Extra header, "Name: value", on the URL's request or on every request of a scenario
+    /// (unless the request sets its own); repeat for more.
     #[arg(short = 'H', long = "header")]
     #[arg(help_heading = "The URL's request")]
     pub headers: Vec<String>,
@@ -273,6 +274,10 @@ pub struct Args {
     #[arg(help_heading = "Web UI")]
     pub headless: bool,
 
+    /// Accepted for Locust's command lines; blast has no log levels (errors always print).
+    #[arg(short = 'L', long = "loglevel", value_name = "LEVEL", hide = true)]
+    pub loglevel: Option<String>,
+
     /// Print only the final summary: no live view or status lines.
     #[arg(long)]
     #[arg(help_heading = "Outputs")]
@@ -282,6 +287,14 @@ pub struct Args {
     #[arg(short = 'q', long, conflicts_with = "only_summary")]
     #[arg(help_heading = "Outputs")]
     pub quiet: bool,
+}
+
+/// Whether `name` is a valid header name (an HTTP token).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `--stages` as a shape from 0 users (a `Vec` would read as a repeated flag to clap).
@@ -328,12 +341,8 @@ impl Args {
                 "a URL argument sends one request; with --profile or -f give the target as --host"
             );
         }
-        if self.method.is_some()
-            || !self.headers.is_empty()
-            || self.body.is_some()
-            || self.body_file.is_some()
-        {
-            bail!("-X, -H, --body and --body-file shape the URL's request; a scenario defines its own requests");
+        if self.method.is_some() || self.body.is_some() || self.body_file.is_some() {
+            bail!("-X, --body and --body-file shape the URL's request; a scenario defines its own requests");
         }
         Ok(Job::Scenario(Box::new(scenario)))
     }
@@ -351,6 +360,14 @@ impl Args {
 
     /// Checks numbers clap cannot check alone.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.stages.is_some() && (self.users.is_some() || self.spawn_rate.is_some()) {
+            bail!("--stages gives the users over time: drop -u and -r, or drop --stages");
+        }
+        if self.rate.is_some() && (self.users.is_some() || self.stages.is_some()) {
+            bail!(
+                "--rate is the open model (tasks per second): drop -u and --stages, or drop --rate"
+            );
+        }
         if self.users == Some(0) {
             bail!("invalid --users 0: at least one user is needed");
         }
@@ -387,16 +404,22 @@ impl Args {
             None if body.is_empty() => "GET".to_string(),
             None => "POST".to_string(),
         };
-        let headers = self
-            .headers
-            .iter()
-            .map(|h| match h.split_once(':') {
-                Some((name, value)) => Ok((name.to_string(), value.to_string())),
-                None => bail!("invalid header {h:?} (expected \"Name: value\")"),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let headers = self.header_pairs()?;
         let request = RequestTemplate::new(target, &method, path, &headers, body)?;
         Ok(Requests::new(vec![request]).following_redirects(self.follow_redirects))
+    }
+
+    /// The `-H` headers as (name, value).
+    pub fn header_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.headers
+            .iter()
+            .map(|h| match h.split_once(':') {
+                Some((name, value)) if is_token(name.trim()) => {
+                    Ok((name.trim().to_string(), value.trim().to_string()))
+                }
+                _ => bail!("invalid header {h:?} (expected \"Name: value\")"),
+            })
+            .collect()
     }
 
     /// The TLS options, with their files read.

@@ -110,7 +110,8 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
                     "--host {url}: give only scheme, host and port; the scenario has the paths"
                 )));
             }
-            let script = scenario.script(&target);
+            let headers = args.header_pairs().map_err(usage)?;
+            let script = scenario.script_with_headers(&target, &headers);
             let load = scenario.load.overridden_by(&args.load());
             let plan = plan(target, script.clone(), &load, args)?;
             let mut criteria = scenario.criteria.clone();
@@ -182,6 +183,11 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     if console != Console::Quiet {
         print!("{}", summary::render(&report, &label, &pools, &record));
         let _ = std::io::stdout().flush();
+    } else {
+        // Quiet prints no summary, but a failed criterion is the answer a CI job waits for.
+        for v in verdicts.iter().filter(|v| !v.pass) {
+            eprintln!("blast: FAIL {} (measured {})", v.criterion, v.measured);
+        }
     }
     let written = outputs.finish(&report, &record);
     if let Some(w) = watcher {

@@ -83,13 +83,13 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 27] = [
+    let cases: [&[&str]; 29] = [
         &["--profile", "nope"],
         &["-f", bad_file],
         &["-f", "/no/such/file.toml"],
         &["--profile", "cab", "http://127.0.0.1:1/"],
         &["--profile", "cab", "--host", "http://127.0.0.1:1/api"],
-        &["--profile", "cab", "-H", "A: b"],
+        &["--profile", "cab", "-H", "no colon"],
         &["--profile", "cab", "--threshold", "p99<soon"],
         &["--profile", "cab", "--threshold", "/nope:p99<1s"],
         &["--profile", "burst", "--peak", "0"],
@@ -111,6 +111,8 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["http://127.0.0.1:1/", "--threads", "100000"],
         &["http://127.0.0.1:1/", "-H", "no colon"],
         &["http://127.0.0.1:1/", "--frobnicate"],
+        &["--stages", "1s:2", "-u", "3"],
+        &["http://127.0.0.1:1/", "--rate", "10", "-u", "3"],
     ];
     std::fs::remove_file(bad_file).unwrap();
     for args in cases {
@@ -273,4 +275,77 @@ fn a_printed_profile_is_a_scenario_file_that_runs_as_is() {
     for name in ["deployments", "cab", "connectors", "burst"] {
         assert!(list.contains(name), "{list}");
     }
+}
+
+#[test]
+fn scenario_flags_behave_as_locust_users_expect() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let file = temp("headers.toml");
+    // The -H cookie is read back by the target and feeds the next step: /status/207.
+    std::fs::write(
+        &file,
+        "[[user]]\nclass = \"U\"\nwait_time = \"constant(0.1)\"\n[[user.task]]\n[[user.task.step]]\nrequest = \"GET /cookies\"\ncapture = { n = \"cookies.n\" }\n[[user.task.step]]\nrequest = \"GET /status/20{{n}}\"\nname = \"/status/20[n]\"\n",
+    )
+    .unwrap();
+    let (_, v) = blast_json(
+        &[
+            "-f",
+            file.to_str().unwrap(),
+            "--host",
+            &server.url(),
+            "-H",
+            "Cookie: n=7",
+            "-u",
+            "2",
+            "-t",
+            "1s",
+            "-L",
+            "WARNING",
+        ],
+        "headers.json",
+    );
+    std::fs::remove_file(file).unwrap();
+    let names = v["names"].as_array().unwrap();
+    let second = names.iter().find(|n| n["name"] == "/status/20[n]").unwrap();
+    assert!(second["requests"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["failures"], 0, "{v}");
+
+    // --stages brings its own length, over the profile's 5 minutes.
+    // (The profile's criteria may fail on a 1 s run: exit 3 is fine here.)
+    let json = temp("stages.json");
+    let out = blast(&[
+        "--profile",
+        "cab",
+        "--stages",
+        "1s:2",
+        "--no-pin",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(json).unwrap();
+    assert!(
+        v["duration_s"].as_f64().unwrap() < 30.0,
+        "{}",
+        v["duration_s"]
+    );
+
+    // -q prints no summary, but a failed criterion still says so.
+    let out = blast(&[
+        &server.url(),
+        "-u",
+        "1",
+        "-t",
+        "1s",
+        "-q",
+        "--no-pin",
+        "--threshold",
+        "requests<1",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("FAIL requests<1"), "{}", stderr(&out));
 }

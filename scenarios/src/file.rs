@@ -492,7 +492,20 @@ impl Compiler {
             headers,
             body,
             content_type,
-            success: s.success.clone().map_or(Success::Below400, Success::Only),
+            success: match &s.success {
+                None => Success::Below400,
+                Some(codes) => {
+                    if let Some(bad) = codes.iter().find(|c| !(100..=599).contains(*c)) {
+                        return at(
+                            entry.span(),
+                            format!(
+                                "success lists {bad}, which is not an HTTP status (100 to 599)"
+                            ),
+                        );
+                    }
+                    Success::Only(codes.clone())
+                }
+            },
             follow_redirects: s.follow_redirects.unwrap_or(class.follow_redirects),
             captures,
         })
@@ -540,6 +553,11 @@ mod tests {
             (
                 "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"GET /{{id}}\"\n",
                 "s.toml:4:11: unknown variable {{id}}",
+            ),
+            // A success status that is not one.
+            (
+                "[[user]]\nclass = \"U\"\n[[user.task]]\nrequest = \"GET /\"\nsuccess = [201, 2011]\n",
+                "s.toml:3:1: success lists 2011, which is not an HTTP status (100 to 599)",
             ),
             // Bad wait time.
             (

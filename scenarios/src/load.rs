@@ -37,6 +37,8 @@ impl Load {
         if over.stages.is_some() {
             out.stages.clone_from(&over.stages);
             out.users = None;
+            // New stages bring their own length: the file's run time was for its own shape.
+            out.run_time = None;
         }
         out.spawn_rate = over.spawn_rate.or(out.spawn_rate);
         out.rate = over.rate.clone().or(out.rate);

@@ -25,8 +25,9 @@ struct Inner {
     pools: Vec<Pool>,
     /// `host` and `user-agent` header lines, the same for every request.
     fixed_headers: Vec<u8>,
-    /// `Authorization: Basic` from `user:pass@` in the host URL, unless a request sets its own.
-    basic_auth: Option<String>,
+    /// Headers for every request unless it sets its own of the same name: `-H` flags, and
+    /// `Authorization: Basic` from `user:pass@` in the host URL.
+    extra_headers: Vec<(String, String)>,
     /// User classes in weighted round-robin order: user `i` gets class `cycle[i % len]`.
     cycle: Vec<usize>,
 }
@@ -34,6 +35,16 @@ struct Inner {
 impl Scenario {
     /// The engine script that runs this scenario's users against `target`.
     pub fn script(&self, target: &Target) -> ScenarioScript {
+        self.script_with_headers(target, &[])
+    }
+
+    /// [`Scenario::script`], with `headers` added to every request that does not set its own
+    /// (`blast -f FILE -H 'Name: value'`).
+    pub fn script_with_headers(
+        &self,
+        target: &Target,
+        headers: &[(String, String)],
+    ) -> ScenarioScript {
         let fixed_headers = format!(
             "host: {}\r\nuser-agent: blast/{}\r\n",
             target.authority,
@@ -46,7 +57,7 @@ impl Scenario {
                 pools: self.pools.iter().map(|_| Pool::default()).collect(),
                 scenario: self.clone(),
                 fixed_headers,
-                basic_auth: target.basic_auth.clone(),
+                extra_headers: extra_headers(headers, target),
                 cycle: smooth_round_robin(&weights),
             }),
         }
@@ -212,14 +223,15 @@ impl ScenarioUser {
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         out.extend_from_slice(&inner.fixed_headers);
-        if let Some(auth) = &inner.basic_auth {
+        for (name, value) in &inner.extra_headers {
             let own = step
                 .headers
                 .iter()
-                .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+                .any(|(mine, _)| mine.eq_ignore_ascii_case(name));
             if !own {
-                out.extend_from_slice(b"authorization: ");
-                out.extend_from_slice(auth.as_bytes());
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -400,6 +412,20 @@ impl User for ScenarioUser {
             to.rewrite(previous, request);
         }
     }
+}
+
+/// The `-H` headers, then the URL's Basic credentials unless `-H` sets `Authorization` itself.
+fn extra_headers(headers: &[(String, String)], target: &Target) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    if let Some(auth) = &target.basic_auth {
+        if !out.iter().any(|(n, _)| n == "authorization") {
+            out.push(("authorization".into(), auth.clone()));
+        }
+    }
+    out
 }
 
 /// Orders classes so every prefix of users follows the weights as closely as it can

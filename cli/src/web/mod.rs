@@ -201,10 +201,11 @@ fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
     a.spawn_rate = swarm.spawn_rate;
     a.stages = swarm.stages.clone();
     if swarm.stages.is_some() {
-        a.users = None;
+        (a.users, a.spawn_rate) = (None, None);
     }
     if let Some(rate) = swarm.rate {
         a.rate = Some(blast_engine::Shape::constant(rate));
+        (a.users, a.spawn_rate, a.stages) = (None, None, None);
     }
     if let Some(t) = swarm.run_time {
         a.run_time = Some(t);
