@@ -48,6 +48,11 @@ pub trait User {
     fn response(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass>;
     /// The request just sent failed without a usable response.
     fn failed(&mut self, class: FailureClass);
+    /// Why the response just judged failed, where its class alone does not say (which
+    /// variable a capture missed, say); shown in the failures table.
+    fn failure_reason(&mut self) -> Option<String> {
+        None
+    }
     /// The request just sent (`previous`) was redirected, and the redirect is followed: write
     /// the next hop into `request` (empty). `reply` is the redirect response, for its cookies.
     /// By default the previous request is re-addressed ([`Redirect::rewrite`]).

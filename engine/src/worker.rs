@@ -525,7 +525,10 @@ impl Local {
                         None => Ok(()),
                     };
                     let verdict = match verdict {
-                        Ok(()) => user.response(&reply).map_err(|class| (class, None)),
+                        Ok(()) => {
+                            let judged = user.response(&reply);
+                            judged.map_err(|class| (class, user.failure_reason()))
+                        }
                         Err(reason) => {
                             user.failed(FailureClass::Redirect);
                             Err((FailureClass::Redirect, Some(reason)))

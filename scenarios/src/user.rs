@@ -96,6 +96,7 @@ impl Script for ScenarioScript {
             state: State::OnStart(0),
             task_started: Instant::now(),
             taken: Vec::new(),
+            reason: None,
             body: Vec::new(),
         })
     }
@@ -125,6 +126,8 @@ struct ScenarioUser {
     task_started: Instant,
     /// Pool values taken for the current task and not yet sent, to give back on a skip.
     taken: Vec<(usize, Value)>,
+    /// Why the last response failed its captures.
+    reason: Option<String>,
     body: Vec<u8>,
 }
 
@@ -300,27 +303,54 @@ impl ScenarioUser {
         let Some(step) = step_at(&self.inner, self.class, self.state) else {
             return Ok(());
         };
-        if step.captures.is_empty() {
+        let Some(first) = step.captures.first() else {
             return Ok(());
-        }
-        if reply.truncated {
-            return Err(FailureClass::Capture);
-        }
-        let doc: serde_json::Value =
-            serde_json::from_slice(reply.body).map_err(|_| FailureClass::Capture)?;
-        for capture in &step.captures {
-            let found = capture.path.find(&doc);
-            match capture.into {
-                Destination::Var(slot) => {
-                    let first = found.first().ok_or(FailureClass::Capture)?;
-                    self.vars[slot] = Some(Value::from_json(first));
-                }
-                Destination::Pool(pool) => {
-                    self.inner.pools[pool].offer(found.into_iter().map(Value::from_json));
+        };
+        let class = &self.inner.scenario.classes[self.class];
+        let target = |c: &crate::model::Capture| match c.into {
+            Destination::Var(slot) => class.vars[slot].clone(),
+            Destination::Pool(pool) => format!("pool {}", self.inner.scenario.pools[pool]),
+        };
+        let fail = |why: String| (FailureClass::Capture, format!("CaptureError({why:?})"));
+        let result = if reply.truncated {
+            Err(fail(format!(
+                "{}: the response was longer than {} bytes or did not decode",
+                target(first),
+                blast_engine::MAX_KEPT_BODY
+            )))
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(reply.body) {
+                Err(_) => Err(fail(format!("{}: the response is not JSON", target(first)))),
+                Ok(doc) => {
+                    let mut result = Ok(());
+                    for capture in &step.captures {
+                        let found = capture.path.find(&doc);
+                        match capture.into {
+                            Destination::Var(slot) => match found.first() {
+                                Some(v) => self.vars[slot] = Some(Value::from_json(v)),
+                                None => {
+                                    result = Err(fail(format!(
+                                        "{}: nothing at {} in the response",
+                                        target(capture),
+                                        capture.path
+                                    )));
+                                    break;
+                                }
+                            },
+                            Destination::Pool(pool) => {
+                                self.inner.pools[pool]
+                                    .offer(found.into_iter().map(Value::from_json));
+                            }
+                        }
+                    }
+                    result
                 }
             }
-        }
-        Ok(())
+        };
+        result.map_err(|(class, why)| {
+            self.reason = Some(why);
+            class
+        })
     }
 
     /// Moves past the step just answered; a failure ends the task (or the on-start sequence).
@@ -395,6 +425,10 @@ impl User for ScenarioUser {
 
     fn failed(&mut self, _class: FailureClass) {
         self.advance(false);
+    }
+
+    fn failure_reason(&mut self) -> Option<String> {
+        self.reason.take()
     }
 
     fn redirect(

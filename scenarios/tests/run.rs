@@ -183,6 +183,13 @@ fn a_failed_capture_fails_the_request_and_ends_the_task() {
     assert!(n.failures_of(blast_engine::FailureClass::Capture) > 0);
     assert_eq!(n.ok, 0);
     assert_eq!(report.names[1].stats.counters.requests(), 0);
+    // The failure says which variable and which path.
+    let reasons: Vec<&String> = n.reasons.keys().map(|(_, r)| r).collect();
+    assert_eq!(
+        reasons,
+        ["CaptureError(\"nope: nothing at no_such_field in the response\")"],
+        "{n:?}"
+    );
 }
 
 #[test]

@@ -38,14 +38,19 @@ impl ErrorKind {
             (ErrorKind::Timeout, c.failures_of(FailureClass::Timeout)),
             (ErrorKind::Reset, c.failures_of(FailureClass::Reset)),
             (ErrorKind::Protocol, c.failures_of(FailureClass::Protocol)),
-            (ErrorKind::Capture, c.failures_of(FailureClass::Capture)),
         ];
         out.extend(
             c.failed_statuses
                 .iter()
                 .map(|(s, n)| (ErrorKind::Status(*s), *n)),
         );
-        for class in [FailureClass::Tls, FailureClass::Redirect] {
+        // Classes whose failures carry their reasons; the rest of each class has a row of its
+        // own (a capture's generic one, for records from before reasons).
+        for class in [
+            FailureClass::Capture,
+            FailureClass::Tls,
+            FailureClass::Redirect,
+        ] {
             let mut explained = 0;
             for ((of, reason), n) in &c.reasons {
                 if *of == class {
@@ -54,7 +59,11 @@ impl ErrorKind {
                 }
             }
             let rest = c.failures_of(class).saturating_sub(explained);
-            out.push((ErrorKind::Other(class), rest));
+            let kind = match class {
+                FailureClass::Capture => ErrorKind::Capture,
+                other => ErrorKind::Other(other),
+            };
+            out.push((kind, rest));
         }
         out.retain(|(_, n)| *n > 0);
         out
