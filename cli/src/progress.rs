@@ -89,11 +89,21 @@ impl Progress {
                 ms(window.latency_us.value_at_quantile(q))
             }
         };
-        let (shape, unit) = match &self.schedule {
-            Schedule::Closed { users } => (users, "users"),
-            Schedule::Open { rate, .. } => (rate, "req/s planned"),
+        let (shape, load) = match &self.schedule {
+            Schedule::Closed { users } => {
+                (users, format!("users {}/{:.0}", s.users, users.at(elapsed)))
+            }
+            // The open model plans a rate; its connections are another matter.
+            Schedule::Open { rate, .. } => (
+                rate,
+                format!(
+                    "rate {:.0}/s planned, {} connections",
+                    rate.at(elapsed),
+                    s.users
+                ),
+            ),
         };
-        let stage = stage_of(shape, elapsed);
+        let stage = stage_of(shape, elapsed, self.run_time);
         let mut lines = vec![
             format!(
                 "[{}{}] {} / {} remaining {}{stage}",
@@ -104,9 +114,7 @@ impl Progress {
                 clock(self.run_time.saturating_sub(elapsed)),
             ),
             format!(
-                "users {}/{:.0} {unit}   {:.0} req/s   p50 {}  p95 {}  p99 {}   (last {secs:.0} s)",
-                s.users,
-                shape.at(elapsed),
+                "{load}   {:.0} req/s   p50 {}  p95 {}  p99 {}   (last {secs:.0} s)",
                 c.requests() as f64 / secs,
                 q(0.5),
                 q(0.95),
@@ -116,10 +124,7 @@ impl Progress {
                 "failures {} ({:.2}%) in the last {secs:.0} s, {} since the start",
                 c.failed(),
                 percent(c.failed(), c.requests()),
-                s.cumulative
-                    .iter()
-                    .map(|n| n.counters.failed())
-                    .sum::<u64>(),
+                s.cumulative_total.counters.failed(),
             ),
         ];
         let mut busiest: Vec<usize> = (0..self.names.len()).collect();
@@ -150,27 +155,25 @@ impl Progress {
 }
 
 /// " · stage 2/3 (hold)" for a staged shape, nothing for a constant one.
-fn stage_of(shape: &blast_engine::Shape, t: Duration) -> String {
+/// Where the run is in its load shape: the phase (as the reports name it), and the stage
+/// while one is under way.
+fn stage_of(shape: &blast_engine::Shape, t: Duration, run_time: Duration) -> String {
     if shape.stages.is_empty() {
         return String::new();
     }
+    let phase = shape
+        .phases(run_time)
+        .into_iter()
+        .find(|(_, start, end)| *start <= t && t < *end)
+        .map_or("", |(kind, _, _)| kind.as_str());
     let mut end = Duration::ZERO;
-    let mut from = shape.start;
     for (i, stage) in shape.stages.iter().enumerate() {
         end += stage.duration;
-        if t < end || i + 1 == shape.stages.len() {
-            let what = if stage.target > from {
-                "ramp up"
-            } else if stage.target < from {
-                "ramp down"
-            } else {
-                "hold"
-            };
-            return format!(" · stage {}/{} ({what})", i + 1, shape.stages.len());
+        if t < end {
+            return format!(" · {phase}, stage {}/{}", i + 1, shape.stages.len());
         }
-        from = stage.target;
     }
-    String::new()
+    format!(" · {phase}, after the stages")
 }
 
 fn clock(d: Duration) -> String {
@@ -263,10 +266,19 @@ mod tests {
                 ],
             },
         };
+        // Past the stages, the label says so instead of naming the last stage.
+        assert_eq!(
+            stage_of(
+                &Shape::ramp(10.0, 1.0),
+                Duration::from_secs(30),
+                Duration::from_secs(60)
+            ),
+            " · steady, after the stages"
+        );
         let mut progress = Progress::new(Duration::from_secs(180), &burst, &name(), true);
         let first = progress.observe(&snapshot(&names, 90)).unwrap();
-        assert!(first.contains("stage 2/2 (hold)"), "{first}");
-        assert!(first.contains("users 64/1000 users"), "{first}");
+        assert!(first.contains("steady, stage 2/2"), "{first}");
+        assert!(first.contains("users 64/1000 "), "{first}");
         assert!(first.contains("901 req/s"), "{first}");
         assert!(first.contains("GET /"), "{first}");
         assert!(first.starts_with("\x1b[2K"), "nothing to move over yet");
