@@ -28,6 +28,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     } else {
         args.runs.clone()
     };
+    // Files found in a folder may be anything JSON (a stray config, another tool's output):
+    // those are skipped with a warning. A file named on the command line must be a record.
     let mut files = Vec::new();
     for input in &inputs {
         if input.is_dir() {
@@ -37,27 +39,33 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
                 .collect();
             found.sort();
-            files.extend(found);
+            files.extend(found.into_iter().map(|f| (f, false)));
         } else {
-            files.push(input.clone());
+            files.push((input.clone(), true));
         }
     }
-    if files.is_empty() {
+    let mut runs = Vec::new();
+    for (file, named) in &files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        match RunRecord::from_json(&text) {
+            Ok(run) => runs.push(run),
+            Err(_) if !named => eprintln!(
+                "blast report: warning: skipping {}: not a blast run record (blast --json)",
+                file.display()
+            ),
+            Err(e) => bail!(
+                "{} is not a blast run record (blast --json): {e}",
+                file.display()
+            ),
+        }
+    }
+    if runs.is_empty() {
         bail!(
             "no run records found in {}: write them with blast --json results/NAME.json",
             inputs[0].display()
         );
     }
-    let runs = files
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            RunRecord::from_json(&text).with_context(|| {
-                format!("{} is not a blast run record (blast --json)", f.display())
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let stem = args.out.file_stem().unwrap_or_default().to_string_lossy();
     let charts_name = format!("{stem}-charts");
     let (markdown, charts) = blast_report::results::render(&runs, &charts_name);

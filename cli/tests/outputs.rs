@@ -431,5 +431,26 @@ fn blast_report_writes_the_results_report_from_run_records() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a blast run record"));
+    // A stray JSON file in the folder is skipped with a warning, not fatal.
+    let skipped = Command::new(blast)
+        .args([
+            "report",
+            dir.to_str().unwrap(),
+            "-o",
+            out_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        skipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    let warning = String::from_utf8_lossy(&skipped.stderr);
+    assert!(
+        warning.contains("skipping") && warning.contains("bad.json"),
+        "{warning}"
+    );
+    assert!(String::from_utf8_lossy(&skipped.stdout).contains("from 2 run(s)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
