@@ -80,6 +80,8 @@ pub enum Action {
         /// Follow same-origin redirects; the final response is the one judged, and the time
         /// of every hop counts under this request's name.
         follow_redirects: bool,
+        /// Time allowed for this request instead of the plan's timeout.
+        timeout: Option<std::time::Duration>,
     },
     /// The current task is over. Closed model: start the next one at `until` (`None`: at once).
     /// Open model: start the next one at the next arrival.
@@ -178,6 +180,7 @@ impl User for RequestsUser {
             name,
             keep_body: false,
             follow_redirects: self.follow_redirects,
+            timeout: None,
         }
     }
 

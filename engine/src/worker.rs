@@ -402,8 +402,10 @@ impl Local {
         let mut intended = None;
         let mut need_slot = self.pacer.is_some();
         let mut backoff = FIRST_BACKOFF;
-        // The request being sent: its name, whether its body is kept and redirects followed.
+        // The request being sent: its name, whether its body is kept and redirects followed,
+        // and the time it is allowed.
         let (mut name, mut keep_body, mut follow) = (0, false, false);
+        let mut timeout = plan.timeout;
         // A redirect being followed: `request` already holds the next hop.
         let mut chain: Option<Chain> = None;
         while !self.stopping.get() {
@@ -422,7 +424,11 @@ impl Local {
                         name: n,
                         keep_body: k,
                         follow_redirects: f,
-                    } => (name, keep_body, follow) = (n, k, f),
+                        timeout: t,
+                    } => {
+                        (name, keep_body, follow) = (n, k, f);
+                        timeout = t.unwrap_or(plan.timeout);
+                    }
                     Action::Rest { until, skipped } => {
                         if let Some(name) = skipped {
                             self.recorder.borrow_mut().skipped(name);
@@ -487,7 +493,7 @@ impl Local {
             received.keep = keep_body;
             let written_before = conn.as_ref().map_or(0, C::written);
             let exchange = self.exchange(name, &mut conn, reused, &request, &mut received);
-            let outcome = tokio::time::timeout(plan.timeout, exchange).await;
+            let outcome = tokio::time::timeout(timeout, exchange).await;
             let done = Instant::now();
             let broken = match outcome {
                 Ok(Ok(exchange)) => {

@@ -426,6 +426,7 @@ impl blast_engine::User for BuggyUser {
             name: 0,
             keep_body: false,
             follow_redirects: false,
+            timeout: None,
         }
     }
 

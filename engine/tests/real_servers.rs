@@ -57,6 +57,7 @@ impl User for RestingUser {
             name: 0,
             keep_body: false,
             follow_redirects: false,
+            timeout: None,
         }
     }
 

@@ -5,6 +5,7 @@ use blast_engine::Name;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::time::Duration;
 use toml::Spanned;
 
 use crate::capture::JsonPath;
@@ -48,6 +49,7 @@ struct FileUser {
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
     follow_redirects: Option<bool>,
+    timeout: Option<Spanned<String>>,
     #[serde(default)]
     on_start: Vec<Spanned<Entry>>,
     #[serde(default)]
@@ -75,6 +77,7 @@ struct Entry {
     body: Option<Spanned<String>>,
     success: Option<Vec<u16>>,
     follow_redirects: Option<bool>,
+    timeout: Option<Spanned<String>>,
     #[serde(default)]
     capture: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -255,6 +258,16 @@ struct ClassVars(Vec<String>);
 struct ClassDefaults {
     headers: BTreeMap<String, Spanned<String>>,
     follow_redirects: bool,
+    timeout: Option<Duration>,
+}
+
+/// A `timeout = "2s"` value.
+fn timeout(value: &Spanned<String>) -> Result<Duration, At> {
+    match parse_duration(value.get_ref()) {
+        Ok(t) if !t.is_zero() => Ok(t),
+        Ok(_) => at(value.span(), "timeout must be above zero"),
+        Err(e) => at(value.span(), e),
+    }
 }
 
 impl Vars for ClassVars {
@@ -299,6 +312,7 @@ impl Compiler {
             headers: user.headers,
             // Locust's HttpUser follows redirects unless told not to.
             follow_redirects: user.follow_redirects.unwrap_or(true),
+            timeout: user.timeout.as_ref().map(timeout).transpose()?,
         };
         let mut on_start = Vec::new();
         for entry in &user.on_start {
@@ -507,6 +521,10 @@ impl Compiler {
                 }
             },
             follow_redirects: s.follow_redirects.unwrap_or(class.follow_redirects),
+            timeout: match &s.timeout {
+                Some(t) => Some(timeout(t)?),
+                None => class.timeout,
+            },
             captures,
         })
     }

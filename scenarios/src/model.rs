@@ -175,6 +175,8 @@ pub(crate) struct Step {
     pub success: Success,
     /// Follow same-origin redirects (the default, as Locust's HttpUser).
     pub follow_redirects: bool,
+    /// Time allowed for the request, instead of `--timeout`.
+    pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
 }
 

@@ -384,6 +384,18 @@ mod tests {
     }
 
     #[test]
+    fn json_bodies_keep_the_key_order_of_the_file() {
+        let json: toml::Value =
+            toml::from_str(r#"j = { version = "1.0", app_name = "a", target_ring = "b" }"#)
+                .unwrap();
+        let body = Template::compile_json(&json["j"], &VARS).unwrap();
+        assert_eq!(
+            render(&body, &[None, None]).unwrap(),
+            r#"{"version":"1.0","app_name":"a","target_ring":"b"}"#
+        );
+    }
+
+    #[test]
     fn unset_variables_stop_rendering() {
         let t = Template::compile("/d/{{id}}/", Place::Url, &VARS).unwrap();
         assert_eq!(render(&t, &[None, None]), Err(Unset));

@@ -390,13 +390,14 @@ impl User for ScenarioUser {
                         return self.rest(None);
                     };
                     let (name, keep_body) = (step.name, !step.captures.is_empty());
-                    let follow_redirects = step.follow_redirects;
+                    let (follow_redirects, timeout) = (step.follow_redirects, step.timeout);
                     if self.render(request, None) {
                         self.taken.clear();
                         return Action::Send {
                             name,
                             keep_body,
                             follow_redirects,
+                            timeout,
                         };
                     }
                     request.clear();

@@ -530,3 +530,47 @@ fn phase_criteria_parse_and_refuse_what_they_cannot_judge() {
         assert!(Criterion::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_request_or_class_timeout_overrides_the_runs() {
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Config {
+            route_latency: vec![(
+                "/status/".into(),
+                blast_target::Latency::Fixed(Duration::from_millis(400)),
+            )],
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Impatient"
+        timeout = "100ms"
+        wait_time = "constant(0.05)"
+        [[user.task]]
+        request = "GET /status/200"
+        name = "class timeout"
+        [[user.task]]
+        request = "GET /status/201"
+        name = "own timeout"
+        timeout = "2s"
+        [[user.task]]
+        request = "GET /"
+        name = "fast"
+        "#,
+    );
+    let (report, _) = run_with(&server, &s, Schedule::users(3), Duration::from_millis(1500));
+    let timeouts = |name: &str| counters(&report, name).failures_of(FailureClass::Timeout);
+    assert!(timeouts("class timeout") > 0);
+    assert_eq!(counters(&report, "class timeout").ok, 0);
+    assert_eq!(timeouts("own timeout"), 0);
+    assert_eq!(timeouts("fast"), 0);
+    let bad = parse(
+        "t.toml",
+        "[[user]]\nclass = \"U\"\ntimeout = \"soon\"\n[[user.task]]\nrequest = \"GET /\"\n",
+    );
+    assert!(bad.is_err());
+}
