@@ -11,7 +11,9 @@ use toml::Spanned;
 use crate::capture::JsonPath;
 use crate::criteria::Criterion;
 use crate::load::{parse_duration, parse_rate, parse_stages, Load};
-use crate::model::{Capture, Destination, Scenario, Step, Success, Task, UserClass, WaitTime};
+use crate::model::{
+    Capture, Destination, Pick, Scenario, Step, Success, Task, UserClass, WaitTime,
+};
 use crate::template::{Place, Template, Vars};
 use crate::ScenarioError;
 
@@ -480,11 +482,17 @@ impl Compiler {
         };
         let mut captures = Vec::new();
         for (var, path) in &s.capture {
-            let p = JsonPath::parse(path.get_ref()).or_else(|e| at(path.span(), e))?;
+            let text = path.get_ref().trim();
+            let (pick, text) = match text.split_once(' ') {
+                Some(("pick", rest)) => (Pick::Random, rest),
+                Some(("all", rest)) => (Pick::All, rest),
+                _ => (Pick::First, text),
+            };
+            let p = JsonPath::parse(text.trim()).or_else(|e| at(path.span(), e))?;
             let slot = vars.slot(var).expect("capture keys are class variables");
             captures.push(Capture {
                 path: p,
-                into: Destination::Var(slot),
+                into: Destination::Var(slot, pick),
             });
         }
         for (pool, path) in &s.to_pool {

@@ -143,11 +143,22 @@ impl Success {
     }
 }
 
+/// Which of a path's matches a variable takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Pick {
+    /// The first (the default).
+    First,
+    /// One at random (`pick results[*].id`), as Python's `random.choice`.
+    Random,
+    /// All of them, as a JSON array (`all results[*].id`).
+    All,
+}
+
 /// Where a captured value goes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Destination {
-    /// The first match, into a user variable.
-    Var(usize),
+    /// The match `Pick` chooses, into a user variable.
+    Var(usize, Pick),
     /// Every match, into a shared pool.
     Pool(usize),
 }

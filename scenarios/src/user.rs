@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::model::{Destination, Scenario, Step};
+use crate::model::{Destination, Pick, Scenario, Step};
 use crate::pool::{Pool, PoolCounts};
 use crate::template::{Context, Value};
 
@@ -308,7 +308,7 @@ impl ScenarioUser {
         };
         let class = &self.inner.scenario.classes[self.class];
         let target = |c: &crate::model::Capture| match c.into {
-            Destination::Var(slot) => class.vars[slot].clone(),
+            Destination::Var(slot, _) => class.vars[slot].clone(),
             Destination::Pool(pool) => format!("pool {}", self.inner.scenario.pools[pool]),
         };
         let fail = |why: String| (FailureClass::Capture, format!("CaptureError({why:?})"));
@@ -326,17 +326,19 @@ impl ScenarioUser {
                     for capture in &step.captures {
                         let found = capture.path.find(&doc);
                         match capture.into {
-                            Destination::Var(slot) => match found.first() {
-                                Some(v) => self.vars[slot] = Some(Value::from_json(v)),
-                                None => {
-                                    result = Err(fail(format!(
-                                        "{}: nothing at {} in the response",
-                                        target(capture),
-                                        capture.path
-                                    )));
-                                    break;
+                            Destination::Var(slot, pick) => {
+                                match pick_one(&found, pick, &mut self.rng) {
+                                    Some(v) => self.vars[slot] = Some(v),
+                                    None => {
+                                        result = Err(fail(format!(
+                                            "{}: nothing at {} in the response",
+                                            target(capture),
+                                            capture.path
+                                        )));
+                                        break;
+                                    }
                                 }
-                            },
+                            }
                             Destination::Pool(pool) => {
                                 self.inner.pools[pool]
                                     .offer(found.into_iter().map(Value::from_json));
@@ -449,6 +451,20 @@ impl User for ScenarioUser {
     }
 }
 
+/// The value a capture of `found` matches gives its variable, `None` without a match.
+fn pick_one(found: &[&serde_json::Value], pick: Pick, rng: &mut fastrand::Rng) -> Option<Value> {
+    if found.is_empty() {
+        return None;
+    }
+    Some(match pick {
+        Pick::First => Value::from_json(found[0]),
+        Pick::Random => Value::from_json(found[rng.usize(..found.len())]),
+        Pick::All => Value::from_json(&serde_json::Value::Array(
+            found.iter().map(|v| (*v).clone()).collect(),
+        )),
+    })
+}
+
 /// The `-H` headers, then the URL's Basic credentials unless `-H` sets `Authorization` itself.
 fn extra_headers(headers: &[(String, String)], target: &Target) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = headers
@@ -485,6 +501,23 @@ fn smooth_round_robin(weights: &[u32]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capture_takes_the_first_a_random_or_every_match() {
+        let doc: serde_json::Value = serde_json::json!([1, 2, 3]);
+        let found: Vec<&serde_json::Value> = doc.as_array().unwrap().iter().collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let show = |v: Option<Value>| match v.unwrap() {
+            Value::Json(s) | Value::Text(s) => s,
+        };
+        assert_eq!(show(pick_one(&found, Pick::First, &mut rng)), "1");
+        assert_eq!(show(pick_one(&found, Pick::All, &mut rng)), "[1,2,3]");
+        let picked: std::collections::BTreeSet<String> = (0..100)
+            .map(|_| show(pick_one(&found, Pick::Random, &mut rng)))
+            .collect();
+        assert_eq!(picked.len(), 3, "{picked:?}");
+        assert!(pick_one(&[], Pick::Random, &mut rng).is_none());
+    }
 
     #[test]
     fn classes_interleave_by_weight() {
