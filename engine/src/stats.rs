@@ -29,11 +29,13 @@ pub enum FailureClass {
     Capture,
     /// A redirect that is not followed: to another origin, or past the hop limit.
     Redirect,
+    /// The response failed a check of its body (Locust's `catch_response`); the reason is kept.
+    Check,
 }
 
 impl FailureClass {
     /// Every class, in the order used by [`Counters::failures`].
-    pub const ALL: [FailureClass; 8] = [
+    pub const ALL: [FailureClass; 9] = [
         FailureClass::Connect,
         FailureClass::Tls,
         FailureClass::Timeout,
@@ -42,6 +44,7 @@ impl FailureClass {
         FailureClass::Protocol,
         FailureClass::Capture,
         FailureClass::Redirect,
+        FailureClass::Check,
     ];
 
     /// Short lowercase name used in summaries and JSON keys.
@@ -55,6 +58,7 @@ impl FailureClass {
             FailureClass::Protocol => "protocol",
             FailureClass::Capture => "capture",
             FailureClass::Redirect => "redirect",
+            FailureClass::Check => "check",
         }
     }
 
@@ -69,7 +73,7 @@ pub struct Counters {
     /// Requests answered with a success status.
     pub ok: u64,
     /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
-    pub failures: [u64; 8],
+    pub failures: [u64; 9],
     /// Status failures by status code.
     pub failed_statuses: BTreeMap<u16, u64>,
     /// Tasks that could not run (e.g. their pool was empty): neither sent nor failed.

@@ -12,7 +12,7 @@ use crate::capture::JsonPath;
 use crate::criteria::Criterion;
 use crate::load::{parse_duration, parse_rate, parse_stages, Load};
 use crate::model::{
-    Capture, Destination, Pick, Scenario, Step, Success, Task, UserClass, WaitTime,
+    Capture, Destination, Expect, Pick, Scenario, Step, Success, Task, UserClass, WaitTime,
 };
 use crate::template::{Place, Template, Vars};
 use crate::ScenarioError;
@@ -78,12 +78,22 @@ struct Entry {
     json: Option<Spanned<toml::Value>>,
     body: Option<Spanned<String>>,
     success: Option<Vec<u16>>,
+    expect: Option<Spanned<FileExpect>>,
     follow_redirects: Option<bool>,
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     capture: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     to_pool: BTreeMap<String, Spanned<String>>,
+}
+
+/// `expect = { contains = "...", json = { "path" = value } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExpect {
+    contains: Option<String>,
+    #[serde(default)]
+    json: BTreeMap<String, toml::Value>,
 }
 
 impl Entry {
@@ -480,6 +490,22 @@ impl Compiler {
             }
             (None, None) => (None, None),
         };
+        let expect = match &s.expect {
+            None => None,
+            Some(e) => {
+                let mut json = Vec::new();
+                for (path, value) in &e.get_ref().json {
+                    let p = JsonPath::parse(path).or_else(|err| at(e.span(), err))?;
+                    let v =
+                        serde_json::to_value(value).or_else(|err| at(e.span(), err.to_string()))?;
+                    json.push((p, v));
+                }
+                Some(Expect {
+                    contains: e.get_ref().contains.clone(),
+                    json,
+                })
+            }
+        };
         let mut captures = Vec::new();
         for (var, path) in &s.capture {
             let text = path.get_ref().trim();
@@ -528,6 +554,7 @@ impl Compiler {
                     Success::Only(codes.clone())
                 }
             },
+            expect,
             follow_redirects: s.follow_redirects.unwrap_or(class.follow_redirects),
             timeout: match &s.timeout {
                 Some(t) => Some(timeout(t)?),

@@ -170,6 +170,45 @@ pub(crate) struct Capture {
     pub into: Destination,
 }
 
+/// Checks of a response body beyond its status (Locust's `catch_response`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Expect {
+    /// Text the body must contain.
+    pub contains: Option<String>,
+    /// JSON paths and the values they must hold.
+    pub json: Vec<(JsonPath, serde_json::Value)>,
+}
+
+impl Expect {
+    /// Checks `body`; the failure message when a check fails.
+    pub fn check(&self, body: &[u8], truncated: bool) -> Result<(), String> {
+        if let Some(text) = &self.contains {
+            let found = text.is_empty() || body.windows(text.len()).any(|w| w == text.as_bytes());
+            if !found {
+                let cut = if truncated {
+                    " (the body was cut at 1 MiB)"
+                } else {
+                    ""
+                };
+                return Err(format!("the body lacks {text:?}{cut}"));
+            }
+        }
+        if self.json.is_empty() {
+            return Ok(());
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+        for (path, want) in &self.json {
+            match path.find(&doc).first() {
+                Some(got) if *got == want => {}
+                Some(got) => return Err(format!("{path} is {got}, expected {want}")),
+                None => return Err(format!("nothing at {path}, expected {want}")),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One request of a task, compiled.
 #[derive(Clone, Debug)]
 pub(crate) struct Step {
@@ -184,6 +223,8 @@ pub(crate) struct Step {
     /// Content-Type sent with the body unless a header sets one.
     pub content_type: Option<&'static str>,
     pub success: Success,
+    /// Checks of the body; a failed one fails the request as `check`.
+    pub expect: Option<Expect>,
     /// Follow same-origin redirects (the default, as Locust's HttpUser).
     pub follow_redirects: bool,
     /// Time allowed for the request, instead of `--timeout`.

@@ -391,7 +391,8 @@ impl User for ScenarioUser {
                         }
                         return self.rest(None);
                     };
-                    let (name, keep_body) = (step.name, !step.captures.is_empty());
+                    let keep_body = !step.captures.is_empty() || step.expect.is_some();
+                    let name = step.name;
                     let (follow_redirects, timeout) = (step.follow_redirects, step.timeout);
                     if self.render(request, None) {
                         self.taken.clear();
@@ -417,10 +418,17 @@ impl User for ScenarioUser {
     fn response(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass> {
         self.keep_cookies(reply.set_cookies);
         let success = self.step().is_some_and(|s| s.success.accepts(reply.status));
-        let verdict = if success {
-            self.capture(reply)
-        } else {
+        let checked = match self.step().and_then(|s| s.expect.as_ref()) {
+            Some(expect) if success => expect.check(reply.body, reply.truncated),
+            _ => Ok(()),
+        };
+        let verdict = if !success {
             Err(FailureClass::Status)
+        } else if let Err(why) = checked {
+            self.reason = Some(format!("CheckError({why:?})"));
+            Err(FailureClass::Check)
+        } else {
+            self.capture(reply)
         };
         self.advance(verdict.is_ok());
         verdict

@@ -574,3 +574,48 @@ fn a_request_or_class_timeout_overrides_the_runs() {
     );
     assert!(bad.is_err());
 }
+
+#[test]
+fn body_checks_fail_a_request_with_their_reason_as_catch_response_does() {
+    let server = serve();
+    let s = scenario(
+        r#"
+        [[user]]
+        class = "Checker"
+        wait_time = "constant(0.02)"
+        [[user.task]]
+        request = "GET /"
+        name = "contains"
+        expect = { contains = "ok" }
+        [[user.task]]
+        request = "GET /"
+        name = "lacks"
+        expect = { contains = "nope" }
+        [[user.task]]
+        request = "GET /gzip"
+        name = "json"
+        expect = { json = { "id" = 7, "gzipped" = true } }
+        [[user.task]]
+        request = "GET /gzip"
+        name = "json wrong"
+        expect = { json = { "id" = 8 } }
+        "#,
+    );
+    let (report, _) = run(&server, &s, 2);
+    for good in ["contains", "json"] {
+        let c = counters(&report, good);
+        assert!(c.ok > 0 && c.failed() == 0, "{good}: {c:?}");
+    }
+    for (bad, why) in [
+        ("lacks", "CheckError(\"the body lacks \\\"nope\\\"\")"),
+        ("json wrong", "CheckError(\"id is 7, expected 8\")"),
+    ] {
+        let c = counters(&report, bad);
+        assert!(
+            c.ok == 0 && c.failures_of(FailureClass::Check) > 0,
+            "{bad}: {c:?}"
+        );
+        let reasons: Vec<&String> = c.reasons.keys().map(|(_, r)| r).collect();
+        assert_eq!(reasons, [why], "{bad}");
+    }
+}

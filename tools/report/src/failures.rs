@@ -85,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Reason(FailureClass::Tls, reason) => format!("SSLError({reason:?})"),
             ErrorKind::Reason(_, reason) => reason.clone(),
             ErrorKind::Other(FailureClass::Tls) => "SSLError('other reasons')".into(),
+            ErrorKind::Other(FailureClass::Check) => "CheckError('other checks')".into(),
             ErrorKind::Other(_) => "RedirectError('other locations')".into(),
         }
     }
