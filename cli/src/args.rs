@@ -43,6 +43,16 @@ pub struct Args {
     #[arg(help_heading = "Scenario")]
     pub profile: Option<String>,
 
+    /// Run only the scenario's tasks with one of these tags (Locust's --tags), comma-separated.
+    #[arg(short = 'T', long, value_delimiter = ',', value_name = "TAG")]
+    #[arg(help_heading = "Scenario")]
+    pub tags: Vec<String>,
+
+    /// Leave out the scenario's tasks with one of these tags (Locust's --exclude-tags).
+    #[arg(short = 'E', long, value_delimiter = ',', value_name = "TAG")]
+    #[arg(help_heading = "Scenario")]
+    pub exclude_tags: Vec<String>,
+
     /// List the built-in profiles and exit.
     #[arg(long)]
     #[arg(help_heading = "Scenario")]
@@ -333,6 +343,9 @@ impl Args {
                     // Without a shape --peak would mean -u; say so instead of guessing.
                     bail!("--peak rescales a staged shape: use it with --profile, -f, --stages or --rate (or use -u)");
                 }
+                if !self.tags.is_empty() || !self.exclude_tags.is_empty() {
+                    bail!("--tags and --exclude-tags select a scenario's tasks: use them with -f or --profile");
+                }
                 return Ok(Job::Url(self.url.clone().or_else(|| self.host.clone())));
             }
         };
@@ -344,6 +357,10 @@ impl Args {
         if self.method.is_some() || self.body.is_some() || self.body_file.is_some() {
             bail!("-X, --body and --body-file shape the URL's request; a scenario defines its own requests");
         }
+        let mut scenario = scenario;
+        scenario
+            .select_tags(&self.tags, &self.exclude_tags)
+            .map_err(anyhow::Error::msg)?;
         Ok(Job::Scenario(Box::new(scenario)))
     }
 

@@ -83,7 +83,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 29] = [
+    let cases: [&[&str]; 31] = [
         &["--profile", "nope"],
         &["-f", bad_file],
         &["-f", "/no/such/file.toml"],
@@ -112,6 +112,8 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["http://127.0.0.1:1/", "-H", "no colon"],
         &["http://127.0.0.1:1/", "--frobnicate"],
         &["--stages", "1s:2", "-u", "3"],
+        &["http://127.0.0.1:1/", "--tags", "read"],
+        &["--profile", "cab", "--tags", "no-such-tag"],
         &["http://127.0.0.1:1/", "--rate", "10", "-u", "3"],
     ];
     std::fs::remove_file(bad_file).unwrap();

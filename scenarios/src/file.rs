@@ -67,6 +67,9 @@ struct Entry {
     /// The task's label (Locust's task function name); documentation only.
     task: Option<String>,
     weight: Option<Spanned<u32>>,
+    /// Locust's `@tag`: `--tags` and `--exclude-tags` select tasks by them.
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(default)]
     take: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -105,10 +108,15 @@ impl Entry {
     /// Refuses task-only keys on an on-start request or a step.
     fn request_only(entry: &Spanned<Entry>) -> Result<(), At> {
         let e = entry.get_ref();
-        if e.task.is_some() || e.weight.is_some() || !e.take.is_empty() || !e.step.is_empty() {
+        if e.task.is_some()
+            || e.weight.is_some()
+            || !e.take.is_empty()
+            || !e.step.is_empty()
+            || !e.tags.is_empty()
+        {
             return at(
                 entry.span(),
-                "task, weight, take and step belong to [[user.task]] tables only",
+                "task, weight, tags, take and step belong to [[user.task]] tables only",
             );
         }
         Ok(())
@@ -335,13 +343,7 @@ impl Compiler {
         for t in user.task {
             tasks.push(self.task(t, &class, &vars)?);
         }
-        let task_weights = tasks
-            .iter()
-            .scan(0, |sum, t: &Task| {
-                *sum += t.weight;
-                Some(*sum)
-            })
-            .collect();
+        let task_weights = crate::model::running_weights(&tasks);
         Ok(UserClass {
             name: user.class,
             weight: user.weight,
@@ -404,6 +406,7 @@ impl Compiler {
         };
         Ok(Task {
             weight,
+            tags: t.tags.clone(),
             take,
             steps,
         })

@@ -26,7 +26,44 @@ pub struct Scenario {
     pub(crate) pools: Vec<String>,
 }
 
+/// Running sums of task weights, for picking a task.
+pub(crate) fn running_weights(tasks: &[Task]) -> Vec<u32> {
+    tasks
+        .iter()
+        .scan(0, |sum, t| {
+            *sum += t.weight;
+            Some(*sum)
+        })
+        .collect()
+}
+
 impl Scenario {
+    /// Keeps the tasks Locust's `--tags` and `--exclude-tags` keep: with `tags`, only tasks
+    /// with one of them; then none with an excluded one. User classes left without tasks are
+    /// dropped; none left at all is an error.
+    pub fn select_tags(&mut self, tags: &[String], exclude: &[String]) -> Result<(), String> {
+        if tags.is_empty() && exclude.is_empty() {
+            return Ok(());
+        }
+        let keep = |t: &Task| {
+            (tags.is_empty() || t.tags.iter().any(|x| tags.contains(x)))
+                && !t.tags.iter().any(|x| exclude.contains(x))
+        };
+        for class in &mut self.classes {
+            class.tasks.retain(|t| keep(t));
+            class.task_weights = running_weights(&class.tasks);
+        }
+        self.classes.retain(|c| !c.tasks.is_empty());
+        if self.classes.is_empty() {
+            return Err(format!(
+                "no task is left after --tags {} --exclude-tags {}",
+                tags.join(","),
+                exclude.join(",")
+            ));
+        }
+        Ok(())
+    }
+
     /// Stats names of every request the scenario can send, in order of first appearance.
     pub fn names(&self) -> &[Name] {
         &self.names
@@ -120,6 +157,8 @@ pub(crate) struct UserClass {
 #[derive(Clone, Debug)]
 pub(crate) struct Task {
     pub weight: u32,
+    /// Locust's `@tag`s, for `--tags` and `--exclude-tags`.
+    pub tags: Vec<String>,
     /// Values taken from pools into variables before the task runs: (variable, pool).
     pub take: Vec<(usize, usize)>,
     pub steps: Vec<Step>,

@@ -619,3 +619,39 @@ fn body_checks_fail_a_request_with_their_reason_as_catch_response_does() {
         assert_eq!(reasons, [why], "{bad}");
     }
 }
+
+#[test]
+fn tags_select_tasks_as_locusts_do() {
+    let server = serve();
+    let source = r#"
+        [[user]]
+        class = "Tagged"
+        wait_time = "constant(0.02)"
+        [[user.task]]
+        request = "GET /status/200"
+        tags = ["read"]
+        [[user.task]]
+        request = "GET /status/201"
+        tags = ["write", "slow"]
+        [[user.task]]
+        request = "GET /status/202"
+        "#;
+    let sent = |tags: &[&str], exclude: &[&str]| {
+        let mut s = scenario(source);
+        let own = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        s.select_tags(&own(tags), &own(exclude)).unwrap();
+        let (report, _) = run(&server, &s, 2);
+        ["/status/200", "/status/201", "/status/202"].map(|n| count(&report, n).0 > 0)
+    };
+    assert_eq!(sent(&["read"], &[]), [true, false, false]);
+    assert_eq!(sent(&[], &["slow"]), [true, false, true]);
+    assert_eq!(sent(&["read", "write"], &["slow"]), [true, false, false]);
+    let mut none = scenario(source);
+    assert!(none.select_tags(&["nope".into()], &[]).is_err());
+    // Tags belong to tasks, not to steps.
+    assert!(parse(
+        "t.toml",
+        "[[user]]\nclass = \"U\"\n[[user.task]]\n[[user.task.step]]\nrequest = \"GET /\"\ntags = [\"x\"]\n"
+    )
+    .is_err());
+}
