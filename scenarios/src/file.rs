@@ -645,7 +645,7 @@ mod tests {
             // Task-only keys on an on-start request.
             (
                 &format!("{TASK}[[user.on_start]]\nweight = 2\nrequest = \"GET /\"\n"),
-                "s.toml:5:1: task, weight, take and step belong to [[user.task]] tables only",
+                "s.toml:5:1: task, weight, tags, take and step belong to [[user.task]] tables only",
             ),
             // Task with neither request nor steps.
             ("[[user]]\nclass = \"U\"\n[[user.task]]\nweight = 2\n", "a task needs request"),
