@@ -474,8 +474,9 @@ fn the_rate_can_change_while_running() {
     let report = engine.run(|_| {}).unwrap();
     steer.join().unwrap();
     let c = &report.total.counters;
-    // 100/s throughout would send 200; 400/s from about 1 s adds about 300 more.
-    assert!(c.requests() > 300, "{c:?}");
+    // 100/s throughout sends at most 200; 400/s from about 1 s adds about 300 more, and
+    // any retarget before 1.8 s adds at least 50.
+    assert!(c.requests() > 250, "{c:?}");
     assert!(c.requests() <= 800, "{c:?}");
     let (scheduled, missed) = report.slots;
     assert_eq!(c.requests() + c.cancelled + missed, scheduled, "{c:?}");

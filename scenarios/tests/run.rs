@@ -471,7 +471,12 @@ fn gzip_bodies_are_decoded_before_captures() {
         let gz = counters(&report, "/gzip");
         assert!(gz.ok > 0 && gz.failed() == 0, "{client:?}: {gz:?}");
         let next = counters(&report, "/status/20[id]");
-        assert_eq!(next.ok, gz.ok, "{client:?}: {next:?}");
+        // Each of the 2 users may have stopped between the two steps.
+        assert!(
+            next.ok <= gz.ok && gz.ok - next.ok <= 2,
+            "{client:?}: {next:?}"
+        );
+        assert!(next.ok > 0 && next.failed() == 0, "{client:?}: {next:?}");
     }
 }
 
