@@ -170,7 +170,10 @@ async fn drive(mut spec: WorkerSpec) {
     tokio::pin!(run_over);
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
+            due = ticker.tick() => {
+                // A late tick is loop lag too, and it belongs to the interval it closes: after a
+                // pause, the interval that spans the pause is the one marked.
+                local.recorder.borrow_mut().loop_lag(Instant::now().saturating_duration_since(due.into()));
                 // A tick within half an interval of the end is left to the last delta, so the
                 // last interval never covers only the stop grace.
                 if deadline.saturating_duration_since(Instant::now()) > plan.interval / 2 {
