@@ -520,9 +520,11 @@ impl RunRecord {
             bytes_received: c.bytes_received,
             connections: c.connections,
             connection: ConnectionRecord::of(c),
+            // Phases the run never reached (it was stopped early) are left out.
             phases: report
                 .phases
                 .iter()
+                .filter(|p| p.start < report.sending)
                 .map(|p| {
                     let end = p.end.min(report.sending.max(p.start));
                     let secs = end.saturating_sub(p.start).as_secs_f64().max(1e-9);
