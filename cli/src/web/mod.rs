@@ -267,6 +267,18 @@ fn defaults(args: &Args) -> Value {
         "spawn_rate": args.spawn_rate.or(load.spawn_rate),
         "host": args.url.clone().or(args.host.clone()).or(scenario.and_then(|s| s.host.clone())),
         "run_time": args.run_time.or(load.run_time).map(|t| t.as_secs_f64()),
+        "stages": args
+            .stages
+            .as_ref()
+            .map(|shape| shape.stages.clone())
+            .or(load.stages)
+            .map(|stages| {
+                stages
+                    .iter()
+                    .map(|st| format!("{}s:{}", st.duration.as_secs_f64(), st.target))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
     })
 }
 
