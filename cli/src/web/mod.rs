@@ -115,7 +115,7 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
     };
     // Bad flags show now, not at the first swarm.
     args.validate().map_err(Failure::Usage)?;
-    args.job().map_err(Failure::Usage)?;
+    let job = args.job().map_err(Failure::Usage)?;
     let addr = SocketAddr::new(args.web_host, args.web_port);
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} for the web UI"))
@@ -132,7 +132,7 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         auth,
     });
     let server = web.clone();
-    let defaults = defaults(args);
+    let defaults = defaults(args, &job);
     std::thread::Builder::new()
         .name("blast-web".into())
         .spawn(move || http::serve(listener, server, defaults))
@@ -253,11 +253,11 @@ fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
 }
 
 /// The start form's defaults, from the flags and the scenario or profile.
-fn defaults(args: &Args) -> Value {
-    let scenario = args.job().ok().and_then(|job| match job {
+fn defaults(args: &Args, job: &crate::args::Job) -> Value {
+    let scenario = match job {
         crate::args::Job::Scenario(s) => Some(s),
         crate::args::Job::Url(_) => None,
-    });
+    };
     let load = scenario
         .as_ref()
         .map(|s| s.load.clone())
