@@ -76,6 +76,22 @@ struct Pending {
     last: bool,
 }
 
+impl IntervalSummary {
+    /// The interval a snapshot reports, as the run's history keeps it.
+    pub fn of(snapshot: &Snapshot<'_>) -> IntervalSummary {
+        let w = snapshot.window_total;
+        IntervalSummary {
+            start: snapshot.start,
+            elapsed: snapshot.elapsed,
+            counters: w.counters.clone(),
+            latency_us: [0.5, 0.95, 0.99, 1.0].map(|q| w.latency_us.value_at_quantile(q)),
+            users: snapshot.users,
+            loop_lag_us: snapshot.loop_lag_us,
+            backlog: snapshot.backlog,
+        }
+    }
+}
+
 /// Merges deltas as they arrive; emits an interval once every live worker has reported it.
 pub(crate) struct Aggregator {
     interval: Duration,
@@ -187,18 +203,8 @@ impl Aggregator {
             if p.last && empty && p.end - p.start < self.interval / 2 {
                 continue;
             }
-            self.history.push(IntervalSummary {
-                start: p.start,
-                elapsed: p.end,
-                counters: merged.counters.clone(),
-                latency_us: [50.0, 95.0, 99.0, 100.0]
-                    .map(|q| merged.latency_us.value_at_quantile(q / 100.0)),
-                users: p.users,
-                loop_lag_us: p.lag_us,
-                backlog: p.backlog,
-            });
             let cumulative_total = total(&self.cumulative);
-            observer(&Snapshot {
+            let snapshot = Snapshot {
                 start: p.start,
                 elapsed: p.end,
                 span: p.end - p.start,
@@ -209,7 +215,9 @@ impl Aggregator {
                 users: p.users,
                 loop_lag_us: p.lag_us,
                 backlog: p.backlog,
-            });
+            };
+            self.history.push(IntervalSummary::of(&snapshot));
+            observer(&snapshot);
         }
     }
 

@@ -333,7 +333,8 @@ impl Watcher for Web {
         let point = stats::point(snapshot, sample);
         publish(&mut s, &point);
         s.points.push(point);
-        s.intervals.push(stats::summary(snapshot));
+        s.intervals
+            .push(blast_engine::IntervalSummary::of(snapshot));
         s.live_criteria = judge(&s, snapshot);
         s.latest = Some((
             snapshot.cumulative.to_vec(),

@@ -155,20 +155,6 @@ pub fn requests_json(
     Value::Object(body)
 }
 
-/// The interval as the run's history keeps it, to judge criteria on the run so far.
-pub fn summary(snapshot: &Snapshot<'_>) -> blast_engine::IntervalSummary {
-    let w = snapshot.window_total;
-    blast_engine::IntervalSummary {
-        start: snapshot.start,
-        elapsed: snapshot.elapsed,
-        counters: w.counters.clone(),
-        latency_us: [0.5, 0.95, 0.99, 1.0].map(|q| w.latency_us.value_at_quantile(q)),
-        users: snapshot.users,
-        loop_lag_us: snapshot.loop_lag_us,
-        backlog: snapshot.backlog,
-    }
-}
-
 /// One point of blast's charts: the interval's own figures, at full precision.
 pub fn point(snapshot: &Snapshot<'_>, sample: &Sample) -> Value {
     let w = snapshot.window_total;
