@@ -5,12 +5,15 @@ use blast_engine::{Name, Schedule, Snapshot};
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::summary::{ms, percent};
+use crate::summary::{ms, percent, shorten};
+use blast_report::ErrorKind;
 
 /// How often a status line is printed when not on a terminal.
 const EVERY: Duration = Duration::from_secs(5);
-/// Request names listed in the live view.
-const TOP_NAMES: usize = 5;
+/// Most request names listed in the live view (fewer when the terminal is short).
+const TOP_NAMES: usize = 12;
+/// Errors listed in the live view's failures panel.
+const TOP_ERRORS: usize = 3;
 /// Width of the live view's progress bar.
 const BAR: usize = 30;
 
@@ -68,17 +71,29 @@ impl Progress {
         ))
     }
 
-    /// The live view: progress bar and stage, users, rate, recent percentiles, failures and
-    /// the busiest names; it replaces the previous frame.
+    /// The live view sized to the terminal behind stderr (80×24 when it cannot be read).
     fn frame(&mut self, s: &Snapshot) -> String {
-        let mut out = String::new();
-        if self.drawn > 0 {
-            // Back to the first line of the previous frame.
-            let _ = write!(out, "\x1b[{}A", self.drawn);
+        let (width, height) = terminal_size::terminal_size_of(std::io::stderr())
+            .map_or((80, 24), |(w, h)| (usize::from(w.0), usize::from(h.0)));
+        self.frame_sized(s, width, height)
+    }
+
+    /// Erases the last live frame, so the summary that follows stands alone.
+    pub fn clear(&mut self) -> String {
+        let drawn = std::mem::take(&mut self.drawn);
+        match drawn {
+            0 => String::new(),
+            n => format!("\x1b[{n}A\x1b[0J"),
         }
+    }
+
+    /// The live view in `width` × `height`: progress and stage, load, recent rate and
+    /// percentiles, failures, the busiest names in a stable order and the top errors. It
+    /// replaces the previous frame; no line reaches the last column (a full line would wrap
+    /// and break the redraw) and the frame is shorter than the screen.
+    fn frame_sized(&mut self, s: &Snapshot, width: usize, height: usize) -> String {
+        let room = width.saturating_sub(1).max(20);
         let elapsed = s.elapsed.min(self.run_time);
-        let done = elapsed.as_secs_f64() / self.run_time.as_secs_f64().max(1e-9);
-        let filled = ((done * BAR as f64).round() as usize).min(BAR);
         let window = s.window_total;
         let c = &window.counters;
         let secs = s.span.as_secs_f64();
@@ -97,24 +112,35 @@ impl Progress {
             Schedule::Open { rate, .. } => (
                 rate,
                 format!(
-                    "rate {:.0}/s planned, {} connections",
+                    "rate {:.0}/s planned · {} connections",
                     rate.at(elapsed),
                     s.users
                 ),
             ),
         };
-        let stage = stage_of(shape, elapsed, self.run_time);
+        let clock_text = format!(
+            "{} / {}, {} left{}",
+            clock(elapsed),
+            clock(self.run_time),
+            clock(self.run_time.saturating_sub(elapsed)),
+            stage_of(shape, elapsed, self.run_time)
+        );
+        // The bar takes what the text leaves, up to its full width.
+        let bar = room.saturating_sub(clock_text.chars().count() + 3).min(BAR);
+        let done = elapsed.as_secs_f64() / self.run_time.as_secs_f64().max(1e-9);
+        let filled = ((done * bar as f64).round() as usize).min(bar);
         let mut lines = vec![
+            if bar >= 5 {
+                format!(
+                    "[{}{}] {clock_text}",
+                    "#".repeat(filled),
+                    "-".repeat(bar - filled)
+                )
+            } else {
+                clock_text
+            },
             format!(
-                "[{}{}] {} / {} remaining {}{stage}",
-                "#".repeat(filled),
-                "-".repeat(BAR - filled),
-                clock(elapsed),
-                clock(self.run_time),
-                clock(self.run_time.saturating_sub(elapsed)),
-            ),
-            format!(
-                "{load}   {:.0} req/s   p50 {}  p95 {}  p99 {}   (last {secs:.0} s)",
+                "{load} · {:.0} req/s · p50 {} p95 {} p99 {} (last {secs:.0} s)",
                 c.requests() as f64 / secs,
                 q(0.5),
                 q(0.95),
@@ -127,36 +153,95 @@ impl Progress {
                 s.cumulative_total.counters.failed(),
             ),
         ];
-        let mut busiest: Vec<usize> = (0..self.names.len()).collect();
-        busiest.sort_by_key(|&i| std::cmp::Reverse(s.window[i].counters.requests()));
-        for &i in busiest.iter().take(TOP_NAMES) {
-            let w = &s.window[i];
-            let p99 = if w.latency_us.is_empty() {
-                "-".to_string()
-            } else {
-                ms(w.latency_us.value_at_quantile(0.99))
-            };
-            let name = format!("{} {}", self.names[i].method, self.names[i].name);
+        let errors = top_errors(s, &self.names, TOP_ERRORS);
+        let error_lines = if errors.is_empty() {
+            0
+        } else {
+            errors.len() + 1
+        };
+        // The frame stays below the screen's height, or the redraw cannot reach its top.
+        let rows = height
+            .saturating_sub(1 + lines.len() + 1 + error_lines)
+            .min(TOP_NAMES);
+        if rows > 0 {
+            let name_width = room.saturating_sub(2 + 29).max(8);
             lines.push(format!(
-                "  {:<48} {:>9.0} req/s  p99 {:>9}  {} failed",
-                truncate(&name, 48),
-                w.counters.requests() as f64 / secs,
-                p99,
-                w.counters.failed()
+                "  {:<name_width$} {:>9} {:>9} {:>8}",
+                "name", "req/s", "p99", "failures"
             ));
+            // The names with the most requests so far, in the scenario's order: rows do not
+            // move from one second to the next.
+            let mut shown: Vec<usize> = (0..self.names.len())
+                .filter(|&i| s.cumulative[i].counters.requests() > 0)
+                .collect();
+            shown.sort_by_key(|&i| std::cmp::Reverse(s.cumulative[i].counters.requests()));
+            shown.truncate(rows);
+            shown.sort_unstable();
+            for i in shown {
+                let w = &s.window[i];
+                let p99 = if w.latency_us.is_empty() {
+                    "-".to_string()
+                } else {
+                    ms(w.latency_us.value_at_quantile(0.99))
+                };
+                let name = format!("{} {}", self.names[i].method, self.names[i].name);
+                lines.push(format!(
+                    "  {:<name_width$} {:>9.0} {:>9} {:>8}",
+                    shorten(&name, name_width),
+                    w.counters.requests() as f64 / secs,
+                    p99,
+                    w.counters.failed()
+                ));
+            }
+        }
+        if !errors.is_empty() && height > lines.len() + error_lines {
+            lines.push("top errors since the start".to_string());
+            lines.extend(errors);
+        }
+        let mut out = String::new();
+        if self.drawn > 0 {
+            // Back to the first line of the previous frame, and clear down from there: the
+            // new frame may have fewer lines.
+            let _ = write!(out, "\x1b[{}A\x1b[0J", self.drawn);
         }
         for line in &lines {
-            // Clear each line before writing: the new one may be shorter.
-            let _ = writeln!(out, "\x1b[2K{line}");
+            let _ = writeln!(out, "{}", cut(line, room));
         }
         self.drawn = lines.len();
         out
     }
 }
 
-/// " · stage 2/3 (hold)" for a staged shape, nothing for a constant one.
-/// Where the run is in its load shape: the phase (as the reports name it), and the stage
-/// while one is under way.
+/// The `n` errors seen most since the start, one line each: count, request, message.
+fn top_errors(s: &Snapshot, names: &[Name], n: usize) -> Vec<String> {
+    let mut errors: Vec<(u64, usize, ErrorKind)> = s
+        .cumulative
+        .iter()
+        .enumerate()
+        .flat_map(|(i, stats)| {
+            ErrorKind::counts(&stats.counters)
+                .into_iter()
+                .map(move |(kind, count)| (count, i, kind))
+        })
+        .collect();
+    // Most first; ties in a fixed order, so lines do not swap places.
+    errors.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (a.1, &a.2).cmp(&(b.1, &b.2))));
+    errors
+        .into_iter()
+        .take(n)
+        .map(|(count, i, kind)| {
+            format!(
+                "  {count:>7}  {} {}: {}",
+                names[i].method,
+                names[i].name,
+                kind.text()
+            )
+        })
+        .collect()
+}
+
+/// Where the run is in its load shape: " · ramp-up", " · steady, stage 2/3". The phase is
+/// named as the reports name it; the stage only for shapes of several (a spawn ramp is one).
 fn stage_of(shape: &blast_engine::Shape, t: Duration, run_time: Duration) -> String {
     if shape.stages.is_empty() {
         return String::new();
@@ -169,11 +254,21 @@ fn stage_of(shape: &blast_engine::Shape, t: Duration, run_time: Duration) -> Str
     let mut end = Duration::ZERO;
     for (i, stage) in shape.stages.iter().enumerate() {
         end += stage.duration;
-        if t < end {
+        if t < end && shape.stages.len() > 1 {
             return format!(" · {phase}, stage {}/{}", i + 1, shape.stages.len());
         }
     }
-    format!(" · {phase}, after the stages")
+    format!(" · {phase}")
+}
+
+/// `s` cut to `width` characters, an ellipsis marking the cut.
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 fn clock(d: Duration) -> String {
@@ -182,14 +277,6 @@ fn clock(d: Duration) -> String {
         format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
-
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        s.chars().take(width - 1).collect::<String>() + "…"
     }
 }
 
@@ -266,26 +353,78 @@ mod tests {
                 ],
             },
         };
-        // Past the stages, the label says so instead of naming the last stage.
-        assert_eq!(
-            stage_of(
-                &Shape::ramp(10.0, 1.0),
-                Duration::from_secs(30),
-                Duration::from_secs(60)
-            ),
-            " · steady, after the stages"
-        );
+        // A spawn ramp is one stage: only the phase is named, during and after it.
+        let ramp = Shape::ramp(10.0, 1.0);
+        let at = |s| stage_of(&ramp, Duration::from_secs(s), Duration::from_secs(60));
+        assert_eq!(at(5), " · ramp-up");
+        assert_eq!(at(30), " · steady");
         let mut progress = Progress::new(Duration::from_secs(180), &burst, &name(), true);
-        let first = progress.observe(&snapshot(&names, 90)).unwrap();
+        let first = progress.frame_sized(&snapshot(&names, 90), 80, 24);
         assert!(first.contains("steady, stage 2/2"), "{first}");
         assert!(first.contains("users 64/1000 "), "{first}");
         assert!(first.contains("901 req/s"), "{first}");
         assert!(first.contains("GET /"), "{first}");
-        assert!(first.starts_with("\x1b[2K"), "nothing to move over yet");
-        let second = progress.observe(&snapshot(&names, 91)).unwrap();
+        assert!(first.contains("top errors"), "{first}");
+        assert!(first.contains("1  GET /: TimeoutError"), "{first}");
+        assert!(!first.starts_with('\x1b'), "nothing to move over yet");
+        let second = progress.frame_sized(&snapshot(&names, 91), 80, 24);
+        let lines = first.lines().count();
         assert!(
-            second.starts_with("\x1b[4A"),
-            "moves up over the 4 lines drawn"
+            second.starts_with(&format!("\x1b[{lines}A\x1b[0J")),
+            "moves up over the {lines} lines drawn and clears them"
+        );
+        assert_eq!(progress.clear(), format!("\x1b[{lines}A\x1b[0J"));
+        assert_eq!(progress.clear(), "", "nothing left to clear");
+    }
+
+    /// Stats for `n` names, name `i` having had `requests[i]` requests.
+    fn many(requests: &[u64]) -> (Vec<Stats>, Vec<Name>) {
+        let stats = requests
+            .iter()
+            .map(|&n| {
+                let mut s = Stats::new(false);
+                s.counters.ok = n;
+                s
+            })
+            .collect();
+        let names = (0..requests.len())
+            .map(|i| Name {
+                method: "POST".into(),
+                name: format!("/api/v1/connectors/a-rather-long-connector-name-{i}/publish/"),
+            })
+            .collect();
+        (stats, names)
+    }
+
+    #[test]
+    fn frames_fit_the_terminal_and_keep_their_rows_in_order() {
+        let (stats, names) = many(&[5, 50, 0, 20, 40]);
+        let live = || Progress::new(Duration::from_secs(60), &Schedule::users(64), &names, true);
+        for (width, height) in [(80, 24), (120, 40), (40, 10), (80, 7)] {
+            // A first frame: no cursor movement before its lines.
+            let frame = live().frame_sized(&snapshot(&stats, 10), width, height);
+            let lines: Vec<&str> = frame.lines().collect();
+            assert!(lines.len() < height, "{width}x{height}: {lines:#?}");
+            for line in &lines {
+                assert!(line.chars().count() < width, "{width}x{height}: {line:?}");
+            }
+        }
+        let mut progress = live();
+        // Rows follow the scenario's order, not the counts; a name with no requests is left
+        // out, and a short terminal keeps the busiest.
+        let frame = progress.frame_sized(&snapshot(&stats, 11), 200, 24);
+        let rows: Vec<&str> = frame.lines().filter(|l| l.contains("POST")).collect();
+        let order: Vec<char> = rows
+            .iter()
+            .map(|l| l.split("/publish/").next().unwrap().chars().last().unwrap())
+            .collect();
+        assert_eq!(order, ['0', '1', '3', '4'], "{rows:#?}");
+        let frame = progress.frame_sized(&snapshot(&stats, 12), 200, 7);
+        let rows: Vec<&str> = frame.lines().filter(|l| l.contains("POST")).collect();
+        assert_eq!(rows.len(), 2, "{frame}");
+        assert!(
+            rows[0].contains("name-1/") && rows[1].contains("name-4/"),
+            "{rows:#?}"
         );
     }
 }

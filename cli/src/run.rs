@@ -144,7 +144,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     let mut samples = Vec::new();
     let console = Console::of(args);
     if local.is_some() && console != Console::Quiet {
-        println!("no {missing} given: running against the built-in reference target at {url}");
+        println!("no {missing} given: using the built-in reference target, {url}");
     }
     let signals = match watcher {
         Some(w) => {
@@ -170,8 +170,8 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         EngineError::Unreachable { .. } | EngineError::Thread(_) => Failure::Run(e.into()),
         other => usage(other),
     })?;
+    eprint!("{}", progress.clear());
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
-    let pools = script.as_ref().map(|s| s.pool_counts()).unwrap_or_default();
     let info = RunInfo {
         command: std::env::args().collect(),
         host: url.clone(),
@@ -181,7 +181,10 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     let failure_rows = outputs.failure_rows(&report);
     let record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
     if console != Console::Quiet {
-        print!("{}", summary::render(&report, &label, &pools, &record));
+        let width = terminal_size::terminal_size_of(std::io::stdout())
+            .map_or(summary::WIDTH, |(w, _)| usize::from(w.0));
+        let text = summary::render(&report, &label, script.as_ref(), &record, width);
+        print!("{text}");
         let _ = std::io::stdout().flush();
     } else {
         // Quiet prints no summary, but a failed criterion is the answer a CI job waits for.

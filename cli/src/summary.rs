@@ -3,9 +3,8 @@
 use blast_engine::{FailureClass, Report, Schedule};
 use blast_report::mean_rate;
 use blast_report::RunRecord;
-use blast_scenarios::PoolCounts;
+use blast_scenarios::ScenarioScript;
 use hdrhistogram::Histogram;
-use std::fmt::Write;
 
 /// Percentiles shown in the summary, as (label, quantile).
 const PERCENTILES: [(&str, f64); 5] = [
@@ -16,72 +15,142 @@ const PERCENTILES: [(&str, f64); 5] = [
     ("p99.99", 0.9999),
 ];
 
-/// Connections opened and how they behaved, one short line each: reconnects and retries
+/// Width the summary keeps to when stdout is not a terminal: the classic terminal's.
+pub const WIDTH: usize = 80;
+/// Where a field's text starts: two spaces and a 14-column label.
+const INDENT: usize = 16;
+/// Kinds of error listed in the summary; the rest are in `_failures.csv` and the JSON.
+const TOP_ERRORS: usize = 8;
+
+/// The summary's text, kept to a width: fields wrap at their parts, names are shortened.
+struct Text {
+    out: String,
+    width: usize,
+}
+
+impl Text {
+    /// A whole line, as it is.
+    fn line(&mut self, line: &str) {
+        self.out.push_str(line);
+        self.out.push('\n');
+    }
+
+    /// `first` then `parts` joined by `sep`, wrapped so no line passes the width; wrapped
+    /// lines start at `indent`.
+    fn wrap(
+        &mut self,
+        first: &str,
+        indent: usize,
+        parts: impl IntoIterator<Item = String>,
+        sep: &str,
+    ) {
+        let mut line = first.to_string();
+        let mut empty = true;
+        for part in parts {
+            let len = |s: &str| s.chars().count();
+            if !empty && len(&line) + len(sep) + len(&part) > self.width {
+                self.line(&line);
+                line = " ".repeat(indent);
+                empty = true;
+            }
+            if !empty {
+                line.push_str(sep);
+            }
+            line.push_str(&part);
+            empty = false;
+        }
+        self.line(&line);
+    }
+
+    /// "  label         text", the text wrapped at its words under itself.
+    fn field(&mut self, label: &str, text: &str) {
+        let first = format!("  {label:<13} ");
+        self.wrap(&first, INDENT, text.split(' ').map(str::to_string), " ");
+    }
+}
+
+/// Connections opened and how they behaved, one short field each: reconnects and retries
 /// (never failures), connect time, TLS handshakes, redirects followed.
-fn connection_lines(out: &mut String, c: &blast_engine::Counters) {
+fn connection_lines(out: &mut Text, c: &blast_engine::Counters) {
     let connect = c
         .mean_connect()
         .map(|d| format!("; connect {:.2} ms avg", d.as_secs_f64() * 1e3))
         .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  connections   {} opened, {} reconnects, {} retries{connect}",
-        c.connections, c.reconnects, c.retries
+    out.field(
+        "connections",
+        &format!(
+            "{} opened, {} reconnects, {} retries{connect}",
+            c.connections, c.reconnects, c.retries
+        ),
     );
     if let Some(handshake) = c.mean_tls_handshake() {
-        let _ = writeln!(
-            out,
-            "  tls           {} handshakes ({} resumed), {:.2} ms avg",
-            c.tls_handshakes,
-            c.tls_resumed,
-            handshake.as_secs_f64() * 1e3
+        out.field(
+            "tls",
+            &format!(
+                "{} handshakes ({} resumed), {:.2} ms avg",
+                c.tls_handshakes,
+                c.tls_resumed,
+                handshake.as_secs_f64() * 1e3
+            ),
         );
     }
     if c.redirects > 0 {
-        let _ = writeln!(out, "  redirects     {} followed", c.redirects);
+        out.field("redirects", &format!("{} followed", c.redirects));
     }
 }
 
-/// Renders the end-of-run summary: totals, per-name rows, pools and criteria.
+/// Renders the end-of-run summary in `width` columns: totals, per-name rows, errors, pools
+/// and criteria.
 pub fn render(
     report: &Report,
     label: &str,
-    pools: &[(String, PoolCounts)],
+    script: Option<&ScenarioScript>,
     record: &RunRecord,
+    width: usize,
 ) -> String {
     let c = &report.total.counters;
-    let mut out = String::new();
+    let mut out = Text {
+        out: String::new(),
+        width,
+    };
     let secs = report.duration.as_secs_f64();
-    let load = load(&report.schedule);
     let pin = if report.pinned {
         "pinned"
     } else {
         "not pinned"
     };
-    let _ = writeln!(
-        out,
-        "blast {label}: {load}, {secs:.2} s, {} threads ({pin}){}",
-        report.workers,
-        if report.interrupted {
-            ", stopped early"
-        } else {
-            ""
-        }
+    let stopped = if report.interrupted {
+        ", stopped early"
+    } else {
+        ""
+    };
+    out.wrap(
+        "blast ",
+        INDENT,
+        [
+            format!("{label}:"),
+            format!("{},", load(&report.schedule)),
+            format!("{secs:.2} s,"),
+            format!("{} threads ({pin}){stopped}", report.workers),
+        ],
+        " ",
     );
     if let Some(why) = &report.incomplete {
-        let _ = writeln!(
-            out,
-            "  INCOMPLETE    {why}; the run was cut short and misses that worker's last interval"
+        out.field(
+            "INCOMPLETE",
+            &format!("{why}; the run was cut short and misses that worker's last interval"),
         );
     }
-    let _ = writeln!(
-        out,
-        "  requests      {} ({:.1}/s), {} failed ({:.2}%), {} cancelled at stop",
-        c.requests(),
-        report.rps(),
-        c.failed(),
-        percent(c.failed(), c.requests()),
-        c.cancelled
+    out.field(
+        "requests",
+        &format!(
+            "{} ({:.1}/s), {} failed ({:.2}%), {} cancelled at stop",
+            c.requests(),
+            report.rps(),
+            c.failed(),
+            percent(c.failed(), c.requests()),
+            c.cancelled
+        ),
     );
     if c.failed() > 0 {
         let classes: Vec<String> = FailureClass::ALL
@@ -89,115 +158,176 @@ pub fn render(
             .filter(|f| c.failures_of(**f) > 0)
             .map(|f| format!("{} {}", f.as_str(), c.failures_of(*f)))
             .collect();
-        let _ = writeln!(out, "  failures      {}", classes.join(", "));
+        out.field("failures", &classes.join(", "));
     }
     let latency_label = match &report.schedule {
-        Schedule::Closed { .. } => "latency     ",
-        Schedule::Open { .. } => "latency (1) ",
+        Schedule::Closed { .. } => "latency",
+        Schedule::Open { .. } => "latency (1)",
     };
-    let _ = writeln!(
-        out,
-        "  {latency_label}  {}",
-        histogram_line(&report.total.latency_us)
-    );
+    histogram_field(&mut out, latency_label, &report.total.latency_us);
     if let Some(service) = &report.total.service_us {
-        let _ = writeln!(out, "  service (2)   {}", histogram_line(service));
+        histogram_field(&mut out, "service (2)", service);
     }
     if let Schedule::Open { rate, .. } = &report.schedule {
         let rate = mean_rate(rate, report.sending);
-        let _ = writeln!(
-            out,
-            "  rate          target {rate:.1}/s, achieved {:.1}/s ({:+.2}%), {} late sends (>{} ms behind schedule)",
-            report.rps(),
-            (report.rps() / rate - 1.0) * 100.0,
-            c.late_sends,
-            blast_engine::LATE_AFTER.as_millis()
+        out.field(
+            "rate",
+            &format!(
+                "target {rate:.1}/s, achieved {:.1}/s ({:+.2}%), {} late sends (>{} ms behind schedule)",
+                report.rps(),
+                (report.rps() / rate - 1.0) * 100.0,
+                c.late_sends,
+                blast_engine::LATE_AFTER.as_millis()
+            ),
         );
         let (scheduled, missed) = report.slots;
-        let _ = writeln!(
-            out,
-            "  slots         {scheduled} due, {} sent, {missed} missed (every connection busy until the end)",
-            scheduled - missed
+        out.field(
+            "slots",
+            &format!(
+                "{scheduled} due, {} sent, {missed} missed (every connection busy until the end)",
+                scheduled - missed
+            ),
         );
     }
-    let _ = writeln!(
-        out,
-        "  transfer      {} sent, {} received",
-        bytes(c.bytes_sent),
-        bytes(c.bytes_received),
+    out.field(
+        "transfer",
+        &format!(
+            "{} sent, {} received",
+            bytes(c.bytes_sent),
+            bytes(c.bytes_received)
+        ),
     );
     connection_lines(&mut out, c);
     if record.phases.len() > 1 {
-        let parts: Vec<String> = record
-            .phases
-            .iter()
-            .map(|p| {
-                let p99 = p
-                    .latency_ms
-                    .as_ref()
-                    .map_or("-".to_string(), |l| format!("{:.2} ms", l.p99));
-                format!("{} {:.0}-{:.0} s p99 {p99}", p.phase, p.start_s, p.end_s)
-            })
-            .collect();
-        let _ = writeln!(out, "  phases        {}", parts.join(", "));
+        let parts = record.phases.iter().map(|p| {
+            let p99 = p
+                .latency_ms
+                .as_ref()
+                .map_or("-".to_string(), |l| format!("{:.2} ms", l.p99));
+            format!("{} {:.0}-{:.0} s p99 {p99}", p.phase, p.start_s, p.end_s)
+        });
+        out.wrap("  phases        ", INDENT, parts, ", ");
     }
     if let Schedule::Open { .. } = &report.schedule {
-        let _ = writeln!(
-            out,
-            "  (1) from each request's intended start; (2) from the actual send"
-        );
+        out.line("  (1) from each request's intended start; (2) from the actual send");
     }
     if report.names.len() > 1 || c.skipped > 0 {
         names_table(&mut out, report);
     }
-    for (name, p) in pools {
-        let _ = writeln!(
-            out,
-            "  pool {name}: {} added, {} handed out (each once), {} repeats refused, {} left",
-            p.added, p.taken, p.repeated, p.left
-        );
+    errors_table(&mut out, record);
+    if let Some(script) = script {
+        for (name, p) in script.pool_counts() {
+            out.field(
+                "pool",
+                &format!(
+                    "{name}: {} added, {} handed out{}, {} repeats refused, {} left",
+                    p.added,
+                    p.taken,
+                    if p.reuse { "" } else { " (each once)" },
+                    p.repeated,
+                    p.left
+                ),
+            );
+        }
+        for (n, why) in script.unset_skips() {
+            out.field("skipped", &format!("{n} tasks: {why}"));
+        }
     }
     let generator = &record.generator;
     // The evidence starts with the verdict: "generator-bound: ..." or "not generator-bound: ...".
-    let _ = writeln!(out, "  generator     {}", generator.evidence);
+    out.field("generator", &generator.evidence);
     for g in &record.growth {
-        let _ = writeln!(out, "  leak?         {g}");
+        out.field("leak?", g);
     }
     let verdicts = &record.criteria;
     if !verdicts.is_empty() {
-        let _ = writeln!(out, "criteria");
+        out.line("criteria");
+        let room = width.saturating_sub(8).max(20);
+        let pad = verdicts
+            .iter()
+            .map(|v| v.criterion.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(room);
         for v in verdicts {
             let mark = if v.pass { "PASS" } else { "FAIL" };
-            let _ = writeln!(out, "  {mark}  {:<44} measured {}", v.criterion, v.measured);
+            let criterion = shorten(&v.criterion, room);
+            let line = format!("  {mark}  {criterion:<pad$}  measured {}", v.measured);
+            if line.chars().count() <= width {
+                out.line(&line);
+            } else {
+                out.line(&format!("  {mark}  {criterion}"));
+                out.line(&format!("        measured {}", v.measured));
+            }
         }
         let failed = verdicts.iter().filter(|v| !v.pass).count();
-        let _ = if failed == 0 {
-            writeln!(out, "result: PASS (all {} criteria met)", verdicts.len())
+        if failed == 0 {
+            out.line(&format!(
+                "result: PASS (all {} criteria met)",
+                verdicts.len()
+            ));
         } else {
-            writeln!(
-                out,
+            out.line(&format!(
                 "result: FAIL ({failed} of {} criteria failed)",
                 verdicts.len()
-            )
-        };
+            ));
+        }
     }
-    out
+    out.out
 }
 
-/// One row per request name, like Locust's final table.
-fn names_table(out: &mut String, report: &Report) {
-    let width = report
+/// The errors that ended requests, most frequent first, as Locust's error report lists them:
+/// occurrences, method and name, message.
+fn errors_table(out: &mut Text, record: &RunRecord) {
+    let rows = &record.failure_rows;
+    if rows.is_empty() {
+        return;
+    }
+    out.line("errors");
+    for row in rows.iter().take(TOP_ERRORS) {
+        let first = format!("  {:>9}  ", row.occurrences);
+        let words = format!("{} {}: {}", row.method, row.name, row.error);
+        out.wrap(&first, 13, words.split(' ').map(str::to_string), " ");
+    }
+    if rows.len() > TOP_ERRORS {
+        out.line(&format!(
+            "  ... {} more kinds of error in the failures CSV and the JSON record",
+            rows.len() - TOP_ERRORS
+        ));
+    }
+}
+
+/// One row per request name, like Locust's final table. Below 100 columns p95 and max are
+/// left to the CSV files; the name column takes what the numbers leave, and longer names are
+/// shortened in the middle.
+fn names_table(out: &mut Text, report: &Report) {
+    let wide = out.width >= 100;
+    let skipped = report.total.counters.skipped > 0;
+    let mut heads = vec!["requests", "fails", "req/s", "p50"];
+    if wide {
+        heads.push("p95");
+    }
+    heads.push("p99");
+    if wide {
+        heads.push("max");
+    }
+    if skipped {
+        heads.push("skipped");
+    }
+    // The indent, then nine columns (a space and eight) per number.
+    let numbers = 2 + 9 * heads.len();
+    let longest = report
         .names
         .iter()
-        .map(|n| n.name.method.len() + 1 + n.name.name.len())
+        .map(|n| n.name.method.len() + 1 + n.name.name.chars().count())
         .max()
-        .unwrap_or(4)
-        .clamp(4, 60);
-    let _ = writeln!(
-        out,
-        "  {:<width$} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "name", "requests", "fails", "skipped", "req/s", "p50", "p95", "p99", "max"
-    );
+        .unwrap_or(4);
+    let width = longest.clamp(4, out.width.saturating_sub(numbers + 1).max(12));
+    let row = |name: &str, cells: Vec<String>| {
+        let cells: String = cells.iter().map(|c| format!(" {c:>8}")).collect();
+        format!("  {:<width$}{cells}", shorten(name, width))
+    };
+    out.line(&row("name", heads.iter().map(|h| h.to_string()).collect()));
     let secs = report.sending.as_secs_f64().max(1e-9);
     for n in &report.names {
         let c = &n.stats.counters;
@@ -209,24 +339,46 @@ fn names_table(out: &mut String, report: &Report) {
                 ms(h.value_at_quantile(q))
             }
         };
-        let _ = writeln!(
-            out,
-            "  {:<width$} {:>9} {:>7} {:>8} {:>9.1} {:>9} {:>9} {:>9} {:>9}",
-            format!("{} {}", n.name.method, n.name.name),
-            c.requests(),
-            c.failed(),
-            c.skipped,
-            c.requests() as f64 / secs,
+        let mut cells = vec![
+            c.requests().to_string(),
+            c.failed().to_string(),
+            format!("{:.1}", c.requests() as f64 / secs),
             q(0.5),
-            q(0.95),
-            q(0.99),
-            if h.is_empty() {
+        ];
+        if wide {
+            cells.push(q(0.95));
+        }
+        cells.push(q(0.99));
+        if wide {
+            cells.push(if h.is_empty() {
                 "-".to_string()
             } else {
                 ms(h.max())
-            },
-        );
+            });
+        }
+        if skipped {
+            cells.push(c.skipped.to_string());
+        }
+        out.line(&row(&format!("{} {}", n.name.method, n.name.name), cells));
     }
+}
+
+/// `s` in at most `width` characters: the start and the end kept (the end of a URL tells
+/// names apart), an ellipsis between.
+pub fn shorten(s: &str, width: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= width {
+        return s.to_string();
+    }
+    if width < 2 {
+        return chars[..width].iter().collect();
+    }
+    let head = (width - 1) / 3;
+    let tail = width - 1 - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
 }
 
 /// "64 users", "up to 1000 users", "2000 requests/s", "up to 5000 requests/s".
@@ -242,9 +394,11 @@ pub fn load(schedule: &Schedule) -> String {
     }
 }
 
-fn histogram_line(h: &Histogram<u64>) -> String {
+/// A histogram's percentiles, max and mean as one field.
+fn histogram_field(out: &mut Text, label: &str, h: &Histogram<u64>) {
     if h.is_empty() {
-        return "no responses".to_string();
+        out.field(label, "no responses");
+        return;
     }
     let mut parts: Vec<String> = PERCENTILES
         .iter()
@@ -252,7 +406,7 @@ fn histogram_line(h: &Histogram<u64>) -> String {
         .collect();
     parts.push(format!("max {}", ms(h.max())));
     parts.push(format!("mean {}", ms(h.mean() as u64)));
-    parts.join("  ")
+    out.wrap(&format!("  {label:<13} "), INDENT, parts, "  ");
 }
 
 /// Microseconds shown in the unit a reader expects: 0.412ms, 12.3ms, 1.20s.

@@ -351,3 +351,83 @@ fn scenario_flags_behave_as_locust_users_expect() {
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("FAIL requests<1"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_wrong_capture_path_is_named_with_the_failures_it_caused() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let file = temp("badcap.toml");
+    // The login answers {"token": ...}; the capture looks for "access" instead, so the
+    // requests that need {{token}} go without their Authorization header and get 401s.
+    std::fs::write(
+        &file,
+        r#"[[user]]
+class = "U"
+wait_time = "constant(0.05)"
+headers = { Authorization = "Bearer {{token}}" }
+[[user.on_start]]
+request = "POST /api/v1/auth/token/"
+json = { username = "publisher_user", password = "publisher-pass" }
+capture = { token = "access" }
+[[user.task]]
+request = "GET /api/v1/deployments/"
+"#,
+    )
+    .unwrap();
+    let dir = temp("badcap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("run");
+    let out = blast(&[
+        "-f",
+        file.to_str().unwrap(),
+        "--host",
+        &server.url(),
+        "-u",
+        "2",
+        "-t",
+        "1s",
+        "--no-pin",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(file).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut rows = csv::Reader::from_path(dir.join("run_failures.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    std::fs::remove_dir_all(dir).unwrap();
+    // The capture names its variable and path; the 401s name the header, the variable and
+    // the step that should have captured it.
+    let capture = rows
+        .iter()
+        .find(|r| &r[1] == "/api/v1/auth/token/")
+        .unwrap();
+    assert_eq!(
+        &capture[2],
+        r#"CaptureError("token: nothing at access in the response")"#
+    );
+    let denied = rows
+        .iter()
+        .find(|r| &r[1] == "/api/v1/deployments/")
+        .unwrap();
+    assert_eq!(
+        &denied[2],
+        "HTTPError(code=401): sent without its Authorization header: {{token}} is not \
+         captured yet (POST /api/v1/auth/token/ captures it from access)"
+    );
+    assert!(denied[3].parse::<u64>().unwrap() > 0);
+    // The console's error table says the same, and the summary keeps to 80 columns.
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        joined.contains("nothing at access in the response"),
+        "{text}"
+    );
+    assert!(
+        joined.contains(
+            "{{token}} is not captured yet (POST /api/v1/auth/token/ captures it from access)"
+        ),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+}

@@ -27,8 +27,20 @@ struct File {
     load: FileLoad,
     #[serde(default)]
     criteria: Vec<Spanned<String>>,
+    /// `[pool.NAME]` tables: how a pool hands out its values.
+    #[serde(default)]
+    pool: BTreeMap<String, Spanned<FilePool>>,
     #[serde(default)]
     user: Vec<Spanned<FileUser>>,
+}
+
+/// `[pool.ids] reuse = true`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePool {
+    /// Hand values out in turn, any number of times, instead of each once.
+    #[serde(default)]
+    reuse: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -190,6 +202,20 @@ fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
             }
         }
     }
+    let mut reuse_pools = Vec::new();
+    for (name, pool) in &file.pool {
+        if !c.pools.contains(name) {
+            return at(
+                pool.span(),
+                format!(
+                    "pool {name:?} is never filled: no request has to_pool = {{ {name} = ... }}"
+                ),
+            );
+        }
+        if pool.get_ref().reuse {
+            reuse_pools.push(name.clone());
+        }
+    }
     let classes = file
         .user
         .into_iter()
@@ -221,6 +247,7 @@ fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
         classes,
         names: c.names,
         pools: c.pools,
+        reuse_pools,
     };
     for criterion in &scenario.criteria {
         criterion
@@ -624,6 +651,15 @@ mod tests {
             (
                 "[[user]]\nclass = \"U\"\n[[user.task]]\ntake = { id = \"ids\" }\nrequest = \"GET /{{id}}\"\n",
                 "s.toml:4:15: pool \"ids\" is never filled",
+            ),
+            // A pool declared but never filled, and an unknown pool setting.
+            (
+                &format!("[pool.ids]\nreuse = true\n{TASK}"),
+                "s.toml:1:1: pool \"ids\" is never filled",
+            ),
+            (
+                &format!("[pool.ids]\nshared = true\n{TASK}"),
+                "unknown field `shared`, expected `reuse`",
             ),
             // Bad criterion.
             (

@@ -24,6 +24,8 @@ pub struct Scenario {
     pub(crate) classes: Vec<UserClass>,
     pub(crate) names: Vec<Name>,
     pub(crate) pools: Vec<String>,
+    /// Pools that hand their values out any number of times (`[pool.NAME] reuse = true`).
+    pub(crate) reuse_pools: Vec<String>,
 }
 
 /// Running sums of task weights, for picking a task.

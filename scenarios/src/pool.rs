@@ -1,7 +1,8 @@
 //! Shared pools: values captured by one user and handed to exactly one other, across workers.
 //!
 //! A pending approval listed by several users at once enters its pool once and leaves it once,
-//! so two of blast's users never decide the same approval. Pools are touched only by tasks that
+//! so two of blast's users never decide the same approval. A pool marked `reuse` keeps its
+//! values instead and hands them out in turn, any number of times (ids to look up). Pools are touched only by tasks that
 //! capture into them or take from them, never by the request hot path in general.
 
 use std::collections::{HashSet, VecDeque};
@@ -26,13 +27,17 @@ pub struct PoolCounts {
     pub repeated: u64,
     /// Offers dropped because the pool was full.
     pub overflowed: u64,
-    /// Values still waiting at the end.
+    /// Values still waiting at the end (all of them, for a reuse pool).
     pub left: u64,
+    /// Values are handed out any number of times, not once.
+    pub reuse: bool,
 }
 
 #[derive(Default)]
 struct State {
     queue: VecDeque<Value>,
+    /// A reuse pool's next value to hand out, as an index into `queue`.
+    next: usize,
     recent: HashSet<Value>,
     older: HashSet<Value>,
     counts: PoolCounts,
@@ -66,10 +71,24 @@ impl Pool {
         }
     }
 
-    /// Takes the oldest value, if any; nobody else will ever get it.
+    /// A pool whose values are handed out once each, or in turn forever with `reuse`.
+    pub fn new(reuse: bool) -> Pool {
+        let pool = Pool::default();
+        pool.lock().counts.reuse = reuse;
+        pool
+    }
+
+    /// Takes the oldest value, if any; nobody else will ever get it. A reuse pool hands out
+    /// its values in turn and keeps them.
     pub fn take(&self) -> Option<Value> {
         let mut s = self.lock();
-        let value = s.queue.pop_front()?;
+        let value = if s.counts.reuse {
+            let value = s.queue.get(s.next % s.queue.len().max(1))?.clone();
+            s.next = s.next.wrapping_add(1);
+            value
+        } else {
+            s.queue.pop_front()?
+        };
         s.counts.taken += 1;
         Some(value)
     }
@@ -78,7 +97,9 @@ impl Pool {
     pub fn give_back(&self, value: Value) {
         let mut s = self.lock();
         s.counts.taken -= 1;
-        s.queue.push_front(value);
+        if !s.counts.reuse {
+            s.queue.push_front(value);
+        }
     }
 
     /// Current counts.
@@ -121,6 +142,19 @@ mod tests {
         assert_eq!(pool.take(), None);
         let c = pool.counts();
         assert_eq!((c.added, c.taken, c.repeated, c.left), (3, 3, 3, 0));
+    }
+
+    #[test]
+    fn a_reuse_pool_hands_its_values_out_in_turn_and_keeps_them() {
+        let pool = Pool::new(true);
+        assert_eq!(pool.take(), None, "empty until filled");
+        pool.offer([v(1), v(2), v(1)]);
+        let got: Vec<Value> = (0..5).filter_map(|_| pool.take()).collect();
+        assert_eq!(got, [v(1), v(2), v(1), v(2), v(1)]);
+        pool.give_back(v(1));
+        let c = pool.counts();
+        assert_eq!((c.added, c.taken, c.repeated, c.left), (2, 4, 1, 2));
+        assert!(c.reuse);
     }
 
     #[test]

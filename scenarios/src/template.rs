@@ -81,9 +81,9 @@ pub(crate) struct Context<'a> {
     pub workers: usize,
 }
 
-/// Rendering needed a variable that has no value yet.
+/// Rendering needed a variable that has no value yet: its slot.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Unset;
+pub(crate) struct Unset(pub usize);
 
 thread_local! {
     /// Per-worker counter behind `{{seq}}`: interleaved across workers, unique in the run
@@ -134,7 +134,7 @@ impl Template {
             match piece {
                 Piece::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Var(slot, place) => {
-                    let value = cx.vars[*slot].as_ref().ok_or(Unset)?;
+                    let value = cx.vars[*slot].as_ref().ok_or(Unset(*slot))?;
                     write_value(value, *place, out);
                 }
                 Piece::Gen(generator, place) => generate(generator, *place, cx, out),
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn unset_variables_stop_rendering() {
         let t = Template::compile("/d/{{id}}/", Place::Url, &VARS).unwrap();
-        assert_eq!(render(&t, &[None, None]), Err(Unset));
+        assert_eq!(render(&t, &[None, None]), Err(Unset(0)));
     }
 
     #[test]

@@ -7,12 +7,13 @@
 
 use blast_engine::{Action, FailureClass, Name, Redirect, Reply, Script, Target, User, UserId};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::{Destination, Pick, Scenario, Step};
 use crate::pool::{Pool, PoolCounts};
-use crate::template::{Context, Value};
+use crate::template::{Context, Unset, Value};
 
 /// A scenario ready to run against one target.
 #[derive(Clone)]
@@ -30,6 +31,10 @@ struct Inner {
     extra_headers: Vec<(String, String)>,
     /// User classes in weighted round-robin order: user `i` gets class `cycle[i % len]`.
     cycle: Vec<usize>,
+    /// Per class and variable: why it can be missing, naming where it gets its value.
+    unset_why: Vec<Vec<String>>,
+    /// Per class and variable: tasks skipped because it had no value.
+    unset_skips: Vec<Vec<AtomicU64>>,
 }
 
 impl Scenario {
@@ -54,17 +59,75 @@ impl Scenario {
         let weights: Vec<u32> = self.classes.iter().map(|c| c.weight).collect();
         ScenarioScript {
             inner: Arc::new(Inner {
-                pools: self.pools.iter().map(|_| Pool::default()).collect(),
+                pools: (self.pools.iter())
+                    .map(|name| Pool::new(self.reuse_pools.contains(name)))
+                    .collect(),
                 scenario: self.clone(),
                 fixed_headers,
                 extra_headers: extra_headers(headers, target),
                 cycle: smooth_round_robin(&weights),
+                unset_why: (0..self.classes.len())
+                    .map(|c| {
+                        let vars = 0..self.classes[c].vars.len();
+                        vars.map(|v| self.unset_why(c, v)).collect()
+                    })
+                    .collect(),
+                unset_skips: self
+                    .classes
+                    .iter()
+                    .map(|c| c.vars.iter().map(|_| AtomicU64::new(0)).collect())
+                    .collect(),
             }),
         }
+    }
+
+    /// "{{token}} is not captured yet (POST /login captures it from access)": why variable
+    /// `slot` of `class` can lack a value, naming the step or pool that gives it one.
+    fn unset_why(&self, class: usize, slot: usize) -> String {
+        let c = &self.classes[class];
+        let steps = c
+            .on_start
+            .iter()
+            .chain(c.tasks.iter().flat_map(|t| &t.steps));
+        let mut sources: Vec<String> = steps
+            .flat_map(|step| step.captures.iter().map(move |cap| (step, cap)))
+            .filter(|(_, cap)| matches!(cap.into, Destination::Var(s, _) if s == slot))
+            .map(|(step, cap)| {
+                let name = &self.names()[step.name];
+                format!(
+                    "{} {} captures it from {}",
+                    name.method, name.name, cap.path
+                )
+            })
+            .collect();
+        let pools = c.tasks.iter().flat_map(|t| &t.take);
+        sources.extend(
+            pools
+                .filter(|(var, _)| *var == slot)
+                .map(|(_, pool)| format!("a task takes it from pool {}", self.pools[*pool])),
+        );
+        sources.dedup();
+        format!(
+            "{{{{{}}}}} is not captured yet ({})",
+            c.vars[slot],
+            sources.join("; ")
+        )
     }
 }
 
 impl ScenarioScript {
+    /// Tasks skipped because a variable had no value, with why: `(count, why)`.
+    pub fn unset_skips(&self) -> Vec<(u64, String)> {
+        let s = &self.inner;
+        let counts = s.unset_skips.iter().flatten();
+        let why = s.unset_why.iter().flatten();
+        counts
+            .zip(why)
+            .map(|(n, why)| (n.load(Ordering::Relaxed), why.clone()))
+            .filter(|(n, _)| *n > 0)
+            .collect()
+    }
+
     /// Each pool's name and counts so far.
     pub fn pool_counts(&self) -> Vec<(String, PoolCounts)> {
         let s = &self.inner;
@@ -97,6 +160,7 @@ impl Script for ScenarioScript {
             task_started: Instant::now(),
             taken: Vec::new(),
             reason: None,
+            left_out: None,
             body: Vec::new(),
         })
     }
@@ -126,8 +190,10 @@ struct ScenarioUser {
     task_started: Instant,
     /// Pool values taken for the current task and not yet sent, to give back on a skip.
     taken: Vec<(usize, Value)>,
-    /// Why the last response failed its captures.
+    /// Why the last response failed its checks or captures.
     reason: Option<String>,
+    /// A header of the request in flight left out for want of a variable: (name, slot).
+    left_out: Option<(usize, usize)>,
     body: Vec<u8>,
 }
 
@@ -180,9 +246,9 @@ impl ScenarioUser {
         }
     }
 
-    /// Writes the current step as wire bytes, or the next hop of its redirect `to`; `false`
-    /// when its URL or body needs an unset variable.
-    fn render(&mut self, out: &mut Vec<u8>, to: Option<&Redirect>) -> bool {
+    /// Writes the current step as wire bytes, or the next hop of its redirect `to`; the
+    /// variable lacking when its URL or body needs one that has no value.
+    fn render(&mut self, out: &mut Vec<u8>, to: Option<&Redirect>) -> Result<(), Unset> {
         // Borrow fields apart: the step is read from `inner` while `rng` and `body` change.
         let ScenarioUser {
             inner,
@@ -192,12 +258,14 @@ impl ScenarioUser {
             cookies,
             rng,
             state,
+            left_out,
             body: body_buf,
             ..
         } = self;
         let Some(step) = step_at(inner, *class, *state) else {
-            return false;
+            return Ok(());
         };
+        *left_out = None;
         let mut cx = Context {
             vars,
             rng,
@@ -212,17 +280,14 @@ impl ScenarioUser {
             .as_ref()
             .filter(|_| to.map_or(true, |r| r.keep_body));
         if let Some(body) = body {
-            if body.render(&mut cx, body_buf).is_err() {
-                return false;
-            }
+            body.render(&mut cx, body_buf)?;
         }
         let method = to.map_or(step.method.as_str(), |r| r.method.as_str());
         out.extend_from_slice(method.as_bytes());
         out.push(b' ');
         match to {
             Some(r) => out.extend_from_slice(r.path.as_bytes()),
-            None if step.path.render(&mut cx, out).is_err() => return false,
-            None => {}
+            None => step.path.render(&mut cx, out)?,
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         out.extend_from_slice(&inner.fixed_headers);
@@ -239,14 +304,16 @@ impl ScenarioUser {
             }
         }
         let mut content_type = step.content_type;
-        for (name, value) in &step.headers {
+        for (i, (name, value)) in step.headers.iter().enumerate() {
             let mark = out.len();
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             // A header whose variable is not captured yet is left out (e.g. Authorization
-            // before the login): the target answers as it would without it.
-            if value.render(&mut cx, out).is_err() {
+            // before the login): the target answers as it would without it, and a failure
+            // says what was missing.
+            if let Err(Unset(slot)) = value.render(&mut cx, out) {
                 out.truncate(mark);
+                *left_out = Some((i, slot));
                 continue;
             }
             out.extend_from_slice(b"\r\n");
@@ -276,7 +343,7 @@ impl ScenarioUser {
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body_buf);
-        true
+        Ok(())
     }
 
     /// Keeps cookies the target sets, as a browser session would for one host.
@@ -394,14 +461,20 @@ impl User for ScenarioUser {
                     let keep_body = !step.captures.is_empty() || step.expect.is_some();
                     let name = step.name;
                     let (follow_redirects, timeout) = (step.follow_redirects, step.timeout);
-                    if self.render(request, None) {
-                        self.taken.clear();
-                        return Action::Send {
-                            name,
-                            keep_body,
-                            follow_redirects,
-                            timeout,
-                        };
+                    match self.render(request, None) {
+                        Ok(()) => {
+                            self.taken.clear();
+                            return Action::Send {
+                                name,
+                                keep_body,
+                                follow_redirects,
+                                timeout,
+                            };
+                        }
+                        Err(Unset(slot)) => {
+                            self.inner.unset_skips[self.class][slot]
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     request.clear();
                     self.give_back();
@@ -423,6 +496,18 @@ impl User for ScenarioUser {
             _ => Ok(()),
         };
         let verdict = if !success {
+            let step = self.step().expect("a response answers a step");
+            // The hint is for a request that needed the value, not the one meant to get it.
+            let captures_it = |slot| {
+                (step.captures.iter())
+                    .any(|c| matches!(c.into, Destination::Var(s, _) if s == slot))
+            };
+            if let Some((header, slot)) = self.left_out.filter(|(_, slot)| !captures_it(*slot)) {
+                self.reason = Some(format!(
+                    "HTTPError(code={}): sent without its {} header: {}",
+                    reply.status, step.headers[header].0, self.inner.unset_why[self.class][slot]
+                ));
+            }
             Err(FailureClass::Status)
         } else if let Err(why) = checked {
             self.reason = Some(format!("CheckError({why:?})"));
@@ -452,7 +537,7 @@ impl User for ScenarioUser {
         // Cookies set on the way (a login's redirect, say) go with the next hop, as in a
         // requests session.
         self.keep_cookies(reply.set_cookies);
-        if !self.render(request, Some(to)) {
+        if self.render(request, Some(to)).is_err() {
             request.clear();
             to.rewrite(previous, request);
         }

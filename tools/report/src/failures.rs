@@ -39,15 +39,31 @@ impl ErrorKind {
             (ErrorKind::Reset, c.failures_of(FailureClass::Reset)),
             (ErrorKind::Protocol, c.failures_of(FailureClass::Protocol)),
         ];
-        out.extend(
-            c.failed_statuses
+        // A failure status may come with its reason (a header left out for want of a
+        // variable): those rows are apart from the code's plain one.
+        for (code, n) in &c.failed_statuses {
+            let prefix = ErrorKind::Status(*code).text();
+            let explained: u64 = c
+                .reasons
                 .iter()
-                .map(|(s, n)| (ErrorKind::Status(*s), *n)),
+                .filter(|((class, reason), _)| {
+                    *class == FailureClass::Status && reason.starts_with(&prefix)
+                })
+                .map(|(_, n)| n)
+                .sum();
+            out.push((ErrorKind::Status(*code), n.saturating_sub(explained)));
+        }
+        out.extend(
+            c.reasons
+                .iter()
+                .filter(|((class, _), _)| *class == FailureClass::Status)
+                .map(|((class, reason), n)| (ErrorKind::Reason(*class, reason.clone()), *n)),
         );
         // Classes whose failures carry their reasons; the rest of each class has a row of its
         // own (a capture's generic one, for records from before reasons).
         for class in [
             FailureClass::Capture,
+            FailureClass::Check,
             FailureClass::Tls,
             FailureClass::Redirect,
         ] {
@@ -223,5 +239,37 @@ mod tests {
             .into_iter()
             .find(|(k, _)| *k == ErrorKind::Other(FailureClass::Redirect));
         assert_eq!(rest.map(|(_, n)| n), Some(3));
+    }
+
+    #[test]
+    fn a_status_with_a_reason_and_a_failed_check_have_rows_of_their_own() {
+        let mut c = Counters::default();
+        let why = "HTTPError(code=401): sent without its authorization header: {{token}} ...";
+        for _ in 0..3 {
+            c.fail(FailureClass::Status);
+            *c.failed_statuses.entry(401).or_default() += 1;
+        }
+        c.fail_because(FailureClass::Status, why);
+        *c.failed_statuses.entry(401).or_default() += 1;
+        c.fail_because(
+            FailureClass::Check,
+            "CheckError(\"the body lacks \\\"ok\\\"\")",
+        );
+        let kinds = ErrorKind::counts(&c);
+        assert_eq!(
+            kinds,
+            [
+                (ErrorKind::Status(401), 3),
+                (ErrorKind::Reason(FailureClass::Status, why.into()), 1),
+                (
+                    ErrorKind::Reason(
+                        FailureClass::Check,
+                        "CheckError(\"the body lacks \\\"ok\\\"\")".into()
+                    ),
+                    1
+                ),
+            ]
+        );
+        assert_eq!(kinds[1].0.text(), why);
     }
 }
