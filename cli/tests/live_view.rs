@@ -43,9 +43,14 @@ fn is_progress(line: &str) -> bool {
 /// at most one frame, and its lines in order.
 fn check(lines: &[String], width: usize) -> Result<(), String> {
     if let Some(long) = lines.iter().find(|l| l.chars().count() > width) {
-        return Err(format!("a line of {} columns: {long:?}", long.chars().count()));
+        return Err(format!(
+            "a line of {} columns: {long:?}",
+            long.chars().count()
+        ));
     }
-    let frames: Vec<usize> = (0..lines.len()).filter(|&i| is_progress(&lines[i])).collect();
+    let frames: Vec<usize> = (0..lines.len())
+        .filter(|&i| is_progress(&lines[i]))
+        .collect();
     match frames[..] {
         [] => Ok(()),
         [at] => {
@@ -83,9 +88,21 @@ fn the_live_view_redraws_cleanly_in_80x24_and_120x40() {
             };
             let (w, h) = (width.to_string(), height.to_string());
             let out = tmux.run(&[
-                "new-session", "-d", "-s", "blast", "-x", &w, "-y", &h, &command,
+                "new-session",
+                "-d",
+                "-s",
+                "blast",
+                "-x",
+                &w,
+                "-y",
+                &h,
+                &command,
             ]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             (tmux, width)
         })
         .collect();
@@ -108,9 +125,16 @@ fn the_live_view_redraws_cleanly_in_80x24_and_120x40() {
                 finished[i] = true;
                 // The summary replaced the last frame, and it fits the pane (80 columns
                 // included) as the frames did: `check` has seen every line.
-                assert!(!lines.iter().any(|l| is_progress(l)), "{}", lines.join("\n"));
+                assert!(
+                    !lines.iter().any(|l| is_progress(l)),
+                    "{}",
+                    lines.join("\n")
+                );
             }
         }
     }
-    assert!(frames_seen.iter().all(|&n| n >= 3), "frames seen: {frames_seen:?}");
+    assert!(
+        frames_seen.iter().all(|&n| n >= 3),
+        "frames seen: {frames_seen:?}"
+    );
 }

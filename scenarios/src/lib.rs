@@ -28,7 +28,7 @@ mod profiles;
 mod template;
 mod user;
 
-pub use criteria::{best_window_rate, Criterion, Verdict};
+pub use criteria::{Criterion, Verdict};
 pub use error::ScenarioError;
 pub use file::{parse, read};
 pub use load::{parse_duration, parse_rate, parse_stages, Load, DEFAULT_RUN_TIME, DEFAULT_USERS};

@@ -223,9 +223,11 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
     out
 }
 
+/// The request that weighs most on what users wait for, when it is worth a look: its p99 is a
+/// wait someone notices ([`KNEE_MIN_MS`] or more) and at least twice that of the rest.
 fn slowest_names(run: &RunRecord) -> Option<Finding> {
     let total = run.requests.max(1) as f64;
-    let (name, p99, share) = run
+    let named: Vec<(String, f64, f64)> = run
         .names
         .iter()
         .filter_map(|n| {
@@ -236,10 +238,21 @@ fn slowest_names(run: &RunRecord) -> Option<Finding> {
                 n.requests as f64 / total,
             ))
         })
-        .max_by(|a, b| (a.1 * a.2).total_cmp(&(b.1 * b.2)))?;
-    let overall = run.latency_ms.as_ref()?.p99;
+        .collect();
+    let (name, p99, share) = named
+        .iter()
+        .max_by(|a, b| (a.1 * a.2).total_cmp(&(b.1 * b.2)))?
+        .clone();
+    let others = named
+        .iter()
+        .filter(|(n, _, _)| *n != name)
+        .map(|(_, p99, _)| *p99)
+        .fold(0.0, f64::max);
+    if p99 < KNEE_MIN_MS || (named.len() > 1 && p99 < 2.0 * others) {
+        return None;
+    }
     Some(Finding {
-        text: format!("**Slowest traffic**: {name} carries {:.0}% of requests with p99 {p99:.2} ms (p99 of all requests: {overall:.2} ms); it weighs most on what users wait for.", share * 100.0),
+        text: format!("**Slowest traffic**: {name} carries {:.0}% of requests with p99 {p99:.2} ms (the next slowest request's p99: {others:.2} ms); it weighs most on what users wait for.", share * 100.0),
         action: format!("Optimise {name} (p99 {p99:.2} ms, {:.0}% of traffic).", share * 100.0),
         weight: 10.0 + (p99 * share).min(20.0),
     })
@@ -350,19 +363,48 @@ fn generator(run: &RunRecord) -> Option<Finding> {
             weight: 60.0,
         });
     }
-    match run.late_sends {
-        Some(late) if late * 100 > run.requests.max(1) => Some(Finding {
-            text: format!("**The generator or its connection pool was a limit**: {late} of {} sends started more than 2 ms behind schedule. Latency from the intended start includes that wait; raise --max-connections or give blast more cores before trusting the tail.", run.requests),
-            action: "Re-run with more connections or cores for the generator before tuning the target.".into(),
-            weight: 50.0,
-        }),
-        Some(late) => Some(Finding {
-            text: format!("The generator kept its schedule: {late} of {} sends started more than 2 ms late.", run.requests),
+    let late = run.late_sends?;
+    if late * 100 <= run.requests.max(1) {
+        return Some(Finding {
+            text: format!(
+                "The generator kept its schedule: {late} of {} sends started more than 2 ms late.",
+                run.requests
+            ),
             action: String::new(),
             weight: 0.0,
-        }),
-        None => None,
+        });
     }
+    // Sends wait when every connection is busy. Little's law says whether the cap was too
+    // small for the server at its usual speed, or the server held the connections.
+    let service = run.service_time_ms.as_ref()?;
+    let needed = run.target_rate? * service.mean / 1000.0;
+    let cap = run.max_connections? as f64;
+    if needed >= 0.8 * cap {
+        return Some(Finding {
+            text: format!("**The connection cap was a limit**: {late} of {} sends started more than 2 ms behind schedule; the rate and the mean service time ({:.2} ms) need about {needed:.0} connections busy at once, against --max-connections {cap:.0}. Latency from the intended start includes that wait.", run.requests, service.mean),
+            action: "Re-run with a higher --max-connections before tuning the target.".into(),
+            weight: 50.0,
+        });
+    }
+    let worst = run
+        .history
+        .iter()
+        .max_by_key(|p| p.backlog)
+        .filter(|p| p.backlog > 0);
+    let when = worst.map_or(String::new(), |p| {
+        format!(
+            ", worst at {:.0}-{:.0} s ({} sends waiting, max {:.0} ms)",
+            p.start_s,
+            p.t_s,
+            p.backlog,
+            p.max_ms.unwrap_or(0.0)
+        )
+    });
+    Some(Finding {
+        text: format!("**The server held its connections**: {late} of {} sends started more than 2 ms behind schedule{when}. At the mean service time ({:.2} ms) the rate needs about {needed:.0} of the {cap:.0} connections, so they were all busy only because responses stopped coming: the wait is the server's, and more connections would move the queue into it.", run.requests, service.mean),
+        action: "Find what held the server when sends fell behind (a pause, a lock, a slow dependency).".into(),
+        weight: 50.0,
+    })
 }
 
 #[cfg(test)]
@@ -515,5 +557,88 @@ mod tests {
         );
         assert!(meaning("HTTPError(code=503)").contains("pool"));
         assert!(meaning("TimeoutError('x')").contains("saturated"));
+    }
+
+    /// A latency record with every figure at `ms`.
+    fn latency(ms: f64) -> crate::Latency {
+        crate::Latency {
+            min: ms,
+            mean: ms,
+            p50: ms,
+            p90: ms,
+            p95: ms,
+            p99: ms,
+            p999: ms,
+            p9999: ms,
+            max: ms,
+        }
+    }
+
+    fn named(name: &str, requests: u64, p99: f64) -> crate::NameRecord {
+        let mut n: crate::NameRecord = serde_json::from_value(serde_json::json!({
+            "method": "GET", "name": name, "requests": requests, "failures": 0,
+            "failed_statuses": {}, "skipped": 0, "rps": 1.0, "avg_content_bytes": 0.0,
+            "latency_ms": null
+        }))
+        .unwrap();
+        n.latency_ms = Some(latency(p99));
+        n
+    }
+
+    #[test]
+    fn a_fast_run_gets_no_recommendation() {
+        // A login at 1.5 ms beside lookups at 0.3 ms: slowest, but nothing anyone waits for.
+        let mut run = minimal_run();
+        run.latency_ms = Some(latency(1.0));
+        run.names = vec![named("/login", 100, 1.54), named("/items", 7900, 0.3)];
+        let all = findings(&run);
+        assert!(all.iter().all(|f| f.action.is_empty()), "{all:?}");
+        // A slow endpoint among fast ones is worth it.
+        run.names[0].latency_ms = Some(latency(250.0));
+        let all = findings(&run);
+        assert!(all[0].action.starts_with("Optimise GET /login"), "{all:?}");
+        // Two equally slow ones: no single request to blame.
+        run.names[1].latency_ms = Some(latency(200.0));
+        assert!(findings(&run).iter().all(|f| f.action.is_empty()));
+    }
+
+    /// An open-model run at 1000/s with 100 connections and 2 ms mean service time, whose
+    /// sends fell behind with a backlog at 4-5 s.
+    fn late_run(max_connections: u64, service_ms: f64) -> RunRecord {
+        let mut run = minimal_run();
+        run.model = "open".into();
+        run.target_rate = Some(1000.0);
+        run.max_connections = Some(max_connections);
+        run.late_sends = Some(1500);
+        run.service_time_ms = Some(latency(service_ms));
+        run.history = (1..=8).map(|t| point(t as f64, 100, 1000.0, 2.0)).collect();
+        run.history[4].backlog = 1400;
+        run.history[4].max_ms = Some(1500.0);
+        run
+    }
+
+    #[test]
+    fn late_sends_are_blamed_on_the_server_or_the_cap_by_littles_law() {
+        // A server that stopped answering for 1.5 s: 2 connections' worth of work at the
+        // mean service time, against 100. The server's, not the generator's.
+        let all = findings(&late_run(100, 2.0));
+        let late = all.iter().find(|f| f.text.contains("2 ms behind")).unwrap();
+        assert!(
+            late.text.starts_with("**The server held its connections**"),
+            "{}",
+            late.text
+        );
+        assert!(late
+            .text
+            .contains("worst at 4-5 s (1400 sends waiting, max 1500 ms)"));
+        // A cap too small for the rate at the server's usual speed: the generator's setting.
+        let all = findings(&late_run(2, 2.0));
+        let late = all.iter().find(|f| f.text.contains("2 ms behind")).unwrap();
+        assert!(
+            late.text.starts_with("**The connection cap was a limit**"),
+            "{}",
+            late.text
+        );
+        assert!(late.action.contains("--max-connections"));
     }
 }

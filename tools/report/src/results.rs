@@ -2,7 +2,8 @@
 //! several runs: the plan's baseline table filled in, a section per scenario, a bottleneck
 //! analysis computed from the data and the top optimisation opportunities.
 
-use blast_scenarios::best_window_rate;
+use blast_engine::{PhaseKind, Schedule};
+use blast_scenarios::{profile, PROFILES};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -11,51 +12,87 @@ use crate::html::{charts, load_text};
 use crate::record::RunRecord;
 use crate::svg;
 
-/// The plan's four scenarios: profile, title, expected throughput, latency targets (ms).
+/// A scenario of the plan as its built-in profile defines it: the profile's criteria are the
+/// plan's targets and its load is the plan's load, so nothing here restates them.
 struct Planned {
     profile: &'static str,
-    title: &'static str,
-    /// Expected requests/s: a band, or (minimum held for a minute, None).
-    rps: (f64, Option<f64>),
-    p50_ms: f64,
-    p99_ms: f64,
-    success_pct: f64,
+    title: String,
+    criteria: Vec<String>,
+    /// Peak users of the profile's load.
+    users: f64,
+    run_time: Duration,
+    /// When the profile's load first reaches its peak.
+    ramp_up: Duration,
 }
 
-const PLAN: [Planned; 4] = [
-    Planned {
-        profile: "deployments",
-        title: "Scenario 1: concurrent deployments",
-        rps: (50.0, Some(100.0)),
-        p50_ms: 200.0,
-        p99_ms: 500.0,
-        success_pct: 100.0,
-    },
-    Planned {
-        profile: "cab",
-        title: "Scenario 2: CAB approval backlog",
-        rps: (80.0, Some(120.0)),
-        p50_ms: 200.0,
-        p99_ms: 500.0,
-        success_pct: 99.0,
-    },
-    Planned {
-        profile: "connectors",
-        title: "Scenario 3: connector publishing to five execution planes",
-        rps: (150.0, Some(200.0)),
-        p50_ms: 200.0,
-        p99_ms: 500.0,
-        success_pct: 99.0,
-    },
-    Planned {
-        profile: "burst",
-        title: "Scenario 4: burst",
-        rps: (10_000.0, None),
-        p50_ms: 500.0,
-        p99_ms: 1000.0,
-        success_pct: 98.0,
-    },
-];
+impl Planned {
+    /// The plan's scenarios, in the order of the built-in profiles.
+    fn all() -> Vec<Planned> {
+        PROFILES
+            .iter()
+            .map(|(name, _)| {
+                let scenario = profile(name).expect("built-in profiles compile");
+                let (schedule, run_time) = (scenario.load)
+                    .resolve(None, 0)
+                    .expect("built-in profiles have a load");
+                let phases = schedule.phases(run_time);
+                let ramp_up = phases
+                    .iter()
+                    .find(|(kind, _, _)| *kind == PhaseKind::RampUp)
+                    .map_or(Duration::ZERO, |(_, _, end)| *end);
+                let users = match &schedule {
+                    Schedule::Closed { users } => users.peak(),
+                    Schedule::Open { rate, .. } => rate.peak(),
+                };
+                // "P4.3 scenario 2: 50 CAB approvers ..." titles its section "Scenario 2: ...".
+                let description = scenario.description.trim_end_matches('.');
+                let title = match description.strip_prefix("P4.3 scenario") {
+                    Some(rest) => format!("Scenario{rest}"),
+                    None => format!("Profile {name}: {description}"),
+                };
+                Planned {
+                    profile: name,
+                    title,
+                    criteria: scenario.criteria.iter().map(|c| c.to_string()).collect(),
+                    users,
+                    run_time,
+                    ramp_up,
+                }
+            })
+            .collect()
+    }
+
+    /// How `run`'s load differs from the plan's (users, duration, ramp-up), if it does: its
+    /// figures then say nothing about the plan's targets.
+    fn differs(&self, run: &RunRecord) -> Option<String> {
+        let mut out = Vec::new();
+        if run.interrupted {
+            out.push("it was stopped early".to_string());
+        }
+        match run.users {
+            Some(users) if users == self.users => {}
+            Some(users) => out.push(format!("{users} users, the plan {}", self.users)),
+            None => out.push(format!("an open-model rate, the plan {} users", self.users)),
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= (0.05 * b).max(1.0);
+        let planned = self.run_time.as_secs_f64();
+        if !close(run.duration_s, planned) {
+            out.push(format!("{:.0} s, the plan {planned:.0} s", run.duration_s));
+        }
+        let ramp = run
+            .phases
+            .iter()
+            .find(|p| p.phase == PhaseKind::RampUp.as_str())
+            .map_or(0.0, |p| p.end_s);
+        let planned_ramp = self.ramp_up.as_secs_f64();
+        if !close(ramp, planned_ramp) {
+            out.push(format!(
+                "a ramp-up of {ramp:.0} s, the plan {planned_ramp:.0} s"
+            ));
+        }
+        (!out.is_empty()).then(|| out.join("; "))
+    }
+}
 
 /// The report's Markdown, and its charts as (file name, SVG) to write into `charts_dir`.
 pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, String)>) {
@@ -70,7 +107,8 @@ pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, Str
     );
 
     // Latest run of each planned scenario.
-    let chosen: Vec<(&Planned, Option<&RunRecord>)> = PLAN
+    let plan = Planned::all();
+    let chosen: Vec<(&Planned, Option<&RunRecord>)> = plan
         .iter()
         .map(|p| {
             let run = runs
@@ -87,19 +125,36 @@ pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, Str
     let _ = writeln!(md, "## Performance baseline targets\n");
     let _ = writeln!(
         md,
-        "| Scenario | Metric | Target | Measured | Result |\n| --- | --- | --- | --- | --- |"
+        "The targets are the profiles' own criteria (`blast --print-profile NAME`), judged by each scenario's latest run. A run whose load differs from the profile's is not comparable to the plan, whatever its figures.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| Scenario | Target | Measured | Result |\n| --- | --- | --- | --- |"
     );
     for (plan, run) in &chosen {
         let Some(run) = run else {
-            let _ = writeln!(md, "| {} | - | - | not run | - |", plan.title);
+            let _ = writeln!(md, "| {} | - | not run | - |", plan.title);
             continue;
         };
-        for (metric, target, measured, pass) in baseline_cells(plan, run) {
+        if let Some(how) = plan.differs(run) {
             let _ = writeln!(
                 md,
-                "| {} | {metric} | {target} | {measured} | {} |",
+                "| {} | - | {} | not comparable to the plan ({how}) |",
                 plan.title,
-                verdict(pass)
+                load_text(run)
+            );
+            continue;
+        }
+        for criterion in &plan.criteria {
+            let verdict = run.criteria.iter().find(|v| &v.criterion == criterion);
+            let (measured, result) = match verdict {
+                Some(v) => (v.measured.as_str(), verdict_text(v.pass)),
+                None => ("-", "not judged by the run"),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | `{criterion}` | {measured} | {result} |",
+                plan.title
             );
         }
     }
@@ -147,7 +202,7 @@ pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, Str
     ranked.sort_by(|a, b| b.1.weight.total_cmp(&a.1.weight));
     ranked.dedup_by(|a, b| a.1.action == b.1.action);
     if ranked.is_empty() {
-        let _ = writeln!(md, "None found in these runs. To find the limits, push further: `blast --profile burst --peak N` with a larger N, or `--stages` that ramp beyond the plan.");
+        let _ = writeln!(md, "Nothing needs attention in these runs. To find the limits, push further: `blast --profile burst --peak N` with a larger N, or `--stages` that ramp beyond the plan.");
     }
     for (i, (title, f)) in ranked.iter().take(3).enumerate() {
         let _ = writeln!(md, "{}. **{}** ({title})", i + 1, f.action);
@@ -155,81 +210,12 @@ pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, Str
     (md, files)
 }
 
-fn verdict(pass: bool) -> &'static str {
+fn verdict_text(pass: bool) -> &'static str {
     if pass {
         "PASS"
     } else {
         "FAIL"
     }
-}
-
-/// The baseline cells of one scenario: (metric, target, measured, pass).
-fn baseline_cells(plan: &Planned, run: &RunRecord) -> Vec<(String, String, String, bool)> {
-    let latency = run.latency_ms.clone().unwrap_or_default();
-    let success = if run.requests == 0 {
-        0.0
-    } else {
-        (run.requests - run.failures) as f64 * 100.0 / run.requests as f64
-    };
-    let throughput = match plan.rps {
-        (low, Some(high)) => (
-            format!("{low:.0}-{high:.0} req/s"),
-            format!("{:.1} req/s", run.rps),
-            (low..=high).contains(&run.rps),
-        ),
-        (min, None) => {
-            let held = best_minute(run);
-            (
-                format!("{min:.0}+ req/s held for 1 min"),
-                held.map_or("run shorter than 1 min".into(), |r| {
-                    format!("{r:.0} req/s (best minute)")
-                }),
-                held.is_some_and(|r| r >= min),
-            )
-        }
-    };
-    vec![
-        (
-            "Throughput".into(),
-            throughput.0,
-            throughput.1,
-            throughput.2,
-        ),
-        (
-            "p50".into(),
-            format!("< {} ms", plan.p50_ms),
-            format!("{:.2} ms", latency.p50),
-            run.latency_ms.is_some() && latency.p50 < plan.p50_ms,
-        ),
-        (
-            "p99".into(),
-            format!("< {} ms", plan.p99_ms),
-            format!("{:.2} ms", latency.p99),
-            run.latency_ms.is_some() && latency.p99 < plan.p99_ms,
-        ),
-        (
-            "Success".into(),
-            format!(">= {}%", plan.success_pct),
-            format!("{success:.2}%"),
-            success >= plan.success_pct,
-        ),
-    ]
-}
-
-/// The best average rate over 60 s of consecutive intervals, as the criterion
-/// `rps>=N for 1m` measures it.
-fn best_minute(run: &RunRecord) -> Option<f64> {
-    let mut previous = 0.0;
-    let intervals: Vec<(Duration, f64)> = run
-        .history
-        .iter()
-        .map(|p| {
-            let requests = p.rps * (p.t_s - previous);
-            previous = p.t_s;
-            (Duration::from_secs_f64(p.t_s), requests)
-        })
-        .collect();
-    best_window_rate(&intervals, Duration::from_secs(60))
 }
 
 fn section(
@@ -271,7 +257,7 @@ fn section(
                 "| `{}` | {} | {} |",
                 c.criterion,
                 c.measured,
-                verdict(c.pass)
+                verdict_text(c.pass)
             );
         }
         md.push('\n');
@@ -316,4 +302,59 @@ fn section(
         );
     }
     md.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record of the cab profile: `users` at their peak after `ramp_s`, for `duration_s`,
+    /// with every criterion of the profile passing.
+    fn cab_run(users: f64, ramp_s: f64, duration_s: f64) -> RunRecord {
+        let plan = Planned::all();
+        let cab = plan.iter().find(|p| p.profile == "cab").unwrap();
+        let criteria: Vec<serde_json::Value> = cab
+            .criteria
+            .iter()
+            .map(|c| serde_json::json!({"criterion": c, "measured": "1 ms", "pass": true}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "blast_version": "0", "command": ["blast"], "target": "t", "host": "h",
+            "profile": "cab", "started_at": "2026-11-28T00:00:00Z", "ended_at": "",
+            "duration_s": duration_s, "threads": 2, "pinned": true, "interrupted": false,
+            "model": "closed", "users": users, "requests": 1000, "failures": 0,
+            "failures_by_class": {}, "cancelled": 0, "skipped": 0, "rps": 100.0,
+            "bytes_sent": 0, "bytes_received": 0, "connections": 50, "names": [],
+            "failure_rows": [], "criteria": criteria, "passed": true, "history": [],
+            "percentiles": [],
+            "phases": [
+                {"phase": "ramp-up", "start_s": 0.0, "end_s": ramp_s, "requests": 10,
+                 "failures": 0, "rps": 1.0, "latency_ms": null},
+                {"phase": "steady", "start_s": ramp_s, "end_s": duration_s, "requests": 990,
+                 "failures": 0, "rps": 100.0, "latency_ms": null}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_baseline_judges_the_plans_load_by_the_profiles_own_criteria() {
+        // The plan's load (50 users, 10/s for 5 s, 5 minutes): every criterion of the profile.
+        let (md, _) = render(&[cab_run(50.0, 5.0, 300.2)], "charts");
+        let title = "Scenario 2: 50 CAB approvers work through a backlog of 100+ pending approvals";
+        for c in &profile("cab").unwrap().criteria {
+            let row = format!("| {title} | `{c}` | 1 ms | PASS |");
+            assert!(md.contains(&row), "{row:?} missing from:\n{md}");
+        }
+        assert!(md.contains("| Scenario 1: 100 users create, list and inspect deployments concurrently | - | not run | - |"), "{md}");
+        // A 4-second run of 10 users is not the plan's load: not comparable, not FAIL.
+        let (md, _) = render(&[cab_run(10.0, 1.0, 4.0)], "charts");
+        assert!(md.contains(&format!("| {title} | - | up to 10 users (closed model) | not comparable to the plan (10 users, the plan 50; 4 s, the plan 300 s; a ramp-up of 1 s, the plan 5 s) |")), "{md}");
+        assert!(!md.contains("| FAIL |"), "{md}");
+        // Nothing wrong in the data: no recommendation.
+        assert!(
+            md.contains("Nothing needs attention in these runs."),
+            "{md}"
+        );
+    }
 }
