@@ -20,8 +20,10 @@
 
 mod aggregator;
 mod connection;
+mod control;
 mod engine;
 mod error;
+mod plan;
 mod recorder;
 mod redirect;
 mod request;
@@ -32,8 +34,10 @@ mod worker;
 
 pub use aggregator::{IntervalSummary, PhaseReport, Snapshot};
 pub use connection::{Client, TlsOptions};
-pub use engine::{available_cores, Engine, NameReport, Plan, Report, RunHandle};
+pub use control::RunHandle;
+pub use engine::{Engine, NameReport, Report};
 pub use error::EngineError;
+pub use plan::{available_cores, Plan};
 pub use redirect::{Redirect, MAX_REDIRECTS};
 pub use request::{RequestTemplate, Target};
 pub use schedule::{PhaseKind, Schedule, Shape, Stage};

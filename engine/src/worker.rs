@@ -16,7 +16,8 @@ use tokio_rustls::client::TlsStream;
 
 use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
 use crate::connection::{HyperConnection, RawConnection, Received};
-use crate::engine::{Engine, Plan, Shared, ABORT, STOP};
+use crate::control::{Shared, ABORT, STOP};
+use crate::plan::Plan;
 use crate::recorder::{Delta, DeltaShape, Recorder};
 use crate::redirect::{is_redirect, Redirect, MAX_REDIRECTS};
 use crate::schedule::{even_share, Pacer, Schedule};
@@ -119,7 +120,7 @@ async fn drive(mut spec: WorkerSpec) {
     };
     let local = Rc::new(Local {
         recorder: RefCell::new(Recorder::new(plan.script.names().len(), pacer.is_some())),
-        connector: Engine::connector(&plan, spec.tls.as_ref()),
+        connector: plan.connector(spec.tls.as_ref()),
         shared: spec.shared.clone(),
         plan: plan.clone(),
         index: spec.index,

@@ -1,0 +1,109 @@
+//! What a run is asked to do: the [`Plan`], settled before anything starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::{Client, Connector, TlsOptions};
+use crate::request::Target;
+use crate::schedule::Schedule;
+use crate::script::Script;
+use crate::EngineError;
+
+/// Everything a run needs, decided before it starts.
+#[derive(Clone)]
+pub struct Plan {
+    /// Where requests go.
+    pub target: Target,
+    /// What each user sends.
+    pub script: Arc<dyn Script>,
+    /// Closed users or open arrival rate, each over time.
+    pub schedule: Schedule,
+    /// HTTP/1.1 client implementation. Default: [`Client::Raw`].
+    pub client: Client,
+    /// How `https://` targets are trusted. Default: the platform's root certificates.
+    pub tls: TlsOptions,
+    /// Send a request again, once, on a fresh connection when a reused connection closed
+    /// before answering it and the request is idempotent or was not written (Go's rule).
+    /// Default: true.
+    pub retry: bool,
+    /// How long to send for, counted from the start (ramps included). Default: 10 s.
+    pub run_time: Duration,
+    /// Worker threads. Default: one per core available to the process.
+    pub workers: usize,
+    /// Pin each worker to its own core. Default: true.
+    pub pin: bool,
+    /// Time allowed for one request, connect excluded. Default: 60 s, as Locust.
+    pub timeout: Duration,
+    /// Time allowed to open one TCP connection. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// After the run time (or a stop), how long in-flight requests may finish. Default: 5 s.
+    pub stop_timeout: Duration,
+    /// How often workers ship stats and the observer sees a snapshot. Default: 1 s.
+    pub interval: Duration,
+    /// Forget the ramp-up: the cumulative stats (and every output made from them) start again
+    /// when the shape first reaches its peak, as Locust's `--reset-stats`. Default: false.
+    pub reset_stats: bool,
+}
+
+impl Plan {
+    /// A plan with default settings for everything but what and how to send.
+    pub fn new(target: Target, script: impl Script, schedule: Schedule) -> Plan {
+        Plan {
+            target,
+            script: Arc::new(script),
+            schedule,
+            client: Client::default(),
+            tls: TlsOptions::default(),
+            retry: true,
+            run_time: Duration::from_secs(10),
+            workers: available_cores().len().max(1),
+            pin: true,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+            reset_stats: false,
+        }
+    }
+
+    /// A connector to the plan's target, for one thread.
+    pub(crate) fn connector(&self, tls: Option<&Arc<rustls::ClientConfig>>) -> Connector {
+        let tls = tls.map(|config| {
+            let name = rustls::pki_types::ServerName::try_from(self.target.host.clone())
+                .expect("a parsed URL's host is a valid server name");
+            (tokio_rustls::TlsConnector::from(config.clone()), name)
+        });
+        Connector::new(self.target.addrs.clone(), self.connect_timeout, tls)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        let bad = |why: &str| Err(EngineError::InvalidPlan(why.to_string()));
+        match &self.schedule {
+            Schedule::Closed { users } if !users.is_valid() || users.peak() < 1.0 => {
+                return bad("users must be at least 1")
+            }
+            Schedule::Open { rate, .. } if !rate.is_valid() || rate.peak() <= 0.0 => {
+                return bad("rate must be a positive number")
+            }
+            Schedule::Open {
+                max_connections: 0, ..
+            } => return bad("max connections must be at least 1"),
+            _ => {}
+        }
+        if self.script.names().is_empty() {
+            return bad("no requests to send");
+        }
+        if self.workers == 0 {
+            return bad("threads must be at least 1");
+        }
+        if self.interval.is_zero() || self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad("interval and timeouts must be above zero");
+        }
+        Ok(())
+    }
+}
+
+/// Cores this process may run on (respects `taskset` and cgroup masks).
+pub fn available_cores() -> Vec<core_affinity::CoreId> {
+    core_affinity::get_core_ids().unwrap_or_default()
+}
