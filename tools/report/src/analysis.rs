@@ -36,9 +36,8 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     out.extend(throughput_plateau(&ramp));
     out.extend(errors(run));
     out.extend(slowest_names(run));
-    out.extend(stalls(run));
     out.extend(phase_split(run));
-    out.extend(generator(run));
+    out.extend(crate::health::findings(run));
     for g in &run.growth {
         out.push(Finding {
             text: format!("**Memory growth**: {g}."),
@@ -340,70 +339,6 @@ fn phase_split(run: &RunRecord) -> Option<Finding> {
         ),
         action: format!("Judge the steady state on its own (`p99<500ms in steady`, or --reset-stats), and find what the {} costs the server (logins, cold caches, connection set-up).", worst.phase),
         weight: 105.0,
-    })
-}
-
-fn stalls(run: &RunRecord) -> Option<Finding> {
-    let g = &run.generator;
-    g.stalled.then(|| Finding {
-        text: format!(
-            "**The generator stalled**: {}",
-            g.evidence.split(". ").next().unwrap_or(&g.evidence)
-        ),
-        action: "Find what paused blast there (another process, a VM pause, swapping) and re-run; do not tune the target for that window.".into(),
-        weight: 70.0,
-    })
-}
-
-fn generator(run: &RunRecord) -> Option<Finding> {
-    if run.generator.bound {
-        return Some(Finding {
-            text: format!("**The generator was the limit**: {}", run.generator.evidence),
-            action: "Re-run with more cores for blast (or fewer users per core) before tuning the target.".into(),
-            weight: 60.0,
-        });
-    }
-    let late = run.late_sends?;
-    if late * 100 <= run.requests.max(1) {
-        return Some(Finding {
-            text: format!(
-                "The generator kept its schedule: {late} of {} sends started more than 2 ms late.",
-                run.requests
-            ),
-            action: String::new(),
-            weight: 0.0,
-        });
-    }
-    // Sends wait when every connection is busy. Little's law says whether the cap was too
-    // small for the server at its usual speed, or the server held the connections.
-    let service = run.service_time_ms.as_ref()?;
-    let needed = run.target_rate? * service.mean / 1000.0;
-    let cap = run.max_connections? as f64;
-    if needed >= 0.8 * cap {
-        return Some(Finding {
-            text: format!("**The connection cap was a limit**: {late} of {} sends started more than 2 ms behind schedule; the rate and the mean service time ({:.2} ms) need about {needed:.0} connections busy at once, against --max-connections {cap:.0}. Latency from the intended start includes that wait.", run.requests, service.mean),
-            action: "Re-run with a higher --max-connections before tuning the target.".into(),
-            weight: 50.0,
-        });
-    }
-    let worst = run
-        .history
-        .iter()
-        .max_by_key(|p| p.backlog)
-        .filter(|p| p.backlog > 0);
-    let when = worst.map_or(String::new(), |p| {
-        format!(
-            ", worst at {:.0}-{:.0} s ({} sends waiting, max {:.0} ms)",
-            p.start_s,
-            p.t_s,
-            p.backlog,
-            p.max_ms.unwrap_or(0.0)
-        )
-    });
-    Some(Finding {
-        text: format!("**The server held its connections**: {late} of {} sends started more than 2 ms behind schedule{when}. At the mean service time ({:.2} ms) the rate needs about {needed:.0} of the {cap:.0} connections, so they were all busy only because responses stopped coming: the wait is the server's, and more connections would move the queue into it.", run.requests, service.mean),
-        action: "Find what held the server when sends fell behind (a pause, a lock, a slow dependency).".into(),
-        weight: 50.0,
     })
 }
 

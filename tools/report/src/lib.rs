@@ -18,6 +18,7 @@ mod analysis;
 mod csv;
 mod failures;
 mod hdrlog;
+mod health;
 pub mod html;
 mod record;
 pub mod results;
