@@ -131,7 +131,11 @@ pub fn render(
             format!("{label}:"),
             format!("{},", load(&report.schedule)),
             format!("{secs:.2} s,"),
-            format!("{} threads ({pin}){stopped}", report.workers),
+            format!(
+                "{} thread{} ({pin}){stopped}",
+                report.workers,
+                if report.workers == 1 { "" } else { "s" }
+            ),
         ],
         " ",
     );
@@ -204,7 +208,12 @@ pub fn render(
                 .latency_ms
                 .as_ref()
                 .map_or("-".to_string(), |l| format!("{:.2} ms", l.p99));
-            format!("{} {:.0}-{:.0} s p99 {p99}", p.phase, p.start_s, p.end_s)
+            format!(
+                "{} {}-{} s p99 {p99}",
+                p.phase,
+                seconds(p.start_s),
+                seconds(p.end_s)
+            )
         });
         out.wrap("  phases        ", INDENT, parts, ", ");
     }
@@ -381,16 +390,26 @@ pub fn shorten(s: &str, width: usize) -> String {
     out
 }
 
-/// "64 users", "up to 1000 users", "2000 requests/s", "up to 5000 requests/s".
+/// "1 user", "64 users", "up to 1000 users", "2000 requests/s", "up to 5000 requests/s".
 pub fn load(schedule: &Schedule) -> String {
     let (shape, unit) = match schedule {
-        Schedule::Closed { users } => (users, "users"),
+        Schedule::Closed { users } => (users, "user"),
         Schedule::Open { rate, .. } => (rate, "requests/s"),
     };
-    if shape.stages.is_empty() {
-        format!("{} {unit}", shape.start)
+    let (n, up_to) = match shape.stages.is_empty() {
+        true => (shape.start, ""),
+        false => (shape.peak(), "up to "),
+    };
+    let plural = if unit == "user" && n != 1.0 { "s" } else { "" };
+    format!("{up_to}{n} {unit}{plural}")
+}
+
+/// Seconds as a whole number, or with a tenth when that matters ("0.1", "12").
+fn seconds(s: f64) -> String {
+    if (s - s.round()).abs() < 0.05 {
+        format!("{s:.0}")
     } else {
-        format!("up to {} {unit}", shape.peak())
+        format!("{s:.1}")
     }
 }
 
@@ -448,6 +467,14 @@ pub fn percent(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_and_times_read_naturally() {
+        assert_eq!(load(&Schedule::users(1)), "1 user");
+        assert_eq!(load(&Schedule::users(64)), "64 users");
+        assert_eq!(seconds(0.1), "0.1");
+        assert_eq!(seconds(12.01), "12");
+    }
 
     #[test]
     fn units_read_naturally() {
