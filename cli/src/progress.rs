@@ -61,8 +61,13 @@ impl Progress {
             true => "-".to_string(),
             false => ms(window.latency_us.value_at_quantile(0.99)),
         };
+        // The open model's running count is of connections, not users.
+        let running = match self.schedule {
+            Schedule::Closed { .. } => "users",
+            Schedule::Open { .. } => "connections",
+        };
         Some(format!(
-            "[{:>5.0}s/{:.0}s] {} users, {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s\n",
+            "[{:>5.0}s/{:.0}s] {} {running}, {rps:.0} req/s, p99 {p99}, {} failed in the last {:.0} s\n",
             snapshot.elapsed.as_secs_f64(),
             self.run_time.as_secs_f64(),
             snapshot.users,

@@ -175,17 +175,19 @@ fn generator(run: &RunRecord) -> Option<Finding> {
             weight: 50.0,
         });
     }
-    let worst = run
+    // The backlog peaks while the server holds on; the slow responses land in the interval
+    // after, so each is found on its own.
+    let backlog = run.history.iter().map(|p| p.backlog).max().unwrap_or(0);
+    let slowest = run
         .history
         .iter()
-        .max_by_key(|p| p.backlog)
-        .filter(|p| p.backlog > 0);
-    let when = worst.map_or(String::new(), |p| {
+        .filter(|p| p.max_ms.is_some())
+        .max_by(|a, b| a.max_ms.unwrap_or(0.0).total_cmp(&b.max_ms.unwrap_or(0.0)));
+    let when = slowest.map_or(String::new(), |p| {
         format!(
-            ", worst at {:.0}-{:.0} s ({} sends waiting, max {:.0} ms)",
+            "; the slowest interval was {:.0}-{:.0} s (max {:.0} ms), with up to {backlog} sends waiting",
             p.start_s,
             p.t_s,
-            p.backlog,
             p.max_ms.unwrap_or(0.0)
         )
     });
