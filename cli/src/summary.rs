@@ -1,8 +1,8 @@
 //! The human summary printed at the end of a run.
 
 use blast_engine::{FailureClass, Report, Schedule};
-use blast_report::mean_rate;
 use blast_report::RunRecord;
+use blast_report::{mean_rate, seconds};
 use blast_scenarios::ScenarioScript;
 use hdrhistogram::Histogram;
 
@@ -404,15 +404,6 @@ pub fn load(schedule: &Schedule) -> String {
     format!("{up_to}{n} {unit}{plural}")
 }
 
-/// Seconds as a whole number, or with a tenth when that matters ("0.1", "12").
-fn seconds(s: f64) -> String {
-    if (s - s.round()).abs() < 0.05 {
-        format!("{s:.0}")
-    } else {
-        format!("{s:.1}")
-    }
-}
-
 /// A histogram's percentiles, max and mean as one field.
 fn histogram_field(out: &mut Text, label: &str, h: &Histogram<u64>) {
     if h.is_empty() {
@@ -472,8 +463,6 @@ mod tests {
     fn loads_and_times_read_naturally() {
         assert_eq!(load(&Schedule::users(1)), "1 user");
         assert_eq!(load(&Schedule::users(64)), "64 users");
-        assert_eq!(seconds(0.1), "0.1");
-        assert_eq!(seconds(12.01), "12");
     }
 
     #[test]

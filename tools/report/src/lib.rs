@@ -33,4 +33,4 @@ pub use record::{
     mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NameRecord,
     PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
-pub use time::{unix_seconds, utc_seconds};
+pub use time::{seconds, unix_seconds, utc_seconds};

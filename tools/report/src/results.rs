@@ -11,6 +11,7 @@ use crate::analysis::{findings, Finding};
 use crate::html::{charts, load_text};
 use crate::record::RunRecord;
 use crate::svg;
+use crate::time::seconds;
 
 /// A scenario of the plan as its built-in profile defines it: the profile's criteria are the
 /// plan's targets and its load is the plan's load, so nothing here restates them.
@@ -77,7 +78,11 @@ impl Planned {
         let close = |a: f64, b: f64| (a - b).abs() <= (0.05 * b).max(1.0);
         let planned = self.run_time.as_secs_f64();
         if !close(run.duration_s, planned) {
-            out.push(format!("{:.0} s, the plan {planned:.0} s", run.duration_s));
+            out.push(format!(
+                "{} s, the plan {} s",
+                seconds(run.duration_s),
+                seconds(planned)
+            ));
         }
         let ramp = run
             .phases
@@ -87,7 +92,9 @@ impl Planned {
         let planned_ramp = self.ramp_up.as_secs_f64();
         if !close(ramp, planned_ramp) {
             out.push(format!(
-                "a ramp-up of {ramp:.0} s, the plan {planned_ramp:.0} s"
+                "a ramp-up of {} s, the plan {} s",
+                seconds(ramp),
+                seconds(planned_ramp)
             ));
         }
         (!out.is_empty()).then(|| out.join("; "))

@@ -2,6 +2,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A span in seconds, whole, or with a tenth when that matters: "0.1", "12".
+pub fn seconds(s: f64) -> String {
+    if (s - s.round()).abs() < 0.05 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
 /// Whole seconds since the Unix epoch.
 pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -38,6 +47,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn spans_read_naturally() {
+        assert_eq!(seconds(0.1), "0.1");
+        assert_eq!(seconds(12.01), "12");
+    }
 
     #[test]
     fn formats_utc_like_locust() {
