@@ -103,15 +103,18 @@ fn run_queue_ns(dir: &Path) -> Option<u64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The host's steal time (CPU given to other guests by the hypervisor), read between calls.
+/// The host's CPU: how busy it was, and its steal time (CPU given to other guests by the
+/// hypervisor), read between calls.
 #[derive(Default)]
-struct Steal {
-    last: Option<(u64, u64)>,
+struct HostCpu {
+    /// Busy, steal and total ticks at the previous call.
+    last: Option<(u64, u64, u64)>,
 }
 
-impl Steal {
-    /// Steal since the previous call, in % of all CPU time (`None` on the first call).
-    fn pct(&mut self) -> Option<f64> {
+impl HostCpu {
+    /// Since the previous call: busy and steal, each in % of all CPU time (`None` on the
+    /// first call).
+    fn pct(&mut self) -> Option<(f64, f64)> {
         let text = std::fs::read_to_string("/proc/stat").ok()?;
         let fields: Vec<u64> = text
             .lines()
@@ -121,10 +124,14 @@ impl Steal {
             .take(8)
             .filter_map(|v| v.parse().ok())
             .collect();
-        let (steal, total) = (*fields.get(7)?, fields.iter().sum::<u64>());
-        let before = self.last.replace((steal, total))?;
-        let spent = total.saturating_sub(before.1).max(1);
-        Some(steal.saturating_sub(before.0) as f64 * 100.0 / spent as f64)
+        let total = fields.iter().sum::<u64>();
+        // idle and iowait are the time nobody used.
+        let busy = total - fields.get(3)? - fields.get(4)?;
+        let steal = *fields.get(7)?;
+        let before = self.last.replace((busy, steal, total))?;
+        let spent = total.saturating_sub(before.2).max(1) as f64;
+        let pct = |now: u64, then: u64| now.saturating_sub(then) as f64 * 100.0 / spent;
+        Some((pct(busy, before.0), pct(steal, before.1)))
     }
 }
 
@@ -186,7 +193,7 @@ impl WorkerCpu {
 /// Everything sampled during one run.
 pub struct Monitor {
     workers: WorkerCpu,
-    steal: Steal,
+    host: HostCpu,
     pid: Option<tree::ProcessTree>,
     commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
     warned: bool,
@@ -211,7 +218,7 @@ impl Monitor {
             .collect();
         Monitor {
             workers: WorkerCpu::default(),
-            steal: Steal::default(),
+            host: HostCpu::default(),
             pid: pid.map(tree::ProcessTree::new),
             commands,
             warned: false,
@@ -221,7 +228,11 @@ impl Monitor {
 
     /// The names of the monitored values, in the order outputs list them.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys = vec!["blast.rss_mb".to_string(), "blast.fds".to_string()];
+        let mut keys = vec![
+            "blast.rss_mb".to_string(),
+            "blast.fds".to_string(),
+            "host.cpu_pct".to_string(),
+        ];
         if let Some(tree) = &self.pid {
             keys.extend(tree.keys());
         }
@@ -239,6 +250,8 @@ impl Monitor {
         let (rss, _) = status(me);
         monitor.extend(rss.map(|v| ("blast.rss_mb".to_string(), v)));
         monitor.extend(open_files(me).map(|v| ("blast.fds".to_string(), v)));
+        let host = self.host.pct();
+        monitor.extend(host.map(|(busy, _)| ("host.cpu_pct".to_string(), busy)));
         if let Some(tree) = &mut self.pid {
             monitor.extend(tree.sample());
         }
@@ -250,7 +263,7 @@ impl Monitor {
             worker_cpu_pct,
             loop_lag_ms: loop_lag_us as f64 / 1000.0,
             run_queue_ms,
-            steal_pct: self.steal.pct(),
+            steal_pct: host.map(|(_, steal)| steal),
             monitor,
         };
         // Saturation needs a CPU reading, so the start-up interval (none yet) never warns.
@@ -321,9 +334,10 @@ mod tests {
     fn this_process_can_be_sampled() {
         let me = Path::new("/proc/self");
         assert!(run_queue_ns(me).is_some());
-        let mut steal = Steal::default();
-        assert_eq!(steal.pct(), None);
-        assert!(steal.pct().is_some_and(|p| (0.0..=100.0).contains(&p)));
+        let mut host = HostCpu::default();
+        assert_eq!(host.pct(), None);
+        let percent = |p: f64| (0.0..=100.0).contains(&p);
+        assert!(host.pct().is_some_and(|(busy, steal)| percent(busy) && percent(steal)));
         assert!(stat_ticks(&me.join("stat")).is_some());
         let (rss, threads) = status(me);
         assert!(rss.unwrap() > 0.0 && threads.unwrap() >= 1.0);

@@ -62,6 +62,21 @@ pub struct IntervalSummary {
     pub loop_lag_us: u64,
     /// Open model: slots due and not sent yet at the end of the interval.
     pub backlog: u64,
+    /// Per request name, in the script's order: what the interval saw of it.
+    pub names: Vec<NameInterval>,
+}
+
+/// One request name within one interval: enough to tell which endpoint slowed down first.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NameInterval {
+    /// Requests that finished.
+    pub requests: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Median latency in microseconds (0 without requests).
+    pub p50_us: u64,
+    /// p99 latency in microseconds (0 without requests).
+    pub p99_us: u64,
 }
 
 /// One interval being merged: what the workers that reported it so far said.
@@ -88,6 +103,16 @@ impl IntervalSummary {
             users: snapshot.users,
             loop_lag_us: snapshot.loop_lag_us,
             backlog: snapshot.backlog,
+            names: snapshot
+                .window
+                .iter()
+                .map(|s| NameInterval {
+                    requests: s.counters.requests(),
+                    failed: s.counters.failed(),
+                    p50_us: s.latency_us.value_at_quantile(0.5),
+                    p99_us: s.latency_us.value_at_quantile(0.99),
+                })
+                .collect(),
         }
     }
 }

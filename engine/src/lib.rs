@@ -32,7 +32,7 @@ mod script;
 mod stats;
 mod worker;
 
-pub use aggregator::{IntervalSummary, PhaseReport, Snapshot};
+pub use aggregator::{IntervalSummary, NameInterval, PhaseReport, Snapshot};
 pub use connection::{Client, TlsOptions};
 pub use control::RunHandle;
 pub use engine::{Engine, NameReport, Report};

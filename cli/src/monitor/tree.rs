@@ -101,9 +101,16 @@ impl ProcessTree {
 
     /// The names of the values `sample` reports.
     pub fn keys(&self) -> Vec<String> {
-        ["cpu_pct", "rss_mb", "threads", "processes", "fds"]
-            .map(|k| format!("pid{}.{k}", self.root))
-            .to_vec()
+        [
+            "cpu_pct",
+            "cpu_cores",
+            "rss_mb",
+            "threads",
+            "processes",
+            "fds",
+        ]
+        .map(|k| format!("pid{}.{k}", self.root))
+        .to_vec()
     }
 
     /// One sample of the whole tree: CPU % since the last sample (of one core, so it can
@@ -133,6 +140,16 @@ impl ProcessTree {
             tree.iter().map(|p| p.threads).sum::<u64>() as f64,
         );
         out.insert(key("processes"), tree.len() as f64);
+        // The cores the server may use: its CPU % is judged against them.
+        let root = Path::new("/proc")
+            .join(self.root.to_string())
+            .join("status");
+        let cores = std::fs::read_to_string(root).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(cpu_count)
+        });
+        out.extend(cores.map(|n| (key("cpu_cores"), n as f64)));
         out.insert(key("fds"), fds);
         self.last = tree.iter().map(|p| (p.pid, (p.started, p.ticks))).collect();
         self.last_at = Some(now);
@@ -140,9 +157,31 @@ impl ProcessTree {
     }
 }
 
+/// CPUs in a list such as `0-3,8,10-11`.
+pub fn cpu_count(list: &str) -> usize {
+    list.trim()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 0,
+            },
+            None => usize::from(r.parse::<usize>().is_ok()),
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_count_ranges_and_singles() {
+        assert_eq!(cpu_count("0-3,8,10-11\n"), 7);
+        assert_eq!(cpu_count("0"), 1);
+        assert_eq!(cpu_count(""), 0);
+    }
 
     fn proc(pid: u32, ppid: u32, ticks: u64, started: u64) -> ProcStat {
         ProcStat {

@@ -38,11 +38,12 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     out.extend(slowest_names(run));
     out.extend(phase_split(run));
     out.extend(crate::health::findings(run));
+    out.extend(crate::attribution::findings(run));
     for g in &run.growth {
         out.push(Finding {
             text: format!("**Memory growth**: {g}."),
             action: format!("Look for a leak: {g}."),
-            weight: 45.0,
+            weight: 80.0,
         });
     }
     for c in run.criteria.iter().filter(|c| !c.pass) {
@@ -52,7 +53,8 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
                 c.criterion, c.measured
             ),
             action: format!("Bring `{}` within its target.", c.criterion),
-            weight: 100.0,
+            // A failed criterion restates the symptom; the findings with evidence come first.
+            weight: 20.0,
         });
     }
     out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
@@ -300,7 +302,7 @@ pub fn growth(history: &[Point]) -> Vec<String> {
 }
 
 /// Least-squares slope and R² of `points`; `None` when they do not vary.
-fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+pub(crate) fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     let n = points.len() as f64;
     let (mx, my) = points
         .iter()
@@ -377,6 +379,7 @@ mod tests {
             p99_ms: Some(p99),
             max_ms: Some(p99),
             sample: Default::default(),
+            names: Vec::new(),
         }
     }
 

@@ -225,6 +225,7 @@ mod tests {
             p99_ms: Some(3.0),
             max_ms: Some(4.0),
             sample,
+            names: Vec::new(),
         }
     }
 

@@ -35,7 +35,8 @@ pub fn charts(record: &RunRecord) -> Vec<(&'static str, Chart)> {
     let mut monitored: Vec<&String> = h
         .iter()
         .flat_map(|p| p.sample.monitor.keys())
-        .filter(|k| !k.starts_with("blast."))
+        // blast's own values and the host's CPU are context for the analysis, not the target.
+        .filter(|k| !k.starts_with("blast.") && !k.starts_with("host."))
         .collect();
     monitored.sort();
     monitored.dedup();

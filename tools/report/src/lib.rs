@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod analysis;
+mod attribution;
 mod csv;
 mod failures;
 mod hdrlog;
@@ -30,7 +31,7 @@ pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
 pub use record::{
-    mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NameRecord,
-    PhaseRecord, Point, RunInfo, RunRecord, Sample,
+    mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NamePoint,
+    NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
 pub use time::{seconds, unix_seconds, utc_seconds};

@@ -174,6 +174,9 @@ pub struct Point {
     /// blast's own measurements and the monitored values in the interval.
     #[serde(default)]
     pub sample: Sample,
+    /// Per request name, in the order of `names`.
+    #[serde(default)]
+    pub names: Vec<NamePoint>,
 }
 
 /// One criterion's outcome.
@@ -185,6 +188,19 @@ pub struct CriterionRecord {
     pub measured: String,
     /// Whether it held.
     pub pass: bool,
+}
+
+/// One request name within one interval of the time series.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamePoint {
+    /// Requests that finished.
+    pub requests: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Median latency, `null` without requests.
+    pub p50_ms: Option<f64>,
+    /// p99 latency, `null` without requests.
+    pub p99_ms: Option<f64>,
 }
 
 /// One phase of the run (ramp-up, steady, ramp-down) with its own figures.
@@ -270,6 +286,9 @@ pub struct RunRecord {
     pub incomplete: Option<String>,
     /// Worker threads.
     pub threads: usize,
+    /// CPUs of the machine blast ran on (what a server monitored there may use at most).
+    #[serde(default)]
+    pub cores: Option<usize>,
     /// Whether workers were pinned to cores.
     pub pinned: bool,
     /// Whether a stop was requested before the run time was over.
@@ -376,6 +395,7 @@ impl RunRecord {
             sending_s: report.sending.as_secs_f64(),
             incomplete: report.incomplete.clone(),
             threads: report.workers,
+            cores: std::thread::available_parallelism().ok().map(usize::from),
             pinned: report.pinned,
             interrupted: report.interrupted,
             model: String::new(),
@@ -533,6 +553,19 @@ fn history(report: &Report, samples: &[Sample]) -> Vec<Point> {
                 p99_ms: at(2),
                 max_ms: at(3),
                 sample: samples.get(i).cloned().unwrap_or_default(),
+                names: h
+                    .names
+                    .iter()
+                    .map(|n| {
+                        let answered = n.requests > 0;
+                        NamePoint {
+                            requests: n.requests,
+                            failed: n.failed,
+                            p50_ms: answered.then(|| ms(n.p50_us)),
+                            p99_ms: answered.then(|| ms(n.p99_us)),
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect()
