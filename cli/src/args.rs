@@ -242,6 +242,25 @@ pub struct Args {
     #[arg(help_heading = "Monitoring")]
     pub monitor_pid: Option<u32>,
 
+    /// Sample a cgroup v2 each second (CPU against its cpu.max, memory against memory.max,
+    /// block I/O, processes): a directory, or a path under the cgroup mount such as
+    /// system.slice/docker-ID.scope.
+    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Monitoring")]
+    pub monitor_cgroup: Option<PathBuf>,
+
+    /// Sample a Docker container each second as `docker stats` does (CPU, memory, network,
+    /// block I/O), from the Docker Engine API on /var/run/docker.sock (or DOCKER_HOST=unix://…).
+    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Monitoring")]
+    pub monitor_container: Option<String>,
+
+    /// Sample PostgreSQL each second: client connections by state against max_connections,
+    /// and sessions waiting on locks, e.g. postgres://monitor:secret@127.0.0.1:5432/app.
+    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = "Monitoring")]
+    pub monitor_postgres: Option<String>,
+
     /// Run COMMAND each second and record the first number it prints under NAME, e.g.
     /// db_conns='psql -tAc "select count(*) from pg_stat_activity"'; repeat for more.
     #[arg(long = "monitor-cmd", value_name = "NAME=COMMAND", value_parser = crate::monitor::parse_command)]

@@ -1,8 +1,14 @@
-//! Samples taken once per interval: blast's own worker threads (CPU) and memory, a monitored
-//! process (`--monitor-pid`) and monitored commands (`--monitor-cmd NAME=COMMAND`), all from
-//! Linux's `/proc` or by running the command. A sample that cannot be read is left out, never
-//! an error: monitoring must not stop a run.
+//! Samples taken once per interval: blast's own worker threads (CPU) and memory, the host's
+//! CPU, a monitored process tree (`--monitor-pid`), a cgroup (`--monitor-cgroup`), a Docker
+//! container (`--monitor-container`), PostgreSQL (`--monitor-postgres`) and commands
+//! (`--monitor-cmd NAME=COMMAND`). Each source is checked once before the run (bad input is an
+//! error then); during the run a sample that cannot be read is left out, never an error:
+//! monitoring must not stop a run. Sources that wait on a socket or a command are read on
+//! threads of their own, so the interval's sample never waits for them.
 
+mod cgroup;
+mod container;
+mod postgres;
 mod tree;
 
 use blast_report::Sample;
@@ -191,42 +197,96 @@ impl WorkerCpu {
 }
 
 /// Everything sampled during one run.
+/// What to watch besides blast itself, as the flags say.
+#[derive(Default)]
+pub struct Sources {
+    /// `--monitor-pid`.
+    pub pid: Option<u32>,
+    /// `--monitor-cgroup`.
+    pub cgroup: Option<PathBuf>,
+    /// `--monitor-container`.
+    pub container: Option<String>,
+    /// `--monitor-postgres`.
+    pub postgres: Option<String>,
+    /// `--monitor-cmd`.
+    pub commands: Vec<MonitorCommand>,
+}
+
+/// Values a background thread read last, by name.
+type Latest = Arc<Mutex<BTreeMap<String, f64>>>;
+
 pub struct Monitor {
     workers: WorkerCpu,
     host: HostCpu,
     pid: Option<tree::ProcessTree>,
-    commands: Vec<(String, Arc<Mutex<Option<f64>>>)>,
+    cgroup: Option<cgroup::Cgroup>,
+    /// Sources read on threads of their own, with the names of their values.
+    background: Vec<(Vec<String>, Latest)>,
     warned: bool,
     warned_stall: bool,
 }
 
+/// Reads `read` every `every` on a thread of its own; the latest values wait in the result.
+fn in_background(
+    every: Duration,
+    mut read: impl FnMut() -> BTreeMap<String, f64> + Send + 'static,
+) -> Latest {
+    let latest = Latest::default();
+    let slot = latest.clone();
+    std::thread::spawn(move || loop {
+        let values = read();
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = values;
+        std::thread::sleep(every);
+    });
+    latest
+}
+
 impl Monitor {
-    /// Starts the command samplers (one thread each, so a slow command never delays the run).
-    pub fn start(pid: Option<u32>, commands: &[MonitorCommand], every: Duration) -> Monitor {
-        let commands = commands
-            .iter()
-            .map(|c| {
-                let latest = Arc::new(Mutex::new(None));
-                let (slot, command) = (latest.clone(), c.command.clone());
-                std::thread::spawn(move || loop {
-                    let value = run_command(&command);
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = value;
-                    std::thread::sleep(every);
-                });
-                (c.name.clone(), latest)
-            })
-            .collect();
-        Monitor {
+    /// Checks each source once and starts watching them; an error names the flag and why.
+    pub fn start(sources: &Sources, every: Duration) -> Result<Monitor, String> {
+        if let Some(pid) = sources.pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(format!("--monitor-pid {pid}: no such process"));
+            }
+        }
+        let cgroup = (sources.cgroup.as_ref())
+            .map(|path| cgroup::Cgroup::open(path, "cgroup"))
+            .transpose()
+            .map_err(|e| format!("--monitor-cgroup {e}"))?;
+        let mut background = Vec::new();
+        if let Some(name) = &sources.container {
+            let mut c = container::Container::open(name, container::socket())
+                .map_err(|e| format!("--monitor-container {name}: {e}"))?;
+            let keys = container::KEYS.map(String::from).to_vec();
+            background.push((keys, in_background(every, move || c.sample())));
+        }
+        if let Some(url) = &sources.postgres {
+            let mut pg =
+                postgres::Postgres::open(url).map_err(|e| format!("--monitor-postgres: {e}"))?;
+            let keys = postgres::KEYS.map(String::from).to_vec();
+            background.push((keys, in_background(every, move || pg.sample())));
+        }
+        for c in &sources.commands {
+            let (name, command) = (c.name.clone(), c.command.clone());
+            let read = move || {
+                run_command(&command)
+                    .map(|v| (name.clone(), v))
+                    .into_iter()
+                    .collect()
+            };
+            background.push((vec![c.name.clone()], in_background(every, read)));
+        }
+        Ok(Monitor {
             workers: WorkerCpu::default(),
             host: HostCpu::default(),
-            pid: pid.map(tree::ProcessTree::new),
-            commands,
+            pid: sources.pid.map(tree::ProcessTree::new),
+            cgroup,
+            background,
             warned: false,
             warned_stall: false,
-        }
+        })
     }
 
-    /// The names of the monitored values, in the order outputs list them.
     pub fn keys(&self) -> Vec<String> {
         let mut keys = vec![
             "blast.rss_mb".to_string(),
@@ -236,7 +296,10 @@ impl Monitor {
         if let Some(tree) = &self.pid {
             keys.extend(tree.keys());
         }
-        keys.extend(self.commands.iter().map(|(name, _)| name.clone()));
+        if let Some(cgroup) = &self.cgroup {
+            keys.extend(cgroup.keys());
+        }
+        keys.extend(self.background.iter().flat_map(|(k, _)| k.iter().cloned()));
         keys
     }
 
@@ -255,9 +318,12 @@ impl Monitor {
         if let Some(tree) = &mut self.pid {
             monitor.extend(tree.sample());
         }
-        for (name, latest) in &self.commands {
-            let value = *latest.lock().unwrap_or_else(|p| p.into_inner());
-            monitor.extend(value.map(|v| (name.clone(), v)));
+        if let Some(cgroup) = &mut self.cgroup {
+            monitor.extend(cgroup.sample());
+        }
+        for (_, latest) in &self.background {
+            let values = latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            monitor.extend(values);
         }
         let sample = Sample {
             worker_cpu_pct,
@@ -337,7 +403,9 @@ mod tests {
         let mut host = HostCpu::default();
         assert_eq!(host.pct(), None);
         let percent = |p: f64| (0.0..=100.0).contains(&p);
-        assert!(host.pct().is_some_and(|(busy, steal)| percent(busy) && percent(steal)));
+        assert!(host
+            .pct()
+            .is_some_and(|(busy, steal)| percent(busy) && percent(steal)));
         assert!(stat_ticks(&me.join("stat")).is_some());
         let (rss, threads) = status(me);
         assert!(rss.unwrap() > 0.0 && threads.unwrap() >= 1.0);

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
 
 use crate::args::{self, Job};
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, Sources};
 use crate::outputs::Outputs;
 use crate::{progress, summary, watch_signals};
 
@@ -126,17 +126,18 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
     }
     ensure_file_limit(&plan.schedule, local.is_some()).map_err(Failure::Usage)?;
-    if let Some(pid) = args.monitor_pid {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(usage(anyhow::anyhow!(
-                "--monitor-pid {pid}: no such process"
-            )));
-        }
-    }
     let names = plan.script.names().to_vec();
     let terminal = std::io::stderr().is_terminal();
     let mut progress = progress::Progress::new(plan.run_time, &plan.schedule, &names, terminal);
-    let mut monitor = Monitor::start(args.monitor_pid, &args.monitor_cmds, plan.interval);
+    let sources = Sources {
+        pid: args.monitor_pid,
+        cgroup: args.monitor_cgroup.clone(),
+        container: args.monitor_container.clone(),
+        postgres: args.monitor_postgres.clone(),
+        commands: args.monitor_cmds.clone(),
+    };
+    let mut monitor =
+        Monitor::start(&sources, plan.interval).map_err(|e| usage(anyhow::anyhow!(e)))?;
     // The plan is checked before any output file is created, so bad input leaves none.
     let engine = Engine::new(plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
