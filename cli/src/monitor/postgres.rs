@@ -4,14 +4,16 @@
 
 use std::collections::BTreeMap;
 
-/// The names of the values reported.
-pub const KEYS: [&str; 6] = [
+/// The names of the values reported. `pg.connection_limit` is what ordinary roles may open:
+/// `max_connections` less the slots reserved for superusers.
+pub const KEYS: [&str; 7] = [
     "pg.connections",
     "pg.active",
     "pg.idle",
     "pg.idle_in_transaction",
     "pg.lock_waits",
     "pg.max_connections",
+    "pg.connection_limit",
 ];
 
 /// One query for every value; blast's own monitoring session is left out of the counts.
@@ -21,7 +23,10 @@ const QUERY: &str = "SELECT
     count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'idle'),
     count(*) FILTER (WHERE backend_type = 'client backend' AND state LIKE 'idle in transaction%'),
     count(*) FILTER (WHERE wait_event_type = 'Lock'),
+    current_setting('max_connections')::bigint,
     current_setting('max_connections')::bigint
+      - current_setting('superuser_reserved_connections')::bigint
+      - coalesce(current_setting('reserved_connections', true), '0')::bigint
   FROM pg_stat_activity WHERE pid <> pg_backend_pid()";
 
 /// A monitoring session to one server.

@@ -134,7 +134,9 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
 /// Database connections against `max_connections`, and sessions waiting on locks.
 fn database(points: &[&Point]) -> Option<Finding> {
     let get = |p: &Point, k: &str| p.sample.monitor.get(k).copied();
-    let near = |p: &Point| match (get(p, "pg.connections"), get(p, "pg.max_connections")) {
+    // What ordinary roles may open (max_connections less the reserved slots), where known.
+    let limit = |p: &Point| get(p, "pg.connection_limit").or_else(|| get(p, "pg.max_connections"));
+    let near = |p: &Point| match (get(p, "pg.connections"), limit(p)) {
         (Some(n), Some(max)) if max > 0.0 => n >= DB_NEAR_LIMIT * max,
         _ => false,
     };
@@ -153,8 +155,9 @@ fn database(points: &[&Point]) -> Option<Finding> {
         let share = at_limit as f64 / measured as f64;
         return Some(Finding {
             text: format!(
-                "**Database connections at their limit**: up to {:.0} of max_connections {:.0} ({:.0} active) in {at_limit} of {measured} intervals{}. New connections are refused or wait for a free one.",
+                "**Database connections at their limit**: up to {:.0} of the {:.0} that max_connections {:.0} leaves to applications ({:.0} active) in {at_limit} of {measured} intervals{}. New connections are refused or wait for a free one.",
                 peak("pg.connections"),
+                points.iter().filter_map(|p| limit(p)).fold(0.0, f64::max),
                 peak("pg.max_connections"),
                 peak("pg.active"),
                 contrast(points, near),
@@ -249,11 +252,12 @@ fn first_to_slow_down(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             ));
             continue;
         }
-        let rose = series
-            .iter()
-            .skip(3)
-            .find(|(_, p99)| *p99 >= 2.0 * base && *p99 - base >= TREND_MIN_MS);
-        if let Some(&(t, p99)) = rose {
+        // A rise that lasts three intervals: one slow interval is noise, not a turn.
+        let high = |p99: f64| p99 >= 2.0 * base && p99 - base >= TREND_MIN_MS;
+        let rose = (3..series.len().saturating_sub(2))
+            .find(|&k| series[k..k + 3].iter().all(|s| high(s.1)))
+            .map(|k| series[k]);
+        if let Some((t, p99)) = rose {
             if first.map_or(true, |(ft, ..)| t < ft) {
                 first = Some((t, i, base, p99));
             }
@@ -414,7 +418,8 @@ mod tests {
             .find(|f| f.text.contains("Database connections"))
             .unwrap();
         assert!(
-            db.text.contains("up to 20 of max_connections 20"),
+            db.text
+                .contains("up to 20 of the 20 that max_connections 20 leaves"),
             "{}",
             db.text
         );
