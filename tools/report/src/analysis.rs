@@ -198,7 +198,9 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
                     meaning(&f.error)
                 ),
                 action: format!("Eliminate `{}` on {} {}.", f.error, f.method, f.name),
-                weight: 20.0 + share * 10.0,
+                // An error is a symptom: up to 70 when every request fails, below the causes
+                // the monitored data name (a server short of CPU, database connections).
+                weight: 20.0 + share * 0.5,
             }
         })
         .collect();
@@ -269,7 +271,7 @@ pub fn growth(history: &[Point]) -> Vec<String> {
         .filter(|p| p.users == peak && peak > 0)
         .collect();
     let steady = &steady[steady.len() / 5..];
-    if steady.len() < 30 {
+    if steady.len() < 10 {
         return Vec::new();
     }
     let keys: std::collections::BTreeSet<&String> = steady
@@ -290,7 +292,7 @@ pub fn growth(history: &[Point]) -> Vec<String> {
         // Steady (a line explains it), and material (more than 10% of where it started).
         if slope > 0.0 && r2 > 0.8 && grown > 0.1 * first.1.max(1e-9) {
             out.push(format!(
-                "{key} grew steadily by {grown:.1} ({:.1} per minute) over {:.0} s of constant load, from {:.1} to {:.1}: a possible leak",
+                "{key} grew steadily by {grown:.1} ({:.1} per minute, R² {r2:.2}) over {:.0} s of constant load, from {:.1} to {:.1}: a possible leak",
                 slope * 60.0,
                 last.0 - first.0,
                 first.1,
