@@ -18,8 +18,9 @@ use crate::record::{Point, RunRecord};
 const CPU_BUSY: f64 = 0.8;
 /// The host this busy (all processes together) has no CPU left for the server.
 const HOST_BUSY_PCT: f64 = 90.0;
-/// Database connections at this share of `max_connections` are near their limit.
-const DB_NEAR_LIMIT: f64 = 0.9;
+/// Database connections this close to their limit (a share of it, or one connection, whichever
+/// is more: a sample each second misses the peaks of short-lived connections) are at it.
+const DB_HEADROOM: f64 = 0.1;
 /// A condition must hold in this share of the intervals to count as the run's.
 const MOST: f64 = 0.5;
 /// A latency trend: a fit this good...
@@ -137,7 +138,7 @@ fn database(points: &[&Point]) -> Option<Finding> {
     // What ordinary roles may open (max_connections less the reserved slots), where known.
     let limit = |p: &Point| get(p, "pg.connection_limit").or_else(|| get(p, "pg.max_connections"));
     let near = |p: &Point| match (get(p, "pg.connections"), limit(p)) {
-        (Some(n), Some(max)) if max > 0.0 => n >= DB_NEAR_LIMIT * max,
+        (Some(n), Some(max)) if max > 0.0 => n >= max - (DB_HEADROOM * max).max(1.0),
         _ => false,
     };
     let waiting = |p: &Point| get(p, "pg.lock_waits").is_some_and(|w| w > 0.0);
