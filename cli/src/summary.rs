@@ -261,12 +261,17 @@ pub fn render(
         for v in verdicts {
             let mark = if v.pass { "PASS" } else { "FAIL" };
             let criterion = shorten(&v.criterion, room);
-            let line = format!("  {mark}  {criterion:<pad$}  measured {}", v.measured);
+            let measured = format!(
+                "measured {}{}",
+                v.measured,
+                blast_report::failing_text(&v.failing, record.duration_s)
+            );
+            let line = format!("  {mark}  {criterion:<pad$}  {measured}");
             if line.chars().count() <= width {
                 out.line(&line);
             } else {
                 out.line(&format!("  {mark}  {criterion}"));
-                out.line(&format!("        measured {}", v.measured));
+                out.wrap("        ", 8, measured.split(' ').map(str::to_string), " ");
             }
         }
         let failed = verdicts.iter().filter(|v| !v.pass).count();

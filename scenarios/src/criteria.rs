@@ -91,6 +91,10 @@ pub struct Verdict {
     pub measured: String,
     /// Whether the criterion holds.
     pub pass: bool,
+    /// For a failed criterion that can be judged per interval (a percentile, the max, the
+    /// success or failure rate): the stretches of the run, as (start s, end s), in which its
+    /// intervals failed it. Empty otherwise.
+    pub failing: Vec<(f64, f64)>,
 }
 
 impl fmt::Display for Criterion {
@@ -231,12 +235,78 @@ impl Criterion {
             Metric::Class(class) => c.failures_of(class) as f64,
             Metric::Status(code) => *c.failed_statuses.get(&code).unwrap_or(&0) as f64,
         };
+        // NaN (nothing measured) fails every comparison but `!=`; make that fail too.
+        let pass = !measured.is_nan() && self.op.holds(measured, self.threshold);
         Verdict {
             criterion: self.text.clone(),
             measured: self.show(measured),
-            // NaN (nothing measured) fails every comparison but `!=`; make that fail too.
-            pass: !measured.is_nan() && self.op.holds(measured, self.threshold),
+            pass,
+            failing: if pass {
+                Vec::new()
+            } else {
+                self.failing(report)
+            },
         }
+    }
+
+    /// The stretches of the run whose intervals fail this criterion, neighbours joined; empty
+    /// when it cannot be judged per interval (averages, counts, rates over a window, phases,
+    /// or a scope that covers several names).
+    fn failing(&self, report: &Report) -> Vec<(f64, f64)> {
+        let name = match &self.scope {
+            None => None,
+            Some(scope) => {
+                let mut hits = report
+                    .names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| matches(&n.name, scope));
+                match (hits.next(), hits.next()) {
+                    (Some((i, _)), None) => Some(i),
+                    _ => return Vec::new(),
+                }
+            }
+        };
+        if self.phase.is_some() {
+            return Vec::new();
+        }
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for h in &report.history {
+            let (requests, failed, p50, p99) = match name {
+                Some(i) => {
+                    let Some(n) = h.names.get(i) else { continue };
+                    (n.requests, n.failed, n.p50_us, n.p99_us)
+                }
+                None => (
+                    h.counters.requests(),
+                    h.counters.failed(),
+                    h.latency_us[0],
+                    h.latency_us[2],
+                ),
+            };
+            if requests == 0 {
+                continue;
+            }
+            let pct = |n: u64| n as f64 * 100.0 / requests as f64;
+            let measured = match (self.metric, name) {
+                (Metric::Quantile(q), _) if q == 0.5 => p50 as f64 / 1000.0,
+                (Metric::Quantile(q), _) if q == 0.99 => p99 as f64 / 1000.0,
+                (Metric::Quantile(q), None) if q == 0.95 => h.latency_us[1] as f64 / 1000.0,
+                (Metric::Max, None) => h.latency_us[3] as f64 / 1000.0,
+                (Metric::Success, _) => pct(requests - failed),
+                (Metric::FailureRate, _) => pct(failed),
+                _ => return Vec::new(),
+            };
+            if self.op.holds(measured, self.threshold) {
+                continue;
+            }
+            let (start, end) = (h.start.as_secs_f64(), h.elapsed.as_secs_f64());
+            match out.last_mut() {
+                Some(last) if start <= last.1 + 0.01 => last.1 = end,
+                _ => out.push((start, end)),
+            }
+        }
+        out
     }
 
     fn show(&self, v: f64) -> String {

@@ -512,6 +512,18 @@ fn a_slow_ramp_up_is_its_own_phase_and_steady_criteria_judge_the_rest() {
     let judge = |text: &str| Criterion::parse(text).unwrap().evaluate(&report).pass;
     // A handful of held requests among thousands: the maximum shows them.
     assert!(!judge("max<1s"), "the whole run includes the held requests");
+    // And it says where: the interval in which the held requests ended, about 1.5 s in.
+    let failing = Criterion::parse("max<1s")
+        .unwrap()
+        .evaluate(&report)
+        .failing;
+    assert!(
+        !failing.is_empty()
+            && failing
+                .iter()
+                .all(|&(start, end)| start >= 1.0 && end <= 3.5),
+        "{failing:?}"
+    );
     assert!(!judge("max<1s in ramp-up"));
     assert!(judge("max<1s in steady"));
     assert!(judge("rps>=10 in steady"));

@@ -49,8 +49,10 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     for c in run.criteria.iter().filter(|c| !c.pass) {
         out.push(Finding {
             text: format!(
-                "Criterion `{}` failed (measured {}).",
-                c.criterion, c.measured
+                "Criterion `{}` failed (measured {}){}.",
+                c.criterion,
+                c.measured,
+                failing_text(&c.failing, run.duration_s)
             ),
             action: format!("Bring `{}` within its target.", c.criterion),
             // A failed criterion restates the symptom; the findings with evidence come first.
@@ -316,6 +318,28 @@ pub(crate) fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
         return None;
     }
     Some((sxy / sxx, sxy * sxy / (sxx * syy)))
+}
+
+/// ", failing only at 0-8 s of 60 s" when a criterion failed in part of the run.
+pub fn failing_text(windows: &[(f64, f64)], duration_s: f64) -> String {
+    if windows.is_empty() {
+        return String::new();
+    }
+    let covered: f64 = windows.iter().map(|(a, b)| b - a).sum();
+    let spans: Vec<String> = windows
+        .iter()
+        .map(|(a, b)| format!("{}-{} s", crate::seconds(*a), crate::seconds(*b)))
+        .collect();
+    let only = if covered < 0.9 * duration_s {
+        "only "
+    } else {
+        ""
+    };
+    format!(
+        ", failing {only}at {} of {} s",
+        spans.join(", "),
+        crate::seconds(duration_s)
+    )
 }
 
 /// A tail that belongs to one phase of the run, not to the steady state.

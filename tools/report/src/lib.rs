@@ -26,7 +26,7 @@ pub mod results;
 pub mod svg;
 mod time;
 
-pub use analysis::{findings, growth, Finding};
+pub use analysis::{failing_text, findings, growth, Finding};
 pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;

@@ -188,6 +188,9 @@ pub struct CriterionRecord {
     pub measured: String,
     /// Whether it held.
     pub pass: bool,
+    /// Where it failed, for a criterion judged per interval: stretches as (start s, end s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<(f64, f64)>,
 }
 
 /// One request name within one interval of the time series.
@@ -471,6 +474,7 @@ impl RunRecord {
                     criterion: v.criterion.clone(),
                     measured: v.measured.clone(),
                     pass: v.pass,
+                    failing: v.failing.clone(),
                 })
                 .collect(),
             passed: verdicts.iter().all(|v| v.pass),
