@@ -289,9 +289,9 @@ impl Criterion {
             }
             let pct = |n: u64| n as f64 * 100.0 / requests as f64;
             let measured = match (self.metric, name) {
-                (Metric::Quantile(q), _) if q == 0.5 => p50 as f64 / 1000.0,
-                (Metric::Quantile(q), _) if q == 0.99 => p99 as f64 / 1000.0,
-                (Metric::Quantile(q), None) if q == 0.95 => h.latency_us[1] as f64 / 1000.0,
+                (Metric::Quantile(0.5), _) => p50 as f64 / 1000.0,
+                (Metric::Quantile(0.99), _) => p99 as f64 / 1000.0,
+                (Metric::Quantile(0.95), None) => h.latency_us[1] as f64 / 1000.0,
                 (Metric::Max, None) => h.latency_us[3] as f64 / 1000.0,
                 (Metric::Success, _) => pct(requests - failed),
                 (Metric::FailureRate, _) => pct(failed),
