@@ -12,6 +12,8 @@ const USER: UserId = UserId {
     index: 0,
     worker: 0,
     workers: 1,
+    shard: 0,
+    shards: 1,
 };
 
 /// One request's worth of user work: `next` until a send, then its verdict.

@@ -108,6 +108,13 @@ pub struct Args {
     #[arg(help_heading = "Load")]
     pub reset_stats: bool,
 
+    /// Run as shard I of N (from 1): this process takes an even share of the users (or of the
+    /// rate, and of --max-connections), user ids and {{seq}} stay unique across shards, and a
+    /// pool keeps only the values that hash to this shard. Run the N shards with the same flags.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    #[arg(help_heading = "Load")]
+    pub shard: Option<blast_engine::Shard>,
+
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
     #[arg(help_heading = "Load")]
@@ -492,10 +499,28 @@ impl Args {
         };
         plan.retry = !self.no_retry;
         plan.reset_stats = self.reset_stats;
+        plan.shard = self.shard.unwrap_or_default();
         plan.tls = self.tls()?;
         plan.timeout = self.timeout;
         plan.connect_timeout = self.connect_timeout;
         plan.stop_timeout = self.stop_timeout;
         Ok(())
     }
+}
+
+/// `I/N`, 1-based: `2/8` is the second of eight shards.
+fn parse_shard(text: &str) -> Result<blast_engine::Shard, String> {
+    let bad = || format!("invalid --shard {text:?}: expected I/N with 1 <= I <= N, e.g. 2/8");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok(blast_engine::Shard {
+        index: i - 1,
+        count: n,
+    })
 }

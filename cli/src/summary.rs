@@ -132,9 +132,13 @@ pub fn render(
             format!("{},", load(&report.schedule)),
             format!("{secs:.2} s,"),
             format!(
-                "{} thread{} ({pin}){stopped}",
+                "{} thread{} ({pin}){stopped}{}",
                 report.workers,
-                if report.workers == 1 { "" } else { "s" }
+                if report.workers == 1 { "" } else { "s" },
+                record
+                    .shard
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", shard {s}"))
             ),
         ],
         " ",

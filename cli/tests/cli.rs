@@ -83,7 +83,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 31] = [
+    let cases: [&[&str]; 34] = [
+        &["--shard", "0/3"],
+        &["--shard", "4/3"],
+        &["--shard", "two"],
         &["--profile", "nope"],
         &["-f", bad_file],
         &["-f", "/no/such/file.toml"],
@@ -430,4 +433,19 @@ request = "GET /api/v1/deployments/"
     for line in text.lines() {
         assert!(line.chars().count() <= 80, "{line:?}");
     }
+}
+
+#[test]
+fn a_shard_runs_its_share_and_says_which_it_is() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    // 10 users over 3 shards: 4, 3 and 3.
+    let (text, v) = blast_json(
+        &[&server.url(), "-u", "10", "-t", "1s", "--shard", "2/3"],
+        "shard.json",
+    );
+    assert_eq!(v["shard"], "2/3", "{v}");
+    // The record keeps the run's shape (10 users); this shard ran 3 of them.
+    assert_eq!(v["users"], 10.0, "{v}");
+    assert_eq!(v["history"][0]["users"], 3, "{v}");
+    assert!(text.contains(", shard 2/3"), "{text}");
 }

@@ -48,6 +48,8 @@ pub struct Report {
     pub workers: usize,
     /// Whether workers were pinned to cores.
     pub pinned: bool,
+    /// Which part of a run split over several processes this was.
+    pub shard: crate::Shard,
     /// Whether a stop was requested before the run time was over.
     pub interrupted: bool,
     /// Open model: slots of the timetable due while sending, and those never sent (all
@@ -135,7 +137,7 @@ impl Engine {
         // One probe up front: a dead target is a clear error now, not a run full of failures.
         self.probe()?;
 
-        let workers = plan.schedule.useful_workers(plan.workers);
+        let workers = plan.schedule.useful_workers(plan.workers, plan.shard);
         let cores = available_cores();
         let pin = plan.pin && !cores.is_empty();
         let with_service = matches!(plan.schedule, Schedule::Open { .. });
@@ -222,6 +224,7 @@ impl Engine {
             schedule: plan.schedule.clone(),
             workers,
             pinned: pin,
+            shard: plan.shard,
             interrupted: stopped.is_some_and(|s| s < plan.run_time),
             sending,
             slots,

@@ -37,7 +37,7 @@ pub use connection::{Client, TlsOptions};
 pub use control::RunHandle;
 pub use engine::{Engine, NameReport, Report};
 pub use error::EngineError;
-pub use plan::{available_cores, Plan};
+pub use plan::{available_cores, Plan, Shard};
 pub use redirect::{Redirect, MAX_REDIRECTS};
 pub use request::{RequestTemplate, Target};
 pub use schedule::{PhaseKind, Schedule, Shape, Stage};

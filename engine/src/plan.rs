@@ -43,6 +43,25 @@ pub struct Plan {
     /// Forget the ramp-up: the cumulative stats (and every output made from them) start again
     /// when the shape first reaches its peak, as Locust's `--reset-stats`. Default: false.
     pub reset_stats: bool,
+    /// Which part of a run split over several processes this one is. Default: the whole run.
+    pub shard: Shard,
+}
+
+/// One of several processes that run one plan together (`--shard 2/8`): each takes an even
+/// integer share of the users (or of the rate, with interleaved timetables), so the shards
+/// together make the load one process would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// From 0.
+    pub index: usize,
+    /// Shards in all, at least 1.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard { index: 0, count: 1 }
+    }
 }
 
 impl Plan {
@@ -63,6 +82,7 @@ impl Plan {
             stop_timeout: Duration::from_secs(5),
             interval: Duration::from_secs(1),
             reset_stats: false,
+            shard: Shard::default(),
         }
     }
 
@@ -95,6 +115,9 @@ impl Plan {
         }
         if self.workers == 0 {
             return bad("threads must be at least 1");
+        }
+        if self.shard.count == 0 || self.shard.index >= self.shard.count {
+            return bad("the shard must be one of the shards (--shard I/N with 1 <= I <= N)");
         }
         if self.interval.is_zero() || self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return bad("interval and timeouts must be above zero");

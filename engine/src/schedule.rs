@@ -237,10 +237,14 @@ impl Schedule {
         }
     }
 
-    /// How many workers can be given work: a closed schedule never gets more workers than users.
-    pub(crate) fn useful_workers(&self, workers: usize) -> usize {
+    /// How many workers can be given work: a closed schedule never gets more workers than
+    /// users (this shard's share of them).
+    pub(crate) fn useful_workers(&self, workers: usize, shard: crate::Shard) -> usize {
         match self {
-            Schedule::Closed { users } => workers.min(users.peak().round() as usize).max(1),
+            Schedule::Closed { users } => {
+                let peak = even_share(users.peak().round() as u64, shard.index, shard.count);
+                workers.min(peak as usize).max(1)
+            }
             Schedule::Open { .. } => workers,
         }
     }
@@ -413,7 +417,27 @@ mod tests {
     fn shares_split_evenly_and_completely() {
         let shares: Vec<_> = (0..3).map(|i| even_share(10, i, 3)).collect();
         assert_eq!(shares, [4, 3, 3]);
-        assert_eq!(Schedule::users(10).useful_workers(16), 10);
+        assert_eq!(
+            Schedule::users(10).useful_workers(16, crate::Shard::default()),
+            10
+        );
+        // The second of three shards gets 3 of the 10 users.
+        let second = crate::Shard { index: 1, count: 3 };
+        assert_eq!(Schedule::users(10).useful_workers(16, second), 3);
+        // Shards, then workers within each, whatever the counts: nobody lost or doubled.
+        for total in 0..60 {
+            for shards in 1..5 {
+                for workers in 1..4 {
+                    let sum: u64 = (0..shards)
+                        .flat_map(|s| {
+                            let mine = even_share(total, s, shards);
+                            (0..workers).map(move |w| even_share(mine, w, workers))
+                        })
+                        .sum();
+                    assert_eq!(sum, total, "{total} over {shards} x {workers}");
+                }
+            }
+        }
     }
 
     #[test]

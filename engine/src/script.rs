@@ -20,15 +20,20 @@ pub struct Name {
     pub name: String,
 }
 
-/// Who a user is: unique across the whole run.
+/// Who a user is: unique across the whole run, all its shards included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserId {
-    /// Global user index, from 0; the same index is reused after a user stops.
+    /// Global user index, from 0, unique across shards; the same index is reused after a
+    /// user stops.
     pub index: u64,
     /// Worker thread running the user.
     pub worker: usize,
-    /// Worker threads in the run.
+    /// Worker threads in this process.
     pub workers: usize,
+    /// This process's shard, from 0 (`--shard 2/8` is shard 1 of 8).
+    pub shard: usize,
+    /// Shards of the run (1 without `--shard`).
+    pub shards: usize,
 }
 
 /// The behaviour of every user of a run. Shared by all workers.

@@ -113,8 +113,15 @@ async fn drive(mut spec: WorkerSpec) {
             rate,
             max_connections,
         } => {
-            let pacer = Pacer::new(spec.start, deadline, rate, spec.index, spec.workers);
-            let limit = even_share(*max_connections, spec.index, spec.workers).max(1);
+            // Across shards, each worker is one of shards × workers interleaved timetables.
+            let shard = plan.shard;
+            let (stream, streams) = (
+                shard.index * spec.workers + spec.index,
+                shard.count * spec.workers,
+            );
+            let pacer = Pacer::new(spec.start, deadline, rate, stream, streams);
+            let shard_cap = even_share(*max_connections, shard.index, shard.count);
+            let limit = even_share(shard_cap, spec.index, spec.workers).max(1);
             (Some(pacer), limit)
         }
     };
@@ -236,10 +243,11 @@ impl Local {
         let Schedule::Closed { users } = &self.plan.schedule else {
             return;
         };
-        let total = self
-            .shared
-            .users_override()
-            .unwrap_or_else(|| users.at(elapsed).round() as u64);
+        // This shard's share of the shape, then this worker's share of that.
+        let shard = self.plan.shard;
+        let total = self.shared.users_override().unwrap_or_else(|| {
+            even_share(users.at(elapsed).round() as u64, shard.index, shard.count)
+        });
         let target = even_share(total, self.index, self.workers);
         if target < self.target.get() {
             // Users above the target stop after their current task; resting ones now.
@@ -386,10 +394,13 @@ impl Local {
     /// One user (closed model) or one connection of the pool (open model): the worker loop.
     async fn user<C: Connection>(self: &Rc<Self>, slot: usize) {
         let plan = self.plan.clone();
+        let shard = plan.shard;
         let mut user = plan.script.user(UserId {
-            index: (slot * self.workers + self.index) as u64,
+            index: ((slot * self.workers + self.index) * shard.count + shard.index) as u64,
             worker: self.index,
             workers: self.workers,
+            shard: shard.index,
+            shards: shard.count,
         });
         let mut request = Vec::with_capacity(512);
         let mut next_hop = Vec::new();

@@ -16,6 +16,19 @@ pub enum Value {
 }
 
 impl Value {
+    /// The shard of `shards` that owns this value in a pool: a hash of its text that every
+    /// process computes alike (FNV-1a), so shards never hand out the same value.
+    pub fn shard(&self, shards: usize) -> usize {
+        if shards <= 1 {
+            return 0;
+        }
+        let (Value::Text(s) | Value::Json(s)) = self;
+        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (hash % shards as u64) as usize
+    }
+
     /// Converts a captured JSON value.
     pub fn from_json(v: &serde_json::Value) -> Value {
         match v {
@@ -79,6 +92,8 @@ pub(crate) struct Context<'a> {
     pub user_id: u64,
     pub worker: usize,
     pub workers: usize,
+    pub shard: usize,
+    pub shards: usize,
 }
 
 /// Rendering needed a variable that has no value yet: its slot.
@@ -275,7 +290,9 @@ fn generate(generator: &Generator, place: Place, cx: &mut Context<'_>, out: &mut
                 c.set(n + 1);
                 n
             });
-            (n * cx.workers as u64 + cx.worker as u64 + 1) as i64
+            // Interleaved across workers, then across shards: unique in the whole run.
+            let stream = n * cx.workers as u64 + cx.worker as u64;
+            (stream * cx.shards as u64 + cx.shard as u64 + 1) as i64
         }
         Generator::RandomInt(low, high) => cx.rng.i64(*low..=*high),
         Generator::Uuid => return write_value(&Value::Text(uuid(cx.rng)), place, out),
@@ -346,6 +363,58 @@ mod tests {
         }
     }
 
+    #[test]
+    fn seq_numbers_are_unique_across_workers_and_shards() {
+        let t = Template::compile("{{seq}}", Place::Text, &Names(&[])).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        // Each (shard, worker) on a thread of its own, as in a run: SEQ is per thread.
+        for shard in 0..3 {
+            for worker in 0..2 {
+                let t = t.clone();
+                let numbers: Vec<String> = std::thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(1);
+                    (0..50)
+                        .map(|_| {
+                            let mut cx = Context {
+                                vars: &[],
+                                rng: &mut rng,
+                                user_id: 0,
+                                worker,
+                                workers: 2,
+                                shard,
+                                shards: 3,
+                            };
+                            let mut out = Vec::new();
+                            t.render(&mut cx, &mut out).unwrap();
+                            String::from_utf8(out).unwrap()
+                        })
+                        .collect()
+                })
+                .join()
+                .unwrap();
+                for n in numbers {
+                    assert!(seen.insert(n.clone()), "{n} twice");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 300);
+    }
+
+    #[test]
+    fn every_shard_owns_its_own_pool_values() {
+        let values: Vec<Value> = (0..3000).map(|i| Value::Json(i.to_string())).collect();
+        let mut per_shard = [0; 3];
+        for v in &values {
+            let s = v.shard(3);
+            // The same value, written as text or as a number, always lands on one shard.
+            let (Value::Json(text) | Value::Text(text)) = v;
+            assert_eq!(Value::Text(text.clone()).shard(3), s);
+            per_shard[s] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| n > 800), "{per_shard:?}");
+        assert!(values.iter().all(|v| v.shard(1) == 0));
+    }
+
     fn render(t: &Template, vars: &[Option<Value>]) -> Result<String, Unset> {
         let mut rng = fastrand::Rng::with_seed(7);
         let mut cx = Context {
@@ -354,6 +423,8 @@ mod tests {
             user_id: 42,
             worker: 1,
             workers: 2,
+            shard: 0,
+            shards: 1,
         };
         let mut out = Vec::new();
         t.render(&mut cx, &mut out)?;

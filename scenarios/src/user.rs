@@ -272,6 +272,8 @@ impl ScenarioUser {
             user_id: id.index,
             worker: id.worker,
             workers: id.workers,
+            shard: id.shard,
+            shards: id.shards,
         };
         body_buf.clear();
         // A redirect that turns the request into a GET drops its body.
@@ -407,8 +409,14 @@ impl ScenarioUser {
                                 }
                             }
                             Destination::Pool(pool) => {
-                                self.inner.pools[pool]
-                                    .offer(found.into_iter().map(Value::from_json));
+                                // Split over shards, each value belongs to one shard only:
+                                // exactly once across the whole run.
+                                let (shard, shards) = (self.id.shard, self.id.shards);
+                                let mine = found
+                                    .into_iter()
+                                    .map(Value::from_json)
+                                    .filter(|v| v.shard(shards) == shard);
+                                self.inner.pools[pool].offer(mine);
                             }
                         }
                     }

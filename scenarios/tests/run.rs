@@ -253,6 +253,54 @@ fn pools_hand_each_approval_to_exactly_one_of_many_users() {
 }
 
 #[test]
+fn three_shards_share_the_users_and_never_decide_an_approval_twice() {
+    let server = serve();
+    // The CAB profile without rests, as three processes would run it against one target.
+    let source = blast_scenarios::profile_source("cab").unwrap().replace(
+        "wait_time = \"between(0.3, 0.7)\"",
+        "wait_time = \"constant(0)\"",
+    );
+    let s = scenario(&source);
+    let (target, _) = Target::parse(&server.url()).unwrap();
+    let shards: Vec<_> = (0..3)
+        .map(|index| {
+            let script = s.script(&target);
+            let mut plan = Plan::new(target.clone(), script.clone(), Schedule::users(32));
+            plan.workers = 2;
+            plan.pin = false;
+            plan.run_time = Duration::from_secs(2);
+            plan.interval = Duration::from_millis(100);
+            plan.shard = blast_engine::Shard { index, count: 3 };
+            let engine = Engine::new(plan).unwrap();
+            std::thread::spawn(move || (engine.run(|_| {}).unwrap(), script))
+        })
+        .collect();
+    let results: Vec<(Report, ScenarioScript)> =
+        shards.into_iter().map(|t| t.join().unwrap()).collect();
+    // 32 users: 11, 11 and 10.
+    let peaks: Vec<u64> = results
+        .iter()
+        .map(|(r, _)| r.history.iter().map(|h| h.users).max().unwrap())
+        .collect();
+    assert_eq!(peaks, [11, 11, 10]);
+    let decided: u64 = results
+        .iter()
+        .map(|(r, _)| {
+            count(r, "/api/v1/cab/[id]/approve/").0 + count(r, "/api/v1/cab/[id]/reject/").0
+        })
+        .sum();
+    let integrity = server.integrity();
+    assert_eq!(integrity["second_decisions_refused"], 0, "{integrity}");
+    assert_eq!(integrity["approvals_decided"], decided, "{integrity}");
+    assert!(decided > 100, "{integrity}");
+    // Each shard's pool took only its own share of the listed approvals.
+    for (_, script) in &results {
+        let (_, pool) = &script.pool_counts()[0];
+        assert!(pool.added > 0, "{pool:?}");
+    }
+}
+
+#[test]
 fn an_empty_pool_skips_the_task_without_failing() {
     let server = serve();
     let s = scenario(

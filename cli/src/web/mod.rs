@@ -392,6 +392,7 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
         schedule: schedule.clone(),
         workers: 0,
         pinned: false,
+        shard: Default::default(),
         interrupted: false,
         slots: (0, 0),
         phases: Vec::new(),

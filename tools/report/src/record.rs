@@ -296,6 +296,9 @@ pub struct RunRecord {
     pub pinned: bool,
     /// Whether a stop was requested before the run time was over.
     pub interrupted: bool,
+    /// `I/N` for shard I (from 1) of a run split over N processes; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard: Option<String>,
     /// `closed` (users) or `open` (arrival rate).
     pub model: String,
     /// Closed model: the highest user count of the shape.
@@ -401,6 +404,8 @@ impl RunRecord {
             cores: std::thread::available_parallelism().ok().map(usize::from),
             pinned: report.pinned,
             interrupted: report.interrupted,
+            shard: (report.shard.count > 1)
+                .then(|| format!("{}/{}", report.shard.index + 1, report.shard.count)),
             model: String::new(),
             users: None,
             target_rate: None,
