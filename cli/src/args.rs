@@ -115,6 +115,13 @@ pub struct Args {
     #[arg(help_heading = "Load")]
     pub shard: Option<blast_engine::Shard>,
 
+    /// Wait until TIME (RFC 3339, e.g. 2026-11-28T14:00:00Z, or Unix seconds), then start:
+    /// shards given the same time start together and their intervals line up. The record
+    /// says how late the start was.
+    #[arg(long, value_name = "TIME", value_parser = blast_report::parse_time)]
+    #[arg(help_heading = "Load")]
+    pub start_at: Option<std::time::SystemTime>,
+
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
     #[arg(help_heading = "Load")]

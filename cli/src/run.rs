@@ -167,6 +167,9 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             }
         }
     };
+    if let Some(at) = args.start_at {
+        wait_until(at, console);
+    }
     let report = engine.run(on_interval).map_err(|e| match e {
         EngineError::Unreachable { .. } | EngineError::Thread(_) => Failure::Run(e.into()),
         other => usage(other),
@@ -178,6 +181,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         host: url.clone(),
         profile: args.profile.clone(),
         scenario: scenario_name,
+        start_at: args.start_at,
     };
     let failure_rows = outputs.failure_rows(&report);
     let record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
@@ -286,4 +290,20 @@ fn start_reference_target() -> anyhow::Result<blast_target::Server> {
     };
     blast_target::Server::start(([127, 0, 0, 1], 0).into(), config)
         .context("cannot start the built-in reference target")
+}
+
+/// Sleeps until `at` (`--start-at`), saying so unless quiet; a time already past starts now,
+/// and the record says how late.
+fn wait_until(at: std::time::SystemTime, console: Console) {
+    let Ok(wait) = at.duration_since(std::time::SystemTime::now()) else {
+        return;
+    };
+    if console != Console::Quiet {
+        eprintln!(
+            "waiting {:.1} s for --start-at {}",
+            wait.as_secs_f64(),
+            blast_report::utc_seconds(at)
+        );
+    }
+    std::thread::sleep(wait);
 }

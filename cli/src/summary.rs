@@ -143,6 +143,12 @@ pub fn render(
         ],
         " ",
     );
+    if let (Some(at), Some(late)) = (&record.start_at, record.start_late_ms) {
+        out.field(
+            "start",
+            &format!("--start-at {at}, started {late:.1} ms after it"),
+        );
+    }
     if let Some(why) = &report.incomplete {
         out.field(
             "INCOMPLETE",

@@ -83,7 +83,8 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 34] = [
+    let cases: [&[&str]; 35] = [
+        &["--start-at", "tomorrow"],
         &["--shard", "0/3"],
         &["--shard", "4/3"],
         &["--shard", "two"],
@@ -448,4 +449,23 @@ fn a_shard_runs_its_share_and_says_which_it_is() {
     assert_eq!(v["users"], 10.0, "{v}");
     assert_eq!(v["history"][0]["users"], 3, "{v}");
     assert!(text.contains(", shard 2/3"), "{text}");
+}
+
+#[test]
+fn start_at_waits_for_its_time_and_says_how_late_it_started() {
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at = format!("{:.3}", now + 1.5);
+    let (text, v) = blast_json(
+        &[&server.url(), "-u", "1", "-t", "1s", "--start-at", &at],
+        "start.json",
+    );
+    // It waited: the run began at or after the time asked, and says by how much.
+    let late = v["start_late_ms"].as_f64().unwrap();
+    assert!(late >= 0.0, "{v}");
+    assert!(v["start_at"].as_str().unwrap().ends_with('Z'), "{v}");
+    assert!(text.contains("--start-at"), "{text}");
 }

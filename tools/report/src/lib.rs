@@ -34,4 +34,4 @@ pub use record::{
     mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NamePoint,
     NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
-pub use time::{seconds, unix_seconds, utc_seconds};
+pub use time::{parse_time, seconds, unix_seconds, utc_seconds};

@@ -22,6 +22,8 @@ pub struct RunInfo {
     pub profile: Option<String>,
     /// Scenario name (profile or file), if any.
     pub scenario: Option<String>,
+    /// The start asked for with `--start-at`, if any.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// Latency summary in milliseconds.
@@ -277,6 +279,12 @@ pub struct RunRecord {
     pub scenario: Option<String>,
     /// Start, UTC.
     pub started_at: String,
+    /// The start asked for (`--start-at`), UTC; absent without it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub start_at: Option<String>,
+    /// How late the run started after `--start-at`, in ms (its probe of the target included).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub start_late_ms: Option<f64>,
     /// End, UTC.
     pub ended_at: String,
     /// From the start until the last worker finished.
@@ -395,6 +403,13 @@ impl RunRecord {
             host: info.host.clone(),
             profile: info.profile.clone(),
             scenario: info.scenario.clone(),
+            start_at: info.start_at.map(utc_seconds),
+            start_late_ms: info
+                .start_at
+                .map(|at| match report.started_at.duration_since(at) {
+                    Ok(late) => late.as_secs_f64() * 1e3,
+                    Err(early) => -early.duration().as_secs_f64() * 1e3,
+                }),
             started_at: utc_seconds(report.started_at),
             ended_at: utc_seconds(report.started_at + report.duration),
             duration_s: report.duration.as_secs_f64(),

@@ -30,6 +30,72 @@ pub fn utc_seconds(t: SystemTime) -> String {
 }
 
 /// Year, month and day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+/// A time as `--start-at` takes it: RFC 3339 (`2026-11-28T14:00:00Z`, `...T15:00:00.5+01:00`)
+/// or Unix seconds (`1796392800`, `1796392800.25`).
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let bad = || {
+        format!("invalid time {text:?}: expected RFC 3339 (2026-11-28T14:00:00Z) or Unix seconds")
+    };
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+            .ok_or_else(bad);
+    }
+    let (date, rest) = text.split_once(['T', 't', ' ']).ok_or_else(bad)?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (Some(Some(y)), Some(Some(m)), Some(Some(d))) = (ymd.next(), ymd.next(), ymd.next()) else {
+        return Err(bad());
+    };
+    // The offset: Z, or ±HH:MM after the clock.
+    let (clock, offset) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = rest.rfind(['+', '-']).ok_or_else(bad)?;
+        let (hh, mm) = rest[at + 1..].split_once(':').ok_or_else(bad)?;
+        let minutes =
+            hh.parse::<i64>().map_err(|_| bad())? * 60 + mm.parse::<i64>().map_err(|_| bad())?;
+        let sign = if rest.as_bytes()[at] == b'-' { -1 } else { 1 };
+        (&rest[..at], sign * minutes * 60)
+    };
+    let mut hms = clock.splitn(3, ':');
+    let (Some(h), Some(mi), Some(sec)) = (hms.next(), hms.next(), hms.next()) else {
+        return Err(bad());
+    };
+    let (h, mi, sec): (i64, i64, f64) = (
+        h.parse().map_err(|_| bad())?,
+        mi.parse().map_err(|_| bad())?,
+        sec.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || !(0.0..61.0).contains(&sec)
+    {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    let secs = days * 86_400 + h * 3600 + mi * 60 - offset;
+    if secs < 0 {
+        return Err(bad());
+    }
+    Ok(UNIX_EPOCH
+        + std::time::Duration::from_secs(secs as u64)
+        + std::time::Duration::from_secs_f64(sec))
+}
+
+/// Days since 1970-01-01 of a civil date (the inverse of [`civil_from_days`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -47,6 +113,33 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn start_times_parse_as_rfc_3339_or_unix_seconds() {
+        let at = |t: &str| unix_seconds(parse_time(t).unwrap());
+        assert_eq!(at("2026-11-28T14:00:00Z"), 1_795_874_400);
+        assert_eq!(at("2026-11-28T15:00:00+01:00"), 1_795_874_400);
+        assert_eq!(at("2026-11-28T09:30:00-04:30"), 1_795_874_400);
+        assert_eq!(at("1795874400"), 1_795_874_400);
+        assert_eq!(
+            utc_seconds(parse_time("2000-02-29T23:59:59Z").unwrap()),
+            "2000-02-29T23:59:59Z"
+        );
+        let fraction = parse_time("2026-11-28T14:00:00.25Z").unwrap();
+        assert_eq!(
+            fraction.duration_since(UNIX_EPOCH).unwrap().subsec_millis(),
+            250
+        );
+        for bad in [
+            "soon",
+            "2026-13-01T00:00:00Z",
+            "2026-11-28T14:00:00",
+            "-5",
+            "2026-11-28",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn spans_read_naturally() {
