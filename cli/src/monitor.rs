@@ -198,7 +198,6 @@ impl WorkerCpu {
 
 /// Everything sampled during one run.
 /// What to watch besides blast itself, as the flags say.
-#[derive(Default)]
 pub struct Sources {
     /// `--monitor-pid`.
     pub pid: Option<u32>,
@@ -227,15 +226,20 @@ pub struct Monitor {
 }
 
 /// Reads `read` every `every` on a thread of its own; the latest values wait in the result.
+/// The thread ends once the monitor is gone (the web UI makes one per run).
 fn in_background(
     every: Duration,
     mut read: impl FnMut() -> BTreeMap<String, f64> + Send + 'static,
 ) -> Latest {
     let latest = Latest::default();
-    let slot = latest.clone();
+    let slot = Arc::downgrade(&latest);
     std::thread::spawn(move || loop {
         let values = read();
+        let Some(slot) = slot.upgrade() else {
+            return;
+        };
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = values;
+        drop(slot);
         std::thread::sleep(every);
     });
     latest
