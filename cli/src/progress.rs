@@ -5,7 +5,8 @@ use blast_engine::{Name, Schedule, Snapshot};
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::summary::{ms, percent, shorten};
+use crate::summary::{ms, shorten};
+use blast_report::percent;
 use blast_report::ErrorKind;
 
 /// How often a status line is printed when not on a terminal.

@@ -2,7 +2,7 @@
 
 use blast_engine::{FailureClass, Report, Schedule};
 use blast_report::RunRecord;
-use blast_report::{mean_rate, seconds};
+use blast_report::{mean_rate, percent, seconds};
 use blast_scenarios::ScenarioScript;
 use hdrhistogram::Histogram;
 
@@ -458,15 +458,6 @@ fn bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// `part` as a percentage of `whole` (0 when there is no whole).
-pub fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
     }
 }
 

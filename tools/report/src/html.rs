@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::record::{Latency, RunRecord};
+use crate::record::{percent, Latency, RunRecord};
 use crate::svg::{self, escape, Chart, Series, XAxis};
 
 const BLUE: &str = "#1f77b4";
@@ -325,13 +325,5 @@ pub(crate) fn load_text(record: &RunRecord) -> String {
         (Some(users), _) => format!("up to {users} users (closed model)"),
         (None, Some(rate)) => format!("{rate:.1} requests/s planned (open model)"),
         _ => record.model.clone(),
-    }
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
     }
 }

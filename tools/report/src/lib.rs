@@ -31,7 +31,7 @@ pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
 pub use record::{
-    mean_rate, ms, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NamePoint,
+    mean_rate, ms, percent, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NamePoint,
     NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
 pub use time::{parse_time, seconds, unix_seconds, utc_seconds};

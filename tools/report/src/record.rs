@@ -70,6 +70,15 @@ impl Latency {
     }
 }
 
+/// `part` as a percentage of `whole` (0 when there is no whole).
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
 /// Microseconds as milliseconds.
 pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
