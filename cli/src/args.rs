@@ -507,6 +507,7 @@ impl Args {
         plan.retry = !self.no_retry;
         plan.reset_stats = self.reset_stats;
         plan.shard = self.shard.unwrap_or_default();
+        plan.start_at = self.start_at;
         plan.tls = self.tls()?;
         plan.timeout = self.timeout;
         plan.connect_timeout = self.connect_timeout;

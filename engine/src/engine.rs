@@ -27,8 +27,11 @@ pub struct NameReport {
 /// The outcome of a run: cumulative stats per name and in total, and the time series.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Wall-clock time the run started.
+    /// Wall-clock time the run's first interval starts: when it started, or with
+    /// [`Plan::start_at`] the last point of that time's interval grid before it did.
     pub started_at: SystemTime,
+    /// How long after `started_at` sending began (zero without [`Plan::start_at`]).
+    pub late: Duration,
     /// From the start until the last worker finished (stop grace included).
     pub duration: Duration,
     /// From the start until sending stopped: the run time, or less when stopped early. Rates
@@ -142,8 +145,7 @@ impl Engine {
         let pin = plan.pin && !cores.is_empty();
         let with_service = matches!(plan.schedule, Schedule::Open { .. });
         let (tx, rx) = crossbeam_channel::unbounded();
-        let started_at = SystemTime::now();
-        let start = Instant::now();
+        let (started_at, start, late) = anchor(plan.start_at, plan.interval);
         let mut threads = Vec::with_capacity(workers);
         for index in 0..workers {
             let spec = WorkerSpec {
@@ -206,20 +208,13 @@ impl Engine {
             .min(duration);
         let slots = aggregator.slots;
         let (cumulative, history, phases) = aggregator.finish(&mut observer);
-        let names = names
-            .iter()
-            .zip(cumulative.iter())
-            .map(|(name, stats)| NameReport {
-                name: name.clone(),
-                stats: stats.clone(),
-            })
-            .collect();
         Ok(Report {
+            total: total(&cumulative),
             started_at,
+            late,
             duration,
             run_time: plan.run_time,
-            names,
-            total: total(&cumulative),
+            names: NameReport::zip(names, cumulative),
             history,
             schedule: plan.schedule.clone(),
             workers,
@@ -231,5 +226,34 @@ impl Engine {
             phases,
             incomplete: self.shared.panic_message(),
         })
+    }
+}
+
+impl NameReport {
+    /// Each name with its cumulative stats.
+    pub(crate) fn zip(names: &[Name], cumulative: Vec<Stats>) -> Vec<NameReport> {
+        names
+            .iter()
+            .zip(cumulative)
+            .map(|(name, stats)| NameReport {
+                name: name.clone(),
+                stats,
+            })
+            .collect()
+    }
+}
+
+/// The run's wall-clock start, its monotonic twin and how late it is. With a start time the
+/// run is anchored on that time's interval grid, so the intervals of processes started
+/// together line up to the clock even when one of them begins a little late.
+fn anchor(start_at: Option<SystemTime>, interval: Duration) -> (SystemTime, Instant, Duration) {
+    let (wall, now) = (SystemTime::now(), Instant::now());
+    let Some(late) = start_at.and_then(|at| wall.duration_since(at).ok()) else {
+        return (wall, now, Duration::ZERO);
+    };
+    let into_interval = Duration::from_nanos((late.as_nanos() % interval.as_nanos()) as u64);
+    match now.checked_sub(into_interval) {
+        Some(start) => (wall - into_interval, start, into_interval),
+        None => (wall, now, Duration::ZERO),
     }
 }

@@ -45,6 +45,9 @@ pub struct Plan {
     pub reset_stats: bool,
     /// Which part of a run split over several processes this one is. Default: the whole run.
     pub shard: Shard,
+    /// The time every process of the run was told to start at: the run's intervals then
+    /// fall on this time's grid (see [`crate::Report::started_at`]). Default: none.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// One of several processes that run one plan together (`--shard 2/8`): each takes an even
@@ -83,6 +86,7 @@ impl Plan {
             interval: Duration::from_secs(1),
             reset_stats: false,
             shard: Shard::default(),
+            start_at: None,
         }
     }
 

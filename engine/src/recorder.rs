@@ -14,13 +14,18 @@ pub(crate) struct Recorder {
     with_service: bool,
 }
 
-/// What a worker ships to the aggregator at the end of each interval.
-pub(crate) struct Delta {
+/// What a worker ships to the aggregator at the end of each interval; also what a
+/// [`crate::Replay`] is fed with, one per shard and interval.
+#[derive(Clone, Debug)]
+pub struct Delta {
+    /// Which worker (or shard) it comes from, from 0.
     pub worker: usize,
+    /// The interval's number, from 0.
     pub tick: u64,
     /// The span the delta covers, from the start of the run: its real start and end, however
     /// late the worker's timer fired.
     pub span: (Duration, Duration),
+    /// The interval's stats, one per request name.
     pub names: Vec<Stats>,
     /// Users (or open-model connections) running when the delta was taken.
     pub users: u64,

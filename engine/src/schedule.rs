@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 /// One linear stage of a [`Shape`]: move to `target` over `duration` (k6's `stages`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stage {
     /// How long the stage lasts.
     pub duration: Duration,
@@ -14,7 +14,7 @@ pub struct Stage {
 }
 
 /// A value over time: starts at `start`, then follows linear stages and holds the last value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Shape {
     /// Value at time zero.
     pub start: f64,
@@ -194,7 +194,8 @@ impl Shape {
 }
 
 /// How load is offered to the target.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// A population of users, each looping over its script on its own keep-alive connection.
     /// Latency is measured from the actual send (Locust's and wrk's model).

@@ -1,6 +1,7 @@
 //! Counters and histograms for one request name, and how they merge.
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_FIGURES: u8 = 3;
 
 /// Why a request failed. Every failed request has exactly one class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FailureClass {
     /// The TCP connection could not be opened (refused, unreachable, connect timeout).
     Connect,
@@ -68,47 +70,70 @@ impl FailureClass {
 }
 
 /// Plain event counts of one request name (or of a whole run).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Serialized (in shard records) with zero counts left out, failures keyed by class name and
+/// reasons as `[class, reason, count]` triples.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Requests answered with a success status.
+    #[serde(skip_serializing_if = "is_zero")]
     pub ok: u64,
     /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
+    #[serde(with = "by_class", skip_serializing_if = "all_zero")]
     pub failures: [u64; 9],
     /// Status failures by status code.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub failed_statuses: BTreeMap<u16, u64>,
     /// Tasks that could not run (e.g. their pool was empty): neither sent nor failed.
+    #[serde(skip_serializing_if = "is_zero")]
     pub skipped: u64,
     /// Connect failures that were refusals (nothing listening), a subset of `Connect`.
+    #[serde(skip_serializing_if = "is_zero")]
     pub refused: u64,
     /// Response body bytes (without status lines and headers).
+    #[serde(skip_serializing_if = "is_zero")]
     pub body_bytes: u64,
     /// Requests sent but cut off when the run stopped.
+    #[serde(skip_serializing_if = "is_zero")]
     pub cancelled: u64,
     /// Bytes written to sockets, request lines and headers included.
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_sent: u64,
     /// Bytes read from sockets, status lines and headers included.
+    #[serde(skip_serializing_if = "is_zero")]
     pub bytes_received: u64,
     /// TCP connections opened successfully.
+    #[serde(skip_serializing_if = "is_zero")]
     pub connections: u64,
     /// Open model: sends that started later than [`crate::LATE_AFTER`] behind their schedule.
+    #[serde(skip_serializing_if = "is_zero")]
     pub late_sends: u64,
     /// Connections opened in place of one the server closed or made unusable (idle close,
     /// `Connection: close`, its keep-alive timeout, unsolicited bytes). Not failures.
+    #[serde(skip_serializing_if = "is_zero")]
     pub reconnects: u64,
     /// Requests sent again on a fresh connection after a reused one closed before answering.
+    #[serde(skip_serializing_if = "is_zero")]
     pub retries: u64,
     /// Redirects followed (each hop); the request counts once, under its first name.
+    #[serde(skip_serializing_if = "is_zero")]
     pub redirects: u64,
     /// Total TCP connect time of the connections opened, in microseconds.
+    #[serde(skip_serializing_if = "is_zero")]
     pub connect_us: u64,
     /// TLS handshakes completed.
+    #[serde(skip_serializing_if = "is_zero")]
     pub tls_handshakes: u64,
     /// TLS handshakes that resumed an earlier session.
+    #[serde(skip_serializing_if = "is_zero")]
     pub tls_resumed: u64,
     /// Total TLS handshake time, in microseconds.
+    #[serde(skip_serializing_if = "is_zero")]
     pub tls_handshake_us: u64,
     /// Why failures happened where the class alone does not say (a TLS error, a redirect's
     /// location), with counts; at most [`MAX_REASONS`] distinct reasons are kept.
+    #[serde(with = "triples", skip_serializing_if = "BTreeMap::is_empty")]
     pub reasons: BTreeMap<(FailureClass, String), u64>,
 }
 
@@ -279,6 +304,59 @@ impl Stats {
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_FIGURES)
         .expect("static histogram bounds are valid")
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn all_zero(counts: &[u64; 9]) -> bool {
+    counts.iter().all(|n| *n == 0)
+}
+
+/// `failures` as a map from class name to count, so the format does not depend on the order
+/// of [`FailureClass::ALL`].
+mod by_class {
+    use super::FailureClass;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(counts: &[u64; 9], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            FailureClass::ALL
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| **n > 0)
+                .map(|(class, n)| (class, n)),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u64; 9], D::Error> {
+        let map = BTreeMap::<FailureClass, u64>::deserialize(d)?;
+        let mut counts = [0; 9];
+        for (class, n) in map {
+            counts[class.index()] = n;
+        }
+        Ok(counts)
+    }
+}
+
+/// `reasons` as a list of `[class, reason, count]`: JSON map keys cannot be pairs.
+mod triples {
+    use super::FailureClass;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    type Reasons = BTreeMap<(FailureClass, String), u64>;
+
+    pub fn serialize<S: Serializer>(reasons: &Reasons, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(reasons.iter().map(|((class, why), n)| (class, why, n)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Reasons, D::Error> {
+        let list = Vec::<(FailureClass, String, u64)>::deserialize(d)?;
+        Ok(list.into_iter().map(|(c, w, n)| ((c, w), n)).collect())
+    }
 }
 
 fn micros(d: Duration) -> u64 {

@@ -383,6 +383,7 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
         .collect();
     let so_far = blast_engine::Report {
         started_at: std::time::SystemTime::now(),
+        late: std::time::Duration::ZERO,
         duration: snapshot.elapsed,
         sending: snapshot.elapsed,
         run_time: snapshot.elapsed,

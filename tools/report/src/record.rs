@@ -415,7 +415,7 @@ impl RunRecord {
             start_at: info.start_at.map(utc_seconds),
             start_late_ms: info
                 .start_at
-                .map(|at| match report.started_at.duration_since(at) {
+                .map(|at| match (report.started_at + report.late).duration_since(at) {
                     Ok(late) => late.as_secs_f64() * 1e3,
                     Err(early) => -early.duration().as_secs_f64() * 1e3,
                 }),

@@ -1,0 +1,106 @@
+//! Rebuilding a run from intervals recorded elsewhere: the shards of a run split over several
+//! processes are merged exactly as one process merges its workers.
+
+use std::time::{Duration, SystemTime};
+
+use crate::aggregator::{total, Aggregator, Snapshot};
+use crate::engine::{NameReport, Report};
+use crate::plan::Shard;
+use crate::recorder::Delta;
+use crate::schedule::{PhaseKind, Schedule};
+use crate::script::Name;
+
+/// What a replayed run was, besides its intervals.
+#[derive(Clone, Debug)]
+pub struct RunShape {
+    /// Request names, in the script's order.
+    pub names: Vec<Name>,
+    /// The whole run's schedule.
+    pub schedule: Schedule,
+    /// The planned run time.
+    pub run_time: Duration,
+    /// The interval length.
+    pub interval: Duration,
+    /// Whether the stats were reset at the end of the ramp-up.
+    pub reset_stats: bool,
+}
+
+/// How the replayed run ended: what the sources say together.
+#[derive(Clone, Debug)]
+pub struct RunEnd {
+    /// Wall-clock start of the first interval.
+    pub started_at: SystemTime,
+    /// How long after `started_at` sending began.
+    pub late: Duration,
+    /// Until the last source finished.
+    pub duration: Duration,
+    /// Until sending stopped.
+    pub sending: Duration,
+    /// Worker threads in all.
+    pub workers: usize,
+    /// Whether every source pinned its workers.
+    pub pinned: bool,
+    /// Whether any source was stopped early.
+    pub interrupted: bool,
+    /// Why the results are incomplete, if they are.
+    pub incomplete: Option<String>,
+}
+
+/// Feeds recorded intervals through the engine's own merge and builds the [`Report`] a single
+/// process would have made.
+pub struct Replay {
+    shape: RunShape,
+    aggregator: Aggregator,
+}
+
+impl Replay {
+    /// A replay of `sources` processes (each fed as one worker).
+    pub fn new(shape: RunShape, sources: usize) -> Replay {
+        let phases = shape.schedule.phases(shape.run_time);
+        let reset_at = phases
+            .iter()
+            .find(|(kind, _, _)| *kind == PhaseKind::Steady)
+            .map(|(_, start, _)| *start)
+            .filter(|start| shape.reset_stats && !start.is_zero());
+        let with_service = matches!(shape.schedule, Schedule::Open { .. });
+        let aggregator = Aggregator::new(
+            sources,
+            shape.names.len(),
+            with_service,
+            shape.interval,
+            &phases,
+            reset_at,
+        );
+        Replay { shape, aggregator }
+    }
+
+    /// One source's interval; every interval that became complete is shown to `observer`.
+    /// Each source's intervals come in order, its last one marked `last`.
+    pub fn feed(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
+        self.aggregator.absorb(delta, observer);
+    }
+
+    /// Flushes what is left and returns the whole run's report.
+    pub fn finish(self, end: RunEnd, observer: &mut dyn FnMut(&Snapshot)) -> Report {
+        let slots = self.aggregator.slots;
+        let (cumulative, history, phases) = self.aggregator.finish(observer);
+        Report {
+            started_at: end.started_at,
+            late: end.late,
+            duration: end.duration,
+            sending: end.sending,
+            run_time: self.shape.run_time,
+            total: total(&cumulative),
+            names: NameReport::zip(&self.shape.names, cumulative),
+            history,
+            schedule: self.shape.schedule,
+            workers: end.workers,
+            pinned: end.pinned,
+            shard: Shard::default(),
+            interrupted: end.interrupted,
+            slots,
+            phases,
+            incomplete: end.incomplete,
+        }
+    }
+}
