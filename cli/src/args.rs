@@ -122,6 +122,13 @@ pub struct Args {
     #[arg(help_heading = "Load")]
     pub start_at: Option<std::time::SystemTime>,
 
+    /// The run's id in the --json record, the same for every shard of one run so that
+    /// `blast merge` can tell runs apart. Default: derived from the scenario and --start-at
+    /// (so shards given the same flags agree), or new for each run without --start-at.
+    #[arg(long, value_name = "ID")]
+    #[arg(help_heading = "Load")]
+    pub run_id: Option<String>,
+
     /// Open model: at most this many connections in total.
     #[arg(long, default_value_t = 1000)]
     #[arg(help_heading = "Load")]
@@ -222,32 +229,8 @@ pub struct Args {
     #[arg(help_heading = "Engine")]
     pub stop_timeout: Duration,
 
-    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
-    /// PREFIX_failures.csv and PREFIX_exceptions.csv (folders are created).
-    #[arg(long, value_name = "PREFIX")]
-    #[arg(help_heading = "Outputs")]
-    pub csv: Option<PathBuf>,
-
-    /// With --csv: write every request name to the history file each second, not only the
-    /// Aggregated row.
-    #[arg(long, requires = "csv")]
-    #[arg(help_heading = "Outputs")]
-    pub csv_full_history: bool,
-
-    /// Write the run record (summary, per-name stats, time series, criteria) as JSON.
-    #[arg(long, value_name = "FILE")]
-    #[arg(help_heading = "Outputs")]
-    pub json: Option<PathBuf>,
-
-    /// Write a self-contained HTML report with charts.
-    #[arg(long, value_name = "FILE")]
-    #[arg(help_heading = "Outputs")]
-    pub html: Option<PathBuf>,
-
-    /// Write each interval's latency histogram in HdrHistogram's interval-log format.
-    #[arg(long, value_name = "FILE")]
-    #[arg(help_heading = "Outputs")]
-    pub hdr_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 
     /// Sample this local process and all its descendants each second (CPU, RSS, threads,
     /// processes, open files), e.g. the target server's master; the samples go into the history
@@ -531,4 +514,31 @@ fn parse_shard(text: &str) -> Result<blast_engine::Shard, String> {
         index: i - 1,
         count: n,
     })
+}
+
+/// Where a run's results go (shared with `blast merge`).
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Outputs")]
+pub struct OutputArgs {
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
+    /// PREFIX_failures.csv and PREFIX_exceptions.csv (folders are created).
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+
+    /// With --csv: write every request name to the history file each second, not only the
+    /// Aggregated row.
+    #[arg(long, requires = "csv")]
+    pub csv_full_history: bool,
+
+    /// Write the run record (summary, per-name stats, time series, criteria) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write each interval's latency histogram in HdrHistogram's interval-log format.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
 }

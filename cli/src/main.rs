@@ -1,6 +1,7 @@
 //! `blast`: parse flags, build a plan, run it, report, map errors to exit codes.
 
 mod args;
+mod merge;
 mod monitor;
 mod outputs;
 mod progress;
@@ -34,6 +35,12 @@ fn main() -> ExitCode {
         // Unreadable records are bad input; a selftest that cannot run is a run failure.
         Some("report") => return subcommand::<report::ReportArgs>(report::run, EXIT_USAGE),
         Some("selftest") => return subcommand::<selftest::SelftestArgs>(selftest::run, EXIT_RUN),
+        Some("merge") => {
+            return match parse::<merge::MergeArgs>() {
+                Ok(args) => exit_code(merge::run(&args), "blast merge"),
+                Err(code) => code,
+            }
+        }
         _ => {}
     }
     let args = match args::Args::try_parse() {
@@ -56,21 +63,42 @@ fn main() -> ExitCode {
     } else {
         run::run(&args)
     };
+    exit_code(outcome, "blast")
+}
+
+/// The exit code of a run (or a merge) that ended with `outcome`, its error printed.
+fn exit_code(outcome: Result<Verdict, Failure>, program: &str) -> ExitCode {
     match outcome {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::CriteriaFailed) => ExitCode::from(EXIT_CRITERIA),
         Ok(Verdict::RequestsFailed(code)) => {
-            eprintln!("blast: requests failed and the run has no success criteria: exit code {code} (set it with --exit-code-on-error)");
+            eprintln!("{program}: requests failed and the run has no success criteria: exit code {code} (set it with --exit-code-on-error)");
             ExitCode::from(code)
         }
         Ok(Verdict::Aborted) => ExitCode::from(EXIT_ABORTED),
         Err(Failure::Usage(e)) => {
-            eprintln!("blast: error: {e:#}");
+            eprintln!("{program}: error: {e:#}");
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("blast: error: {e:#}");
+            eprintln!("{program}: error: {e:#}");
             ExitCode::from(EXIT_RUN)
+        }
+    }
+}
+
+/// A subcommand's flags; `Err` is the exit code after --help, --version or a bad flag.
+fn parse<A: Parser>() -> Result<A, ExitCode> {
+    let name = std::env::args().nth(1).unwrap_or_default();
+    match A::try_parse_from(std::env::args().skip(1)) {
+        Ok(args) => Ok(args),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("blast {name}: error: {}", one_line(&e.render().to_string()));
+            Err(ExitCode::from(EXIT_USAGE))
         }
     }
 }
@@ -78,16 +106,9 @@ fn main() -> ExitCode {
 /// `blast report ...` and `blast selftest ...`: their own flags, the same error conventions.
 fn subcommand<A: Parser>(action: fn(&A) -> anyhow::Result<()>, failure: u8) -> ExitCode {
     let name = std::env::args().nth(1).unwrap_or_default();
-    let args = match A::try_parse_from(std::env::args().skip(1)) {
+    let args = match parse::<A>() {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("blast {name}: error: {}", one_line(&e.render().to_string()));
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     match action(&args) {
         Ok(()) => ExitCode::SUCCESS,

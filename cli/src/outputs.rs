@@ -3,11 +3,12 @@
 
 use anyhow::Context;
 use blast_engine::{Name, Report, Snapshot};
+use blast_report::exact::ExactLog;
 use blast_report::{CsvWriter, FailureLog, FailureRow, HdrLog, RunRecord, Sample};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::args::Args;
+use crate::args::OutputArgs;
 
 /// Every output a run writes besides the console.
 pub struct Outputs {
@@ -15,6 +16,8 @@ pub struct Outputs {
     failures: FailureLog,
     csv: Option<CsvWriter>,
     hdr: Option<HdrLog>,
+    /// With --json: every interval exactly, for `blast merge`.
+    exact: Option<ExactLog>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
     /// The first write error met while running; later ones are not repeated.
@@ -22,8 +25,14 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Creates every requested file now, before any load is sent.
-    pub fn create(args: &Args, names: &[Name], monitor_keys: &[String]) -> anyhow::Result<Outputs> {
+    /// Creates every requested file now, before any load is sent; the run (or the merged run)
+    /// starts at `started`.
+    pub fn create(
+        args: &OutputArgs,
+        names: &[Name],
+        monitor_keys: &[String],
+        started: SystemTime,
+    ) -> anyhow::Result<Outputs> {
         let csv = match &args.csv {
             Some(prefix) => Some(
                 CsvWriter::create(prefix, args.csv_full_history, names, monitor_keys)
@@ -35,7 +44,7 @@ impl Outputs {
         };
         let hdr = match &args.hdr_log {
             Some(path) => Some(
-                HdrLog::create(path, SystemTime::now())
+                HdrLog::create(path, started)
                     .with_context(|| format!("cannot write {}", path.display()))?,
             ),
             None => None,
@@ -48,16 +57,19 @@ impl Outputs {
             failures: FailureLog::default(),
             csv,
             hdr,
+            exact: args.json.is_some().then(ExactLog::default),
             json: args.json.clone(),
             html: args.html.clone(),
             warned: false,
         })
     }
 
-    /// Once per interval.
-    pub fn observe(&mut self, snapshot: &Snapshot<'_>, sample: &Sample) {
-        let now = SystemTime::now();
+    /// Once per interval, which ended at `now`.
+    pub fn observe(&mut self, snapshot: &Snapshot<'_>, sample: &Sample, now: SystemTime) {
         self.failures.observe(snapshot, now);
+        if let Some(exact) = &mut self.exact {
+            exact.observe(snapshot);
+        }
         let mut result = Ok(());
         if let Some(csv) = &mut self.csv {
             let rows = failure_rows(&self.failures, &self.names, snapshot.cumulative, now);
@@ -73,10 +85,15 @@ impl Outputs {
         }
     }
 
-    /// The failure rows of the finished run.
-    pub fn failure_rows(&self, report: &Report) -> Vec<FailureRow> {
+    /// The failure rows of the finished run, which ended at `now`.
+    pub fn failure_rows(&self, report: &Report, now: SystemTime) -> Vec<FailureRow> {
         let stats: Vec<_> = report.names.iter().map(|n| n.stats.clone()).collect();
-        failure_rows(&self.failures, &self.names, &stats, SystemTime::now())
+        failure_rows(&self.failures, &self.names, &stats, now)
+    }
+
+    /// The intervals kept for `blast merge` (with --json), taken out.
+    pub fn take_exact(&mut self) -> Option<ExactLog> {
+        self.exact.take()
     }
 
     /// Writes the final versions; every file is attempted even if one fails.

@@ -3,10 +3,12 @@
 
 use anyhow::Context;
 use blast_engine::{Engine, EngineError, Plan, Target};
+use blast_report::exact::ShardData;
 use blast_report::{RunInfo, RunRecord};
 use blast_scenarios::Load;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::args::{self, Job};
 use crate::monitor::{Monitor, Sources};
@@ -141,7 +143,8 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     // The plan is checked before any output file is created, so bad input leaves none.
     let engine = Engine::new(plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
-    let mut outputs = Outputs::create(args, &names, &monitor.keys()).map_err(Failure::Usage)?;
+    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), SystemTime::now())
+        .map_err(Failure::Usage)?;
     let mut samples = Vec::new();
     let console = Console::of(args);
     if local.is_some() && console != Console::Quiet {
@@ -156,7 +159,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     };
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         let sample = monitor.sample(s.loop_lag_us);
-        outputs.observe(s, &sample);
+        outputs.observe(s, &sample, SystemTime::now());
         if let Some(w) = watcher {
             w.interval(s, &sample);
         }
@@ -176,15 +179,23 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     })?;
     eprint!("{}", progress.clear());
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
+    let (scenario_digest, scenario_source) = scenario_identity(args, &url);
     let info = RunInfo {
         command: std::env::args().collect(),
         host: url.clone(),
         profile: args.profile.clone(),
         scenario: scenario_name,
         start_at: args.start_at,
+        run_id: run_id(args, &scenario_digest),
+        scenario_digest,
+        scenario_source,
     };
-    let failure_rows = outputs.failure_rows(&report);
-    let record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
+    let failure_rows = outputs.failure_rows(&report, SystemTime::now());
+    let mut record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
+    if let Some(log) = outputs.take_exact() {
+        let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
+        record.shard_data = Some(ShardData::new(&report, &info, criteria, log));
+    }
     if console != Console::Quiet {
         let width = terminal_size::terminal_size_of(std::io::stdout())
             .map_or(summary::WIDTH, |(w, _)| usize::from(w.0));
@@ -209,16 +220,29 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     }
     Ok(if signals.load(Ordering::Relaxed) >= 2 {
         Verdict::Aborted
-    } else if !verdicts.is_empty() {
-        match verdicts.iter().all(|v| v.pass) {
-            true => Verdict::Pass,
-            false => Verdict::CriteriaFailed,
-        }
-    } else if report.total.counters.failed() > 0 && args.exit_code_on_error != 0 {
-        Verdict::RequestsFailed(args.exit_code_on_error)
     } else {
-        Verdict::Pass
+        Verdict::of(&verdicts, &report, args.exit_code_on_error)
     })
+}
+
+impl Verdict {
+    /// How a run that ended ends: by its criteria, else by whether a request failed.
+    pub fn of(
+        verdicts: &[blast_scenarios::Verdict],
+        report: &blast_engine::Report,
+        exit_code_on_error: u8,
+    ) -> Verdict {
+        if !verdicts.is_empty() {
+            match verdicts.iter().all(|v| v.pass) {
+                true => Verdict::Pass,
+                false => Verdict::CriteriaFailed,
+            }
+        } else if report.total.counters.failed() > 0 && exit_code_on_error != 0 {
+            Verdict::RequestsFailed(exit_code_on_error)
+        } else {
+            Verdict::Pass
+        }
+    }
 }
 
 /// What the console shows while running.
@@ -306,4 +330,42 @@ fn wait_until(at: std::time::SystemTime, console: Console) {
         );
     }
     std::thread::sleep(wait);
+}
+
+/// FNV-1a of what was run (the scenario's source and the tags chosen, or the URL's request),
+/// in hex, with the source itself.
+fn scenario_identity(args: &args::Args, url: &str) -> (String, Option<String>) {
+    let source = match (&args.file, &args.profile) {
+        (Some(path), _) => std::fs::read_to_string(path).ok(),
+        (None, Some(name)) => blast_scenarios::profile_source(name).ok().map(String::from),
+        (None, None) => None,
+    };
+    let what = match &source {
+        Some(text) => format!("{text}\0{:?}\0{:?}", args.tags, args.exclude_tags),
+        None => format!(
+            "{:?} {url}\0{:?}\0{:?}\0{:?}",
+            args.method, args.headers, args.body, args.body_file
+        ),
+    };
+    (
+        format!("{:016x}", blast_scenarios::fnv1a(what.as_bytes())),
+        source,
+    )
+}
+
+/// `--run-id`; else, with `--start-at`, the scenario's digest and that time, which every shard
+/// given the same flags computes alike; else one of its own.
+fn run_id(args: &args::Args, digest: &str) -> String {
+    if let Some(id) = &args.run_id {
+        return id.clone();
+    }
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match args.start_at {
+        Some(at) => format!("{}-{}", &digest[..8], secs(at).as_secs()),
+        None => {
+            let now = secs(SystemTime::now()).as_nanos();
+            let seed = format!("{now}-{}", std::process::id());
+            format!("{:016x}", blast_scenarios::fnv1a(seed.as_bytes()))
+        }
+    }
 }

@@ -135,10 +135,16 @@ pub fn render(
                 "{} thread{} ({pin}){stopped}{}",
                 report.workers,
                 if report.workers == 1 { "" } else { "s" },
-                record
-                    .shard
-                    .as_ref()
-                    .map_or(String::new(), |s| format!(", shard {s}"))
+                match (&record.shard, &record.merged) {
+                    (Some(s), _) => format!(", shard {s}"),
+                    (None, Some(m)) => format!(
+                        ", merged from {} of {} shard{}",
+                        m.shards.len(),
+                        m.count,
+                        if m.count == 1 { "" } else { "s" }
+                    ),
+                    (None, None) => String::new(),
+                }
             ),
         ],
         " ",

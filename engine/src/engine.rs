@@ -39,6 +39,10 @@ pub struct Report {
     pub sending: Duration,
     /// The planned run time.
     pub run_time: Duration,
+    /// The interval length.
+    pub interval: Duration,
+    /// Whether the stats were reset at the end of the ramp-up.
+    pub reset_stats: bool,
     /// Per-name stats, in the script's order.
     pub names: Vec<NameReport>,
     /// All names together.
@@ -214,6 +218,8 @@ impl Engine {
             late,
             duration,
             run_time: plan.run_time,
+            interval: plan.interval,
+            reset_stats: plan.reset_stats,
             names: NameReport::zip(names, cumulative),
             history,
             schedule: plan.schedule.clone(),

@@ -90,6 +90,8 @@ impl Replay {
             duration: end.duration,
             sending: end.sending,
             run_time: self.shape.run_time,
+            interval: self.shape.interval,
+            reset_stats: self.shape.reset_stats,
             total: total(&cumulative),
             names: NameReport::zip(&self.shape.names, cumulative),
             history,

@@ -35,4 +35,5 @@ pub use load::{parse_duration, parse_rate, parse_stages, Load, DEFAULT_RUN_TIME,
 pub use model::{Scenario, WaitTime};
 pub use pool::PoolCounts;
 pub use profiles::{profile, profile_source, PROFILES};
+pub use template::fnv1a;
 pub use user::ScenarioScript;

@@ -23,10 +23,7 @@ impl Value {
             return 0;
         }
         let (Value::Text(s) | Value::Json(s)) = self;
-        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        (hash % shards as u64) as usize
+        (fnv1a(s.as_bytes()) % shards as u64) as usize
     }
 
     /// Converts a captured JSON value.
@@ -36,6 +33,13 @@ impl Value {
             other => Value::Json(other.to_string()),
         }
     }
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: the same in every process and on every machine.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Where a piece of a template lands, which decides how values are escaped.

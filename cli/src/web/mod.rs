@@ -226,15 +226,15 @@ fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
         None => scratch.join(fallback),
     };
     let files = RunFiles {
-        csv: name(&args.csv, "blast"),
-        json: name(&args.json, "blast.json"),
-        html: name(&args.html, "blast.html"),
-        hdr_log: name(&args.hdr_log, "blast.hlog"),
+        csv: name(&args.out.csv, "blast"),
+        json: name(&args.out.json, "blast.json"),
+        html: name(&args.out.html, "blast.html"),
+        hdr_log: name(&args.out.hdr_log, "blast.hlog"),
     };
-    a.csv = Some(files.csv.clone());
-    a.json = Some(files.json.clone());
-    a.html = Some(files.html.clone());
-    a.hdr_log = Some(files.hdr_log.clone());
+    a.out.csv = Some(files.csv.clone());
+    a.out.json = Some(files.json.clone());
+    a.out.html = Some(files.html.clone());
+    a.out.hdr_log = Some(files.hdr_log.clone());
     a.only_summary = true;
     (a, files)
 }
@@ -387,6 +387,8 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
         duration: snapshot.elapsed,
         sending: snapshot.elapsed,
         run_time: snapshot.elapsed,
+        interval: std::time::Duration::from_secs(1),
+        reset_stats: false,
         names,
         total: snapshot.cumulative_total.clone(),
         history: s.intervals.clone(),

@@ -17,10 +17,12 @@
 mod analysis;
 mod attribution;
 mod csv;
+pub mod exact;
 mod failures;
 mod hdrlog;
 mod health;
 pub mod html;
+pub mod merge;
 mod record;
 pub mod results;
 pub mod svg;
@@ -31,7 +33,7 @@ pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
 pub use record::{
-    mean_rate, ms, percent, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, NamePoint,
-    NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
+    mean_rate, ms, percent, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, MergedFrom,
+    NamePoint, NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
 };
 pub use time::{parse_time, seconds, unix_seconds, utc_seconds};

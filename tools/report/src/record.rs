@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::exact::ShardData;
 use crate::failures::FailureRow;
 use crate::time::utc_seconds;
 
@@ -24,6 +25,24 @@ pub struct RunInfo {
     pub scenario: Option<String>,
     /// The start asked for with `--start-at`, if any.
     pub start_at: Option<std::time::SystemTime>,
+    /// The run's id, shared by its shards.
+    pub run_id: String,
+    /// What tells scenarios apart: FNV-1a of the scenario's source and selected tags, or of
+    /// the URL's request.
+    pub scenario_digest: String,
+    /// The scenario file or profile as written (none for a URL).
+    pub scenario_source: Option<String>,
+}
+
+/// Which shards a merged record was made from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedFrom {
+    /// The shards merged, from 1.
+    pub shards: Vec<usize>,
+    /// Shards in the run.
+    pub count: usize,
+    /// The shards not given, from 1.
+    pub missing: Vec<usize>,
 }
 
 /// Latency summary in milliseconds.
@@ -276,6 +295,9 @@ impl ConnectionRecord {
 pub struct RunRecord {
     /// blast's version.
     pub blast_version: String,
+    /// The run's id: shared by the shards of one run, which `blast merge` checks.
+    #[serde(default)]
+    pub run_id: String,
     /// The command line.
     pub command: Vec<String>,
     /// What ran against what: the URL, or the scenario and its base URL.
@@ -316,6 +338,9 @@ pub struct RunRecord {
     /// `I/N` for shard I (from 1) of a run split over N processes; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub shard: Option<String>,
+    /// For a record made by `blast merge`: the shards it was made from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub merged: Option<MergedFrom>,
     /// `closed` (users) or `open` (arrival rate).
     pub model: String,
     /// Closed model: the highest user count of the shape.
@@ -391,6 +416,9 @@ pub struct RunRecord {
     /// Monitored values that grew steadily under constant load (possible leaks).
     #[serde(default)]
     pub growth: Vec<String>,
+    /// What an exact merge of shards needs: every interval's histograms and counters.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard_data: Option<ShardData>,
 }
 
 impl RunRecord {
@@ -407,18 +435,19 @@ impl RunRecord {
         let secs = report.sending.as_secs_f64().max(1e-9);
         let mut record = RunRecord {
             blast_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: info.run_id.clone(),
             command: info.command.clone(),
             target: target.to_string(),
             host: info.host.clone(),
             profile: info.profile.clone(),
             scenario: info.scenario.clone(),
             start_at: info.start_at.map(utc_seconds),
-            start_late_ms: info
-                .start_at
-                .map(|at| match (report.started_at + report.late).duration_since(at) {
+            start_late_ms: info.start_at.map(|at| {
+                match (report.started_at + report.late).duration_since(at) {
                     Ok(late) => late.as_secs_f64() * 1e3,
                     Err(early) => -early.duration().as_secs_f64() * 1e3,
-                }),
+                }
+            }),
             started_at: utc_seconds(report.started_at),
             ended_at: utc_seconds(report.started_at + report.duration),
             duration_s: report.duration.as_secs_f64(),
@@ -430,6 +459,7 @@ impl RunRecord {
             interrupted: report.interrupted,
             shard: (report.shard.count > 1)
                 .then(|| format!("{}/{}", report.shard.index + 1, report.shard.count)),
+            merged: None,
             model: String::new(),
             users: None,
             target_rate: None,
@@ -511,6 +541,7 @@ impl RunRecord {
             percentiles: percentiles(&report.total.latency_us),
             generator: GeneratorCheck::of(judged(samples, report.history.len())),
             growth: Vec::new(),
+            shard_data: None,
         };
         record.growth = crate::analysis::growth(&record.history);
         record.generator.note_stalls(&record.history);

@@ -350,6 +350,14 @@ async fn respond(
     nth_on_conn: u64,
 ) -> Response<Full<Bytes>> {
     let n = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
+    if req.uri().path() == "/served" {
+        // The requests answered before this one: what a load run against it sent.
+        let mut response = Response::new(Full::new(Bytes::from((n - 1).to_string())));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return response;
+    }
     let config = &shared.config;
     if let Some(stall) = config.stall {
         let now = shared.start.elapsed();

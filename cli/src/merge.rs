@@ -1,0 +1,93 @@
+//! `blast merge`: one run from the `--json` records of its shards, every output written from
+//! it as a single run writes them, and its criteria judged on the merged data.
+
+use anyhow::anyhow;
+use blast_report::exact::ShardData;
+use blast_report::merge::Shards;
+use blast_report::RunRecord;
+use blast_scenarios::Criterion;
+use clap::Parser;
+use std::path::PathBuf;
+
+use crate::args::OutputArgs;
+use crate::outputs::Outputs;
+use crate::run::{Failure, Verdict};
+use crate::summary;
+
+/// Merges the --json records of a run's shards (`blast --shard I/N`) into one run, exactly.
+#[derive(Parser, Debug)]
+#[command(name = "blast merge", max_term_width = 100)]
+pub struct MergeArgs {
+    /// The shards' records, written by `blast --shard I/N --json FILE`.
+    #[arg(required = true)]
+    pub records: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub out: OutputArgs,
+
+    /// Exit code when a request failed and the run has no success criteria; 0 ignores them.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub exit_code_on_error: u8,
+
+    /// Print no summary (a failed criterion is still reported).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Reads, checks and merges the records, writes the outputs, says how the run ended.
+pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
+    let mut records = Vec::new();
+    for path in &args.records {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(anyhow!("cannot read {file}: {e}")))?;
+        let record = RunRecord::from_json(&text)
+            .map_err(|e| Failure::Usage(anyhow!("{file} is not a blast run record ({e})")))?;
+        records.push((file, record));
+    }
+    let usage = |e: String| Failure::Usage(anyhow!(e));
+    let shards = Shards::new(records).map_err(usage)?;
+    let from = shards.merged_from();
+    let criteria = shards
+        .criteria()
+        .iter()
+        .map(|c| Criterion::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    let names = shards.names();
+    let started = shards.started_at();
+    let mut outputs = Outputs::create(&args.out, &names, &shards.monitor_keys(), started)
+        .map_err(Failure::Usage)?;
+    let (report, samples) = shards
+        .replay(&mut |s, sample| outputs.observe(s, sample, started + s.elapsed))
+        .map_err(usage)?;
+    let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
+    let info = shards.info();
+    let label = shards.label();
+    let rows = outputs.failure_rows(&report, started + report.duration);
+    let mut record = RunRecord::new(&report, &info, &label, &verdicts, rows, &samples);
+    record.merged = Some(from);
+    if let Some(log) = outputs.take_exact() {
+        let texts = verdicts.iter().map(|v| v.criterion.clone()).collect();
+        record.shard_data = Some(ShardData::new(&report, &info, texts, log));
+    }
+    if args.quiet {
+        for v in verdicts.iter().filter(|v| !v.pass) {
+            eprintln!(
+                "blast merge: FAIL {} (measured {})",
+                v.criterion, v.measured
+            );
+        }
+    } else {
+        let width = terminal_size::terminal_size_of(std::io::stdout())
+            .map_or(summary::WIDTH, |(w, _)| usize::from(w.0));
+        print!("{}", summary::render(&report, &label, None, &record, width));
+    }
+    outputs.finish(&report, &record).map_err(Failure::Run)?;
+    if let Some(why) = &report.incomplete {
+        return Err(Failure::Run(anyhow!(
+            "{why}: the merged results written are incomplete"
+        )));
+    }
+    Ok(Verdict::of(&verdicts, &report, args.exit_code_on_error))
+}
