@@ -326,8 +326,7 @@ mod by_class {
             FailureClass::ALL
                 .iter()
                 .zip(counts)
-                .filter(|(_, n)| **n > 0)
-                .map(|(class, n)| (class, n)),
+                .filter(|(_, n)| **n > 0),
         )
     }
 
