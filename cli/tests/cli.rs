@@ -468,4 +468,10 @@ fn start_at_waits_for_its_time_and_says_how_late_it_started() {
     assert!(late >= 0.0, "{v}");
     assert!(v["start_at"].as_str().unwrap().ends_with('Z'), "{v}");
     assert!(text.contains("--start-at"), "{text}");
+    // Its intervals fall on the grid of the time asked (to the nanosecond), so shards started
+    // together line up even when one is a little late.
+    let interval_ns = 1_000_000_000u64;
+    let at_ns = (at.parse::<f64>().unwrap() * 1000.0).round() as u64 * 1_000_000;
+    let first_ns = v["shard_data"]["started_at_ns"].as_u64().unwrap();
+    assert_eq!((first_ns - at_ns) % interval_ns, 0, "{v}");
 }

@@ -1,6 +1,6 @@
 //! Wall-clock times as text, in UTC, without a date library.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A span in seconds, whole, or with a tenth when that matters: "0.1", "12".
 pub fn seconds(s: f64) -> String {
@@ -37,10 +37,8 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
         format!("invalid time {text:?}: expected RFC 3339 (2026-11-28T14:00:00Z) or Unix seconds")
     };
     let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
-            .ok_or_else(bad);
+    if let Some(secs) = decimal_seconds(text) {
+        return Ok(UNIX_EPOCH + secs);
     }
     let (date, rest) = text.split_once(['T', 't', ' ']).ok_or_else(bad)?;
     let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
@@ -62,16 +60,16 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     let (Some(h), Some(mi), Some(sec)) = (hms.next(), hms.next(), hms.next()) else {
         return Err(bad());
     };
-    let (h, mi, sec): (i64, i64, f64) = (
+    let (h, mi, sec): (i64, i64, Duration) = (
         h.parse().map_err(|_| bad())?,
         mi.parse().map_err(|_| bad())?,
-        sec.parse().map_err(|_| bad())?,
+        decimal_seconds(sec).ok_or_else(bad)?,
     );
     if !(1..=12).contains(&m)
         || !(1..=31).contains(&d)
         || h > 23
         || mi > 59
-        || !(0.0..61.0).contains(&sec)
+        || sec >= Duration::from_secs(61)
     {
         return Err(bad());
     }
@@ -80,9 +78,19 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     if secs < 0 {
         return Err(bad());
     }
-    Ok(UNIX_EPOCH
-        + std::time::Duration::from_secs(secs as u64)
-        + std::time::Duration::from_secs_f64(sec))
+    Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + sec)
+}
+
+/// `12` or `12.345`: seconds, read exactly to the nanosecond (no float rounding), so shards
+/// given the same time agree on it to the nanosecond.
+fn decimal_seconds(text: &str) -> Option<Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) {
+        return None;
+    }
+    let nanos = format!("{fraction:0<9}")[..9].parse::<u32>().ok()?;
+    Some(Duration::new(whole.parse().ok()?, nanos))
 }
 
 /// Days since 1970-01-01 of a civil date (the inverse of [`civil_from_days`]).
