@@ -18,7 +18,8 @@ use crate::summary;
 #[derive(Parser, Debug)]
 #[command(name = "blast merge", max_term_width = 100)]
 pub struct MergeArgs {
-    /// The shards' records, written by `blast --shard I/N --json FILE`.
+    /// The shards' records, written by `blast --shard I/N --json FILE` (or pod logs of
+    /// `blast k8s` shards, which hold the record between markers).
     #[arg(required = true)]
     pub records: Vec<PathBuf>,
 
@@ -41,7 +42,7 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::Usage(anyhow!("cannot read {file}: {e}")))?;
-        let record = RunRecord::from_json(&text)
+        let record = RunRecord::from_json(crate::k8s::record_text(&text))
             .map_err(|e| Failure::Usage(anyhow!("{file} is not a blast run record ({e})")))?;
         records.push((file, record));
     }

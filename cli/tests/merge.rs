@@ -1,6 +1,8 @@
 //! `blast --shard` records and `blast merge`: exact merges, criteria judged on the merged data,
 //! the refusals, and a record that survives being written and read back.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use blast_report::RunRecord;
 use blast_target::{Config, Server};
 use hdrhistogram::serialization::Deserializer;
@@ -66,7 +68,7 @@ fn summed_histogram(records: &[PathBuf]) -> Histogram<u64> {
     let mut sum = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
     for r in records {
         for name in read(r)["shard_data"]["names"].as_array().unwrap() {
-            let bytes = base64_decode(name["latency"].as_str().unwrap());
+            let bytes = STANDARD.decode(name["latency"].as_str().unwrap()).unwrap();
             let h: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
                 .unwrap();
@@ -74,22 +76,6 @@ fn summed_histogram(records: &[PathBuf]) -> Histogram<u64> {
         }
     }
     sum
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| *c != b'=') {
-        bits = bits << 6 | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
 }
 
 #[test]
