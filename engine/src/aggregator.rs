@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::recorder::Delta;
-use crate::schedule::PhaseKind;
+use crate::schedule::{PhaseKind, Schedule};
 use crate::stats::{Counters, Stats};
 
 /// The stats of one phase of the run, all names together.
@@ -137,14 +137,23 @@ pub(crate) struct Aggregator {
 }
 
 impl Aggregator {
+    /// For `workers` sources of a run of `schedule`; with `reset_stats` the cumulative stats
+    /// restart when the steady phase begins.
     pub fn new(
         workers: usize,
         names: usize,
-        with_service: bool,
+        schedule: &Schedule,
+        run_time: Duration,
         interval: Duration,
-        phases: &[(PhaseKind, Duration, Duration)],
-        reset_at: Option<Duration>,
+        reset_stats: bool,
     ) -> Aggregator {
+        let phases = schedule.phases(run_time);
+        let reset_at = phases
+            .iter()
+            .find(|(kind, _, _)| *kind == PhaseKind::Steady)
+            .map(|(_, start, _)| *start)
+            .filter(|start| reset_stats && !start.is_zero());
+        let with_service = matches!(schedule, Schedule::Open { .. });
         let template: Vec<Stats> = (0..names).map(|_| Stats::new(with_service)).collect();
         Aggregator {
             interval,
@@ -290,7 +299,14 @@ mod tests {
 
     #[test]
     fn intervals_wait_for_every_live_worker() {
-        let mut agg = Aggregator::new(2, 1, false, Duration::from_secs(1), &[], None);
+        let mut agg = Aggregator::new(
+            2,
+            1,
+            &Schedule::users(1),
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            false,
+        );
         let mut seen = Vec::new();
         let mut obs = |s: &Snapshot| seen.push((s.elapsed.as_secs(), s.window[0].counters.ok));
         agg.absorb(delta(0, 0, 1, false), &mut obs);

@@ -9,7 +9,7 @@ use crate::aggregator::{total, Aggregator, IntervalSummary, PhaseReport, Snapsho
 use crate::connection::{Connection, RawConnection};
 use crate::control::{RunHandle, Shared};
 use crate::plan::{available_cores, Plan};
-use crate::schedule::{PhaseKind, Schedule};
+use crate::schedule::Schedule;
 use crate::script::Name;
 use crate::stats::Stats;
 use crate::worker::{self, WorkerSpec};
@@ -147,7 +147,6 @@ impl Engine {
         let workers = plan.schedule.useful_workers(plan.workers, plan.shard);
         let cores = available_cores();
         let pin = plan.pin && !cores.is_empty();
-        let with_service = matches!(plan.schedule, Schedule::Open { .. });
         let (tx, rx) = crossbeam_channel::unbounded();
         let (started_at, start, late) = anchor(plan.start_at, plan.interval);
         let mut threads = Vec::with_capacity(workers);
@@ -177,19 +176,13 @@ impl Engine {
         drop(tx);
 
         let names = plan.script.names();
-        let phases = plan.schedule.phases(plan.run_time);
-        let reset_at = phases
-            .iter()
-            .find(|(kind, _, _)| *kind == PhaseKind::Steady)
-            .map(|(_, start, _)| *start)
-            .filter(|start| plan.reset_stats && !start.is_zero());
         let mut aggregator = Aggregator::new(
             workers,
             names.len(),
-            with_service,
+            &plan.schedule,
+            plan.run_time,
             plan.interval,
-            &phases,
-            reset_at,
+            plan.reset_stats,
         );
         for delta in rx {
             aggregator.absorb(delta, &mut observer);

@@ -7,7 +7,7 @@ use crate::aggregator::{total, Aggregator, Snapshot};
 use crate::engine::{NameReport, Report};
 use crate::plan::Shard;
 use crate::recorder::Delta;
-use crate::schedule::{PhaseKind, Schedule};
+use crate::schedule::Schedule;
 use crate::script::Name;
 
 /// What a replayed run was, besides its intervals.
@@ -56,20 +56,13 @@ pub struct Replay {
 impl Replay {
     /// A replay of `sources` processes (each fed as one worker).
     pub fn new(shape: RunShape, sources: usize) -> Replay {
-        let phases = shape.schedule.phases(shape.run_time);
-        let reset_at = phases
-            .iter()
-            .find(|(kind, _, _)| *kind == PhaseKind::Steady)
-            .map(|(_, start, _)| *start)
-            .filter(|start| shape.reset_stats && !start.is_zero());
-        let with_service = matches!(shape.schedule, Schedule::Open { .. });
         let aggregator = Aggregator::new(
             sources,
             shape.names.len(),
-            with_service,
+            &shape.schedule,
+            shape.run_time,
             shape.interval,
-            &phases,
-            reset_at,
+            shape.reset_stats,
         );
         Replay { shape, aggregator }
     }
