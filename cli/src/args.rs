@@ -20,7 +20,9 @@ use std::time::Duration;
     blast http://127.0.0.1:8080/ -u 64 -t 10s        64 users looping GET (the wrk model)\n  \
     blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n  \
     blast report                                     the P4.3 results report from results/*.json\n  \
-    blast selftest                                   this machine's generator ceiling per core\n\n\
+    blast selftest                                   this machine's generator ceiling per core\n  \
+    blast merge shard-*.json --json run.json         one exact run from its shards' records\n  \
+    blast k8s --profile burst --shards 10 --host URL a Kubernetes Job of 10 shards\n\n\
     Exit codes:\n  \
     0    the run completed: every criterion held, or (without criteria) no request failed\n  \
     1    without criteria, a request failed (see --exit-code-on-error); or the run could not\n       \

@@ -18,6 +18,10 @@ pub const RECORD_END: &str = "<== blast record";
 /// Prints Kubernetes manifests that run a blast job as shards (any run flags go with them).
 #[derive(Parser, Debug)]
 #[command(name = "blast k8s", max_term_width = 100)]
+#[command(after_help = "Example:\n  \
+    blast k8s --profile burst --peak 20000 --shards 10 --host http://api.svc:8000 \\\n      \
+    --image registry.example.com/blast:0.1 > blast.json && kubectl apply -f blast.json\n\n\
+    Prints the manifests (exit 0), or one line and exit 2 for bad flags. See docs/distributed.md.")]
 pub struct K8sArgs {
     /// Shards: pods of the Indexed Job, each running an even share of the load.
     #[arg(long, default_value_t = 2)]

@@ -92,7 +92,9 @@ fn exit_code(outcome: Result<Verdict, Failure>, program: &str) -> ExitCode {
 /// A subcommand's flags; `Err` is the exit code after --help, --version or a bad flag.
 fn parse<A: Parser>() -> Result<A, ExitCode> {
     let name = std::env::args().nth(1).unwrap_or_default();
-    match A::try_parse_from(std::env::args().skip(1)) {
+    // Named as typed ("blast merge"), so usage lines read as a command to copy.
+    let argv = std::iter::once(format!("blast {name}")).chain(std::env::args().skip(2));
+    match A::try_parse_from(argv) {
         Ok(args) => Ok(args),
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
