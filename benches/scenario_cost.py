@@ -12,6 +12,8 @@ core 0. Each round runs, in rotating order:
 - burst:    blast --profile burst --host http://TARGET --stages ...   (login, then
             POST /api/v1/deployments/ with a templated JSON body and a token header, at up to
             30 tasks/s per user)
+- url-rate: blast http://TARGET/ --rate RAMP:USERS*30,...   (the cheapest request at the
+            burst's own offered load and shape: the same load level without the scenario)
 
 and reads blast's CPU time (user + system, from the kernel's accounting of the child process)
 and its request count from --json. The table shows medians over rounds of requests per second,
@@ -89,6 +91,9 @@ def main():
                      "-u", str(args.users), "-t", f"{d}s", "--threads", "1"],
         "burst": [blast, "--profile", "burst", "--host", url, "--threads", "1",
                   "--stages", f"{ramp}s:{args.users},{d - ramp}s:{args.users}"],
+        # The burst's users rest to 30 tasks/s each (constant_throughput(30)).
+        "url-rate": [blast, url + "/", "--threads", "1", "--rate",
+                     f"{ramp}s:{args.users * 30},{d - ramp}s:{args.users * 30}"],
     }
     results = {name: [] for name in runs}
     try:
@@ -113,7 +118,7 @@ def main():
     print("| --- | --- | --- |")
     for name, (rps, us) in med.items():
         print(f"| {name} | {rps:,.0f} | {us:.2f} |")
-    for base in ("url", "url-post"):
+    for base in ("url", "url-post", "url-rate"):
         print(f"burst / {base} CPU per request = {med['burst'][1] / med[base][1]:.2f}")
 
 
