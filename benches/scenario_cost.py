@@ -14,6 +14,8 @@ core 0. Each round runs, in rotating order:
             30 tasks/s per user)
 - url-rate: blast http://TARGET/ --rate RAMP:USERS*30,...   (the cheapest request at the
             burst's own offered load and shape: the same load level without the scenario)
+- paced-get: a scenario of USERS users doing GET / at constant_throughput(30), the burst's
+            stages   (the burst's users and pacing with the cheapest request)
 
 and reads blast's CPU time (user + system, from the kernel's accounting of the child process)
 and its request count from --json. The table shows medians over rounds of requests per second,
@@ -35,6 +37,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PACED_GET = '''name = "paced-get"
+[[user]]
+class = "Getter"
+wait_time = "constant_throughput(30)"
+[[user.task]]
+task = "get"
+request = "GET /"
+'''
 GENERATOR_CORE, TARGET_CORE = "0", "1"
 
 
@@ -98,6 +108,11 @@ def main():
     results = {name: [] for name in runs}
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            paced = Path(tmp) / "paced-get.toml"
+            paced.write_text(PACED_GET)
+            runs["paced-get"] = [blast, "-f", str(paced), "--host", url, "--threads", "1",
+                                 "--stages", f"{ramp}s:{args.users},{d - ramp}s:{args.users}"]
+            results["paced-get"] = []
             for r in range(args.rounds):
                 names = list(runs)
                 order = names[r % len(names):] + names[:r % len(names)]
@@ -118,7 +133,7 @@ def main():
     print("| --- | --- | --- |")
     for name, (rps, us) in med.items():
         print(f"| {name} | {rps:,.0f} | {us:.2f} |")
-    for base in ("url", "url-post", "url-rate"):
+    for base in ("url", "url-post", "url-rate", "paced-get"):
         print(f"burst / {base} CPU per request = {med['burst'][1] / med[base][1]:.2f}")
 
 
