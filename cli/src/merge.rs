@@ -2,7 +2,6 @@
 //! it as a single run writes them, and its criteria judged on the merged data.
 
 use anyhow::anyhow;
-use blast_report::exact::ShardData;
 use blast_report::merge::Shards;
 use blast_report::RunRecord;
 use blast_scenarios::Criterion;
@@ -57,7 +56,7 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
         .map_err(usage)?;
     let names = shards.names();
     let started = shards.started_at();
-    let mut outputs = Outputs::create(&args.out, &names, &shards.monitor_keys(), started)
+    let mut outputs = Outputs::create(&args.out, &names, &shards.monitor_keys(), started, false)
         .map_err(Failure::Usage)?;
     let (report, samples) = shards
         .replay(&mut |s, sample| outputs.observe(s, sample, started + s.elapsed))
@@ -68,10 +67,6 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
     let rows = outputs.failure_rows(&report, started + report.duration);
     let mut record = RunRecord::new(&report, &info, &label, &verdicts, rows, &samples);
     record.merged = Some(from);
-    if let Some(log) = outputs.take_exact() {
-        let texts = verdicts.iter().map(|v| v.criterion.clone()).collect();
-        record.shard_data = Some(ShardData::new(&report, &info, texts, log));
-    }
     if args.quiet {
         for v in verdicts.iter().filter(|v| !v.pass) {
             eprintln!(

@@ -16,7 +16,7 @@ pub struct Outputs {
     failures: FailureLog,
     csv: Option<CsvWriter>,
     hdr: Option<HdrLog>,
-    /// With --json: every interval exactly, for `blast merge`.
+    /// A shard's run with --json: every interval exactly, for `blast merge`.
     exact: Option<ExactLog>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
@@ -26,12 +26,13 @@ pub struct Outputs {
 
 impl Outputs {
     /// Creates every requested file now, before any load is sent; the run (or the merged run)
-    /// starts at `started`.
+    /// starts at `started`. A shard (`shard`) keeps every interval for its record.
     pub fn create(
         args: &OutputArgs,
         names: &[Name],
         monitor_keys: &[String],
         started: SystemTime,
+        shard: bool,
     ) -> anyhow::Result<Outputs> {
         let csv = match &args.csv {
             Some(prefix) => Some(
@@ -57,7 +58,7 @@ impl Outputs {
             failures: FailureLog::default(),
             csv,
             hdr,
-            exact: args.json.is_some().then(ExactLog::default),
+            exact: (shard && args.json.is_some()).then(ExactLog::default),
             json: args.json.clone(),
             html: args.html.clone(),
             warned: false,

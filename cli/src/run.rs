@@ -143,7 +143,8 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     // The plan is checked before any output file is created, so bad input leaves none.
     let engine = Engine::new(plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
-    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), SystemTime::now())
+    let shard = args.shard.is_some();
+    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), SystemTime::now(), shard)
         .map_err(Failure::Usage)?;
     let mut samples = Vec::new();
     let console = Console::of(args);

@@ -460,7 +460,17 @@ fn start_at_waits_for_its_time_and_says_how_late_it_started() {
         .as_secs_f64();
     let at = format!("{:.3}", now + 1.5);
     let (text, v) = blast_json(
-        &[&server.url(), "-u", "1", "-t", "1s", "--start-at", &at],
+        &[
+            &server.url(),
+            "-u",
+            "1",
+            "-t",
+            "1s",
+            "--start-at",
+            &at,
+            "--shard",
+            "1/1",
+        ],
         "start.json",
     );
     // It waited: the run began at or after the time asked, and says by how much.

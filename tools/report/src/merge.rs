@@ -31,7 +31,7 @@ impl Shards {
         }
         for (file, r) in &records {
             match &r.shard_data {
-                None => return Err(format!("{file} has no shard data: it was written by blast {} before `blast merge` existed, or is a `blast merge` record of an older format", r.blast_version)),
+                None => return Err(format!("{file} has no shard data: only the --json record of a run with --shard I/N keeps it (not a plain run's, nor a merge's)")),
                 Some(d) if d.format != FORMAT => return Err(format!("{file} has shard data of format {}; this blast reads format {FORMAT}", d.format)),
                 Some(_) => {}
             }
