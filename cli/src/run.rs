@@ -143,8 +143,10 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     // The plan is checked before any output file is created, so bad input leaves none.
     let engine = Engine::new(plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
+    // With --start-at the run's intervals start on that time's grid (the HDR log's base time).
+    let started = args.start_at.unwrap_or_else(SystemTime::now);
     let shard = args.shard.is_some();
-    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), SystemTime::now(), shard)
+    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), started, shard)
         .map_err(Failure::Usage)?;
     let mut samples = Vec::new();
     let console = Console::of(args);
