@@ -301,16 +301,3 @@ fn combine(into: &mut Sample, s: &Sample) {
         *e = e.max(*v);
     }
 }
-
-impl RunRecord {
-    /// The request names of the run, in the script's order.
-    pub fn names_list(&self) -> Vec<Name> {
-        self.names
-            .iter()
-            .map(|n| Name {
-                method: n.method.clone(),
-                name: n.name.clone(),
-            })
-            .collect()
-    }
-}

@@ -1,7 +1,7 @@
 //! The run record: everything a finished run produced, as `--json` writes it and `blast report`
 //! reads it back. Keys are documented in `docs/outputs.md`.
 
-use blast_engine::{Counters, FailureClass, Report, Schedule};
+use blast_engine::{Counters, FailureClass, Name, Report, Schedule};
 use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -565,6 +565,17 @@ impl RunRecord {
             }
         }
         record
+    }
+
+    /// The request names of the run, in the script's order.
+    pub fn names_list(&self) -> Vec<Name> {
+        self.names
+            .iter()
+            .map(|n| Name {
+                method: n.method.clone(),
+                name: n.name.clone(),
+            })
+            .collect()
     }
 
     /// The record as pretty JSON text, ending in a newline.
