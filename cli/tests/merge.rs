@@ -126,6 +126,13 @@ fn shards_merge_exactly_and_the_criteria_judge_the_merged_run() {
     assert_eq!(requests, server.served(), "{v}");
     assert_eq!(v["cancelled"], 0);
     assert!(requests >= 500, "{v}");
+    // The shards' interleaved timetables make one: 300/s for 2 s.
+    assert_eq!(
+        (&v["scheduled_slots"], &v["missed"]),
+        (&600.into(), &0.into()),
+        "{v}"
+    );
+    assert_eq!(requests, 600, "{v}");
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(v["merged"]["shards"], serde_json::json!([1, 2, 3]));
     // The merged percentiles are the sum of the shards' histograms, exactly.
