@@ -382,6 +382,18 @@ impl Args {
         Ok(Job::Scenario(Box::new(scenario)))
     }
 
+    /// The scenario as written: the `-f` file's text or the profile's source; `None` for a URL.
+    pub fn scenario_source(&self) -> anyhow::Result<Option<String>> {
+        Ok(match (&self.file, &self.profile) {
+            (Some(path), _) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ),
+            (None, Some(name)) => Some(blast_scenarios::profile_source(name)?.to_string()),
+            (None, None) => None,
+        })
+    }
+
     /// The load the flags set, field by field, to lay over a scenario's defaults.
     pub fn load(&self) -> Load {
         Load {

@@ -1,7 +1,7 @@
 //! `blast k8s`: the manifests that run one blast job as N shards on Kubernetes: a ConfigMap
 //! with the scenario and an Indexed Job whose pods are the shards, started together.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,14 +101,7 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
             bail!("{flag} is set by blast k8s for each shard: leave it out");
         }
     }
-    let source = match (&run.file, &run.profile) {
-        (Some(path), _) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
-        (None, Some(profile)) => Some(blast_scenarios::profile_source(profile)?.to_string()),
-        (None, None) => None,
-    };
+    let source = run.scenario_source()?;
     let scenario = match run.job()? {
         Job::Scenario(s) => s.name.clone(),
         Job::Url(_) => "url".to_string(),

@@ -338,11 +338,8 @@ fn wait_until(at: std::time::SystemTime, console: Console) {
 /// FNV-1a of what was run (the scenario's source and the tags chosen, or the URL's request),
 /// in hex, with the source itself.
 fn scenario_identity(args: &args::Args, url: &str) -> (String, Option<String>) {
-    let source = match (&args.file, &args.profile) {
-        (Some(path), _) => std::fs::read_to_string(path).ok(),
-        (None, Some(name)) => blast_scenarios::profile_source(name).ok().map(String::from),
-        (None, None) => None,
-    };
+    // The scenario was read before the run; a file gone since leaves the URL form.
+    let source = args.scenario_source().ok().flatten();
     let what = match &source {
         Some(text) => format!("{text}\0{:?}\0{:?}", args.tags, args.exclude_tags),
         None => format!(

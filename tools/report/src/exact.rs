@@ -82,7 +82,7 @@ pub struct ShardData {
     pub sending_ns: u64,
     /// Open model: slots due while sending, and those never sent.
     pub slots: (u64, u64),
-    /// Cumulative stats per request name, to check the intervals against.
+    /// Cumulative stats per request name; `blast merge` checks the intervals add up to them.
     pub names: Vec<ExactStats>,
     /// Every interval, in order; the record's `history` has one point for each.
     pub intervals: Vec<ExactInterval>,

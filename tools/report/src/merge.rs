@@ -10,7 +10,7 @@ use crate::record::{MergedFrom, RunInfo, RunRecord, Sample};
 
 /// The records of one run's shards, checked to belong together.
 pub struct Shards {
-    /// (file, record, its shard data), in shard order.
+    /// (file, record), in shard order; every record has shard data.
     parts: Vec<(String, RunRecord)>,
     /// Per part: how many intervals after the earliest shard's first it started, and by how
     /// much time.
@@ -194,11 +194,9 @@ impl Shards {
             }
         }
         let mut samples = Vec::new();
-        let mut seen = 0u64;
         let mut show = |s: &Snapshot| {
-            let tick = seen;
-            seen += 1;
-            let sample = by_tick.get(&tick).cloned().unwrap_or_default();
+            let tick = samples.len() as u64;
+            let sample = by_tick.remove(&tick).unwrap_or_default();
             observer(s, &sample);
             samples.push(sample);
         };
@@ -271,16 +269,26 @@ impl Shards {
         }
     }
 
-    /// The replayed intervals must add up to what each shard counted in all: a record whose
-    /// intervals were edited or cut is refused rather than merged wrong.
+    /// The replayed intervals must add up, name by name, to the cumulative stats each shard
+    /// kept: a record whose intervals were edited or cut is refused rather than merged wrong.
     fn check_totals(&self, report: &Report) -> Result<(), String> {
-        let counted: u64 = self.parts.iter().map(|(_, r)| r.requests).sum();
-        let replayed = report.total.counters.requests();
-        let reset = self.first().reset_stats;
-        if !reset && counted != replayed {
-            return Err(format!(
-                "the shards' intervals add up to {replayed} requests, but their records count {counted}: a record was changed or cut"
-            ));
+        if self.first().reset_stats {
+            // The cumulative stats then start at the reset, the intervals before it.
+            return Ok(());
+        }
+        for (i, merged) in report.names.iter().enumerate() {
+            let counted: u64 = self
+                .parts
+                .iter()
+                .map(|(_, r)| data(r).names.get(i).map_or(0, |n| n.counters.requests()))
+                .sum();
+            let replayed = merged.stats.counters.requests();
+            if counted != replayed {
+                return Err(format!(
+                    "the shards' intervals add up to {replayed} requests of {} {}, but their records count {counted}: a record was changed or cut",
+                    merged.name.method, merged.name.name
+                ));
+            }
         }
         Ok(())
     }
