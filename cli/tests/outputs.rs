@@ -385,15 +385,14 @@ fn blast_report_writes_the_results_report_from_run_records() {
         assert!(matches!(status.code(), Some(0 | 3)), "{args:?}");
     }
     let out_file = dir.join("reports/P4-LOAD-TESTING-RESULTS.md");
-    let out = Command::new(blast)
-        .args([
-            "report",
-            dir.to_str().unwrap(),
-            "-o",
-            out_file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let report = |input: &Path| {
+        Command::new(blast)
+            .args(["report", input.to_str().unwrap(), "-o"])
+            .arg(&out_file)
+            .output()
+            .unwrap()
+    };
+    let out = report(&dir);
     assert!(
         out.status.success(),
         "{}",
@@ -420,27 +419,11 @@ fn blast_report_writes_the_results_report_from_run_records() {
     assert!(md.contains("(P4-LOAD-TESTING-RESULTS-charts/cab-throughput.svg)"));
     // Garbage in: a clear one-line error.
     std::fs::write(dir.join("bad.json"), "{}").unwrap();
-    let bad = Command::new(blast)
-        .args([
-            "report",
-            dir.join("bad.json").to_str().unwrap(),
-            "-o",
-            out_file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let bad = report(&dir.join("bad.json"));
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a blast run record"));
     // A stray JSON file in the folder is skipped with a warning, not fatal.
-    let skipped = Command::new(blast)
-        .args([
-            "report",
-            dir.to_str().unwrap(),
-            "-o",
-            out_file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let skipped = report(&dir);
     assert!(
         skipped.status.success(),
         "{}",
