@@ -287,6 +287,13 @@ pub struct Args {
     #[arg(help_heading = "Web UI")]
     pub web_auth: Option<String>,
 
+    /// A host name the web UI answers to besides its own address and localhost (a reverse
+    /// proxy's or a tunnel's name); repeat for more. Other names get 403, against DNS
+    /// rebinding.
+    #[arg(long = "web-allowed-host", value_name = "NAME", requires = "web")]
+    #[arg(help_heading = "Web UI")]
+    pub web_allowed_hosts: Vec<String>,
+
     /// With --web: start a run at once with the flags' load, as Locust's --autostart.
     #[arg(long, requires = "web")]
     #[arg(help_heading = "Web UI")]

@@ -127,7 +127,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         c.check_names(plan.script.names())
             .map_err(|e| usage(anyhow::anyhow!(e)))?;
     }
-    ensure_file_limit(&plan.schedule, local.is_some()).map_err(Failure::Usage)?;
+    ensure_file_limit(peak_connections(&plan.schedule), local.is_some()).map_err(Failure::Usage)?;
     let names = plan.script.names().to_vec();
     let terminal = std::io::stderr().is_terminal();
     let mut progress = progress::Progress::new(plan.run_time, &plan.schedule, &names, terminal);
@@ -287,26 +287,41 @@ fn plan(
     Ok(plan)
 }
 
-/// Raises the open-file limit to what the run needs (one socket per user or connection, twice
-/// with the in-process target), or says up front that it cannot: running out of descriptors
-/// mid-run would turn into a storm of connect failures.
-fn ensure_file_limit(schedule: &blast_engine::Schedule, local_target: bool) -> anyhow::Result<()> {
-    let connections = match schedule {
+/// Descriptors beyond sockets: stdio, epoll and timer fds, output files, threads' pipes.
+const SPARE_FILES: u64 = 64;
+
+/// The most users or connections this process can hold: the hard open-file limit, less what
+/// else it needs, halved when the in-process target holds the other end of each socket.
+pub fn connection_ceiling(local_target: bool) -> u64 {
+    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(_, hard)| hard);
+    hard.saturating_sub(SPARE_FILES) / if local_target { 2 } else { 1 }
+}
+
+/// Raises the open-file limit to what `connections` users or connections need (twice with the
+/// in-process target), or says up front that it cannot: running out of descriptors mid-run
+/// would turn into a storm of connect failures.
+pub fn ensure_file_limit(connections: u64, local_target: bool) -> anyhow::Result<()> {
+    let needed = connections
+        .saturating_mul(if local_target { 2 } else { 1 })
+        .saturating_add(SPARE_FILES);
+    let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
+    if limit < needed {
+        anyhow::bail!(
+            "{connections} users or connections need about {needed} open files, but the limit is {limit} (see ulimit -n; the hard limit caps it, so at most {} here): raise it or lower the load",
+            connection_ceiling(local_target)
+        );
+    }
+    Ok(())
+}
+
+/// The users or connections a schedule holds at its peak.
+fn peak_connections(schedule: &blast_engine::Schedule) -> u64 {
+    match schedule {
         blast_engine::Schedule::Closed { users } => users.peak().ceil() as u64,
         blast_engine::Schedule::Open {
             max_connections, ..
         } => *max_connections,
-    };
-    // Descriptors beyond sockets: stdio, epoll and timer fds, output files, threads' pipes.
-    const SPARE: u64 = 64;
-    let needed = connections * if local_target { 2 } else { 1 } + SPARE;
-    let limit = rlimit::increase_nofile_limit(needed).unwrap_or(0);
-    if limit < needed {
-        anyhow::bail!(
-            "{connections} users or connections need about {needed} open files, but the limit is {limit} (see ulimit -n; the hard limit caps it): raise it or lower the load"
-        );
     }
-    Ok(())
 }
 
 /// The reference target, in process, with a thread per core like the generator.

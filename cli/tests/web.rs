@@ -1,25 +1,35 @@
 //! `blast --web` driven through Locust's HTTP API, as scripts and dashboards drive Locust's:
-//! swarm, retarget, reset, stop, the CSV endpoints, runs one after another, and who may connect.
+//! swarm, retarget, reset, stop, the CSV endpoints, runs one after another, who may connect,
+//! and what the UI refuses (foreign hosts and origins, GETs that change state, big bodies,
+//! loads the host cannot hold) while the run stays controllable.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A `blast --web` process on a free loopback port; killed when dropped.
 struct WebUi {
     child: Child,
     addr: SocketAddr,
+    /// What blast printed on stderr so far.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl WebUi {
     fn start(args: &[&str]) -> WebUi {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_blast"))
+        WebUi::spawn(Command::new(env!("CARGO_BIN_EXE_blast")), args)
+    }
+
+    /// `blast --web ARGS` as `command` runs it (a shell that lowers a limit first, say).
+    fn spawn(mut command: Command, args: &[&str]) -> WebUi {
+        let mut child = command
             .args(["--web", "--web-port", "0", "--no-pin"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -27,6 +37,16 @@ impl WebUi {
         stdout.read_line(&mut line).unwrap();
         // Keep reading: blast prints each run's summary, and a closed pipe would end it.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut pipe, log) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
         let addr = line
             .split("http://")
             .nth(1)
@@ -34,16 +54,26 @@ impl WebUi {
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .parse()
             .unwrap();
-        WebUi { child, addr }
+        WebUi {
+            child,
+            addr,
+            stderr,
+        }
     }
 
     /// One request; returns the status and the body.
     fn call(&self, method: &str, path: &str, form: &str, auth: Option<&str>) -> (u16, String) {
-        let mut s = TcpStream::connect(self.addr).unwrap();
         let auth = auth.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
+        self.call_with(method, path, form, &auth)
+    }
+
+    /// One request with `headers` (whole lines) beside the usual ones.
+    fn call_with(&self, method: &str, path: &str, form: &str, headers: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{auth}content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{headers}content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+            self.addr,
             form.len()
         )
         .unwrap();
@@ -68,8 +98,13 @@ impl WebUi {
     }
 
     fn swarm(&self, form: &str) -> serde_json::Value {
-        let (status, body) = self.call("POST", "/swarm", form, None);
-        assert_eq!(status, 200, "{body}");
+        self.post("/swarm", form)
+    }
+
+    /// A POST that must succeed, as a script sends it (no Origin); its JSON answer.
+    fn post(&self, path: &str, form: &str) -> serde_json::Value {
+        let (status, body) = self.call("POST", path, form, None);
+        assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).unwrap()
     }
 
@@ -155,11 +190,11 @@ fn swarm_retarget_reset_stop_and_the_csv_endpoints_work_like_locusts() {
 
     // A reset starts the counts again from zero.
     let before = total_requests(&ui.until("traffic", |s| total_requests(s) > 1000));
-    assert_eq!(ui.json("/stats/reset")["success"], true);
+    assert_eq!(ui.post("/stats/reset", "")["success"], true);
     let after = ui.until("a new interval", |s| s["user_count"] == 5);
     assert!(total_requests(&after) < before, "{before} -> {after}");
 
-    assert_eq!(ui.json("/stop")["success"], true);
+    assert_eq!(ui.post("/stop", "")["success"], true);
     ui.until("stopped", |s| s["state"] == "stopped");
     let state = ui.json("/blast/state");
     assert_eq!(state["outcome"]["failures"], 0, "{state}");
@@ -225,17 +260,269 @@ fn a_non_loopback_bind_needs_credentials() {
 #[test]
 fn credentials_are_asked_for_on_every_route() {
     let ui = WebUi::start(&["--web-auth", "alice:s3cret"]);
-    for path in ["/", "/stats/requests", "/stop", "/stats/requests/csv"] {
+    for path in ["/", "/stats/requests", "/stats/requests/csv"] {
         let (status, _) = ui.call("GET", path, "", None);
         assert_eq!(status, 401, "{path}");
     }
-    let (status, _) = ui.call("POST", "/swarm", "user_count=1", None);
-    assert_eq!(status, 401);
+    for path in ["/swarm", "/stop"] {
+        let (status, _) = ui.call("POST", path, "user_count=1", None);
+        assert_eq!(status, 401, "{path}");
+    }
     let wrong = Some("Basic YWxpY2U6bm9wZQ==");
     assert_eq!(ui.call("GET", "/", "", wrong).0, 401);
+    assert_eq!(ui.call("GET", "/", "", Some("Basic x")).0, 401);
     // base64("alice:s3cret")
     let right = Some("Basic YWxpY2U6czNjcmV0");
     assert_eq!(ui.call("GET", "/stats/requests", "", right).0, 200);
+    // Wrong credentials are counted in the log; a request without any is not an attempt.
+    let log = until_logged(&ui, "2 failed attempts");
+    assert!(log.contains("wrong credentials from 127.0.0.1:"), "{log}");
+    assert!(!log.contains("3 failed"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
+}
+
+/// Waits until blast's stderr contains `text`; returns all of it.
+fn until_logged(ui: &WebUi, text: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let log = ui.stderr.lock().unwrap().clone();
+        if log.contains(text) {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {text:?} in {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_foreign_host_name_gets_403() {
+    let ui = WebUi::start(&["--web-allowed-host", "blast.example"]);
+    let curl = |host: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Host: {host}"))
+            .arg(format!("http://{}/stats/requests", ui.addr))
+            .output()
+            .expect("curl runs (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A DNS-rebinding page reaches the UI under its own name.
+    assert_eq!(curl("evil.example"), "403");
+    assert_eq!(curl("evil.example:8089"), "403");
+    assert_eq!(curl("10.1.2.3"), "403");
+    let port = ui.addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "LOCALHOST".to_string(),
+        "blast.example".to_string(),
+    ] {
+        assert_eq!(curl(&host), "200", "{host}");
+    }
+}
+
+#[test]
+fn state_changes_need_a_post_from_the_uis_own_origin() {
+    let ui = WebUi::start(&[]);
+    // An <img src=/stop> or a link cannot change anything.
+    for path in ["/swarm", "/stop", "/stats/reset"] {
+        let (status, body) = ui.call("GET", path, "", None);
+        assert_eq!(status, 405, "{path}: {body}");
+    }
+    let own = format!("http://{}", ui.addr);
+    for header in [
+        "origin: http://evil.example\r\n".to_string(),
+        "origin: null\r\n".to_string(),
+        format!("origin: http://127.0.0.1:{}\r\n", ui.addr.port() + 1),
+        "referer: http://evil.example/page.html\r\n".to_string(),
+    ] {
+        let (status, body) = ui.call_with("POST", "/swarm", "user_count=1", &header);
+        assert_eq!(status, 403, "{header}: {body}");
+    }
+    assert_eq!(
+        ui.json("/blast/state")["runs"],
+        0,
+        "a refused request started a run"
+    );
+    // The UI's own page, and scripts that send neither header, are served.
+    let (status, body) = ui.call_with(
+        "POST",
+        "/swarm",
+        "user_count=1&run_time=30s",
+        &format!("origin: {own}\r\nreferer: {own}/\r\n"),
+    );
+    assert_eq!(status, 200, "{body}");
+    ui.until("running", |s| s["state"] == "running");
+    let (status, _) = ui.call_with("POST", "/stop", "", "origin: http://evil.example\r\n");
+    assert_eq!(status, 403);
+    assert_eq!(ui.json("/stats/requests")["state"], "running");
+    assert_eq!(ui.post("/stop", "")["success"], true);
+    ui.until("stopped", |s| s["state"] == "stopped");
+    // Nothing runs now: /stop says so.
+    assert_eq!(ui.post("/stop", "")["success"], false);
+}
+
+#[test]
+fn bodies_over_64_kib_get_413_unread() {
+    let ui = WebUi::start(&[]);
+    // Only the headers are sent: the answer comes without the body being waited for.
+    for length in [64 * 1024 + 1, 100 << 20] {
+        let mut s = TcpStream::connect(ui.addr).unwrap();
+        write!(
+            s,
+            "POST /swarm HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {length}\r\n\r\n",
+            ui.addr
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{length}: {answer}");
+    }
+    let (status, body) = ui.call("POST", "/swarm", &"x".repeat(64 * 1024), None);
+    assert_eq!(status, 400, "a body at the limit is read: {body}");
+    assert_eq!(ui.json("/blast/state")["runs"], 0);
+}
+
+/// `blast --web` under `ulimit -n LIMIT` (soft and hard).
+fn limited(limit: u32, args: &[&str]) -> WebUi {
+    let mut sh = Command::new("sh");
+    sh.args([
+        "-c",
+        &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_blast"),
+    ]);
+    WebUi::spawn(sh, args)
+}
+
+#[test]
+fn loads_beyond_the_hosts_ceiling_are_refused_and_the_run_goes_on() {
+    // 512 descriptors: at most (512 - 64) / 2 = 224 users against the built-in target.
+    let ui = limited(512, &[]);
+    let (status, body) = ui.call("POST", "/swarm", "user_count=100000000", None);
+    assert_eq!(status, 400, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["success"], false, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("open files"),
+        "{answer}"
+    );
+    let (status, body) = ui.call("POST", "/swarm", "user_count=2&spawn_rate=1e12", None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(ui.json("/blast/state")["runs"], 0);
+
+    assert_eq!(ui.swarm("user_count=2&run_time=60s")["success"], true);
+    ui.until("two users", |s| {
+        s["user_count"] == 2 && total_requests(s) > 0
+    });
+    let (status, body) = ui.call("POST", "/swarm", "user_count=1000000", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the run goes on with 2 users"), "{body}");
+    // The run is as it was: still two users, still counting.
+    let before = total_requests(&ui.json("/stats/requests"));
+    let after = ui.until("more requests", |s| total_requests(s) > before);
+    assert_eq!(after["user_count"], 2, "{after}");
+    assert_eq!(ui.post("/stop", "")["success"], true);
+    ui.until("stopped", |s| s["state"] == "stopped");
+}
+
+/// Starts a run, retargets it to the most users the host allows (so spawning takes many control
+/// ticks), and returns once the retarget was accepted.
+fn big_retarget(ui: &WebUi) {
+    assert_eq!(ui.swarm("user_count=2&run_time=120s")["success"], true);
+    ui.until("running", |s| s["state"] == "running");
+    assert_eq!(ui.swarm("user_count=220")["success"], true);
+}
+
+#[test]
+fn a_big_retarget_still_stops_on_stop_with_results_written() {
+    let ui = limited(512, &[]);
+    big_retarget(&ui);
+    assert_eq!(ui.post("/stop", "")["success"], true);
+    ui.until("stopped", |s| s["state"] == "stopped");
+    let record: serde_json::Value = serde_json::from_str(&ui.get("/blast/record.json")).unwrap();
+    assert!(record["requests"].as_u64().unwrap() > 0, "{record}");
+}
+
+#[test]
+fn a_big_retarget_ends_on_the_first_ctrl_c_with_results_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let mut ui = limited(512, &["--json", json.to_str().unwrap()]);
+    big_retarget(&ui);
+    let status = Command::new("kill")
+        .args(["-INT", &ui.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = ui.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "blast did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(record["requests"].as_u64().unwrap() > 0, "{record}");
+    assert_eq!(record["interrupted"], true, "{record}");
+}
+
+#[test]
+fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    let ui = limited(48, &[]);
+    // Hold connections until blast has no descriptor left to accept another.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(TcpStream::connect(ui.addr).unwrap());
+    }
+    // One more request waits in the backlog; once the held ones close, it is served.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = ui.addr;
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /stats/requests HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    // Out of descriptors, the accept loop backs off instead of spinning: over a second it
+    // uses a small part of a second of CPU (a spinning loop uses all it gets).
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", ui.child.id())).unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[1]
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = cpu() - before;
+    assert!(
+        ticks < 50,
+        "{ticks} CPU ticks (1/100 s) in one second out of descriptors"
+    );
+    drop(held);
+    let text = rx.recv_timeout(Duration::from_secs(60)).expect("no answer");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(ui.json("/stats/requests")["state"], "ready");
 }
 
 #[test]

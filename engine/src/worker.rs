@@ -43,6 +43,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// target can tell apart.
 const CONTROL_TICK: Duration = Duration::from_millis(50);
 
+/// Closed model: the most users a worker starts in one control tick (20,000 a second). A jump
+/// to a large target then takes several ticks, and the loop sees a stop, the run time and its
+/// intervals between them instead of starting every user first.
+const MAX_SPAWN_PER_TICK: u64 = 1000;
+
 /// What a worker thread needs to run its share.
 pub(crate) struct WorkerSpec {
     pub index: usize,
@@ -254,7 +259,8 @@ impl Local {
             self.wake.notify_waiters();
         }
         self.target.set(target);
-        while self.live.get() < target {
+        let live = self.live.get();
+        for _ in live..target.min(live + MAX_SPAWN_PER_TICK) {
             self.spawn_user();
         }
     }

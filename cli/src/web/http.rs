@@ -2,19 +2,33 @@
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
 
 use super::{lock, Swarm, Web};
 
 /// The page, with its script and styles; embedded, so it works offline.
 const PAGE: &str = include_str!("page.html");
+
+/// Bodies larger than this are refused unread (413): the API's forms are a few hundred bytes.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// The routes that change state: POST only, and only from the UI's own origin.
+const STATE_CHANGING: [&str; 3] = ["/swarm", "/stop", "/stats/reset"];
+
+/// The longest pause of the accept loop after a failed accept (out of file descriptors, say).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The HTTP server: one current-thread runtime, one task per connection.
 pub(super) fn serve(listener: TcpListener, web: Arc<Web>, defaults: Value) {
@@ -28,15 +42,27 @@ pub(super) fn serve(listener: TcpListener, web: Arc<Web>, defaults: Value) {
         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
             return;
         };
+        let mut backoff = Duration::ZERO;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
+                Err(_) => {
+                    // Out of descriptors (EMFILE) the pending connection stays queued and accept
+                    // fails at once again: pause, as Go's net/http does, instead of spinning, and
+                    // serve again once a descriptor is free.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
             };
             let (web, defaults) = (web.clone(), defaults.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let (web, defaults) = (web.clone(), defaults.clone());
-                    async move { Ok::<_, hyper::Error>(respond(&web, &defaults, req).await) }
+                    async move { Ok::<_, hyper::Error>(respond(&web, &defaults, req, peer).await) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -79,32 +105,36 @@ fn json_reply(value: &Value) -> Reply {
     reply(StatusCode::OK, "application/json", value.to_string())
 }
 
-async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>) -> Reply {
-    if let Some(expected) = &web.auth {
-        let given = req.headers().get(hyper::header::AUTHORIZATION);
-        if given.and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-            let mut r = reply(StatusCode::UNAUTHORIZED, "text/plain", "credentials needed");
-            if let Ok(v) = "Basic realm=\"blast\"".parse() {
-                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
-            }
-            return r;
-        }
+async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    if let Some(refusal) = refuse(web, &req, peer) {
+        return refusal;
     }
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE),
         (Method::POST, "/swarm") => {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes());
-            let form = String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
-            json_reply(&swarm(web, &form))
+            let Ok(body) = Limited::new(req.into_body(), MAX_BODY as usize)
+                .collect()
+                .await
+            else {
+                return too_large();
+            };
+            let (status, answer) = swarm(web, &body.to_bytes()).await;
+            let mut r = json_reply(&answer);
+            *r.status_mut() = status;
+            r
         }
-        (Method::GET | Method::POST, "/stop") => {
-            if let Some(handle) = &lock(&web.state).handle {
-                handle.stop();
+        (Method::POST, "/stop") => {
+            let running = lock(&web.state).handle.clone();
+            match running {
+                Some(handle) => {
+                    handle.stop();
+                    json_reply(&json!({"success": true, "message": "Test stopped"}))
+                }
+                None => json_reply(&json!({"success": false, "message": "No test is running"})),
             }
-            json_reply(&json!({"success": true, "message": "Test stopped"}))
         }
-        (Method::GET | Method::POST, "/stats/reset") => {
+        (Method::POST, "/stats/reset") => {
             let mut s = lock(&web.state);
             s.baseline = s.latest.clone();
             // Shown at once, as Locust does; the next interval fills in the rest.
@@ -159,73 +189,216 @@ async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>) -> Reply {
     }
 }
 
-/// `POST /swarm`: starts a run, or retargets the running one's user count.
-fn swarm(web: &Web, form: &str) -> Value {
-    let field = |key: &str| {
-        form.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.replace('+', " "))
-            .map(|v| {
-                percent_encoding::percent_decode_str(&v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .filter(|v| !v.trim().is_empty())
+/// `POST /swarm`: starts a run, or retargets the running one. The answer says what happened:
+/// a start is answered once the run has started or failed to.
+async fn swarm(web: &Web, form: &[u8]) -> (StatusCode, Value) {
+    let (answer, host) = match ask(web, form) {
+        Ok(asked) => asked,
+        Err(now) => return now,
     };
-    let rate = match field("rate").map(|r| r.trim().parse::<f64>()) {
+    match answer.await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            json!({"success": true, "message": "Swarming started", "host": host}),
+        ),
+        Ok(Err(message)) => (
+            StatusCode::BAD_REQUEST,
+            json!({"success": false, "message": message}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"success": false, "message": "blast is quitting"}),
+        ),
+    }
+}
+
+/// What `POST /swarm` can answer at once (`Err`: a retarget, or a refusal), or the run it asked
+/// for, whose start is answered on the channel, and the host it loads.
+type Asked = Result<(oneshot::Receiver<Result<(), String>>, Option<String>), (StatusCode, Value)>;
+
+/// [`swarm`]'s decisions, made under the state's lock.
+fn ask(web: &Web, form: &[u8]) -> Asked {
+    let refused = |message: String| {
+        Err((
+            StatusCode::BAD_REQUEST,
+            json!({"success": false, "message": message}),
+        ))
+    };
+    let fields: Vec<(String, String)> = form_urlencoded::parse(form)
+        .into_owned()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    let field = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let rate = match field("rate").map(|r| r.parse::<f64>()) {
         Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
-        Some(_) => return json!({"success": false, "message": "rate must be above 0"}),
+        Some(_) => return refused("rate must be above 0".into()),
         None => None,
     };
-    let users = match field("user_count").map(|u| u.trim().parse::<u64>()) {
+    let users = match field("user_count").map(|u| u.parse::<u64>()) {
         Some(Ok(u)) if u > 0 => u,
         None if rate.is_some() => 1,
-        _ => {
-            return json!({"success": false, "message": "user_count must be a whole number from 1"})
-        }
+        _ => return refused("user_count must be a whole number from 1".into()),
     };
-    let running = lock(&web.state).handle.clone();
-    if let Some(handle) = running {
+    let host = field("host");
+    let mut s = lock(&web.state);
+    if let Some(handle) = s.handle.clone() {
         if let Some(rate) = rate {
             handle.set_rate(rate);
-            return json!({"success": true, "message": format!("Retargeting to {rate} requests/s")});
+            let message = format!("Retargeting to {rate} requests/s");
+            return Err((StatusCode::OK, json!({"success": true, "message": message})));
+        }
+        // Refused before anything changes: the run goes on as it was.
+        if let Err(e) = crate::run::ensure_file_limit(users, s.local_target) {
+            return refused(format!(
+                "{e:#}; the run goes on with {} users",
+                s.target_users
+            ));
         }
         handle.set_users(users);
-        lock(&web.state).target_users = users;
-        return json!({"success": true, "message": format!("Retargeting to {users} users")});
+        s.target_users = users;
+        let message = format!("Retargeting to {users} users");
+        return Err((StatusCode::OK, json!({"success": true, "message": message})));
     }
-    let stages = match field("stages").map(|t| crate::args::parse_user_stages(t.trim())) {
+    if s.starting.is_some() {
+        return Err((
+            StatusCode::CONFLICT,
+            json!({"success": false, "message": "a run is starting already"}),
+        ));
+    }
+    let stages = match field("stages").map(|t| crate::args::parse_user_stages(&t)) {
         Some(Ok(shape)) => Some(shape),
-        Some(Err(e)) => return json!({"success": false, "message": e}),
+        Some(Err(e)) => return refused(e),
         None => None,
     };
-    let spawn_rate = match field("spawn_rate").map(|r| r.trim().parse::<f64>()) {
+    let spawn_rate = match field("spawn_rate").map(|r| r.parse::<f64>()) {
         Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
-        Some(_) => return json!({"success": false, "message": "spawn_rate must be above 0"}),
+        Some(_) => return refused("spawn_rate must be above 0".into()),
         None => None,
     };
-    let run_time = match field("run_time").map(|t| blast_scenarios::parse_duration(t.trim())) {
+    let run_time = match field("run_time").map(|t| blast_scenarios::parse_duration(&t)) {
         Some(Ok(t)) if !t.is_zero() => Some(t),
-        Some(_) => {
-            return json!({"success": false, "message": "run_time must be a duration such as 30s or 5m"})
-        }
+        Some(_) => return refused("run_time must be a duration such as 30s or 5m".into()),
         None => None,
     };
+    let local_target = host.is_none() && !web.has_target;
+    let peak = stages.as_ref().map_or(users, |st| st.peak().ceil() as u64);
+    let admitted = match rate {
+        // The open model holds at most --max-connections, which the run checks itself.
+        Some(_) => Ok(()),
+        None => crate::run::ensure_file_limit(peak, local_target),
+    };
+    if let Err(e) = admitted {
+        return refused(format!("{e:#}"));
+    }
+    if let Some(r) = spawn_rate.filter(|&r| r > crate::run::connection_ceiling(local_target) as f64)
+    {
+        return refused(format!(
+            "spawn_rate {r} is above this host's ceiling of {} users, which a spawn rate per second cannot usefully pass",
+            crate::run::connection_ceiling(local_target)
+        ));
+    }
+    let (started, answer) = oneshot::channel();
     let swarm = Swarm {
         users,
         spawn_rate,
-        host: field("host"),
+        host: host.clone(),
         run_time,
         rate,
         stages,
     };
-    match web.swarms.lock().map(|tx| tx.send(swarm)) {
-        Ok(Ok(())) => {
-            json!({"success": true, "message": "Swarming started", "host": field("host")})
-        }
-        _ => json!({"success": false, "message": "blast is quitting"}),
+    if web.swarms.lock().map(|tx| tx.send(swarm)).is_err() || s.quitting {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"success": false, "message": "blast is quitting"}),
+        ));
     }
+    s.starting = Some(started);
+    Ok((answer, host))
+}
+
+/// The answer to a request blast does not serve, or `None` to serve it: a foreign `Host` (DNS
+/// rebinding), missing credentials, a state change that is not a POST from the UI's own
+/// origin, or a body over [`MAX_BODY`].
+fn refuse(web: &Web, req: &Request<Incoming>, peer: SocketAddr) -> Option<Reply> {
+    let headers = req.headers();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let host = header(header::HOST);
+    if let Some(host) = host.filter(|h| !web.host_allowed(h)) {
+        let message = format!(
+            "Host {host:?} is not this web UI's: it answers its own address and localhost (add a name with --web-allowed-host)"
+        );
+        return Some(reply(StatusCode::FORBIDDEN, "text/plain", message));
+    }
+    if let Some(expected) = &web.auth {
+        let given = headers.get(header::AUTHORIZATION);
+        let matches = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
+        if !matches {
+            if given.is_some() {
+                let n = web.failed_logins.fetch_add(1, Ordering::Relaxed) + 1;
+                eprintln!("blast web: wrong credentials from {peer} ({n} failed attempts so far)");
+            }
+            let mut r = reply(StatusCode::UNAUTHORIZED, "text/plain", "credentials needed");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"blast\""),
+            );
+            return Some(r);
+        }
+    }
+    if STATE_CHANGING.contains(&req.uri().path()) {
+        if req.method() != Method::POST {
+            let mut r = reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "this route changes state: use POST",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Some(r);
+        }
+        // Browsers name the page a request comes from; scripts send neither header.
+        let from = header(header::ORIGIN).or_else(|| header(header::REFERER));
+        if let Some(from) = from.filter(|f| !same_origin(f, host)) {
+            let message = format!("cross-origin request from {from:?} refused");
+            return Some(reply(StatusCode::FORBIDDEN, "text/plain", message));
+        }
+    }
+    let length = header(header::CONTENT_LENGTH).and_then(|l| l.parse::<u64>().ok());
+    if length.is_some_and(|l| l > MAX_BODY) {
+        return Some(too_large());
+    }
+    None
+}
+
+/// Whether `url` (an `Origin`, or a `Referer`'s start) is this UI's own page, reached as `host`.
+fn same_origin(url: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // https: the UI behind a TLS-terminating proxy that keeps the Host.
+    matches!(scheme, "http" | "https") && authority.eq_ignore_ascii_case(host)
+}
+
+fn too_large() -> Reply {
+    let message = format!("request body over {} KiB", MAX_BODY / 1024);
+    let mut r = reply(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", message);
+    // The body was not read: the connection cannot carry another request.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// The CSV endpoints of Locust and blast's downloads: the current run's own files, as written.

@@ -13,8 +13,9 @@ use blast_engine::{Name, RunHandle, Snapshot, Stats};
 use blast_report::{RunRecord, Sample};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -69,6 +70,12 @@ struct State {
     error: Option<String>,
     /// How many runs were started.
     runs: u32,
+    /// The answer awaited by the `POST /swarm` that asked for the run starting now.
+    starting: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// Whether the current run loads the in-process reference target (two descriptors a user).
+    local_target: bool,
+    /// Ctrl-C was pressed: no new run starts.
+    quitting: bool,
 }
 
 /// Where one run's outputs are written (and served from for download).
@@ -86,6 +93,40 @@ pub struct Web {
     swarms: Mutex<Sender<Swarm>>,
     /// `Basic ...` that every request must carry, when credentials are set.
     auth: Option<String>,
+    /// Requests that carried wrong credentials.
+    failed_logins: AtomicU64,
+    /// The address the UI listens on.
+    bound: IpAddr,
+    /// Host names given with `--web-allowed-host`, lowercase.
+    allowed_hosts: Vec<String>,
+    /// Whether the flags or the scenario name a target (else runs load the built-in one).
+    has_target: bool,
+}
+
+impl Web {
+    /// Whether a request's `Host` names this UI: `localhost`, the bound address (any address
+    /// when bound to all of them), or a name the user allowed. A DNS-rebinding page reaches
+    /// the UI under its own name, which none of these is.
+    fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if name.eq_ignore_ascii_case("localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(name))
+        {
+            return true;
+        }
+        name.parse::<IpAddr>().is_ok_and(|ip| {
+            ip == self.bound
+                || self.bound.is_unspecified()
+                || (ip.is_loopback() && self.bound.is_loopback())
+        })
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -122,6 +163,7 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         .map_err(Failure::Run)?;
     let addr = listener.local_addr().map_err(|e| Failure::Run(e.into()))?;
     let (tx, rx) = channel();
+    let defaults = defaults(args, &job);
     let web = Arc::new(Web {
         state: Mutex::new(State {
             phase: "ready",
@@ -130,9 +172,12 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         }),
         swarms: Mutex::new(tx),
         auth,
+        failed_logins: AtomicU64::new(0),
+        bound: addr.ip(),
+        allowed_hosts: args.web_allowed_hosts.clone(),
+        has_target: defaults["host"].is_string(),
     });
     let server = web.clone();
-    let defaults = defaults(args, &job);
     std::thread::Builder::new()
         .name("blast-web".into())
         .spawn(move || http::serve(listener, server, defaults))
@@ -155,16 +200,22 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
 
 /// Runs each swarm in turn on this thread.
 fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verdict, Failure> {
+    // Outputs not named on the command line go to a private folder (0700), removed at exit.
+    let scratch = tempfile::Builder::new()
+        .prefix("blast-web-")
+        .tempdir()
+        .context("cannot create a folder for the web UI's runs")
+        .map_err(Failure::Run)?;
     let mut verdict = Verdict::Pass;
     while let Ok(swarm) = swarms.recv() {
-        let n = {
+        let (run_args, n) = {
             let mut s = lock(&web.state);
+            if s.quitting {
+                break;
+            }
             s.runs += 1;
-            s.runs
-        };
-        let (run_args, files) = run_args(args, &swarm, n);
-        {
-            let mut s = lock(&web.state);
+            let (run_args, files) = run_args(args, &swarm, s.runs, scratch.path());
+            s.local_target = swarm.host.is_none() && !web.has_target;
             s.files = Some(files);
             s.points.clear();
             s.baseline = None;
@@ -172,18 +223,29 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
             s.error = None;
             s.outcome = Value::Null;
             s.phase = "spawning";
-        }
+            (run_args, s.runs)
+        };
         let result = run::run_watched(&run_args, Some(web.as_ref()));
         let mut s = lock(&web.state);
         s.phase = "stopped";
         s.handle = None;
-        match result {
-            Ok(v) => verdict = v,
-            Err(Failure::Usage(e) | Failure::Run(e)) => {
-                eprintln!("blast: error: {e:#}");
-                s.error = Some(format!("{e:#}"));
+        let error = match result {
+            Ok(v) => {
+                verdict = v;
+                None
             }
+            Err(Failure::Usage(e) | Failure::Run(e)) => {
+                eprintln!("blast: error: run {n}: {e:#}");
+                Some(format!("{e:#}"))
+            }
+        };
+        // A run that failed before it started answers the request that asked for it.
+        if let Some(asked) = s.starting.take() {
+            let _ = asked.send(Err(error
+                .clone()
+                .unwrap_or_else(|| "the run did not start".into())));
         }
+        s.error = error;
         drop(s);
         if let Some(after) = args.autoquit {
             std::thread::sleep(Duration::from_secs(after));
@@ -193,8 +255,9 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
     Ok(verdict)
 }
 
-/// The flags of run `n`: the swarm's load over the command line's, and its own output files.
-fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
+/// The flags of run `n`: the swarm's load over the command line's, and its own output files
+/// (in `scratch` unless named on the command line).
+fn run_args(args: &Args, swarm: &Swarm, n: u32, scratch: &std::path::Path) -> (Args, RunFiles) {
     let mut a = args.clone();
     a.web = false;
     a.users = Some(swarm.users);
@@ -216,11 +279,9 @@ fn run_args(args: &Args, swarm: &Swarm, n: u32) -> (Args, RunFiles) {
             false => a.host = swarm.host.clone(),
         }
     }
-    // Outputs named on the command line get `-N` from the second run on; the rest go to a
-    // folder of this process, so every run can be downloaded.
-    let scratch = std::env::temp_dir()
-        .join(format!("blast-web-{}", std::process::id()))
-        .join(format!("run-{n}"));
+    // Outputs named on the command line get `-N` from the second run on; the rest go to the
+    // scratch folder, so every run can be downloaded.
+    let scratch = scratch.join(format!("run-{n}"));
     let name = |given: &Option<PathBuf>, fallback: &str| match given {
         Some(p) => numbered(p, n),
         None => scratch.join(fallback),
@@ -290,7 +351,14 @@ impl Watcher for Web {
         criteria: &[blast_scenarios::Criterion],
     ) {
         let mut s = lock(&self.state);
-        s.handle = Some(handle);
+        s.handle = Some(handle.clone());
+        if let Some(asked) = s.starting.take() {
+            let _ = asked.send(Ok(()));
+        }
+        // Ctrl-C came while the run was being set up: it ends as soon as it starts.
+        if s.quitting {
+            handle.stop();
+        }
         s.names = plan.script.names().to_vec();
         s.criteria = criteria.to_vec();
         s.schedule = Some(plan.schedule.clone());
@@ -412,7 +480,9 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
     Value::Array(verdicts)
 }
 
-/// First Ctrl-C or SIGTERM: stop the run in progress and quit once its results are written.
+/// First Ctrl-C or SIGTERM: stop the run in progress, start no other, and quit once its
+/// results are written. A second: cancel its in-flight requests, still writing the results. A
+/// third: quit at once.
 fn watch_signals(web: Arc<Web>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
@@ -420,16 +490,24 @@ fn watch_signals(web: Arc<Web>) {
     };
     std::thread::spawn(move || {
         for (i, _) in signals.forever().enumerate() {
-            let running = lock(&web.state).handle.clone();
+            let running = {
+                let mut s = lock(&web.state);
+                s.quitting = true;
+                s.handle.clone()
+            };
+            // Closing the channel ends the run loop after the run in progress, if any.
+            *web.swarms.lock().unwrap_or_else(|p| p.into_inner()) = channel().0;
             match (running, i) {
                 (Some(handle), 0) => {
-                    eprintln!("blast: stopping the run; its results are written, then blast quits");
+                    eprintln!("blast: stopping the run; its results are written, then blast quits (Ctrl-C again to cancel in-flight requests)");
                     handle.stop();
-                    // Closing the channel ends the run loop after this run.
-                    let (dead, _) = channel();
-                    *web.swarms.lock().unwrap_or_else(|p| p.into_inner()) = dead;
                 }
-                _ => std::process::exit(0),
+                (Some(handle), 1) => {
+                    eprintln!("blast: cancelling in-flight requests; writing results (Ctrl-C again to quit without them)");
+                    handle.abort();
+                }
+                (Some(_), _) => std::process::exit(130),
+                (None, _) => {}
             }
         }
     });
