@@ -6,15 +6,23 @@
 Starts blast's web UI on a free loopback port (the run goes to blast's built-in reference
 target), opens the page, starts a run from the form, waits for the user count to rise and the
 charts to gain points, changes the user count mid-run and sees it take effect, stops the run
-and downloads the stats CSV. Exits non-zero with a message on the first thing that fails.
+and downloads the stats CSV. Between those steps, pages served from another origin (another
+loopback port) try what a hostile site can: a form POST, a `fetch` with `no-cors` and an
+`<img src=/stop>`; none may start, stop or reset a run. Exits non-zero with a message on the
+first thing that fails.
 Run by `cargo test` (cli/tests/web.rs), which fails when CI=true and Playwright or Chromium
 is missing.
 """
 
+import functools
+import http.server
+import json
 import re
 import subprocess
 import sys
-import time
+import tempfile
+import threading
+import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
@@ -26,6 +34,55 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 
 # Waits are hang guards, not measurements: CI may run this beside other heavy tests.
 expect.set_options(timeout=60_000)
+
+# What a hostile page can send without CORS: simple requests whose answers it cannot read.
+ATTACKS = """<!doctype html><title>elsewhere</title>
+<form id="f" method="POST" action="{ui}{path}" enctype="application/x-www-form-urlencoded">
+<input name="user_count" value="9"><input name="run_time" value="60s"></form>
+<script>
+const sent = [
+  fetch("{ui}{path}", {{method: "POST", mode: "no-cors", body: new URLSearchParams({{user_count: "8"}})}})
+    .catch(() => null),
+  fetch("{ui}/stats/reset", {{method: "POST", mode: "no-cors"}}).catch(() => null),
+  new Promise((done) => {{ const i = new Image(); i.onload = i.onerror = done; i.src = "{ui}{path}"; }}),
+];
+Promise.all(sent).then(() => {{ window.fetched = true; }});
+</script>
+"""
+
+
+def serve_elsewhere(ui):
+    """Serves the attack pages from a folder on another loopback port: another origin."""
+    folder = Path(tempfile.mkdtemp(prefix="blast-elsewhere-"))
+    for name, path in [("start.html", "/swarm"), ("stop.html", "/stop")]:
+        (folder / name).write_text(ATTACKS.format(ui=ui.rstrip("/"), path=path))
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def api(ui, path):
+    """What a script reads from the API (no Origin, as curl or requests send)."""
+    with urllib.request.urlopen(ui.rstrip("/") + path, timeout=60) as r:
+        return json.load(r)
+
+
+def attack(browser, elsewhere, page_name):
+    """Opens a hostile page from another origin and waits until it has sent everything."""
+    page = browser.new_page()
+    page.goto(f"{elsewhere}/{page_name}")
+    page.wait_for_function("() => window.fetched === true")
+    # Then the form's POST, which navigates to blast's answer.
+    with page.expect_navigation() as answer:
+        page.evaluate("() => document.getElementById('f').submit()")
+    if answer.value.status != 403:
+        raise SystemExit(f"a form POST from another origin got {answer.value.status}, not 403")
+    page.close()
 
 
 def main():
@@ -44,6 +101,11 @@ def main():
             page.set_default_timeout(60_000)
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            elsewhere = serve_elsewhere(url)
+            attack(browser, elsewhere, "start.html")
+            state = api(url, "/blast/state")
+            if state["runs"] != 0 or state["state"] != "ready":
+                raise SystemExit(f"a page from another origin started a run: {state}")
             page.goto(url)
             expect(page.locator("#status")).to_have_text("ready")
             page.fill("#users", "3")
@@ -65,6 +127,13 @@ def main():
                 raise SystemExit(f"the requests/s chart has no line ({drawn} pixels drawn)")
             if shots:
                 page.screenshot(path=str(shots / "web-running.png"), full_page=True)
+            before = api(url, "/stats/requests")["stats"][-1]["num_requests"]
+            attack(browser, elsewhere, "stop.html")
+            stats = api(url, "/stats/requests")
+            if stats["state"] != "running" or stats["user_count"] != 3:
+                raise SystemExit(f"a page from another origin stopped or retargeted the run: {stats}")
+            if stats["stats"][-1]["num_requests"] < before:
+                raise SystemExit("a page from another origin reset the stats")
             # Change the user count mid-run.
             page.fill("#retarget", "6")
             page.click("#retargetbtn")
@@ -88,8 +157,8 @@ def main():
     finally:
         proc.kill()
         proc.wait()
-    print("ok: started from the form, users rose to 3, charts drawn, retargeted to 6, "
-          "stopped, stats CSV downloaded")
+    print("ok: pages from another origin started, stopped and reset nothing; started from the "
+          "form, users rose to 3, charts drawn, retargeted to 6, stopped, stats CSV downloaded")
 
 
 if __name__ == "__main__":
