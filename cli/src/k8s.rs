@@ -2,6 +2,8 @@
 //! with the scenario and an Indexed Job whose pods are the shards, started together.
 
 use anyhow::bail;
+use base64::Engine as _;
+use blast_engine::redact;
 use clap::Parser;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -122,7 +124,7 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let mut blast_args = pass_through(raw, source.is_some());
+    let (mut blast_args, secrets) = without_secrets(pass_through(raw, source.is_some()));
     blast_args.extend([
         "--start-at".into(),
         at.to_string(),
@@ -155,6 +157,22 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
         "command": command,
         "resources": {"requests": resources, "limits": resources},
     });
+    let mut items = Vec::new();
+    if !secrets.is_empty() {
+        // Kubernetes expands the command's $(NAME) from the container's environment.
+        container["envFrom"] = json!([{"secretRef": {"name": name}}]);
+        let data: serde_json::Map<String, Value> = secrets
+            .into_iter()
+            .map(|(key, value)| (key, base64::engine::general_purpose::STANDARD.encode(value).into()))
+            .collect();
+        items.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": args.namespace, "labels": labels},
+            "type": "Opaque",
+            "data": data,
+        }));
+    }
     let mut pod = json!({
         "restartPolicy": "Never",
         "containers": [],
@@ -167,7 +185,6 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
             },
         }]}},
     });
-    let mut items = Vec::new();
     if let Some(source) = source {
         container["volumeMounts"] =
             json!([{"name": "scenario", "mountPath": SCENARIO_DIR, "readOnly": true}]);
@@ -228,6 +245,28 @@ fn pass_through(raw: &[String], scenario: bool) -> Vec<String> {
         out.extend(["-f".into(), format!("{SCENARIO_DIR}/scenario.toml")]);
     }
     out
+}
+
+/// `args` with every argument that holds a secret (what [`redact::arguments`] would hide)
+/// replaced by `$(BLAST_SECRET_N)`, and the secrets by those names: they go to a Secret, so the
+/// Job's spec, `kubectl describe` and the pods' arguments show none.
+fn without_secrets(args: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
+    let shown = redact::arguments(&args);
+    let mut secrets = Vec::new();
+    let args = args
+        .into_iter()
+        .zip(shown)
+        .map(|(arg, shown)| {
+            if arg == shown {
+                return arg;
+            }
+            let key = format!("BLAST_SECRET_{}", secrets.len() + 1);
+            let reference = format!("$({key})");
+            secrets.push((key, arg));
+            reference
+        })
+        .collect();
+    (args, secrets)
 }
 
 /// The shard record in `text`: the whole text, or (for a pod log) what lies between the

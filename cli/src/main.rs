@@ -12,7 +12,7 @@ mod selftest;
 mod summary;
 mod web;
 
-use blast_engine::RunHandle;
+use blast_engine::{redact, RunHandle};
 use clap::Parser;
 use run::{Failure, Verdict};
 use std::process::ExitCode;
@@ -79,11 +79,11 @@ fn exit_code(outcome: Result<Verdict, Failure>, program: &str) -> ExitCode {
         }
         Ok(Verdict::Aborted) => ExitCode::from(EXIT_ABORTED),
         Err(Failure::Usage(e)) => {
-            eprintln!("{program}: error: {e:#}");
+            eprintln!("{program}: error: {}", redact::text(&format!("{e:#}")));
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("{program}: error: {e:#}");
+            eprintln!("{program}: error: {}", redact::text(&format!("{e:#}")));
             ExitCode::from(EXIT_RUN)
         }
     }
@@ -117,7 +117,7 @@ fn subcommand<A: Parser>(action: fn(&A) -> anyhow::Result<()>, failure: u8) -> E
     match action(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("blast {name}: error: {e:#}");
+            eprintln!("blast {name}: error: {}", redact::text(&format!("{e:#}")));
             ExitCode::from(failure)
         }
     }

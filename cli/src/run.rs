@@ -123,6 +123,8 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             (plan, Some(script), criteria, label)
         }
     };
+    // The summary and the record name the target without its credentials.
+    let label = blast_engine::redact::text(&label);
     for c in &criteria {
         c.check_names(plan.script.names())
             .map_err(|e| usage(anyhow::anyhow!(e)))?;

@@ -2,7 +2,7 @@
 
 use blast_target::{Config, Server};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,6 +16,12 @@ fn blast(args: &[&str]) -> Output {
 
 /// The ConfigMap and the Job of `blast k8s ARGS`.
 fn manifests(args: &[&str]) -> (Option<ConfigMap>, Job) {
+    let (config, job, _) = all_manifests(args);
+    (config, job)
+}
+
+/// The ConfigMap, the Job and the Secret of `blast k8s ARGS`.
+fn all_manifests(args: &[&str]) -> (Option<ConfigMap>, Job, Option<Secret>) {
     let mut all = vec!["k8s"];
     all.extend(args);
     let out = blast(&all);
@@ -31,8 +37,14 @@ fn manifests(args: &[&str]) -> (Option<ConfigMap>, Job) {
     );
     let mut items = list["items"].as_array().unwrap().clone();
     let job: Job = serde_json::from_value(items.pop().unwrap()).unwrap();
-    let config = items.pop().map(|c| serde_json::from_value(c).unwrap());
-    (config, job)
+    let take = |items: &mut Vec<serde_json::Value>, kind: &str| {
+        let at = items.iter().position(|i| i["kind"] == kind)?;
+        Some(items.remove(at))
+    };
+    let config = take(&mut items, "ConfigMap").map(|c| serde_json::from_value(c).unwrap());
+    let secret = take(&mut items, "Secret").map(|c| serde_json::from_value(c).unwrap());
+    assert!(items.is_empty(), "{items:?}");
+    (config, job, secret)
 }
 
 #[test]
@@ -121,9 +133,11 @@ fn flags_blast_k8s_sets_itself_are_refused() {
 #[test]
 fn the_jobs_pods_run_as_shards_whose_logs_merge() {
     let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
-    let (config, job) = manifests(&[
+    let (config, job, secret) = all_manifests(&[
         "--profile",
         "cab",
+        "-H",
+        "X-Api-Key: S3CRET",
         "--host",
         &server.url(),
         "-u",
@@ -144,17 +158,38 @@ fn the_jobs_pods_run_as_shards_whose_logs_merge() {
     // The ConfigMap, mounted here instead of /etc/blast.
     let scenario = dir.join("scenario.toml");
     std::fs::write(&scenario, &config.unwrap().data.unwrap()["scenario.toml"]).unwrap();
-    let command = job.spec.unwrap().template.spec.unwrap().containers[0]
-        .command
-        .clone()
-        .unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let command = container.command.clone().unwrap();
+    // The header is in a Secret the container takes its environment from, not in its spec.
+    let spec = serde_json::to_string(&pod).unwrap();
+    assert!(!spec.contains("S3CRET"), "{spec}");
+    let secret = secret.expect("a Secret for the header");
+    assert_eq!(
+        container.env_from.as_ref().unwrap()[0]
+            .secret_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        secret.metadata.name.clone().unwrap()
+    );
+    let env: Vec<(String, String)> = (secret.data.unwrap().into_iter())
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    assert_eq!(env, [("BLAST_SECRET_1".into(), "X-Api-Key: S3CRET".into())]);
+    // What the kubelet does with $(NAME) in a command.
+    let expand = |arg: &String| {
+        env.iter()
+            .fold(arg.clone(), |a, (k, v)| a.replace(&format!("$({k})"), v))
+    };
     let bin = Path::new(env!("CARGO_BIN_EXE_blast")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let pods: Vec<_> = (0..2)
         .map(|index| {
             let record = dir.join(format!("record{index}.json"));
             let local = |s: &String| {
-                s.replace("/etc/blast/scenario.toml", scenario.to_str().unwrap())
+                expand(s)
+                    .replace("/etc/blast/scenario.toml", scenario.to_str().unwrap())
                     .replace("/tmp/record.json", record.to_str().unwrap())
             };
             Command::new(&command[0])

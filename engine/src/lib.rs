@@ -6,6 +6,7 @@
 //! - [`Engine`] runs it: one pinned OS thread per core, each with its own current-thread tokio
 //!   runtime, keep-alive connections and HDR histograms; stats travel once per interval.
 //! - [`Report`] holds the cumulative [`Stats`] per name and the interval history.
+//! - [`redact`] keeps credentials out of everything a run writes or shows.
 //!
 //! ```no_run
 //! use blast_engine::{Engine, Plan, RequestTemplate, Requests, Schedule, Target};
@@ -25,6 +26,7 @@ mod engine;
 mod error;
 mod plan;
 mod recorder;
+pub mod redact;
 mod redirect;
 mod replay;
 mod request;

@@ -40,7 +40,8 @@ impl Postgres {
     pub fn open(url: &str) -> Result<Postgres, String> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(format!(
-                "{url:?} is not a PostgreSQL URL: expected postgres://USER:PASSWORD@HOST:PORT/DB"
+                "{:?} is not a PostgreSQL URL: expected postgres://USER:PASSWORD@HOST:PORT/DB",
+                blast_engine::redact::text(url)
             ));
         }
         let mut pg = Postgres {

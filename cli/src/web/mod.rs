@@ -235,8 +235,9 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
                 None
             }
             Err(Failure::Usage(e) | Failure::Run(e)) => {
-                eprintln!("blast: error: run {n}: {e:#}");
-                Some(format!("{e:#}"))
+                let why = blast_engine::redact::text(&format!("{e:#}"));
+                eprintln!("blast: error: run {n}: {why}");
+                Some(why)
             }
         };
         // A run that failed before it started answers the request that asked for it.

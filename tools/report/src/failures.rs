@@ -1,6 +1,7 @@
 //! Failures as Locust's `_failures.csv` lists them: one row per (method, name, error), with the
 //! error written the way Locust writes it where people grep for it.
 
+use blast_engine::redact;
 use blast_engine::{Counters, FailureClass, Snapshot};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -98,8 +99,11 @@ impl ErrorKind {
             ErrorKind::Protocol => "BadStatusLine('response is not valid HTTP/1.1')".into(),
             ErrorKind::Capture => "CaptureError('the response lacked a captured value')".into(),
             ErrorKind::Status(code) => format!("HTTPError(code={code})"),
-            ErrorKind::Reason(FailureClass::Tls, reason) => format!("SSLError({reason:?})"),
-            ErrorKind::Reason(_, reason) => reason.clone(),
+            ErrorKind::Reason(FailureClass::Tls, reason) => {
+                format!("SSLError({:?})", redact::text(reason))
+            }
+            // A redirect's location or a check's words may carry a URL's credentials.
+            ErrorKind::Reason(_, reason) => redact::text(reason),
             ErrorKind::Other(FailureClass::Tls) => "SSLError('other reasons')".into(),
             ErrorKind::Other(FailureClass::Check) => "CheckError('other checks')".into(),
             ErrorKind::Other(_) => "RedirectError('other locations')".into(),

@@ -1,6 +1,7 @@
 //! The run record: everything a finished run produced, as `--json` writes it and `blast report`
 //! reads it back. Keys are documented in `docs/outputs.md`.
 
+use blast_engine::redact;
 use blast_engine::{Counters, FailureClass, Name, Report, Schedule};
 use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
@@ -436,9 +437,9 @@ impl RunRecord {
         let mut record = RunRecord {
             blast_version: env!("CARGO_PKG_VERSION").to_string(),
             run_id: info.run_id.clone(),
-            command: info.command.clone(),
-            target: target.to_string(),
-            host: info.host.clone(),
+            command: redact::arguments(&info.command),
+            target: redact::text(target),
+            host: redact::text(&info.host),
             profile: info.profile.clone(),
             scenario: info.scenario.clone(),
             start_at: info.start_at.map(utc_seconds),
@@ -585,7 +586,12 @@ impl RunRecord {
 
     /// Reads a record written by `--json`.
     pub fn from_json(text: &str) -> Result<RunRecord, serde_json::Error> {
-        serde_json::from_str(text)
+        let mut record: RunRecord = serde_json::from_str(text)?;
+        // Records written before blast redacted them are shown as if it had.
+        record.command = redact::arguments(&record.command);
+        record.target = redact::text(&record.target);
+        record.host = redact::text(&record.host);
+        Ok(record)
     }
 }
 
