@@ -163,7 +163,14 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
         container["envFrom"] = json!([{"secretRef": {"name": name}}]);
         let data: serde_json::Map<String, Value> = secrets
             .into_iter()
-            .map(|(key, value)| (key, base64::engine::general_purpose::STANDARD.encode(value).into()))
+            .map(|(key, value)| {
+                (
+                    key,
+                    base64::engine::general_purpose::STANDARD
+                        .encode(value)
+                        .into(),
+                )
+            })
             .collect();
         items.push(json!({
             "apiVersion": "v1",

@@ -147,7 +147,9 @@ mod tests {
             "10",
         ];
         let shown = arguments(&args).join(" ");
-        for secret in ["pw1", "k2", "S3CRET", "k3", "c4", "pw5", "pw6", "pw7", "pw8"] {
+        for secret in [
+            "pw1", "k2", "S3CRET", "k3", "c4", "pw5", "pw6", "pw7", "pw8",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         for kept in [

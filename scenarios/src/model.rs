@@ -244,7 +244,10 @@ impl Expect {
                 Some(got) if *got == want => {}
                 // A credential in a response stays out of the failure message.
                 Some(_) if blast_engine::redact::is_secret_name(&path.to_string()) => {
-                    return Err(format!("{path} is not as expected ({})", blast_engine::redact::REDACTED))
+                    return Err(format!(
+                        "{path} is not as expected ({})",
+                        blast_engine::redact::REDACTED
+                    ))
                 }
                 Some(got) => return Err(format!("{path} is {got}, expected {want}")),
                 None => return Err(format!("nothing at {path}, expected {want}")),

@@ -2,6 +2,7 @@
 //! sessions resume across reconnects.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -43,7 +44,14 @@ impl TlsOptions {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
         } else {
-            builder.with_root_certificates(self.roots()?)
+            let roots = Arc::new(self.roots()?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+            let pinned = self.pinned()?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { webpki, pinned }))
         };
         let mut config = match &self.client_cert_pem {
             Some((chain, key)) => {
@@ -61,6 +69,16 @@ impl TlsOptions {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config.resumption = rustls::client::Resumption::in_memory_sessions(RESUMABLE_SESSIONS);
         Ok(Arc::new(config))
+    }
+
+    /// The certificates of `--ca-cert`, each of which a server may present as itself.
+    fn pinned(&self) -> Result<Vec<CertificateDer<'static>>, EngineError> {
+        let Some(pem) = &self.ca_certs_pem else {
+            return Ok(Vec::new());
+        };
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| EngineError::Tls(format!("cannot read the CA certificate: {e}")))
     }
 
     fn roots(&self) -> Result<RootCertStore, EngineError> {
@@ -118,18 +136,109 @@ pub(crate) fn tls_reason(e: &std::io::Error) -> String {
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => "the server's certificate has expired".into(),
-        // openssl's `req -x509` makes CA certificates; webpki, like browsers, refuses one as a
-        // server's own.
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => "the server's certificate is not valid yet".into(),
+        // A CA certificate served as the server's own, and not the one passed (that one would
+        // be trusted as itself).
         rustls::Error::InvalidCertificate(CertificateError::Other(e))
             if e.to_string().contains("CaUsedAsEndEntity") =>
         {
-            "the server presents a CA certificate (CA:TRUE) as its own: serve a certificate signed by that CA".into()
+            "the server presents a CA certificate (CA:TRUE) as its own: pass that very certificate with --ca-cert, or --insecure".into()
         }
         rustls::Error::InvalidMessage(_) => {
             "the server did not answer in TLS (is it a plain http:// port?)".into()
         }
         other => format!("TLS handshake failed: {other}"),
     }
+}
+
+/// Verification against the roots, and one exception for a certificate the user pinned: a
+/// server certificate byte-identical to one passed with `--ca-cert` is trusted as itself, as
+/// curl and wrk do with `openssl req -x509` certificates (which are CA:TRUE, so webpki would
+/// refuse them as a server's own). Its name and validity dates are still checked.
+#[derive(Debug)]
+struct Pinned {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                check_pinned(end_entity, server_name, now)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A pinned certificate must still name the server and be within its validity dates.
+fn check_pinned(
+    cert: &CertificateDer<'_>,
+    server_name: &rustls::pki_types::ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let invalid = rustls::Error::InvalidCertificate;
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| invalid(CertificateError::BadEncoding))?;
+    parsed
+        .verify_is_valid_for_subject_name(server_name)
+        .map_err(|_| invalid(CertificateError::NotValidForName))?;
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| invalid(CertificateError::BadEncoding))?;
+    let validity = x509.validity();
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now < validity.not_before.timestamp() {
+        return Err(invalid(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(invalid(CertificateError::Expired));
+    }
+    Ok(())
 }
 
 /// `--insecure`: accepts any certificate, but still checks the handshake's signatures so the
