@@ -16,7 +16,8 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-use super::{lock, Swarm, Web};
+use super::form::Swarm;
+use super::{lock, Web};
 
 /// The page, with its script and styles; embedded, so it works offline.
 const PAGE: &str = include_str!("page.html");
@@ -224,44 +225,25 @@ fn ask(web: &Web, form: &[u8]) -> Asked {
             json!({"success": false, "message": message}),
         ))
     };
-    let fields: Vec<(String, String)> = form_urlencoded::parse(form)
-        .into_owned()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .collect();
-    let field = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.trim().to_string())
+    let swarm = match Swarm::parse(form) {
+        Ok(swarm) => swarm,
+        Err(e) => return refused(e),
     };
-    let rate = match field("rate").map(|r| r.parse::<f64>()) {
-        Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
-        Some(_) => return refused("rate must be above 0".into()),
-        None => None,
-    };
-    let users = match field("user_count").map(|u| u.parse::<u64>()) {
-        Some(Ok(u)) if u > 0 => u,
-        None if rate.is_some() => 1,
-        _ => return refused("user_count must be a whole number from 1".into()),
-    };
-    let host = field("host");
     let mut s = lock(&web.state);
     if let Some(handle) = s.handle.clone() {
-        if let Some(rate) = rate {
+        if let Some(rate) = swarm.rate {
             handle.set_rate(rate);
             let message = format!("Retargeting to {rate} requests/s");
             return Err((StatusCode::OK, json!({"success": true, "message": message})));
         }
         // Refused before anything changes: the run goes on as it was.
-        if let Err(e) = crate::run::ensure_file_limit(users, s.local_target) {
-            return refused(format!(
-                "{e:#}; the run goes on with {} users",
-                s.target_users
-            ));
+        if let Err(e) = crate::run::ensure_file_limit(swarm.users, s.local_target) {
+            let users = s.target_users;
+            return refused(format!("{e:#}; the run goes on with {users} users"));
         }
-        handle.set_users(users);
-        s.target_users = users;
-        let message = format!("Retargeting to {users} users");
+        handle.set_users(swarm.users);
+        s.target_users = swarm.users;
+        let message = format!("Retargeting to {} users", swarm.users);
         return Err((StatusCode::OK, json!({"success": true, "message": message})));
     }
     if s.starting.is_some() {
@@ -270,48 +252,22 @@ fn ask(web: &Web, form: &[u8]) -> Asked {
             json!({"success": false, "message": "a run is starting already"}),
         ));
     }
-    let stages = match field("stages").map(|t| crate::args::parse_user_stages(&t)) {
-        Some(Ok(shape)) => Some(shape),
-        Some(Err(e)) => return refused(e),
-        None => None,
-    };
-    let spawn_rate = match field("spawn_rate").map(|r| r.parse::<f64>()) {
-        Some(Ok(r)) if r.is_finite() && r > 0.0 => Some(r),
-        Some(_) => return refused("spawn_rate must be above 0".into()),
-        None => None,
-    };
-    let run_time = match field("run_time").map(|t| blast_scenarios::parse_duration(&t)) {
-        Some(Ok(t)) if !t.is_zero() => Some(t),
-        Some(_) => return refused("run_time must be a duration such as 30s or 5m".into()),
-        None => None,
-    };
-    let local_target = host.is_none() && !web.has_target;
-    let peak = stages.as_ref().map_or(users, |st| st.peak().ceil() as u64);
-    let admitted = match rate {
-        // The open model holds at most --max-connections, which the run checks itself.
-        Some(_) => Ok(()),
-        None => crate::run::ensure_file_limit(peak, local_target),
-    };
-    if let Err(e) = admitted {
-        return refused(format!("{e:#}"));
-    }
-    if let Some(r) = spawn_rate.filter(|&r| r > crate::run::connection_ceiling(local_target) as f64)
-    {
+    let local_target = swarm.host.is_none() && !web.has_target;
+    let ceiling = crate::run::connection_ceiling(local_target);
+    if let Some(r) = swarm.spawn_rate.filter(|&r| r > ceiling as f64) {
         return refused(format!(
-            "spawn_rate {r} is above this host's ceiling of {} users, which a spawn rate per second cannot usefully pass",
-            crate::run::connection_ceiling(local_target)
+            "spawn_rate {r} is above the {ceiling} users this host can hold: no spawn rate needs to be"
         ));
     }
+    // The open model holds at most --max-connections, which the run checks itself.
+    if swarm.rate.is_none() {
+        if let Err(e) = crate::run::ensure_file_limit(swarm.peak_users(), local_target) {
+            return refused(format!("{e:#}"));
+        }
+    }
     let (started, answer) = oneshot::channel();
-    let swarm = Swarm {
-        users,
-        spawn_rate,
-        host: host.clone(),
-        run_time,
-        rate,
-        stages,
-    };
-    if web.swarms.lock().map(|tx| tx.send(swarm)).is_err() || s.quitting {
+    let host = swarm.host.clone();
+    if s.quitting || web.swarms.lock().map(|tx| tx.send(swarm)).is_err() {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"success": false, "message": "blast is quitting"}),

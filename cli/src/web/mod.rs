@@ -4,6 +4,7 @@
 //! steers the run through its `RunHandle`: it never touches a worker. Runs happen one after
 //! another on the main thread, each started by `POST /swarm`, each from fresh stats.
 
+mod form;
 mod http;
 mod stats;
 
@@ -22,19 +23,7 @@ use std::time::Duration;
 
 use crate::args::Args;
 use crate::run::{self, Failure, Verdict, Watcher};
-
-/// A run asked for by `POST /swarm` (Locust's form fields, and blast's `rate` and `stages`).
-#[derive(Debug)]
-struct Swarm {
-    users: u64,
-    spawn_rate: Option<f64>,
-    host: Option<String>,
-    run_time: Option<Duration>,
-    /// Open model: tasks per second instead of users.
-    rate: Option<f64>,
-    /// Users over time instead of a fixed count.
-    stages: Option<blast_engine::Shape>,
-}
+use form::Swarm;
 
 /// What the page and the API read, written once per interval by the run's observer.
 #[derive(Default)]
