@@ -32,7 +32,11 @@ const EXIT_CRITERIA: u8 = 3;
 const EXIT_ABORTED: u8 = 130;
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
+    let command = std::env::args().nth(1);
+    if let Some(name) = command.as_deref().filter(|s| ["report", "merge"].contains(s)) {
+        untrusted_input(name);
+    }
+    match command.as_deref() {
         // Unreadable records are bad input; a selftest that cannot run is a run failure.
         Some("report") => return subcommand::<report::ReportArgs>(report::run, EXIT_USAGE),
         Some("selftest") => return subcommand::<selftest::SelftestArgs>(selftest::run, EXIT_RUN),
@@ -121,6 +125,22 @@ fn subcommand<A: Parser>(action: fn(&A) -> anyhow::Result<()>, failure: u8) -> E
             ExitCode::from(failure)
         }
     }
+}
+
+/// `blast report` and `blast merge` read records anyone may have written: whatever a crafted
+/// record trips in blast ends as bad input (one line, exit 2), not as a crash.
+fn untrusted_input(subcommand: &str) {
+    let program = format!("blast {subcommand}");
+    std::panic::set_hook(Box::new(move |info| {
+        let why = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("{program}: error: a record is inconsistent ({why}); if it was written by blast, please report this");
+        std::process::exit(i32::from(EXIT_USAGE));
+    }));
 }
 
 /// Folds clap's multi-line message into one line, dropping its usage and help hints.

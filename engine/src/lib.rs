@@ -49,3 +49,9 @@ pub use schedule::{PhaseKind, Schedule, Shape, Stage};
 pub use script::{Action, Name, Reply, Requests, Script, User, UserId, MAX_KEPT_BODY};
 pub use stats::{new_histogram, Counters, FailureClass, Stats, MAX_REASONS};
 pub use worker::LATE_AFTER;
+
+/// Entry points for `cargo fuzz` (`fuzz/`), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::connection::raw::exchange as http_response;
+}

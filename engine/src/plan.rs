@@ -94,7 +94,7 @@ impl Plan {
     pub(crate) fn connector(&self, tls: Option<&Arc<rustls::ClientConfig>>) -> Connector {
         let tls = tls.map(|config| {
             let name = rustls::pki_types::ServerName::try_from(self.target.host.clone())
-                .expect("a parsed URL's host is a valid server name");
+                .expect("Target::parse refuses a TLS host that is not a server name");
             (tokio_rustls::TlsConnector::from(config.clone()), name)
         });
         Connector::new(self.target.addrs.clone(), self.connect_timeout, tls)

@@ -103,9 +103,9 @@ fn pairs(text: &str) -> String {
     let mut rest = text;
     while let Some(eq) = rest.find('=') {
         let (before, after) = rest.split_at(eq);
-        let name_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+        let is_name = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        // Name characters are ASCII: one byte each.
+        let name_start = before.len() - before.chars().rev().take_while(is_name).count();
         out.push_str(before);
         out.push('=');
         let after = &after[1..];
@@ -180,6 +180,9 @@ mod tests {
         ] {
             assert_eq!(super::text(text), text);
         }
+        // Found by fuzz/: a multi-byte character before `=`.
+        assert_eq!(super::text("\u{82}=\u{b7}"), "\u{82}=\u{b7}");
+        assert_eq!(super::text("é password=x"), "é password=[redacted]");
         assert_eq!(header_value("Accept", "x"), "x");
         assert_eq!(header_value("X-Auth-Token", "x"), REDACTED);
     }

@@ -60,6 +60,13 @@ impl Target {
         };
         let (host, port) = split_host_port(hostport).map_err(|why| bad(&why))?;
         let port = port.unwrap_or(default_port);
+        // Checked here so that every TLS connection has a name to verify ("127.1" resolves,
+        // but no certificate can be checked against it).
+        if tls && rustls::pki_types::ServerName::try_from(host.as_str()).is_err() {
+            return Err(bad(
+                "the host is neither a DNS name nor an IP address that a TLS certificate can name",
+            ));
+        }
         let addrs: Vec<SocketAddr> = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| bad(&format!("cannot resolve host: {e}")))?
@@ -264,6 +271,9 @@ mod tests {
 
     #[test]
     fn localhost_resolves_to_every_address() {
+        // Found by hand: a host that resolves but that no certificate can name.
+        assert!(Target::parse("https://127.1:9/").is_err());
+        assert!(Target::parse("http://127.1:9/").is_ok());
         let (t, _) = Target::parse("http://localhost:9/").unwrap();
         assert!(!t.addrs.is_empty());
         assert!(t

@@ -4,7 +4,7 @@
 //! worker loop is generic over [`Connection`], so nothing branches on them per request.
 
 mod hyper;
-mod raw;
+pub(crate) mod raw;
 mod tls;
 mod transport;
 

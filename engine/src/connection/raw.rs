@@ -325,10 +325,11 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-#[cfg(test)]
-mod tests {
+/// In-memory connections for tests and the response parser's fuzz target.
+#[cfg(any(test, fuzzing))]
+mod duplex {
     use super::*;
-    use tokio::io::DuplexStream;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
 
     impl Transport for DuplexStream {
         async fn open(_connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
@@ -336,7 +337,8 @@ mod tests {
         }
     }
 
-    fn connection(stream: DuplexStream) -> RawConnection<DuplexStream> {
+    /// A raw connection over one end of a duplex pair.
+    pub(crate) fn connection(stream: DuplexStream) -> RawConnection<DuplexStream> {
         RawConnection {
             stream,
             buf: vec![0; INITIAL_BUFFER],
@@ -347,6 +349,45 @@ mod tests {
             open: true,
         }
     }
+
+    /// Sends a GET whose peer answers `response` in two writes split at `split`, then closes.
+    /// Whatever the bytes, the exchange ends with a status or a failure class.
+    #[cfg(fuzzing)]
+    pub fn exchange(response: &[u8], split: usize) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime builds");
+        runtime.block_on(async {
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            let mut conn = connection(client);
+            let (first, second) = response.split_at(split.min(response.len()));
+            let peer = async move {
+                let _ = server.write_all(first).await;
+                let _ = server.write_all(second).await;
+            };
+            let mut into = Received {
+                keep: true,
+                ..Received::default()
+            };
+            let request = b"GET / HTTP/1.1\r\nhost: fuzz\r\n\r\n";
+            let (sent, ()) = tokio::join!(conn.send(request, &mut into), peer);
+            if sent.is_ok() {
+                let _ = conn.is_usable().await;
+            }
+        });
+    }
+}
+
+#[cfg(fuzzing)]
+pub use duplex::exchange;
+#[cfg(test)]
+use duplex::connection;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::DuplexStream;
 
     /// What the connection made of one exchange.
     #[derive(Debug, PartialEq)]

@@ -18,6 +18,25 @@ pub struct Shards {
     started_at: SystemTime,
 }
 
+/// What every shard record holds whoever wrote it: records are untrusted input, and what the
+/// merge relies on is checked before it does.
+fn consistent(d: &ShardData, names: usize) -> Result<(), String> {
+    if d.count == 0 || d.index == 0 || d.index > d.count {
+        return Err(format!("it says it is shard {}/{}", d.index, d.count));
+    }
+    if d.interval_ns == 0 || d.run_time_ns == 0 {
+        return Err("its interval or run time is zero".into());
+    }
+    if let Some(i) = d.intervals.iter().position(|iv| iv.names.len() != names) {
+        return Err(format!(
+            "interval {} has {} names where the run has {names}",
+            i + 1,
+            d.intervals[i].names.len()
+        ));
+    }
+    Ok(())
+}
+
 fn data(record: &RunRecord) -> &ShardData {
     record.shard_data.as_ref().expect("checked in Shards::new")
 }
@@ -33,7 +52,8 @@ impl Shards {
             match &r.shard_data {
                 None => return Err(format!("{file} has no shard data: only the --json record of a run with --shard I/N keeps it (not a plain run's, nor a merge's)")),
                 Some(d) if d.format != FORMAT => return Err(format!("{file} has shard data of format {}; this blast reads format {FORMAT}", d.format)),
-                Some(_) => {}
+                Some(d) => consistent(d, r.names_list().len())
+                    .map_err(|why| format!("{file} is not a consistent shard record: {why}"))?,
             }
         }
         let mut parts = records;

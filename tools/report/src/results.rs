@@ -101,6 +101,23 @@ impl Planned {
     }
 }
 
+/// `name` (a record's scenario, so untrusted) as part of a file name: no separators, `..`,
+/// control or other characters a shell or a file system treats specially.
+fn file_stem(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .take(64)
+        .collect();
+    match kept.trim_matches('_') {
+        "" => "run".to_string(),
+        _ => kept,
+    }
+}
+
 /// The report's Markdown, and its charts as (file name, SVG) to write into `charts_dir`.
 pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, String)>) {
     let mut md = String::new();
@@ -187,6 +204,7 @@ pub fn render(runs: &[RunRecord], charts_dir: &str) -> (String, Vec<(String, Str
             (format!("Other run: {}", r.target), name, *r)
         }));
     for (title, stem, run) in sections {
+        let stem = file_stem(&stem);
         let found = findings(run);
         section(&mut md, &title, &stem, run, &found, charts_dir, &mut files);
         all_findings.extend(found.into_iter().map(|f| (title.clone(), f)));
@@ -313,6 +331,17 @@ fn section(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_from_records_make_plain_file_names() {
+        use super::file_stem;
+        assert_eq!(file_stem("burst"), "burst");
+        assert_eq!(file_stem("../../etc/passwd"), "______etc_passwd");
+        assert_eq!(file_stem("a/b\\c\n"), "a_b_c_");
+        assert_eq!(file_stem(".."), "run");
+        assert_eq!(file_stem(""), "run");
+        assert_eq!(file_stem(&"x".repeat(300)).len(), 64);
+    }
+
     use super::*;
 
     /// A record of the cab profile: `users` at their peak after `ramp_s`, for `duration_s`,
