@@ -89,7 +89,7 @@ def sample(base, swarm):
     stats = json.loads(get(base + "stats/requests"))
     headers = {path: get(base + path).splitlines()[0] if get(base + path) else ""
                for path in ["stats/requests/csv", "stats/failures/csv", "exceptions/csv"]}
-    # Locust 2.x stops on POST (its UI's button); blast takes GET and POST.
+    # Locust 2.x stops on POST (its UI's button), as blast does (GET gets 405).
     get(base + "stop", "")
     return stats, headers
 

@@ -24,7 +24,8 @@ run() {
   if cargo fuzz run -s none -O "$target" "corpus/$target" -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="artifacts/$target/" >"artifacts/$target.log" 2>&1; then
-    echo "$target: no crash in $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "artifacts/$target.log" | tail -1)s"
+    runs=$(grep -Eo 'Done [0-9]+ runs' "artifacts/$target.log" | tail -1 | grep -Eo '[0-9]+')
+    echo "$target: no crash in ${runs:-?} runs over ${seconds} s"
   else
     echo "$target: FOUND A CRASH, see fuzz/artifacts/$target.log"
     grep -E "panicked|ERROR|SUMMARY" "artifacts/$target.log" | head -5

@@ -329,7 +329,7 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 #[cfg(any(test, fuzzing))]
 mod duplex {
     use super::*;
-    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::io::DuplexStream;
 
     impl Transport for DuplexStream {
         async fn open(_connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
@@ -354,6 +354,7 @@ mod duplex {
     /// Whatever the bytes, the exchange ends with a status or a failure class.
     #[cfg(fuzzing)]
     pub fn exchange(response: &[u8], split: usize) {
+        use tokio::io::AsyncWriteExt;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -387,7 +388,6 @@ use duplex::connection;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::DuplexStream;
 
     /// What the connection made of one exchange.
     #[derive(Debug, PartialEq)]
