@@ -33,7 +33,10 @@ const EXIT_ABORTED: u8 = 130;
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1);
-    if let Some(name) = command.as_deref().filter(|s| ["report", "merge"].contains(s)) {
+    if let Some(name) = command
+        .as_deref()
+        .filter(|s| ["report", "merge"].contains(s))
+    {
         untrusted_input(name);
     }
     match command.as_deref() {

@@ -187,11 +187,16 @@ fn a_merge_refuses_records_that_are_not_one_run_in_one_line() {
     // Crafted records that are consistent with the first in what it compares, but not in
     // themselves.
     let no_count = changed("count.json", &|v| v["shard_data"]["count"] = 0.into());
-    let no_interval = changed("interval.json", &|v| v["shard_data"]["interval_ns"] = 0.into());
+    let no_interval = changed("interval.json", &|v| {
+        v["shard_data"]["interval_ns"] = 0.into()
+    });
     let extra_names = changed("names.json", &|v| {
         let names = &mut v["shard_data"]["intervals"][0]["names"];
         let copy = names.clone();
-        names.as_array_mut().unwrap().extend(copy.as_array().unwrap().clone());
+        names
+            .as_array_mut()
+            .unwrap()
+            .extend(copy.as_array().unwrap().clone());
     });
     let not_json = out.join("not.json");
     std::fs::write(&not_json, "{\"name\": 1}").unwrap();
@@ -205,8 +210,14 @@ fn a_merge_refuses_records_that_are_not_one_run_in_one_line() {
         (vec![first.clone(), cut], "a record was changed or cut"),
         (vec![first.clone(), not_json], "is not a blast run record"),
         (vec![first.clone(), no_count], "it says it is shard 2/0"),
-        (vec![first.clone(), no_interval], "its interval or run time is zero"),
-        (vec![first.clone(), extra_names], "interval 1 has 2 names where the run has 1"),
+        (
+            vec![first.clone(), no_interval],
+            "its interval or run time is zero",
+        ),
+        (
+            vec![first.clone(), extra_names],
+            "interval 1 has 2 names where the run has 1",
+        ),
     ] {
         let m = merge(&given, &["-q"]);
         let err = stderr(&m);

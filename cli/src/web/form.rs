@@ -30,12 +30,7 @@ impl Swarm {
             .into_owned()
             .filter(|(_, v)| !v.trim().is_empty())
             .collect();
-        let field = |key: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.trim())
-        };
+        let field = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
         let positive = |key: &str| match field(key).map(str::parse::<f64>) {
             Some(Ok(r)) if r.is_finite() && r > 0.0 => Ok(Some(r)),
             Some(_) => Err(format!("{key} must be above 0")),
@@ -81,8 +76,9 @@ mod tests {
 
     #[test]
     fn locusts_fields_and_blasts_decode() {
-        let s = Swarm::parse(b"user_count=20&spawn_rate=2.5&host=http%3A%2F%2Fa%3A8000&run_time=1m")
-            .unwrap();
+        let s =
+            Swarm::parse(b"user_count=20&spawn_rate=2.5&host=http%3A%2F%2Fa%3A8000&run_time=1m")
+                .unwrap();
         assert_eq!(s.users, 20);
         assert_eq!(s.spawn_rate, Some(2.5));
         assert_eq!(s.host.as_deref(), Some("http://a:8000"));

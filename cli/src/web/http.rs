@@ -237,7 +237,7 @@ fn ask(web: &Web, form: &[u8]) -> Asked {
             return Err((StatusCode::OK, json!({"success": true, "message": message})));
         }
         // Refused before anything changes: the run goes on as it was.
-        if let Err(e) = crate::run::ensure_file_limit(swarm.users, s.local_target) {
+        if let Err(e) = super::admit(swarm.users, s.local_target) {
             let users = s.target_users;
             return refused(format!("{e:#}; the run goes on with {users} users"));
         }
@@ -261,7 +261,7 @@ fn ask(web: &Web, form: &[u8]) -> Asked {
     }
     // The open model holds at most --max-connections, which the run checks itself.
     if swarm.rate.is_none() {
-        if let Err(e) = crate::run::ensure_file_limit(swarm.peak_users(), local_target) {
+        if let Err(e) = super::admit(swarm.peak_users(), local_target) {
             return refused(format!("{e:#}"));
         }
     }

@@ -118,6 +118,36 @@ impl Web {
     }
 }
 
+/// The memory one user may take at most, for the UI's ceiling: a keep-alive connection with its
+/// buffers, its task and its stats take about 20 KiB (26 MB at 1,000 connections, 40 MB with
+/// TLS, in docs/benchmarks.md); this leaves room for that and for the target's answers.
+const MEMORY_PER_USER: u64 = 64 * 1024;
+
+/// Makes room for `users` users asked for through the UI, or says why there is none: the
+/// memory this machine has available, then the open-file limit (raised when it can be).
+fn admit(users: u64, local_target: bool) -> anyhow::Result<()> {
+    if let Some(available) = available_memory() {
+        let most = available / MEMORY_PER_USER;
+        if users > most {
+            anyhow::bail!(
+                "{users} users need about {} MiB, but this machine has {} MiB available (at most {most} users at {} KiB each)",
+                users.saturating_mul(MEMORY_PER_USER) >> 20,
+                available >> 20,
+                MEMORY_PER_USER >> 10
+            );
+        }
+    }
+    run::ensure_file_limit(users, local_target)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux); `None` where it cannot be read.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

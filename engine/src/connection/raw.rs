@@ -380,10 +380,10 @@ mod duplex {
     }
 }
 
-#[cfg(fuzzing)]
-pub use duplex::exchange;
 #[cfg(test)]
 use duplex::connection;
+#[cfg(fuzzing)]
+pub use duplex::exchange;
 
 #[cfg(test)]
 mod tests {
