@@ -1,0 +1,113 @@
+//! The scenario as a TOML file a person can read and edit: one table per class, task and
+//! request, each with a comment naming its line in the locustfile.
+
+use std::fmt::Write;
+
+use crate::model::{Request, Scenario};
+
+/// The scenario file for `scenario`, translated from the locustfile `file`.
+pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Translated by blast from {file}: edit it, then run it with blast -f."
+    );
+    line(&mut out, "name", &text(&scenario.name));
+    if let Some(host) = &scenario.host {
+        line(&mut out, "host", &text(host));
+    }
+    for class in &scenario.users {
+        let _ = writeln!(
+            out,
+            "\n[[user]] # {file}:{} class {}",
+            class.line, class.name
+        );
+        line(&mut out, "class", &text(&class.name));
+        if let Some(w) = class.weight {
+            line(&mut out, "weight", &w.to_string());
+        }
+        if let Some(w) = &class.wait_time {
+            line(&mut out, "wait_time", &text(w));
+        }
+        if !class.headers.is_empty() {
+            line(&mut out, "headers", &table(&class.headers));
+        }
+        for r in &class.on_start {
+            let _ = writeln!(out, "\n[[user.on_start]] # {file}:{}", r.line);
+            request(&mut out, r);
+        }
+        for task in &class.tasks {
+            let _ = writeln!(
+                out,
+                "\n[[user.task]] # {file}:{} def {}",
+                task.line, task.name
+            );
+            line(&mut out, "task", &text(&task.name));
+            if task.weight != 1 {
+                line(&mut out, "weight", &task.weight.to_string());
+            }
+            if !task.tags.is_empty() {
+                let tags = toml::Value::Array(
+                    task.tags
+                        .iter()
+                        .map(|t| toml::Value::String(t.clone()))
+                        .collect(),
+                );
+                line(&mut out, "tags", &tags.to_string());
+            }
+            match task.requests.as_slice() {
+                [only] => request(&mut out, only),
+                steps => {
+                    for r in steps {
+                        let _ = writeln!(out, "[[user.task.step]] # {file}:{}", r.line);
+                        request(&mut out, r);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn request(out: &mut String, r: &Request) {
+    line(out, "request", &text(&format!("{} {}", r.method, r.path)));
+    if let Some(name) = &r.name {
+        line(out, "name", &text(name));
+    }
+    if !r.headers.is_empty() {
+        line(out, "headers", &table(&r.headers));
+    }
+    if let Some(json) = &r.json {
+        line(out, "json", &json.to_string());
+    }
+    if let Some(body) = &r.body {
+        line(out, "body", &text(body));
+    }
+    if let Some(t) = &r.timeout {
+        line(out, "timeout", &text(t));
+    }
+    if let Some(f) = r.follow_redirects {
+        line(out, "follow_redirects", &f.to_string());
+    }
+    if !r.capture.is_empty() {
+        line(out, "capture", &table(&r.capture));
+    }
+}
+
+fn line(out: &mut String, key: &str, value: &str) {
+    let _ = writeln!(out, "{key} = {value}");
+}
+
+/// A TOML string, quoted and escaped.
+fn text(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// An inline table of strings, in order.
+fn table(pairs: &[(String, String)]) -> String {
+    let mut map = toml::map::Map::new();
+    for (k, v) in pairs {
+        map.insert(k.clone(), toml::Value::String(v.clone()));
+    }
+    toml::Value::Table(map).to_string()
+}

@@ -1,0 +1,856 @@
+//! The locustfile's syntax tree, lowered construct by construct into [`model`]: module
+//! constants, user classes and their attributes, tasks, and the statements inside them. What
+//! does not lower is recorded with its place, and the walk goes on, so every place is reported.
+
+use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
+use std::collections::HashMap;
+
+use crate::model::{Request, Scenario, Task, UserClass};
+use crate::value::{dotted, literal, Literal, Scope, Unsupported};
+use crate::{Diagnostic, Lines, Note};
+
+/// Locust's HTTP user classes, which blast's users are.
+const HTTP_USERS: [&str; 2] = ["HttpUser", "FastHttpUser"];
+/// The `self.client` methods named after an HTTP method.
+const VERBS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
+/// How deep helper methods may call each other.
+const MAX_INLINE: usize = 8;
+
+type Methods<'a> = HashMap<String, &'a ast::StmtFunctionDef>;
+
+/// One lowering of one file: the module's names, and what it could not lower.
+pub(crate) struct Lowering<'a> {
+    found: Found<'a>,
+    constants: HashMap<String, Literal>,
+    functions: Methods<'a>,
+}
+
+/// What did not lower, and what was left out.
+struct Found<'a> {
+    lines: &'a Lines<'a>,
+    diagnostics: Vec<Diagnostic>,
+    notes: Vec<Note>,
+}
+
+/// Where statements are being lowered: a task's or `on_start`'s body.
+struct Body<'a, 'b> {
+    /// The user object's name (`self`, or a task function's parameter).
+    user: String,
+    methods: &'b Methods<'a>,
+    /// Locals holding captured values.
+    captured: Vec<String>,
+    /// Locals holding a response: the index of its request.
+    responses: HashMap<String, usize>,
+    requests: Vec<Request>,
+    /// Headers set on `self.client.headers`: they become the class's.
+    headers: Vec<(String, String)>,
+    depth: usize,
+}
+
+impl<'a> Lowering<'a> {
+    pub(crate) fn new(lines: &'a Lines<'a>) -> Lowering<'a> {
+        Lowering {
+            found: Found {
+                lines,
+                diagnostics: Vec::new(),
+                notes: Vec::new(),
+            },
+            constants: HashMap::new(),
+            functions: HashMap::new(),
+        }
+    }
+
+    /// What does not translate, and what was left out.
+    pub(crate) fn finish(self) -> (Vec<Diagnostic>, Vec<Note>) {
+        (self.found.diagnostics, self.found.notes)
+    }
+}
+
+impl Found<'_> {
+    fn unsupported(&mut self, node: &impl Ranged, message: impl Into<String>) {
+        self.at(u32::from(node.range().start()) as usize, message.into());
+    }
+
+    fn at(&mut self, offset: usize, message: String) {
+        let (line, column) = self.lines.at(offset);
+        self.diagnostics.push(Diagnostic {
+            line,
+            column,
+            message,
+        });
+    }
+
+    fn report(&mut self, e: Unsupported) {
+        self.at(e.offset, e.message);
+    }
+
+    fn line(&self, node: &impl Ranged) -> usize {
+        self.lines.at(u32::from(node.range().start()) as usize).0
+    }
+
+    fn note(&mut self, node: &impl Ranged, message: &str) {
+        if !self.notes.iter().any(|n| n.message == message) {
+            let line = self.line(node);
+            self.notes.push(Note {
+                line,
+                message: message.into(),
+            });
+        }
+    }
+}
+
+impl<'a> Lowering<'a> {
+    /// The whole file; `None` when it holds no user class to run.
+    pub(crate) fn module(&mut self, suite: &'a [Stmt], name: String) -> Option<Scenario> {
+        let mut classes: Vec<UserClass> = Vec::new();
+        let mut methods: HashMap<String, Methods<'a>> = HashMap::new();
+        for stmt in suite {
+            match stmt {
+                Stmt::Import(_) | Stmt::ImportFrom(_) | Stmt::Pass(_) => {}
+                Stmt::Expr(e) if matches!(e.value.as_ref(), Expr::Constant(_)) => {}
+                Stmt::Assign(a) => match (a.targets.as_slice(), literal(&a.value, &self.constants)) {
+                    ([Expr::Name(n)], Some(value)) => {
+                        self.constants.insert(n.id.to_string(), value);
+                    }
+                    _ => self.found.unsupported(stmt, "only module constants (text, numbers, lists, dicts) translate at module level"),
+                },
+                Stmt::FunctionDef(f) => {
+                    if f.decorator_list.iter().any(|d| dotted(decorator_name(d)).is_some_and(|n| n.starts_with("events."))) {
+                        self.found.note(stmt, &format!("event listener {} is not run", f.name));
+                    } else {
+                        self.functions.insert(f.name.to_string(), f);
+                    }
+                }
+                Stmt::ClassDef(c) => {
+                    if let Some((class, own)) = self.class(c, &classes, &methods) {
+                        methods.insert(class.name.clone(), own);
+                        classes.push(class);
+                    }
+                }
+                Stmt::If(i) if dotted(test_left(&i.test)).as_deref() == Some("__name__") => {}
+                Stmt::Expr(e) if dotted(call_func(&e.value)).is_some_and(|n| n.starts_with("events.")) => {
+                    self.found.note(stmt, "event listeners are not run");
+                }
+                _ => self.found.unsupported(stmt, "this statement does not translate: a locustfile's module holds imports, constants, functions and classes"),
+            }
+        }
+        let users: Vec<UserClass> = classes.into_iter().filter(|c| !c.abstract_class).collect();
+        if users.is_empty() {
+            if self.found.diagnostics.is_empty() {
+                self.found.at(0, "no User class to run: define a class that extends HttpUser (or FastHttpUser), not abstract".into());
+            }
+            return None;
+        }
+        let hosts: Vec<&String> = users.iter().filter_map(|u| u.host.as_ref()).collect();
+        if hosts.windows(2).any(|w| w[0] != w[1]) {
+            self.found.at(0, "the user classes set different hosts: blast runs a scenario against one host (give it with --host)".into());
+        }
+        let host = hosts.first().map(|h| h.to_string());
+        Some(Scenario { name, host, users })
+    }
+
+    /// A class: a user class with its own methods, or nothing (reported when unsupported).
+    fn class(
+        &mut self,
+        c: &'a ast::StmtClassDef,
+        known: &[UserClass],
+        known_methods: &HashMap<String, Methods<'a>>,
+    ) -> Option<(UserClass, Methods<'a>)> {
+        let bases: Vec<String> = c.bases.iter().filter_map(dotted).collect();
+        let base = bases
+            .iter()
+            .map(|b| b.rsplit('.').next().unwrap_or(b))
+            .find_map(|b| {
+                if HTTP_USERS.contains(&b) {
+                    Some(None)
+                } else {
+                    known.iter().find(|k| k.name == b).map(Some)
+                }
+            });
+        let Some(parent) = base else {
+            let message = match bases.iter().map(|b| b.rsplit('.').next().unwrap_or(b)).next() {
+                Some("HttpLocust" | "Locust") => "HttpLocust is Locust's API before 1.0: it became HttpUser (task_set became tasks, min_wait/max_wait became wait_time = between(...))".to_string(),
+                Some("User") => format!("class {} extends User, which has no HTTP client: blast runs HttpUser and FastHttpUser classes", c.name),
+                Some(kind @ ("TaskSet" | "SequentialTaskSet")) => format!("{kind} is not supported yet: write its tasks on the user class with @task"),
+                Some("LoadTestShape") => "LoadTestShape is not supported yet: give the shape as --stages or [load] stages".to_string(),
+                _ => return None,
+            };
+            self.found.unsupported(c, message);
+            return None;
+        };
+        let mut class = parent.cloned().unwrap_or_default();
+        let mut methods = parent
+            .and_then(|p| known_methods.get(&p.name))
+            .cloned()
+            .unwrap_or_default();
+        class.name = c.name.to_string();
+        class.line = self.found.line(c);
+        class.abstract_class = false;
+        let mut tasks: Vec<(String, i64, Vec<String>, usize)> = Vec::new();
+        for stmt in &c.body {
+            match stmt {
+                Stmt::Assign(a) => match a.targets.as_slice() {
+                    [Expr::Name(n)] => self.attribute(&mut class, &mut tasks, n.id.as_str(), &a.value),
+                    _ => self.found.unsupported(stmt, "only simple class attributes translate"),
+                },
+                Stmt::FunctionDef(f) => {
+                    methods.insert(f.name.to_string(), f);
+                    if let Some((weight, tags)) = self.task_decorators(f) {
+                        tasks.retain(|t| t.0 != f.name.as_str());
+                        tasks.push((f.name.to_string(), weight, tags, self.found.line(f)));
+                    }
+                }
+                Stmt::Pass(_) => {}
+                Stmt::Expr(e) if matches!(e.value.as_ref(), Expr::Constant(_)) => {}
+                Stmt::ClassDef(inner) => self.found.unsupported(inner, "a nested class (a TaskSet) is not supported yet: write its tasks on the user class with @task"),
+                _ => self.found.unsupported(stmt, "this statement does not translate in a user class"),
+            }
+        }
+        let before = self.found.diagnostics.len();
+        if let Some(on_stop) = methods.get("on_stop") {
+            self.found.unsupported(
+                *on_stop,
+                "on_stop is not supported yet: blast ends users without a last request",
+            );
+        }
+        if let Some(on_start) = methods.get("on_start").copied() {
+            let (requests, headers) = self.method(on_start, &methods);
+            class.on_start = requests;
+            merge_headers(&mut class.headers, headers);
+        }
+        for (name, weight, tags, line) in tasks {
+            let (requests, headers) = match methods
+                .get(&name)
+                .copied()
+                .or_else(|| self.functions.get(&name).copied())
+            {
+                Some(f) => self.method(f, &methods),
+                None => {
+                    self.found.at(
+                        0,
+                        format!(
+                            "task {name} of class {} is not a method or a module function",
+                            class.name
+                        ),
+                    );
+                    continue;
+                }
+            };
+            merge_headers(&mut class.headers, headers);
+            if requests.is_empty() {
+                if self.found.diagnostics.len() == before {
+                    let offset = f_offset(
+                        methods
+                            .get(&name)
+                            .copied()
+                            .or_else(|| self.functions.get(&name).copied()),
+                    );
+                    self.found
+                        .at(offset, format!("task {name} sends no request"));
+                }
+                continue;
+            }
+            class.tasks.retain(|t| t.name != name);
+            class.tasks.push(Task {
+                name,
+                line,
+                weight,
+                tags,
+                requests,
+            });
+        }
+        if class.tasks.is_empty() && !class.abstract_class && self.found.diagnostics.len() == before
+        {
+            self.found.unsupported(
+                c,
+                format!(
+                    "class {} has no task: give it @task methods or tasks = [...]",
+                    c.name
+                ),
+            );
+        }
+        Some((class, methods))
+    }
+
+    /// A class attribute Locust reads.
+    fn attribute(
+        &mut self,
+        class: &mut UserClass,
+        tasks: &mut Vec<(String, i64, Vec<String>, usize)>,
+        name: &str,
+        value: &Expr,
+    ) {
+        let scope = Scope {
+            user: "self",
+            constants: &self.constants,
+            captured: &[],
+        };
+        match name {
+            "wait_time" => match wait_time(value, &scope) {
+                Ok(w) => class.wait_time = Some(w),
+                Err(e) => self.found.report(e),
+            },
+            "weight" => match scope.json(value) {
+                Ok(toml::Value::Integer(w)) if w > 0 => class.weight = Some(w),
+                _ => self
+                    .found
+                    .unsupported(value, "weight must be a whole number from 1"),
+            },
+            "host" => match scope.template(value) {
+                Ok(h) => class.host = Some(h),
+                Err(e) => self.found.report(e),
+            },
+            "abstract" => {
+                class.abstract_class = matches!(
+                    value,
+                    Expr::Constant(ast::ExprConstant {
+                        value: Constant::Bool(true),
+                        ..
+                    })
+                )
+            }
+            "tasks" => {
+                let entries: Vec<(&Expr, i64)> = match value {
+                    Expr::List(l) => l.elts.iter().map(|e| (e, 1)).collect(),
+                    Expr::Dict(d) => {
+                        let mut entries = Vec::new();
+                        for (k, v) in d.keys.iter().zip(&d.values) {
+                            match (k, scope.json(v)) {
+                                (Some(k), Ok(toml::Value::Integer(w))) if w > 0 => {
+                                    entries.push((k, w))
+                                }
+                                _ => self.found.unsupported(
+                                    v,
+                                    "a tasks dict maps each task to a whole-number weight",
+                                ),
+                            }
+                        }
+                        entries
+                    }
+                    _ => {
+                        self.found
+                            .unsupported(value, "tasks must be a list or a dict of task functions");
+                        return;
+                    }
+                };
+                for (e, weight) in entries {
+                    match e {
+                        Expr::Name(n) => {
+                            let line = self.found.line(e);
+                            tasks.push((n.id.to_string(), weight, Vec::new(), line));
+                        }
+                        _ => self.found.unsupported(e, "a task in tasks = ... must be a function's name (a TaskSet is not supported yet)"),
+                    }
+                }
+            }
+            "fixed_count" => self.found.unsupported(
+                value,
+                "fixed_count is not supported yet: share users with weight",
+            ),
+            _ => self.found.unsupported(
+                value,
+                format!("the class attribute {name} does not translate"),
+            ),
+        }
+    }
+
+    /// `@task`, `@task(n)` and `@tag(...)`: the weight and tags, if the method is a task.
+    fn task_decorators(&mut self, f: &ast::StmtFunctionDef) -> Option<(i64, Vec<String>)> {
+        let mut weight = None;
+        let mut tags = Vec::new();
+        let scope = Scope {
+            user: "self",
+            constants: &self.constants,
+            captured: &[],
+        };
+        for d in &f.decorator_list {
+            let name = dotted(decorator_name(d)).unwrap_or_default();
+            let args: &[Expr] = match d {
+                Expr::Call(c) => &c.args,
+                _ => &[],
+            };
+            match (name.rsplit('.').next().unwrap_or(""), args) {
+                ("task", []) => weight = Some(1),
+                ("task", [w]) => match scope.json(w) {
+                    Ok(toml::Value::Integer(w)) if w > 0 => weight = Some(w),
+                    _ => self
+                        .found
+                        .unsupported(w, "a task's weight must be a whole number from 1"),
+                },
+                ("tag", names) => {
+                    for n in names {
+                        match scope.template(n) {
+                            Ok(t) => tags.push(t),
+                            Err(e) => self.found.report(e),
+                        }
+                    }
+                }
+                _ => self
+                    .found
+                    .unsupported(d, format!("the decorator {name} does not translate")),
+            }
+        }
+        weight.map(|w| (w, tags))
+    }
+
+    /// A task, `on_start` or helper: its requests and the client headers it sets.
+    fn method(
+        &mut self,
+        f: &ast::StmtFunctionDef,
+        methods: &Methods<'a>,
+    ) -> (Vec<Request>, Vec<(String, String)>) {
+        let user = f
+            .args
+            .args
+            .first()
+            .map_or("self".to_string(), |a| a.def.arg.to_string());
+        let mut body = Body {
+            user,
+            methods,
+            captured: Vec::new(),
+            responses: HashMap::new(),
+            requests: Vec::new(),
+            headers: Vec::new(),
+            depth: 0,
+        };
+        self.statements(&f.body, &mut body);
+        (body.requests, body.headers)
+    }
+
+    fn statements(&mut self, stmts: &[Stmt], body: &mut Body<'a, '_>) {
+        for stmt in stmts {
+            self.statement(stmt, body);
+        }
+    }
+
+    fn statement(&mut self, stmt: &Stmt, body: &mut Body<'a, '_>) {
+        match stmt {
+            Stmt::Pass(_) => {}
+            Stmt::Expr(e) => match e.value.as_ref() {
+                Expr::Constant(_) => {}
+                Expr::Call(call) => self.call(call, None, body),
+                other => self.found.unsupported(other, "this expression does nothing blast can run"),
+            },
+            Stmt::Assign(a) => match a.targets.as_slice() {
+                [target] => self.assign(target, &a.value, body),
+                _ => self.found.unsupported(stmt, "multiple assignment does not translate"),
+            },
+            Stmt::With(w) => match w.items.as_slice() {
+                [item] => {
+                    let Expr::Call(call) = &item.context_expr else {
+                        self.found.unsupported(&item.context_expr, "only `with self.client.<method>(...) as response:` translates");
+                        return;
+                    };
+                    self.call(call, item.optional_vars.as_deref(), body);
+                    for inner in &w.body {
+                        match inner {
+                            Stmt::Expr(e) if is_response_call(&e.value, body, "success") => {}
+                            Stmt::Assign(_) | Stmt::Pass(_) => self.statement(inner, body),
+                            _ => self.found.unsupported(inner, "checks inside catch_response are not supported yet: in the TOML, give the request success = [STATUS] or expect = { contains = ... }"),
+                        }
+                    }
+                }
+                _ => self.found.unsupported(stmt, "only one context manager translates"),
+            },
+            Stmt::For(_) | Stmt::While(_) => self.found.unsupported(stmt, "loops inside a task are not supported yet: write each request out, or give the task a higher weight"),
+            Stmt::If(_) => self.found.unsupported(stmt, "conditions inside a task are not supported yet"),
+            _ => self.found.unsupported(stmt, "this statement does not translate inside a task"),
+        }
+    }
+
+    /// `x = ...` inside a task: a request kept as a response, a capture, or a client header.
+    fn assign(&mut self, target: &Expr, value: &Expr, body: &mut Body<'a, '_>) {
+        if let Expr::Call(call) = value {
+            if client_method(call, &body.user).is_some() {
+                self.call(call, Some(target), body);
+                return;
+            }
+        }
+        if let Some((response, path)) = json_path(value) {
+            let Some(&index) = body.responses.get(&response) else {
+                self.found
+                    .unsupported(value, format!("{response} is not a response of this task"));
+                return;
+            };
+            let scope = Scope {
+                user: &body.user,
+                constants: &self.constants,
+                captured: &[],
+            };
+            let var = match target {
+                Expr::Name(n) => {
+                    body.captured.push(n.id.to_string());
+                    Some(n.id.to_string())
+                }
+                other => scope.variable(other),
+            };
+            match var {
+                Some(var) => body.requests[index].capture.push((var, path)),
+                None => self
+                    .found
+                    .unsupported(target, "a captured value must go into self.NAME or a local"),
+            }
+            return;
+        }
+        // self.client.headers["Name"] = value, or self.client.headers = {...}
+        let scope = Scope {
+            user: &body.user,
+            constants: &self.constants,
+            captured: &body.captured,
+        };
+        match target {
+            Expr::Subscript(s) if is_client_headers(&s.value, &body.user) => {
+                match (scope.template(&s.slice), scope.template(value)) {
+                    (Ok(name), Ok(v)) => merge_headers(&mut body.headers, vec![(name, v)]),
+                    (Err(e), _) | (_, Err(e)) => self.found.report(e),
+                }
+            }
+            other if is_client_headers(other, &body.user) => match headers(&scope, value) {
+                Ok(h) => merge_headers(&mut body.headers, h),
+                Err(e) => self.found.report(e),
+            },
+            _ => self.found.unsupported(target, "this assignment does not translate: blast keeps values captured from responses (x = response.json()[...])"),
+        }
+    }
+
+    /// A call statement: a request, a client header update, a helper to inline, or a print.
+    fn call(&mut self, call: &ast::ExprCall, response: Option<&Expr>, body: &mut Body<'a, '_>) {
+        if let Some(method) = client_method(call, &body.user) {
+            let line = self.found.line(call);
+            let scope = Scope {
+                user: &body.user,
+                constants: &self.constants,
+                captured: &body.captured,
+            };
+            match request(&scope, call, method, line) {
+                Ok(r) => {
+                    body.requests.push(r);
+                    match response {
+                        Some(Expr::Name(n)) => {
+                            body.responses
+                                .insert(n.id.to_string(), body.requests.len() - 1);
+                        }
+                        Some(other) => self
+                            .found
+                            .unsupported(other, "keep a response in a local name"),
+                        None => {}
+                    }
+                }
+                Err(e) => self.found.report(e),
+            }
+            return;
+        }
+        let name = dotted(&call.func).unwrap_or_default();
+        let user = body.user.clone();
+        if name == format!("{user}.client.headers.update") {
+            let scope = Scope {
+                user: &body.user,
+                constants: &self.constants,
+                captured: &body.captured,
+            };
+            match call.args.as_slice() {
+                [dict] => match headers(&scope, dict) {
+                    Ok(h) => merge_headers(&mut body.headers, h),
+                    Err(e) => self.found.report(e),
+                },
+                _ => self
+                    .found
+                    .unsupported(call, "headers.update takes one dict"),
+            }
+        } else if name == "print" || name.starts_with("logging.") || name.starts_with("logger.") {
+            self.found
+                .note(call, "print and logging calls are left out");
+        } else if let Some(helper) = name.strip_prefix(&format!("{user}.")) {
+            match body.methods.get(helper).copied() {
+                Some(f)
+                    if call.args.is_empty()
+                        && call.keywords.is_empty()
+                        && body.depth < MAX_INLINE =>
+                {
+                    body.depth += 1;
+                    self.statements(&f.body, body);
+                    body.depth -= 1;
+                }
+                Some(_) => self.found.unsupported(
+                    call,
+                    "a helper method translates when it is called without arguments",
+                ),
+                None => self
+                    .found
+                    .unsupported(call, format!("{name} is not a method of this class")),
+            }
+        } else {
+            self.found.unsupported(
+                call,
+                format!(
+                    "the call {} does not translate inside a task",
+                    if name.is_empty() { "here" } else { &name }
+                ),
+            );
+        }
+    }
+}
+
+/// `self.client.<verb>`: the HTTP method, or `Some("")` for `self.client.request(method, ...)`.
+fn client_method<'c>(call: &'c ast::ExprCall, user: &str) -> Option<&'c str> {
+    let Expr::Attribute(a) = call.func.as_ref() else {
+        return None;
+    };
+    if dotted(&a.value)? != format!("{user}.client") {
+        return None;
+    }
+    match a.attr.as_str() {
+        v if VERBS.contains(&v) => Some(v),
+        "request" => Some(""),
+        _ => None,
+    }
+}
+
+/// One `self.client` call as a request.
+fn request(
+    scope: &Scope<'_>,
+    call: &ast::ExprCall,
+    verb: &str,
+    line: usize,
+) -> crate::value::Result<Request> {
+    let bad = |e: &Expr, m: &str| {
+        Err(Unsupported {
+            offset: u32::from(e.range().start()) as usize,
+            message: m.into(),
+        })
+    };
+    let mut positional = call.args.iter();
+    let method = match verb {
+        "" => match positional.next() {
+            Some(m) => scope.template(m)?.to_ascii_uppercase(),
+            None => return bad(&call.func, "request() needs a method and a URL"),
+        },
+        v => v.to_ascii_uppercase(),
+    };
+    let keyword = |name: &str| {
+        call.keywords
+            .iter()
+            .find(|k| k.arg.as_deref() == Some(name))
+            .map(|k| &k.value)
+    };
+    let Some(url) = positional.next().or_else(|| keyword("url")) else {
+        return bad(&call.func, "the request has no URL");
+    };
+    let mut path = scope.template(url)?;
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return bad(url, "an absolute URL does not translate: give the path, and the host with host = ... or --host");
+    }
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    let mut r = Request {
+        line,
+        method,
+        ..Request::default()
+    };
+    for k in &call.keywords {
+        let Some(arg) = k.arg.as_deref() else {
+            return bad(
+                &k.value,
+                "**kwargs does not translate: write the keywords out",
+            );
+        };
+        match arg {
+            "url" | "catch_response" | "verify" | "stream" => {}
+            "name" => r.name = Some(scope.template(&k.value)?),
+            "headers" => r.headers = headers(scope, &k.value)?,
+            "json" => r.json = Some(scope.json(&k.value)?),
+            "data" => match &k.value {
+                Expr::Call(c) if dotted(&c.func).as_deref() == Some("json.dumps") && c.args.len() == 1 => {
+                    r.json = Some(scope.json(&c.args[0])?)
+                }
+                Expr::Dict(_) => return bad(&k.value, "a form body (data={...}) is not supported yet: send it as text with data=\"a=1&b=2\", or as json="),
+                other => r.body = Some(scope.template(other)?),
+            },
+            "params" => {
+                let Expr::Dict(d) = &k.value else {
+                    return bad(&k.value, "params must be a dict");
+                };
+                let mut query = Vec::new();
+                for (key, value) in d.keys.iter().zip(&d.values) {
+                    let Some(key) = key else {
+                        return bad(value, "** in params does not translate");
+                    };
+                    query.push(format!("{}={}", query_part(&scope.template(key)?), query_part(&scope.template(value)?)));
+                }
+                path.push(if path.contains('?') { '&' } else { '?' });
+                path.push_str(&query.join("&"));
+            }
+            "timeout" => match scope.json(&k.value)? {
+                toml::Value::Integer(s) => r.timeout = Some(format!("{s}s")),
+                toml::Value::Float(s) => r.timeout = Some(format!("{}ms", (s * 1000.0).round())),
+                _ => return bad(&k.value, "timeout must be a number of seconds"),
+            },
+            "allow_redirects" => match scope.json(&k.value)? {
+                toml::Value::Boolean(b) => r.follow_redirects = Some(b),
+                _ => return bad(&k.value, "allow_redirects must be True or False"),
+            },
+            other => {
+                return Err(Unsupported {
+                    offset: u32::from(k.range.start()) as usize,
+                    message: format!("the keyword {other}= does not translate yet"),
+                })
+            }
+        }
+    }
+    r.path = path;
+    Ok(r)
+}
+
+/// Literal query text percent-encoded; placeholders left for blast to encode.
+fn query_part(text: &str) -> String {
+    if text.contains("{{") {
+        return text.to_string();
+    }
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A dict of headers.
+fn headers(scope: &Scope<'_>, expr: &Expr) -> crate::value::Result<Vec<(String, String)>> {
+    let Expr::Dict(d) = expr else {
+        return Err(Unsupported {
+            offset: u32::from(expr.range().start()) as usize,
+            message: "headers must be a dict".into(),
+        });
+    };
+    d.keys
+        .iter()
+        .zip(&d.values)
+        .map(|(k, v)| match k {
+            Some(k) => Ok((scope.template(k)?, scope.template(v)?)),
+            None => Err(Unsupported {
+                offset: u32::from(v.range().start()) as usize,
+                message: "** in headers does not translate".into(),
+            }),
+        })
+        .collect()
+}
+
+/// `wait_time = between(1, 2)` and Locust's other wait functions, as blast writes them.
+fn wait_time(expr: &Expr, scope: &Scope<'_>) -> crate::value::Result<String> {
+    let bad = || {
+        Err(Unsupported { offset: u32::from(expr.range().start()) as usize, message: "wait_time must be between(MIN, MAX), constant(S), constant_pacing(S) or constant_throughput(N) with numbers: a custom wait function does not translate".into() })
+    };
+    let Expr::Call(call) = expr else {
+        return bad();
+    };
+    let name = dotted(&call.func).unwrap_or_default();
+    let name = name.rsplit('.').next().unwrap_or_default();
+    let args: Vec<String> = call
+        .args
+        .iter()
+        .map(|a| match scope.json(a) {
+            Ok(toml::Value::Integer(i)) => Ok(i.to_string()),
+            Ok(toml::Value::Float(f)) => Ok(f.to_string()),
+            _ => bad(),
+        })
+        .collect::<Result<_, _>>()?;
+    match (name, args.len()) {
+        ("between", 2) | ("constant" | "constant_pacing" | "constant_throughput", 1) => {
+            Ok(format!("{name}({})", args.join(", ")))
+        }
+        _ => bad(),
+    }
+}
+
+/// `response.json()[k]...` or `.get(k)`: the response's name and the JSON path.
+fn json_path(expr: &Expr) -> Option<(String, String)> {
+    let mut keys = Vec::new();
+    let mut e = expr;
+    loop {
+        match e {
+            Expr::Subscript(s) => {
+                keys.push(s.slice.as_ref());
+                e = &s.value;
+            }
+            Expr::Call(c) => match c.func.as_ref() {
+                Expr::Attribute(a) if a.attr.as_str() == "get" && c.args.len() == 1 => {
+                    keys.push(&c.args[0]);
+                    e = &a.value;
+                }
+                Expr::Attribute(a) if a.attr.as_str() == "json" && c.args.is_empty() => {
+                    let Expr::Name(response) = a.value.as_ref() else {
+                        return None;
+                    };
+                    keys.reverse();
+                    let mut path = String::new();
+                    for key in keys {
+                        match key {
+                            Expr::Constant(ast::ExprConstant {
+                                value: Constant::Str(s),
+                                ..
+                            }) => {
+                                if !path.is_empty() {
+                                    path.push('.');
+                                }
+                                path.push_str(s);
+                            }
+                            Expr::Constant(ast::ExprConstant {
+                                value: Constant::Int(i),
+                                ..
+                            }) => path.push_str(&format!("[{i}]")),
+                            _ => return None,
+                        }
+                    }
+                    return (!path.is_empty()).then(|| (response.id.to_string(), path));
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+}
+
+fn is_client_headers(expr: &Expr, user: &str) -> bool {
+    dotted(expr).is_some_and(|d| d == format!("{user}.client.headers"))
+}
+
+fn is_response_call(expr: &Expr, body: &Body<'_, '_>, method: &str) -> bool {
+    let Expr::Call(c) = expr else { return false };
+    matches!(c.func.as_ref(), Expr::Attribute(a) if a.attr.as_str() == method && matches!(a.value.as_ref(), Expr::Name(n) if body.responses.contains_key(n.id.as_str())))
+}
+
+/// Adds `new` headers over `into`, a later value replacing an earlier one of the same name.
+fn merge_headers(into: &mut Vec<(String, String)>, new: Vec<(String, String)>) {
+    for (name, value) in new {
+        into.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        into.push((name, value));
+    }
+}
+
+fn f_offset(f: Option<&ast::StmtFunctionDef>) -> usize {
+    f.map_or(0, |f| u32::from(f.range.start()) as usize)
+}
+
+fn decorator_name(d: &Expr) -> &Expr {
+    match d {
+        Expr::Call(c) => &c.func,
+        other => other,
+    }
+}
+
+fn call_func(e: &Expr) -> &Expr {
+    match e {
+        Expr::Call(c) => &c.func,
+        other => other,
+    }
+}
+
+fn test_left(e: &Expr) -> &Expr {
+    match e {
+        Expr::Compare(c) => &c.left,
+        other => other,
+    }
+}

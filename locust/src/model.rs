@@ -1,0 +1,50 @@
+//! What a locustfile says, in the shape of blast's scenario file, before it is written out.
+
+/// The whole file: its user classes.
+pub(crate) struct Scenario {
+    pub name: String,
+    pub host: Option<String>,
+    pub users: Vec<UserClass>,
+}
+
+/// A `HttpUser` or `FastHttpUser` subclass.
+#[derive(Clone, Default)]
+pub(crate) struct UserClass {
+    pub name: String,
+    pub line: usize,
+    pub weight: Option<i64>,
+    pub wait_time: Option<String>,
+    pub host: Option<String>,
+    pub abstract_class: bool,
+    /// Class headers, as set on `self.client.headers`.
+    pub headers: Vec<(String, String)>,
+    pub on_start: Vec<Request>,
+    pub tasks: Vec<Task>,
+}
+
+/// A weighted task: one or more requests in order.
+#[derive(Clone)]
+pub(crate) struct Task {
+    pub name: String,
+    pub line: usize,
+    pub weight: i64,
+    pub tags: Vec<String>,
+    pub requests: Vec<Request>,
+}
+
+/// One `self.client` call.
+#[derive(Clone, Default)]
+pub(crate) struct Request {
+    pub line: usize,
+    pub method: String,
+    /// Path and query, a template.
+    pub path: String,
+    pub name: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub json: Option<toml::Value>,
+    pub body: Option<String>,
+    pub timeout: Option<String>,
+    pub follow_redirects: Option<bool>,
+    /// (variable, JSON path) pairs captured from the response.
+    pub capture: Vec<(String, String)>,
+}

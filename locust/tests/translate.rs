@@ -1,0 +1,150 @@
+//! Locustfiles translated into scenarios that blast's own parser accepts, and the places that
+//! do not translate reported all at once with their lines and columns.
+
+fn fixture(name: &str) -> (String, String) {
+    let path = format!("{}/tests/locustfiles/{name}", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).unwrap();
+    (path, source)
+}
+
+fn scenario(toml: &str) -> blast_scenarios::Scenario {
+    blast_scenarios::parse("translated.toml", toml).unwrap_or_else(|e| panic!("{e}\n{toml}"))
+}
+
+#[test]
+fn the_plans_deployment_user_translates_to_the_profiles_shape() {
+    let (path, source) = fixture("deployments.py");
+    let t = blast_locust::translate(&path, &source).unwrap();
+    let toml = &t.toml;
+    for expected in [
+        "[[user]] # deployments.py:9 class DeploymentUser",
+        "wait_time = \"between(1, 2)\"",
+        "headers = { Authorization = \"Token {{token}}\" }",
+        "request = \"POST /api/v1/auth/token/\"",
+        "capture = { token = \"token\" }",
+        "weight = 3",
+        "target_ring = \"{{pick lab canary pilot production}}\"",
+        "version = \"{{random_int 1 9}}.{{random_int 0 20}}.0\"",
+        "capture = { deployment_id = \"id\" }",
+        "request = \"GET /api/v1/deployments/?page={{random_int 1 5}}\"",
+        "request = \"GET /api/v1/deployments/{{deployment_id}}/\"",
+    ] {
+        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
+    }
+    let s = scenario(toml);
+    assert_eq!(s.name, "deployments");
+}
+
+#[test]
+fn every_place_that_does_not_translate_is_listed_with_its_line_and_column() {
+    let source = r#"
+from locust import HttpUser, task, constant
+import requests
+
+class Api(HttpUser):
+    wait_time = constant(1)
+
+    @task
+    def loop(self):
+        for i in range(3):
+            self.client.get("/a")
+
+    @task
+    def elsewhere(self):
+        requests.get("http://example.com/")
+        self.client.get("/b", files={"f": "x"})
+"#;
+    let failure = blast_locust::translate("lf.py", source).unwrap_err();
+    let text = failure.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("lf.py:10:9: loops inside a task"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("lf.py:15:9: the call requests.get"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("lf.py:16:31: the keyword files="),
+        "{text}"
+    );
+}
+
+#[test]
+fn syntax_errors_old_apis_and_files_without_users_say_so() {
+    let e = blast_locust::translate("a.py", "class X(:\n").unwrap_err();
+    assert!(e.to_string().starts_with("a.py:1:"), "{e}");
+    assert!(e.to_string().contains("syntax error"), "{e}");
+    let e = blast_locust::translate(
+        "b.py",
+        "from locust import HttpLocust\nclass W(HttpLocust):\n    pass\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("HttpLocust is Locust's API before 1.0"),
+        "{e}"
+    );
+    let e = blast_locust::translate("c.py", "X = 1\n").unwrap_err();
+    assert!(e.to_string().contains("no User class"), "{e}");
+    let abstract_only = "from locust import HttpUser, task\nclass B(HttpUser):\n    abstract = True\n    @task\n    def t(self):\n        self.client.get('/')\n";
+    let e = blast_locust::translate("d.py", abstract_only).unwrap_err();
+    assert!(e.to_string().contains("no User class"), "{e}");
+}
+
+#[test]
+fn classes_inherit_weights_tasks_tags_and_module_functions() {
+    let source = r#"
+from locust import FastHttpUser, HttpUser, task, tag, constant_throughput
+
+API = "/api/v1"
+
+def health(user):
+    user.client.get(API + "/health", timeout=2.5)
+
+class Base(HttpUser):
+    abstract = True
+    host = "http://127.0.0.1:8000"
+    tasks = {health: 2}
+
+class Reader(Base):
+    weight = 3
+    wait_time = constant_throughput(2)
+
+    @tag("read")
+    @task(4)
+    def items(self):
+        self.client.get("/items", params={"page": 2, "q": "a b"}, headers={"Accept": "application/json"})
+
+class Writer(Base):
+    @task
+    def create(self):
+        r = self.client.request("post", "/items", data="x=1", allow_redirects=False)
+        item = r.json()["data"][0]["id"]
+        self.client.delete(f"/items/{item}")
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let toml = &t.toml;
+    let s = scenario(toml);
+    assert_eq!(s.host.as_deref(), Some("http://127.0.0.1:8000"), "{toml}");
+    for expected in [
+        "class = \"Reader\"",
+        "weight = 3",
+        "wait_time = \"constant_throughput(2)\"",
+        "request = \"GET /api/v1/health\"",
+        "timeout = \"2500ms\"",
+        "tags = [\"read\"]",
+        "request = \"GET /items?page=2&q=a%20b\"",
+        "request = \"POST /items\"",
+        "body = \"x=1\"",
+        "follow_redirects = false",
+        "capture = { item = \"data[0].id\" }",
+        "[[user.task.step]] # lf.py:28",
+        "request = \"DELETE /items/{{item}}\"",
+    ] {
+        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
+    }
+    assert!(!toml.contains("class = \"Base\""), "{toml}");
+}
