@@ -35,7 +35,8 @@ pub struct Args {
     /// scenario, blast loads its built-in reference target.
     pub url: Option<String>,
 
-    /// Scenario file to run (TOML; see docs/scenarios.md), like `locust -f`.
+    /// Scenario file to run (TOML; see docs/scenarios.md), or a locustfile (.py, translated,
+    /// never executed; see docs/from-locust.md), like `locust -f`.
     #[arg(short = 'f', long = "file", conflicts_with = "profile")]
     #[arg(help_heading = "Scenario")]
     pub file: Option<PathBuf>,
@@ -361,6 +362,11 @@ impl Args {
     /// The job the flags ask for; every problem is a usage error.
     pub fn job(&self) -> anyhow::Result<Job> {
         let scenario = match (&self.file, &self.profile) {
+            (Some(path), _) if crate::convert::is_locustfile(path) => {
+                let t = crate::convert::translate(path)?;
+                crate::convert::warn(path, &t.notes);
+                blast_scenarios::parse(&crate::convert::translated_name(path), &t.toml)?
+            }
             (Some(path), _) => blast_scenarios::read(&path.to_string_lossy())?,
             (None, Some(name)) => blast_scenarios::profile(name)?,
             (None, None) => {
@@ -392,6 +398,10 @@ impl Args {
     /// The scenario as written: the `-f` file's text or the profile's source; `None` for a URL.
     pub fn scenario_source(&self) -> anyhow::Result<Option<String>> {
         Ok(match (&self.file, &self.profile) {
+            // A locustfile runs as its translation: shards and digests see that text.
+            (Some(path), _) if crate::convert::is_locustfile(path) => {
+                Some(crate::convert::translate(path)?.toml)
+            }
             (Some(path), _) => Some(
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?,

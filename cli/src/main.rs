@@ -1,6 +1,7 @@
 //! `blast`: parse flags, build a plan, run it, report, map errors to exit codes.
 
 mod args;
+mod convert;
 mod k8s;
 mod merge;
 mod monitor;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Some("report") => return subcommand::<report::ReportArgs>(report::run, EXIT_USAGE),
         Some("selftest") => return subcommand::<selftest::SelftestArgs>(selftest::run, EXIT_RUN),
         Some("k8s") => return subcommand::<k8s::K8sArgs>(k8s::run, EXIT_USAGE),
+        Some("convert") => return subcommand::<convert::ConvertArgs>(convert::run, EXIT_USAGE),
         Some("merge") => {
             return match parse::<merge::MergeArgs>() {
                 Ok(args) => exit_code(merge::run(&args), "blast merge"),

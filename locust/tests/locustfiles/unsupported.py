@@ -1,0 +1,20 @@
+from locust import HttpUser, TaskSet, task, between
+
+
+class Browse(TaskSet):
+    @task
+    def index(self):
+        self.client.get("/")
+
+
+class Visitor(HttpUser):
+    wait_time = between(1, 2)
+
+    @task
+    def page(self):
+        for i in range(3):
+            self.client.get(f"/page/{i}")
+
+    @task
+    def upload(self):
+        self.client.post("/upload", files={"f": open("data.bin", "rb")})
