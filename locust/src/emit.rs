@@ -89,6 +89,21 @@ fn request(out: &mut String, r: &Request) {
     if let Some(f) = r.follow_redirects {
         line(out, "follow_redirects", &f.to_string());
     }
+    if !r.success.is_empty() {
+        let statuses = r.success.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        line(out, "success", &format!("[{}]", statuses.join(", ")));
+    }
+    if r.contains.is_some() || !r.expect_json.is_empty() {
+        let mut expect = toml::map::Map::new();
+        if let Some(text) = &r.contains {
+            expect.insert("contains".into(), toml::Value::String(text.clone()));
+        }
+        if !r.expect_json.is_empty() {
+            let json = r.expect_json.iter().cloned().collect();
+            expect.insert("json".into(), toml::Value::Table(json));
+        }
+        line(out, "expect", &toml::Value::Table(expect).to_string());
+    }
     if !r.capture.is_empty() {
         line(out, "capture", &table(&r.capture));
     }

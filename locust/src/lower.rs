@@ -445,17 +445,35 @@ impl<'a> Lowering<'a> {
                     for inner in &w.body {
                         match inner {
                             Stmt::Expr(e) if is_response_call(&e.value, body, "success") => {}
-                            Stmt::Assign(_) | Stmt::Pass(_) => self.statement(inner, body),
-                            _ => self.found.unsupported(inner, "checks inside catch_response are not supported yet: in the TOML, give the request success = [STATUS] or expect = { contains = ... }"),
+                            Stmt::If(i) => self.failure_check(i, body),
+                            _ => self.statement(inner, body),
                         }
                     }
                 }
                 _ => self.found.unsupported(stmt, "only one context manager translates"),
             },
+            Stmt::Assert(a) => {
+                if let Err(e) = check(&a.test, true, body, &self.constants) {
+                    self.found.report(e);
+                }
+            }
             Stmt::For(_) | Stmt::While(_) => self.found.unsupported(stmt, "loops inside a task are not supported yet: write each request out, or give the task a higher weight"),
             Stmt::If(_) => self.found.unsupported(stmt, "conditions inside a task are not supported yet"),
             _ => self.found.unsupported(stmt, "this statement does not translate inside a task"),
         }
+    }
+
+    /// `if CONDITION: response.failure(...)`: the request must meet the opposite.
+    fn failure_check(&mut self, i: &ast::StmtIf, body: &mut Body<'a, '_>) {
+        let fails = matches!(i.body.as_slice(), [Stmt::Expr(e)] if is_response_call(&e.value, body, "failure"));
+        if !fails || !i.orelse.is_empty() {
+            self.found.unsupported(i, "inside catch_response, blast translates `if CONDITION: response.failure(...)` with no else, and assert: check the status, `TEXT in response.text` or response.json()[...] against a literal");
+            return;
+        }
+        if let Err(e) = check(&i.test, false, body, &self.constants) {
+            self.found.report(e);
+        }
+        self.found.note(i, "failure messages of catch_response are not kept: the failures table names the failed check");
     }
 
     /// `x = ...` inside a task: a request kept as a response, a capture, or a client header.
@@ -591,11 +609,79 @@ impl<'a> Lowering<'a> {
     }
 }
 
+/// A condition on a response, as blast's `success` and `expect`: it must hold when `holds`
+/// (an assert), or must not (a `failure()` branch).
+fn check(
+    test: &Expr,
+    holds: bool,
+    body: &mut Body<'_, '_>,
+    constants: &HashMap<String, Literal>,
+) -> crate::value::Result<()> {
+    let bad = || {
+        Err(Unsupported { offset: u32::from(test.range().start()) as usize, message: "this check does not translate: blast checks the status (==, !=, in, not in), `TEXT in response.text`, and response.json()[...] against a literal".into() })
+    };
+    let Expr::Compare(c) = test else {
+        return bad();
+    };
+    let ([op], [right]) = (c.ops.as_slice(), c.comparators.as_slice()) else {
+        return bad();
+    };
+    use ast::CmpOp::{Eq, In, NotEq, NotIn};
+    // What the request needs: `==`/`in` when the check must hold, their opposites when the
+    // condition marks a failure.
+    let (equal, member) = match (op, holds) {
+        (Eq, true) | (NotEq, false) => (true, false),
+        (In, true) | (NotIn, false) => (false, true),
+        _ => return bad(),
+    };
+    let scope = Scope {
+        user: &body.user,
+        constants,
+        captured: &[],
+    };
+    let response = |e: &Expr, attr: &str| -> Option<usize> {
+        match e {
+            Expr::Attribute(a) if a.attr.as_str() == attr => match a.value.as_ref() {
+                Expr::Name(n) => body.responses.get(n.id.as_str()).copied(),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    if let Some(index) = response(&c.left, "status_code") {
+        let statuses: Vec<i64> = match (equal, member, scope.json(right)) {
+            (true, _, Ok(toml::Value::Integer(s))) => vec![s],
+            (_, true, Ok(toml::Value::Array(items))) => {
+                items.iter().filter_map(toml::Value::as_integer).collect()
+            }
+            _ => return bad(),
+        };
+        body.requests[index].success = statuses;
+        return Ok(());
+    }
+    if let (true, Some(index)) = (member, response(right, "text")) {
+        body.requests[index].contains = Some(scope.template(&c.left)?);
+        return Ok(());
+    }
+    if let (true, Some((name, path))) = (equal, json_path(&c.left)) {
+        if let Some(&index) = body.responses.get(&name) {
+            let value = scope.json(right)?;
+            body.requests[index].expect_json.push((path, value));
+            return Ok(());
+        }
+    }
+    bad()
+}
+
 /// `self.client.<verb>`: the HTTP method, or `Some("")` for `self.client.request(method, ...)`.
 fn client_method<'c>(call: &'c ast::ExprCall, user: &str) -> Option<&'c str> {
     let Expr::Attribute(a) = call.func.as_ref() else {
         return None;
     };
+    // FastHttpUser's `self.rest(method, url, ...)`: a JSON request whose response is checked.
+    if a.attr.as_str() == "rest" && dotted(&a.value)? == user {
+        return Some("");
+    }
     if dotted(&a.value)? != format!("{user}.client") {
         return None;
     }
@@ -775,6 +861,12 @@ fn json_path(expr: &Expr) -> Option<(String, String)> {
                 keys.push(s.slice.as_ref());
                 e = &s.value;
             }
+            Expr::Attribute(a) if a.attr.as_str() == "js" => {
+                let Expr::Name(response) = a.value.as_ref() else {
+                    return None;
+                };
+                return path_of(keys, response.id.as_str());
+            }
             Expr::Call(c) => match c.func.as_ref() {
                 Expr::Attribute(a) if a.attr.as_str() == "get" && c.args.len() == 1 => {
                     keys.push(&c.args[0]);
@@ -811,6 +903,31 @@ fn json_path(expr: &Expr) -> Option<(String, String)> {
             _ => return None,
         }
     }
+}
+
+/// The JSON path of `keys` (outermost last) read from `response`.
+fn path_of(mut keys: Vec<&Expr>, response: &str) -> Option<(String, String)> {
+    keys.reverse();
+    let mut path = String::new();
+    for key in keys {
+        match key {
+            Expr::Constant(ast::ExprConstant {
+                value: Constant::Str(s),
+                ..
+            }) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(s);
+            }
+            Expr::Constant(ast::ExprConstant {
+                value: Constant::Int(i),
+                ..
+            }) => path.push_str(&format!("[{i}]")),
+            _ => return None,
+        }
+    }
+    (!path.is_empty()).then(|| (response.to_string(), path))
 }
 
 fn is_client_headers(expr: &Expr, user: &str) -> bool {

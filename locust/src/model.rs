@@ -47,4 +47,10 @@ pub(crate) struct Request {
     pub follow_redirects: Option<bool>,
     /// (variable, JSON path) pairs captured from the response.
     pub capture: Vec<(String, String)>,
+    /// The statuses that count as success, when the locustfile checks them.
+    pub success: Vec<i64>,
+    /// Text the body must contain.
+    pub contains: Option<String>,
+    /// (JSON path, value) pairs the body must hold.
+    pub expect_json: Vec<(String, toml::Value)>,
 }

@@ -148,3 +148,55 @@ class Writer(Base):
     }
     assert!(!toml.contains("class = \"Base\""), "{toml}");
 }
+
+#[test]
+fn catch_response_and_assert_checks_become_success_and_expect() {
+    let source = r#"
+from locust import task, between
+from locust.contrib.fasthttp import FastHttpUser
+
+class Approver(FastHttpUser):
+    wait_time = between(0.3, 0.7)
+
+    @task
+    def approve(self):
+        with self.client.post("/cab/1/approve/", json={"comment": "ok"}, catch_response=True) as r:
+            if r.status_code != 201:
+                r.failure(f"got {r.status_code}")
+            if "approved" not in r.text:
+                r.failure("not approved")
+            if r.json()["status"] != "approved":
+                r.failure("wrong status")
+
+    @task
+    def pending(self):
+        r = self.client.get("/cab/pending/")
+        assert r.status_code in (200, 204), "listing failed"
+
+    @task
+    def rest(self):
+        with self.rest("PUT", "/items/1", json={"n": 1}) as resp:
+            if resp.js["n"] != 1:
+                resp.failure("n not kept")
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let toml = &t.toml;
+    scenario(toml);
+    for expected in [
+        "wait_time = \"between(0.3, 0.7)\"",
+        "success = [201]",
+        "expect = { contains = \"approved\", json = { status = \"approved\" } }",
+        "success = [200, 204]",
+        "request = \"PUT /items/1\"",
+        "expect = { json = { n = 1 } }",
+    ] {
+        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
+    }
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.message.contains("failure messages")),
+        "{:?}",
+        t.notes
+    );
+}
