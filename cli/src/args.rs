@@ -41,6 +41,12 @@ pub struct Args {
     #[arg(help_heading = "Scenario")]
     pub file: Option<PathBuf>,
 
+    /// With a locustfile: leave out the tasks that do not translate (each named on stderr) and
+    /// run the rest, instead of refusing the file.
+    #[arg(long, requires = "file")]
+    #[arg(help_heading = "Scenario")]
+    pub lenient: bool,
+
     /// Built-in profile to run: deployments, cab, connectors or burst.
     #[arg(long)]
     #[arg(help_heading = "Scenario")]
@@ -363,7 +369,7 @@ impl Args {
     pub fn job(&self) -> anyhow::Result<Job> {
         let scenario = match (&self.file, &self.profile) {
             (Some(path), _) if crate::convert::is_locustfile(path) => {
-                let t = crate::convert::translate(path)?;
+                let t = crate::convert::translate(path, self.lenient)?;
                 crate::convert::warn(path, &t.notes);
                 blast_scenarios::parse(&crate::convert::translated_name(path), &t.toml)?
             }
@@ -400,7 +406,7 @@ impl Args {
         Ok(match (&self.file, &self.profile) {
             // A locustfile runs as its translation: shards and digests see that text.
             (Some(path), _) if crate::convert::is_locustfile(path) => {
-                Some(crate::convert::translate(path)?.toml)
+                Some(crate::convert::translate(path, self.lenient)?.toml)
             }
             (Some(path), _) => Some(
                 std::fs::read_to_string(path)

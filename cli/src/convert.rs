@@ -23,6 +23,10 @@ pub struct ConvertArgs {
     /// Only check: print what would not translate (exit 2), or one line saying it all does.
     #[arg(long, conflicts_with = "out")]
     pub check: bool,
+
+    /// Leave out the tasks that do not translate (each named) instead of refusing the file.
+    #[arg(long)]
+    pub lenient: bool,
 }
 
 /// Whether `path` names a locustfile (Python) rather than a scenario file.
@@ -31,13 +35,12 @@ pub fn is_locustfile(path: &Path) -> bool {
 }
 
 /// The locustfile at `path`, translated; what was left out is in the translation's notes.
-pub fn translate(path: &Path) -> anyhow::Result<blast_locust::Translation> {
+pub fn translate(path: &Path, lenient: bool) -> anyhow::Result<blast_locust::Translation> {
     let source =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(blast_locust::translate(
-        &path.display().to_string(),
-        &source,
-    )?)
+    let options = blast_locust::Options { lenient };
+    let name = path.display().to_string();
+    Ok(blast_locust::translate_with(&name, &source, options)?)
 }
 
 /// Prints the notes of a translation, one line each.
@@ -54,7 +57,7 @@ pub fn translated_name(path: &Path) -> String {
 
 /// `blast convert`.
 pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
-    let t = translate(&args.locustfile)?;
+    let t = translate(&args.locustfile, args.lenient)?;
     warn(&args.locustfile, &t.notes);
     // What translates must also be a scenario blast runs: check it as -f would.
     blast_scenarios::parse(&translated_name(&args.locustfile), &t.toml)?;

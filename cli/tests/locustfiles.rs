@@ -121,3 +121,48 @@ fn what_does_not_translate_is_refused_with_every_place() {
         }
     }
 }
+
+#[test]
+fn lenient_leaves_out_the_tasks_that_do_not_translate_and_runs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = dir.path().join("mixed.py");
+    std::fs::write(
+        &lf,
+        "from locust import HttpUser, task, constant\n\
+         class Visitor(HttpUser):\n    wait_time = constant(0.1)\n\
+         \n    @task\n    def home(self):\n        self.client.get(\"/\")\n\
+         \n    @task\n    def loop(self):\n        while True:\n            self.client.get(\"/x\")\n",
+    )
+    .unwrap();
+    let lf = lf.to_str().unwrap();
+    let strict = blast(&["-f", lf, "-t", "1s", "--no-pin", "-q"]);
+    assert_eq!(strict.status.code(), Some(2));
+    let json = dir.path().join("run.json");
+    let out = blast(&[
+        "-f",
+        lf,
+        "--lenient",
+        "-u",
+        "2",
+        "-t",
+        "1s",
+        "--no-pin",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mixed.py:10: task loop of class Visitor is left out (line 11: loops"),
+        "{err}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(record["names"].as_array().unwrap().len(), 1, "{record}");
+    assert_eq!(record["names"][0]["name"], "/");
+}

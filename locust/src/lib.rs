@@ -83,8 +83,21 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// How to translate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Leave out the tasks that do not translate (each named in a note) and keep the rest,
+    /// instead of refusing the file (`--lenient`). Default: false.
+    pub lenient: bool,
+}
+
 /// Translates the locustfile `source` (named `path` in messages) into a scenario.
 pub fn translate(path: &str, source: &str) -> Result<Translation, Failure> {
+    translate_with(path, source, Options::default())
+}
+
+/// [`translate`], with [`Options`].
+pub fn translate_with(path: &str, source: &str, options: Options) -> Result<Translation, Failure> {
     let lines = Lines::new(source);
     let fail = |diagnostics| Failure {
         path: path.to_string(),
@@ -98,7 +111,7 @@ pub fn translate(path: &str, source: &str) -> Result<Translation, Failure> {
             message: format!("Python syntax error: {}", e.error),
         }])
     })?;
-    let mut lowering = lower::Lowering::new(&lines);
+    let mut lowering = lower::Lowering::new(&lines, options.lenient);
     let scenario = lowering.module(&suite, scenario_name(path));
     let (mut diagnostics, notes) = lowering.finish();
     if diagnostics.is_empty() {

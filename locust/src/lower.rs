@@ -21,6 +21,8 @@ type Methods<'a> = HashMap<String, &'a ast::StmtFunctionDef>;
 /// One lowering of one file: the module's names, and what it could not lower.
 pub(crate) struct Lowering<'a> {
     found: Found<'a>,
+    /// Leave out tasks that do not translate instead of failing.
+    lenient: bool,
     constants: HashMap<String, Literal>,
     functions: Methods<'a>,
 }
@@ -48,8 +50,9 @@ struct Body<'a, 'b> {
 }
 
 impl<'a> Lowering<'a> {
-    pub(crate) fn new(lines: &'a Lines<'a>) -> Lowering<'a> {
+    pub(crate) fn new(lines: &'a Lines<'a>, lenient: bool) -> Lowering<'a> {
         Lowering {
+            lenient,
             found: Found {
                 lines,
                 diagnostics: Vec::new(),
@@ -219,6 +222,7 @@ impl<'a> Lowering<'a> {
             merge_headers(&mut class.headers, headers);
         }
         for (name, weight, tags, line) in tasks {
+            let task_start = self.found.diagnostics.len();
             let (requests, headers) = match methods
                 .get(&name)
                 .copied()
@@ -236,6 +240,17 @@ impl<'a> Lowering<'a> {
                     continue;
                 }
             };
+            if self.lenient && self.found.diagnostics.len() > task_start {
+                let first = self.found.diagnostics.drain(task_start..).next();
+                let why = first.map_or(String::new(), |d| {
+                    format!(" (line {}: {})", d.line, d.message)
+                });
+                self.found.notes.push(Note {
+                    line,
+                    message: format!("task {name} of class {} is left out{why}", class.name),
+                });
+                continue;
+            }
             merge_headers(&mut class.headers, headers);
             if requests.is_empty() {
                 if self.found.diagnostics.len() == before {
