@@ -53,7 +53,8 @@ def build(bin_dir):
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
                        cwd=ROOT, check=True)
         bin_dir = ROOT / "target" / "release"
-    return Path(bin_dir) / "blast", Path(bin_dir) / "blast-target"
+    bin_dir = Path(bin_dir).resolve()
+    return bin_dir / "blast", bin_dir / "blast-target"
 
 
 class Target:

@@ -35,6 +35,11 @@ pub struct Args {
     /// scenario, blast loads its built-in reference target.
     pub url: Option<String>,
 
+    /// With -f or --profile: run only these user classes, as `locust -f FILE UserA UserB`
+    /// (the first may stand where a URL would).
+    #[arg(value_name = "USER_CLASS")]
+    pub user_classes: Vec<String>,
+
     /// Scenario file to run (TOML; see docs/scenarios.md), or a locustfile (.py, translated,
     /// never executed; see docs/from-locust.md), like `locust -f`.
     #[arg(short = 'f', long = "file", conflicts_with = "profile")]
@@ -365,6 +370,16 @@ pub enum Job {
 }
 
 impl Args {
+    /// With a scenario, positional words name user classes (Locust's `-f FILE UserA`): the
+    /// first, parsed where a URL would be, joins the others.
+    pub fn resolve_positionals(&mut self) {
+        if self.file.is_some() || self.profile.is_some() {
+            if let Some(first) = self.url.take() {
+                self.user_classes.insert(0, first);
+            }
+        }
+    }
+
     /// The job the flags ask for; every problem is a usage error.
     pub fn job(&self) -> anyhow::Result<Job> {
         let scenario = match (&self.file, &self.profile) {
@@ -383,6 +398,9 @@ impl Args {
                 if !self.tags.is_empty() || !self.exclude_tags.is_empty() {
                     bail!("--tags and --exclude-tags select a scenario's tasks: use them with -f or --profile");
                 }
+                if let Some(word) = self.user_classes.first() {
+                    bail!("unexpected argument {word:?}: user class names go with -f or --profile, and a URL run takes one URL");
+                }
                 return Ok(Job::Url(self.url.clone().or_else(|| self.host.clone())));
             }
         };
@@ -397,6 +415,9 @@ impl Args {
         let mut scenario = scenario;
         scenario
             .select_tags(&self.tags, &self.exclude_tags)
+            .map_err(anyhow::Error::msg)?;
+        scenario
+            .select_classes(&self.user_classes)
             .map_err(anyhow::Error::msg)?;
         Ok(Job::Scenario(Box::new(scenario)))
     }

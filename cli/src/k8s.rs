@@ -80,7 +80,9 @@ pub fn run(args: &K8sArgs) -> anyhow::Result<()> {
 
 /// The ConfigMap (for a scenario) and the Job; `raw` is the command line after `blast k8s`.
 pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow::Result<Value> {
-    let run = &args.run;
+    let mut run = args.run.clone();
+    run.resolve_positionals();
+    let run = &run;
     run.validate()?;
     if args.shards == 0 {
         bail!("invalid --shards 0: at least one shard is needed");

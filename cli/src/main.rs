@@ -55,7 +55,10 @@ fn main() -> ExitCode {
         _ => {}
     }
     let args = match args::Args::try_parse() {
-        Ok(args) => args,
+        Ok(mut args) => {
+            args.resolve_positionals();
+            args
+        }
         // --help and --version are not errors.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();

@@ -166,3 +166,45 @@ fn lenient_leaves_out_the_tasks_that_do_not_translate_and_runs_the_rest() {
     assert_eq!(record["names"].as_array().unwrap().len(), 1, "{record}");
     assert_eq!(record["names"][0]["name"], "/");
 }
+
+#[test]
+fn user_classes_are_picked_by_name_as_in_locust() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let lf = locustfile("api_shapes.py");
+    let out = blast(&[
+        "-f",
+        &lf,
+        "HealthUser",
+        "-u",
+        "2",
+        "-t",
+        "1s",
+        "--no-pin",
+        "-q",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sent: Vec<&str> = record["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["requests"].as_u64().unwrap() > 0)
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, ["/"], "{record}");
+    let out = blast(&["-f", &lf, "Nope", "-t", "1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no user class Nope in the scenario (its classes: ApiUser, HealthUser)"),
+        "{err}"
+    );
+}

@@ -66,6 +66,26 @@ impl Scenario {
         Ok(())
     }
 
+    /// Keeps only the user classes named, as `locust -f FILE UserA UserB` does; an unknown
+    /// name is an error that lists the classes there are.
+    pub fn select_classes(&mut self, names: &[String]) -> Result<(), String> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !self.classes.iter().any(|c| &c.name == *n))
+        {
+            let there: Vec<&str> = self.classes.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "no user class {unknown} in the scenario (its classes: {})",
+                there.join(", ")
+            ));
+        }
+        self.classes.retain(|c| names.contains(&c.name));
+        Ok(())
+    }
+
     /// Stats names of every request the scenario can send, in order of first appearance.
     pub fn names(&self) -> &[Name] {
         &self.names
