@@ -491,6 +491,88 @@ impl<'a> Lowering<'a> {
         self.found.note(i, "failure messages of catch_response are not kept: the failures table names the failed check");
     }
 
+    /// A helper's body in place of its call, its parameters bound to the call's arguments (or
+    /// their defaults) for the time of the body.
+    fn inline(
+        &mut self,
+        f: &'a ast::StmtFunctionDef,
+        args: &[Expr],
+        call: &ast::ExprCall,
+        body: &mut Body<'a, '_>,
+    ) {
+        if body.depth >= MAX_INLINE {
+            self.found
+                .unsupported(call, "helpers call each other too deep to inline");
+            return;
+        }
+        // The first parameter is the user (self); the rest take the arguments.
+        let params: Vec<&ast::ArgWithDefault> = f.args.args.iter().skip(1).collect();
+        let mut bound = Vec::new();
+        for (i, p) in params.iter().enumerate() {
+            let name = p.def.arg.as_str();
+            let given = args.get(i).or_else(|| {
+                call.keywords
+                    .iter()
+                    .find(|k| k.arg.as_deref() == Some(name))
+                    .map(|k| &k.value)
+            });
+            let Some(value) = given.or(p.default.as_deref()) else {
+                self.found
+                    .unsupported(call, format!("{} needs its argument {name}", f.name));
+                return;
+            };
+            let scope = Scope {
+                user: &body.user,
+                constants: &self.constants,
+                captured: &body.captured,
+            };
+            match argument(&scope, value) {
+                Ok(v) => bound.push((name.to_string(), v)),
+                Err(e) => {
+                    self.found.report(e);
+                    return;
+                }
+            }
+        }
+        if args.len() > params.len()
+            || !f.args.kwonlyargs.is_empty()
+            || f.args.vararg.is_some()
+            || f.args.kwarg.is_some()
+        {
+            self.found.unsupported(
+                call,
+                format!(
+                    "{} takes plain parameters only, as many as it is given",
+                    f.name
+                ),
+            );
+            return;
+        }
+        // Parameters shadow module constants of the same name while the body lowers.
+        let shadowed: Vec<(String, Option<Literal>)> = bound
+            .into_iter()
+            .map(|(name, value)| {
+                let old = self.constants.insert(name.clone(), value);
+                (name, old)
+            })
+            .collect();
+        // Inside, the user is the helper's own first parameter (`user` in `def login(user)`).
+        let caller = body.user.clone();
+        if let Some(first) = f.args.args.first() {
+            body.user = first.def.arg.to_string();
+        }
+        body.depth += 1;
+        self.statements(&f.body, body);
+        body.depth -= 1;
+        body.user = caller;
+        for (name, old) in shadowed {
+            match old {
+                Some(old) => self.constants.insert(name, old),
+                None => self.constants.remove(&name),
+            };
+        }
+    }
+
     /// `x = ...` inside a task: a request kept as a response, a capture, or a client header.
     fn assign(&mut self, target: &Expr, value: &Expr, body: &mut Body<'a, '_>) {
         if let Expr::Call(call) = value {
@@ -595,22 +677,22 @@ impl<'a> Lowering<'a> {
                 .note(call, "print and logging calls are left out");
         } else if let Some(helper) = name.strip_prefix(&format!("{user}.")) {
             match body.methods.get(helper).copied() {
-                Some(f)
-                    if call.args.is_empty()
-                        && call.keywords.is_empty()
-                        && body.depth < MAX_INLINE =>
-                {
-                    body.depth += 1;
-                    self.statements(&f.body, body);
-                    body.depth -= 1;
-                }
-                Some(_) => self.found.unsupported(
-                    call,
-                    "a helper method translates when it is called without arguments",
-                ),
+                Some(f) => self.inline(f, &call.args, call, body),
                 None => self
                     .found
                     .unsupported(call, format!("{name} is not a method of this class")),
+            }
+        } else if let (Some(f), Some(Expr::Name(first))) =
+            (self.functions.get(&name).copied(), call.args.first())
+        {
+            // A module function given the user: `login(self, "name", "pw")`.
+            if first.id.as_str() == user {
+                self.inline(f, &call.args[1..], call, body);
+            } else {
+                self.found.unsupported(
+                    call,
+                    format!("{name} is called without the user as its first argument"),
+                );
             }
         } else {
             self.found.unsupported(
@@ -686,6 +768,15 @@ fn check(
         }
     }
     bad()
+}
+
+/// The value an argument gives a helper's parameter: a literal as it is, anything else (an
+/// f-string, a captured value) as the template it lowers to.
+fn argument(scope: &Scope<'_>, expr: &Expr) -> crate::value::Result<Literal> {
+    match literal(expr, scope.constants) {
+        Some(l) => Ok(l),
+        None => scope.template(expr).map(Literal::Text),
+    }
 }
 
 /// `self.client.<verb>`: the HTTP method, or `Some("")` for `self.client.request(method, ...)`.

@@ -200,3 +200,46 @@ class Approver(FastHttpUser):
         t.notes
     );
 }
+
+#[test]
+fn helpers_with_arguments_are_inlined_with_their_values() {
+    let source = r#"
+from locust import HttpUser, task, between
+
+def login(user, username, password="secret-pw"):
+    r = user.client.post("/api/v1/auth/token/", json={"username": username, "password": password})
+    user.token = r.json()["token"]
+    user.client.headers["Authorization"] = f"Token {user.token}"
+
+class Admin(HttpUser):
+    wait_time = between(1, 3)
+
+    def on_start(self):
+        login(self, "admin")
+
+    def decide(self, approval, verdict):
+        self.client.post(f"/api/v1/cab/{approval}/{verdict}/", json={"comment": verdict}, name=f"/api/v1/cab/[id]/{verdict}/")
+
+    @task(3)
+    def approve(self):
+        self.decide(7, "approve")
+
+    @task
+    def reject(self):
+        self.decide(approval=8, verdict="reject")
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let toml = &t.toml;
+    scenario(toml);
+    for expected in [
+        "json = { username = \"admin\", password = \"secret-pw\" }",
+        "capture = { token = \"token\" }",
+        "headers = { Authorization = \"Token {{token}}\" }",
+        "request = \"POST /api/v1/cab/7/approve/\"",
+        "json = { comment = \"approve\" }",
+        "name = \"/api/v1/cab/[id]/approve/\"",
+        "request = \"POST /api/v1/cab/8/reject/\"",
+    ] {
+        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
+    }
+}
