@@ -46,6 +46,9 @@ pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
             if task.weight != 1 {
                 line(&mut out, "weight", &task.weight.to_string());
             }
+            if !task.take.is_empty() {
+                line(&mut out, "take", &table(&task.take));
+            }
             if !task.tags.is_empty() {
                 let tags = toml::Value::Array(
                     task.tags
@@ -106,6 +109,9 @@ fn request(out: &mut String, r: &Request) {
     }
     if !r.capture.is_empty() {
         line(out, "capture", &table(&r.capture));
+    }
+    if !r.to_pool.is_empty() {
+        line(out, "to_pool", &table(&r.to_pool));
     }
 }
 

@@ -25,6 +25,17 @@ pub(crate) struct Lowering<'a> {
     lenient: bool,
     constants: HashMap<String, Literal>,
     functions: Methods<'a>,
+    /// Module lists that start empty: shared between users, they become pools.
+    pools: Vec<String>,
+    /// Module locks guarding them (not needed: a pool hands each value to one user).
+    locks: Vec<String>,
+}
+
+/// What a task's or `on_start`'s body lowered to.
+struct Lowered {
+    requests: Vec<Request>,
+    headers: Vec<(String, String)>,
+    take: Vec<(String, String)>,
 }
 
 /// What did not lower, and what was left out.
@@ -46,6 +57,8 @@ struct Body<'a, 'b> {
     requests: Vec<Request>,
     /// Headers set on `self.client.headers`: they become the class's.
     headers: Vec<(String, String)>,
+    /// Values taken from pools (`x = POOL.pop()`).
+    take: Vec<(String, String)>,
     depth: usize,
 }
 
@@ -60,6 +73,8 @@ impl<'a> Lowering<'a> {
             },
             constants: HashMap::new(),
             functions: HashMap::new(),
+            pools: Vec::new(),
+            locks: Vec::new(),
         }
     }
 
@@ -112,8 +127,15 @@ impl<'a> Lowering<'a> {
                 Stmt::Import(_) | Stmt::ImportFrom(_) | Stmt::Pass(_) => {}
                 Stmt::Expr(e) if matches!(e.value.as_ref(), Expr::Constant(_)) => {}
                 Stmt::Assign(a) => match (a.targets.as_slice(), literal(&a.value, &self.constants)) {
+                    ([Expr::Name(n)], Some(Literal::List(items))) if items.is_empty() => {
+                        self.pools.push(n.id.to_string());
+                    }
                     ([Expr::Name(n)], Some(value)) => {
                         self.constants.insert(n.id.to_string(), value);
+                    }
+                    ([Expr::Name(n)], None) if is_lock(&a.value) => {
+                        self.locks.push(n.id.to_string());
+                        self.found.note(stmt, "locks are left out: a pool hands each value to exactly one user");
                     }
                     _ => self.found.unsupported(stmt, "only module constants (text, numbers, lists, dicts) translate at module level"),
                 },
@@ -217,13 +239,23 @@ impl<'a> Lowering<'a> {
             );
         }
         if let Some(on_start) = methods.get("on_start").copied() {
-            let (requests, headers) = self.method(on_start, &methods);
-            class.on_start = requests;
-            merge_headers(&mut class.headers, headers);
+            let lowered = self.method(on_start, &methods);
+            if !lowered.take.is_empty() {
+                self.found.unsupported(
+                    on_start,
+                    "on_start cannot take from a shared list: take in a task",
+                );
+            }
+            class.on_start = lowered.requests;
+            merge_headers(&mut class.headers, lowered.headers);
         }
         for (name, weight, tags, line) in tasks {
             let task_start = self.found.diagnostics.len();
-            let (requests, headers) = match methods
+            let Lowered {
+                requests,
+                headers,
+                take,
+            } = match methods
                 .get(&name)
                 .copied()
                 .or_else(|| self.functions.get(&name).copied())
@@ -271,6 +303,7 @@ impl<'a> Lowering<'a> {
                 line,
                 weight,
                 tags,
+                take,
                 requests,
             });
         }
@@ -409,11 +442,7 @@ impl<'a> Lowering<'a> {
     }
 
     /// A task, `on_start` or helper: its requests and the client headers it sets.
-    fn method(
-        &mut self,
-        f: &ast::StmtFunctionDef,
-        methods: &Methods<'a>,
-    ) -> (Vec<Request>, Vec<(String, String)>) {
+    fn method(&mut self, f: &ast::StmtFunctionDef, methods: &Methods<'a>) -> Lowered {
         let user = f
             .args
             .args
@@ -426,10 +455,15 @@ impl<'a> Lowering<'a> {
             responses: HashMap::new(),
             requests: Vec::new(),
             headers: Vec::new(),
+            take: Vec::new(),
             depth: 0,
         };
         self.statements(&f.body, &mut body);
-        (body.requests, body.headers)
+        Lowered {
+            requests: body.requests,
+            headers: body.headers,
+            take: body.take,
+        }
     }
 
     fn statements(&mut self, stmts: &[Stmt], body: &mut Body<'a, '_>) {
@@ -450,6 +484,22 @@ impl<'a> Lowering<'a> {
                 [target] => self.assign(target, &a.value, body),
                 _ => self.found.unsupported(stmt, "multiple assignment does not translate"),
             },
+            Stmt::With(w) if w.items.iter().all(|i| dotted(&i.context_expr).is_some_and(|n| self.locks.contains(&n))) => {
+                self.statements(&w.body, body);
+            }
+            Stmt::Try(t) => {
+                self.statements(&t.body, body);
+                for handler in &t.handlers {
+                    let ast::ExceptHandler::ExceptHandler(h) = handler;
+                    if !h.body.iter().all(|s| matches!(s, Stmt::Return(_) | Stmt::Pass(_))) {
+                        self.found.unsupported(handler, "an except clause translates when it only returns: an empty pool or a missing value skips the task");
+                    }
+                }
+                if !t.orelse.is_empty() || !t.finalbody.is_empty() {
+                    self.found.unsupported(stmt, "try with else or finally does not translate");
+                }
+            }
+            Stmt::If(i) if self.is_empty_pool_guard(i) => {}
             Stmt::With(w) => match w.items.as_slice() {
                 [item] => {
                     let Expr::Call(call) = &item.context_expr else {
@@ -573,8 +623,47 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    /// `x = ...` inside a task: a request kept as a response, a capture, or a client header.
+    /// `if not POOL: return` (or `len(POOL) == 0`): blast skips a task whose pool is empty.
+    fn is_empty_pool_guard(&self, i: &ast::StmtIf) -> bool {
+        let pool = match i.test.as_ref() {
+            Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::Not) => dotted(&u.operand),
+            Expr::Compare(c) => match (c.left.as_ref(), c.ops.as_slice(), c.comparators.as_slice())
+            {
+                (
+                    Expr::Call(len),
+                    [ast::CmpOp::Eq],
+                    [Expr::Constant(ast::ExprConstant {
+                        value: Constant::Int(zero),
+                        ..
+                    })],
+                ) if dotted(&len.func).as_deref() == Some("len") && zero.to_string() == "0" => {
+                    len.args.first().and_then(dotted)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        pool.is_some_and(|p| self.pools.contains(&p))
+            && i.orelse.is_empty()
+            && i.body
+                .iter()
+                .all(|s| matches!(s, Stmt::Return(_) | Stmt::Pass(_)))
+    }
+
+    /// `x = ...` inside a task: a request kept as a response, a capture, a value taken from a
+    /// pool, or a client header.
     fn assign(&mut self, target: &Expr, value: &Expr, body: &mut Body<'a, '_>) {
+        if let (Expr::Name(var), Expr::Call(pop)) = (target, value) {
+            let name = dotted(&pop.func).unwrap_or_default();
+            if let Some((pool, "pop")) = name
+                .split_once('.')
+                .filter(|(p, _)| self.pools.iter().any(|x| x == p))
+            {
+                body.take.push((var.id.to_string(), pool.to_string()));
+                body.captured.push(var.id.to_string());
+                return;
+            }
+        }
         if let Expr::Call(call) = value {
             if client_method(call, &body.user).is_some() {
                 self.call(call, Some(target), body);
@@ -657,7 +746,21 @@ impl<'a> Lowering<'a> {
         }
         let name = dotted(&call.func).unwrap_or_default();
         let user = body.user.clone();
-        if name == format!("{user}.client.headers.update") {
+        if let Some((pool, "extend" | "append")) = name
+            .split_once('.')
+            .filter(|(p, _)| self.pools.iter().any(|x| x == p))
+        {
+            match (call.args.as_slice(), name.ends_with("extend")) {
+                ([arg], extend) => match offered(arg, extend) {
+                    Some((response, path)) => match body.responses.get(&response) {
+                        Some(&index) => body.requests[index].to_pool.push((pool.to_string(), path)),
+                        None => self.found.unsupported(arg, format!("{response} is not a response of this task")),
+                    },
+                    None => self.found.unsupported(arg, format!("{pool} takes values from a response: {pool}.extend(x[\"id\"] for x in r.json()[\"results\"]) or {pool}.append(r.json()[\"id\"])")),
+                },
+                _ => self.found.unsupported(call, format!("{name} takes one argument")),
+            }
+        } else if name == format!("{user}.client.headers.update") {
             let scope = Scope {
                 user: &body.user,
                 constants: &self.constants,
@@ -768,6 +871,59 @@ fn check(
         }
     }
     bad()
+}
+
+/// `threading.Lock()` and its kin.
+fn is_lock(expr: &Expr) -> bool {
+    let Expr::Call(c) = expr else { return false };
+    dotted(&c.func).is_some_and(|n| {
+        let last = n.rsplit('.').next().unwrap_or_default();
+        matches!(last, "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore")
+    })
+}
+
+/// What `POOL.extend(x["id"] for x in r.json()["results"])` (or `POOL.append(r.json()["id"])`)
+/// offers: the response and the JSON path of the values.
+fn offered(arg: &Expr, extend: bool) -> Option<(String, String)> {
+    if !extend {
+        return json_path(arg);
+    }
+    let (elt, generators) = match arg {
+        Expr::GeneratorExp(g) => (g.elt.as_ref(), &g.generators),
+        Expr::ListComp(l) => (l.elt.as_ref(), &l.generators),
+        // `POOL.extend(r.json()["ids"])`: every element.
+        other => {
+            let (response, path) = json_path(other)?;
+            return Some((response, format!("{path}[*]")));
+        }
+    };
+    let [generator] = generators.as_slice() else {
+        return None;
+    };
+    let (Expr::Name(item), false) = (&generator.target, !generator.ifs.is_empty()) else {
+        return None;
+    };
+    let (response, list) = json_path(&generator.iter)?;
+    // The element itself, or a key of it: `x`, `x["id"]`.
+    let mut keys = Vec::new();
+    let mut e = elt;
+    while let Expr::Subscript(s) = e {
+        match s.slice.as_ref() {
+            Expr::Constant(ast::ExprConstant {
+                value: Constant::Str(k),
+                ..
+            }) => keys.push(k.clone()),
+            _ => return None,
+        }
+        e = &s.value;
+    }
+    match e {
+        Expr::Name(n) if n.id == item.id => {}
+        _ => return None,
+    }
+    keys.reverse();
+    let rest: String = keys.iter().map(|k| format!(".{k}")).collect();
+    Some((response, format!("{list}[*]{rest}")))
 }
 
 /// The value an argument gives a helper's parameter: a literal as it is, anything else (an

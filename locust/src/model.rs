@@ -29,6 +29,8 @@ pub(crate) struct Task {
     pub line: usize,
     pub weight: i64,
     pub tags: Vec<String>,
+    /// (variable, pool): values taken from shared pools before the task runs.
+    pub take: Vec<(String, String)>,
     pub requests: Vec<Request>,
 }
 
@@ -47,6 +49,8 @@ pub(crate) struct Request {
     pub follow_redirects: Option<bool>,
     /// (variable, JSON path) pairs captured from the response.
     pub capture: Vec<(String, String)>,
+    /// (pool, JSON path) pairs: every match is offered to a shared pool.
+    pub to_pool: Vec<(String, String)>,
     /// The statuses that count as success, when the locustfile checks them.
     pub success: Vec<i64>,
     /// Text the body must contain.

@@ -243,3 +243,26 @@ class Admin(HttpUser):
         assert!(toml.contains(expected), "{expected} missing from\n{toml}");
     }
 }
+
+#[test]
+fn a_module_list_that_responses_extend_and_tasks_pop_becomes_a_pool() {
+    let (path, source) = fixture("cab.py");
+    let t = blast_locust::translate(&path, &source).unwrap();
+    let toml = &t.toml;
+    scenario(toml);
+    for expected in [
+        "to_pool = { PENDING = \"results[*].id\" }",
+        "take = { approval_id = \"PENDING\" }",
+        "request = \"POST /api/v1/cab/{{approval_id}}/approve/\"",
+        "request = \"POST /api/v1/cab/{{approval_id}}/reject/\"",
+    ] {
+        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
+    }
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.message.contains("locks are left out")),
+        "{:?}",
+        t.notes
+    );
+}
