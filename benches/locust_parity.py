@@ -192,7 +192,7 @@ def main():
     args = ap.parse_args()
     need_locust()
     blast, target_bin = build(args.bin)
-    files = [Path(f) for f in args.files] or sorted(FILES.glob("*.py"))
+    files = [Path(f).resolve() for f in args.files] or sorted(FILES.glob("*.py"))
     all_ok = True
     with tempfile.TemporaryDirectory() as workdir:
         for locustfile in files:
