@@ -11,6 +11,22 @@ fn blast(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs blast with `args` and `--json`, which must succeed; returns the record and stderr.
+fn record(args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let mut all = args.to_vec();
+    all.extend(["--no-pin", "-q", "--json", json.to_str().unwrap()]);
+    let out = blast(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (record, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 fn locustfile(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../locust/tests/locustfiles/{name}"));
@@ -19,29 +35,8 @@ fn locustfile(name: &str) -> String {
 
 #[test]
 fn a_locustfile_runs_as_it_is_against_the_reference_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let out = blast(&[
-        "-f",
-        &locustfile("deployments.py"),
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "3s",
-        "--no-pin",
-        "-q",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let lf = locustfile("deployments.py");
+    let (record, _) = record(&["-f", &lf, "-u", "4", "-r", "100", "-t", "3s"]);
     assert_eq!(record["failures"], 0, "{record}");
     assert_eq!(record["scenario"], "deployments");
     let names: Vec<String> = record["names"]
@@ -137,61 +132,19 @@ fn lenient_leaves_out_the_tasks_that_do_not_translate_and_runs_the_rest() {
     let lf = lf.to_str().unwrap();
     let strict = blast(&["-f", lf, "-t", "1s", "--no-pin", "-q"]);
     assert_eq!(strict.status.code(), Some(2));
-    let json = dir.path().join("run.json");
-    let out = blast(&[
-        "-f",
-        lf,
-        "--lenient",
-        "-u",
-        "2",
-        "-t",
-        "1s",
-        "--no-pin",
-        "-q",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (record, err) = record(&["-f", lf, "--lenient", "-u", "2", "-t", "1s"]);
     assert!(
         err.contains("mixed.py:10: task loop of class Visitor is left out (line 11: loops"),
         "{err}"
     );
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(record["names"].as_array().unwrap().len(), 1, "{record}");
     assert_eq!(record["names"][0]["name"], "/");
 }
 
 #[test]
 fn user_classes_are_picked_by_name_as_in_locust() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
     let lf = locustfile("api_shapes.py");
-    let out = blast(&[
-        "-f",
-        &lf,
-        "HealthUser",
-        "-u",
-        "2",
-        "-t",
-        "1s",
-        "--no-pin",
-        "-q",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (record, _) = record(&["-f", &lf, "HealthUser", "-u", "2", "-t", "1s"]);
     let sent: Vec<&str> = record["names"]
         .as_array()
         .unwrap()
