@@ -16,6 +16,18 @@ pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
     if let Some(host) = &scenario.host {
         line(&mut out, "host", &text(host));
     }
+    if !scenario.criteria.is_empty() {
+        let criteria = scenario
+            .criteria
+            .iter()
+            .map(|c| toml::Value::String(c.clone()))
+            .collect();
+        line(
+            &mut out,
+            "criteria",
+            &toml::Value::Array(criteria).to_string(),
+        );
+    }
     for class in &scenario.users {
         let _ = writeln!(
             out,

@@ -10,6 +10,7 @@ use crate::value::{dotted, literal, Literal, Scope, Unsupported};
 use crate::{Diagnostic, Lines, Note};
 
 mod body;
+mod events;
 mod request;
 
 use body::{is_lock, Lowered};
@@ -30,6 +31,8 @@ pub(crate) struct Lowering<'a> {
     pools: Vec<String>,
     /// Module locks guarding them (not needed: a pool hands each value to one user).
     locks: Vec<String>,
+    /// Success criteria from a `quitting` listener.
+    criteria: Vec<String>,
 }
 
 /// What did not lower, and what was left out.
@@ -52,6 +55,7 @@ impl<'a> Lowering<'a> {
             functions: HashMap::new(),
             pools: Vec::new(),
             locks: Vec::new(),
+            criteria: Vec::new(),
         }
     }
 
@@ -117,7 +121,10 @@ impl<'a> Lowering<'a> {
                     _ => self.found.unsupported(stmt, "only module constants (text, numbers, lists, dicts) translate at module level"),
                 },
                 Stmt::FunctionDef(f) => {
-                    if f.decorator_list.iter().any(|d| dotted(decorator_name(d)).is_some_and(|n| n.starts_with("events."))) {
+                    let listens = |event: &str| f.decorator_list.iter().any(|d| dotted(decorator_name(d)).is_some_and(|n| n.starts_with(event)));
+                    if listens("events.quitting") {
+                        self.quitting(f);
+                    } else if listens("events.") {
                         self.found.note(stmt, &format!("event listener {} is not run", f.name));
                     } else {
                         self.functions.insert(f.name.to_string(), f);
@@ -148,7 +155,12 @@ impl<'a> Lowering<'a> {
             self.found.at(0, "the user classes set different hosts: blast runs a scenario against one host (give it with --host)".into());
         }
         let host = hosts.first().map(|h| h.to_string());
-        Some(Scenario { name, host, users })
+        Some(Scenario {
+            name,
+            host,
+            criteria: std::mem::take(&mut self.criteria),
+            users,
+        })
     }
 
     /// A class: a user class with its own methods, or nothing (reported when unsupported).

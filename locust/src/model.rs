@@ -4,6 +4,8 @@
 pub(crate) struct Scenario {
     pub name: String,
     pub host: Option<String>,
+    /// Success criteria, from a `quitting` listener.
+    pub criteria: Vec<String>,
     pub users: Vec<UserClass>,
 }
 

@@ -266,3 +266,48 @@ fn a_module_list_that_responses_extend_and_tasks_pop_becomes_a_pool() {
         t.notes
     );
 }
+
+#[test]
+fn a_quitting_listener_that_sets_the_exit_code_becomes_criteria() {
+    let source = r#"
+import logging
+from locust import HttpUser, events, task
+
+@events.quitting.add_listener
+def _(environment, **kw):
+    if environment.stats.total.fail_ratio > 0.01:
+        logging.error("Test failed due to failure ratio > 1%")
+        environment.process_exit_code = 1
+    elif environment.stats.total.avg_response_time > 200:
+        environment.process_exit_code = 1
+    elif environment.stats.total.get_response_time_percentile(0.999) > 800:
+        environment.process_exit_code = 1
+    else:
+        environment.process_exit_code = 0
+
+@events.test_start.add_listener
+def started(environment, **kw):
+    print("starting")
+
+class Visitor(HttpUser):
+    @task
+    def home(self):
+        self.client.get("/")
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let s = scenario(&t.toml);
+    assert!(
+        t.toml
+            .contains("criteria = [\"failure_rate<=1%\", \"avg<=200ms\", \"p99.9<=800ms\"]"),
+        "{}",
+        t.toml
+    );
+    assert_eq!(s.criteria.len(), 3);
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.message.contains("event listener started is not run")),
+        "{:?}",
+        t.notes
+    );
+}
