@@ -28,6 +28,14 @@ pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
             &toml::Value::Array(criteria).to_string(),
         );
     }
+    if let Some((stages, run_time)) = &scenario.stages {
+        let _ = writeln!(
+            out,
+            "\n[load] # the LoadTestShape's tick(), evaluated each second"
+        );
+        line(&mut out, "stages", &text(stages));
+        line(&mut out, "run_time", &text(&format!("{run_time}s")));
+    }
     for class in &scenario.users {
         let _ = writeln!(
             out,

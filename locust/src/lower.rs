@@ -12,6 +12,7 @@ use crate::{Diagnostic, Lines, Note};
 mod body;
 mod events;
 mod request;
+mod shape;
 
 use body::{is_lock, Lowered};
 
@@ -33,6 +34,8 @@ pub(crate) struct Lowering<'a> {
     locks: Vec<String>,
     /// Success criteria from a `quitting` listener.
     criteria: Vec<String>,
+    /// A `LoadTestShape`'s stages.
+    shape: Option<shape::Stages>,
 }
 
 /// What did not lower, and what was left out.
@@ -56,6 +59,7 @@ impl<'a> Lowering<'a> {
             pools: Vec::new(),
             locks: Vec::new(),
             criteria: Vec::new(),
+            shape: None,
         }
     }
 
@@ -159,6 +163,7 @@ impl<'a> Lowering<'a> {
             name,
             host,
             criteria: std::mem::take(&mut self.criteria),
+            stages: self.shape.take().map(|s| (s.text, s.run_time)),
             users,
         })
     }
@@ -186,7 +191,14 @@ impl<'a> Lowering<'a> {
                 Some("HttpLocust" | "Locust") => "HttpLocust is Locust's API before 1.0: it became HttpUser (task_set became tasks, min_wait/max_wait became wait_time = between(...))".to_string(),
                 Some("User") => format!("class {} extends User, which has no HTTP client: blast runs HttpUser and FastHttpUser classes", c.name),
                 Some(kind @ ("TaskSet" | "SequentialTaskSet")) => format!("{kind} is not supported yet: write its tasks on the user class with @task"),
-                Some("LoadTestShape") => "LoadTestShape is not supported yet: give the shape as --stages or [load] stages".to_string(),
+                Some("LoadTestShape") => match (shape::stages(c), &self.shape) {
+                    (Ok(_), Some(_)) => "a second LoadTestShape: Locust runs one shape; keep one".to_string(),
+                    (Ok(stages), None) => {
+                        self.shape = Some(stages);
+                        return None;
+                    }
+                    (Err(why), _) => format!("LoadTestShape {}: {why}; give the shape as --stages instead", c.name),
+                },
                 _ => return None,
             };
             self.found.unsupported(c, message);

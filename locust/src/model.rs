@@ -6,6 +6,8 @@ pub(crate) struct Scenario {
     pub host: Option<String>,
     /// Success criteria, from a `quitting` listener.
     pub criteria: Vec<String>,
+    /// A `LoadTestShape` as blast's stages, and its run time in seconds.
+    pub stages: Option<(String, u32)>,
     pub users: Vec<UserClass>,
 }
 

@@ -311,3 +311,82 @@ class Visitor(HttpUser):
         t.notes
     );
 }
+
+#[test]
+fn a_load_test_shape_is_evaluated_into_stages() {
+    let source = r#"
+import math
+from locust import HttpUser, LoadTestShape, task, constant
+
+class Visitor(HttpUser):
+    wait_time = constant(1)
+    @task
+    def home(self):
+        self.client.get("/")
+
+class StagesShape(LoadTestShape):
+    """Locust's documented example: a list of stages."""
+    stages = [
+        {"duration": 10, "users": 10, "spawn_rate": 10},
+        {"duration": 30, "users": 50, "spawn_rate": 10},
+        {"duration": 40, "users": 20, "spawn_rate": 5},
+    ]
+
+    def tick(self):
+        run_time = self.get_run_time()
+        for stage in self.stages:
+            if run_time < stage["duration"]:
+                tick_data = (stage["users"], stage["spawn_rate"])
+                return tick_data
+        return None
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    scenario(&t.toml);
+    // 0 → 10 in 1 s, hold to 10 s, → 50 at 10/s (4 s), hold to 30 s, → 20 at 5/s (6 s), hold.
+    assert!(
+        t.toml
+            .contains("stages = \"1s:10, 9s:10, 4s:50, 16s:50, 6s:20, 4s:20\""),
+        "{}",
+        t.toml
+    );
+    assert!(t.toml.contains("run_time = \"40s\""), "{}", t.toml);
+
+    let step = r#"
+import math
+from locust import HttpUser, LoadTestShape, task
+
+class Visitor(HttpUser):
+    @task
+    def home(self):
+        self.client.get("/")
+
+class StepLoadShape(LoadTestShape):
+    step_time = 30
+    step_load = 10
+    spawn_rate = 10
+    time_limit = 90
+
+    def tick(self):
+        run_time = self.get_run_time()
+        if run_time > self.time_limit:
+            return None
+        current_step = math.floor(run_time / self.step_time) + 1
+        return (current_step * self.step_load, self.spawn_rate)
+"#;
+    let t = blast_locust::translate("step.py", step).unwrap();
+    scenario(&t.toml);
+    // At 90 s the step is still on (90 > 90 is false): a fourth step, for one second.
+    assert!(
+        t.toml
+            .contains("stages = \"1s:10, 29s:10, 1s:20, 29s:20, 1s:30, 29s:30, 1s:40\""),
+        "{}",
+        t.toml
+    );
+    assert!(t.toml.contains("run_time = \"91s\""), "{}", t.toml);
+    let bad = "from locust import HttpUser, LoadTestShape, task\nclass V(HttpUser):\n    @task\n    def h(self):\n        self.client.get('/')\nclass S(LoadTestShape):\n    def tick(self):\n        return (self.runner.user_count, 1)\n";
+    let e = blast_locust::translate("bad.py", bad).unwrap_err();
+    assert!(
+        e.to_string().contains("bad.py:6:1: LoadTestShape S:"),
+        "{e}"
+    );
+}
