@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(scenario_toml http_response run_record swarm_form url_and_flags)
+[ ${#targets[@]} -gt 0 ] || targets=(scenario_toml http_response run_record swarm_form url_and_flags locustfile)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none -O
 run() {
@@ -21,6 +21,7 @@ run() {
   # Seeds: real inputs to start from (a shard record, responses, the profiles, a form).
   [ ! -d "seeds/$target" ] || cp -n seeds/"$target"/* "corpus/$target/"
   [ "$target" != scenario_toml ] || cp -n ../scenarios/profiles/*.toml "corpus/$target/"
+  [ "$target" != locustfile ] || cp -n ../locust/tests/locustfiles/*.py "corpus/$target/"
   if cargo fuzz run -s none -O "$target" "corpus/$target" -- \
       -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="artifacts/$target/" >"artifacts/$target.log" 2>&1; then

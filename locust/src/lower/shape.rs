@@ -12,6 +12,8 @@ use crate::value::dotted;
 const MAX_SECONDS: u32 = 86_400;
 /// Statements one tick may run before it is taken for an endless loop.
 const MAX_STEPS: u32 = 100_000;
+/// Statements all ticks may run: a shape costlier than this is not evaluated.
+const MAX_TOTAL_STEPS: u64 = 20_000_000;
 
 /// A Python value the evaluator knows.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +72,7 @@ pub(super) fn stages(c: &ast::StmtClassDef) -> Eval<Stages> {
     let mut points = vec![(0u32, 0.0f64)];
     let mut users = 0.0;
     let mut end = None;
+    let mut total = 0u64;
     for second in 0..MAX_SECONDS {
         let mut shape = Shape {
             attrs: &attrs,
@@ -77,7 +80,12 @@ pub(super) fn stages(c: &ast::StmtClassDef) -> Eval<Stages> {
             t: f64::from(second),
             steps: 0,
         };
-        let target = match shape.block(&tick.body)? {
+        let flow = shape.block(&tick.body)?;
+        total += u64::from(shape.steps);
+        if total > MAX_TOTAL_STEPS {
+            return Err("tick() is too costly to evaluate for every second of the run".into());
+        }
+        let target = match flow {
             Flow::Return(Value::None) | Flow::Next => {
                 end = Some(second);
                 break;
@@ -397,6 +405,9 @@ fn binary(op: &Operator, l: Value, r: Value) -> Eval<Value> {
     let (Value::Num(a), Value::Num(b)) = (&l, &r) else {
         return match (op, l, r) {
             (Operator::Add, Value::List(mut a), Value::List(b)) => {
+                if a.len() + b.len() > MAX_STEPS as usize {
+                    return Err("a list too long in tick()".into());
+                }
                 a.extend(b);
                 Ok(Value::List(a))
             }
