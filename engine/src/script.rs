@@ -88,6 +88,12 @@ pub enum Action {
         /// Time allowed for this request instead of the plan's timeout.
         timeout: Option<std::time::Duration>,
     },
+    /// Pause inside the current task until `until` (Locust's `time.sleep` in a task), then ask
+    /// again: the task goes on with its next request.
+    Pause {
+        /// When the task goes on.
+        until: Instant,
+    },
     /// The current task is over. Closed model: start the next one at `until` (`None`: at once).
     /// Open model: start the next one at the next arrival.
     Rest {

@@ -450,6 +450,12 @@ impl Local {
                         (name, keep_body, follow) = (n, k, f);
                         timeout = t.unwrap_or(plan.timeout);
                     }
+                    Action::Pause { until } => {
+                        if !self.sleep_until(until, slot).await {
+                            break;
+                        }
+                        continue;
+                    }
                     Action::Rest { until, skipped } => {
                         if let Some(name) = skipped {
                             self.recorder.borrow_mut().skipped(name);

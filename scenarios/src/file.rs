@@ -100,6 +100,8 @@ struct Entry {
     capture: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     to_pool: BTreeMap<String, Spanned<String>>,
+    /// A pause after the request, before the next one of the task (`"1s"`).
+    pause: Option<Spanned<String>>,
 }
 
 /// `expect = { contains = "...", json = { "path" = value } }`.
@@ -591,6 +593,13 @@ impl Compiler {
                 None => class.timeout,
             },
             captures,
+            pause: match &s.pause {
+                Some(p) => match parse_duration(p.get_ref()) {
+                    Ok(d) => Some(d),
+                    Err(e) => return at(p.span(), e),
+                },
+                None => None,
+            },
         })
     }
 }

@@ -298,6 +298,8 @@ pub(crate) struct Step {
     /// Time allowed for the request, instead of `--timeout`.
     pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
+    /// A pause after this request succeeds, before the task's next request.
+    pub pause: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use blast_engine::{Action, FailureClass, Name, Redirect, Reply, Script, Target, 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::model::{Destination, Pick, Scenario, Step};
 use crate::pool::{Pool, PoolCounts};
@@ -160,6 +160,7 @@ impl Script for ScenarioScript {
             task_started: Instant::now(),
             taken: Vec::new(),
             reason: None,
+            pause: None,
             left_out: None,
             body: Vec::new(),
         })
@@ -192,6 +193,8 @@ struct ScenarioUser {
     taken: Vec<(usize, Value)>,
     /// Why the last response failed its checks or captures.
     reason: Option<String>,
+    /// A pause the task takes before its next request (`pause` after a request).
+    pause: Option<Duration>,
     /// A header of the request in flight left out for want of a variable: (name, slot).
     left_out: Option<(usize, usize)>,
     body: Vec<u8>,
@@ -432,6 +435,8 @@ impl ScenarioUser {
 
     /// Moves past the step just answered; a failure ends the task (or the on-start sequence).
     fn advance(&mut self, ok: bool) {
+        // A request that succeeded may be followed by a pause before the next one.
+        self.pause = self.step().filter(|_| ok).and_then(|s| s.pause);
         self.state = match self.state {
             State::OnStart(i) if ok => State::OnStart(i + 1),
             State::OnStart(_) => State::Idle,
@@ -446,6 +451,11 @@ impl ScenarioUser {
 
 impl User for ScenarioUser {
     fn next(&mut self, request: &mut Vec<u8>) -> Action {
+        if let Some(pause) = self.pause.take() {
+            return Action::Pause {
+                until: Instant::now() + pause,
+            };
+        }
         loop {
             match self.state {
                 State::Idle => {

@@ -720,3 +720,28 @@ fn tags_select_tasks_as_locusts_do() {
     )
     .is_err());
 }
+
+#[test]
+fn a_pause_inside_a_task_holds_its_next_request() {
+    let server = serve();
+    // Each user sends `first`, then pauses 60 s before `second`: in a 0.8 s run, `second` is
+    // never sent, and the users do not go on to another task meanwhile. Without the pause
+    // they would loop hundreds of times.
+    let s = scenario(
+        r#"
+[[user]]
+class = "U"
+[[user.task]]
+[[user.task.step]]
+request = "GET /"
+name = "first"
+pause = "60s"
+[[user.task.step]]
+request = "GET /"
+name = "second"
+"#,
+    );
+    let (report, _) = run(&server, &s, 3);
+    assert_eq!(count(&report, "first"), (3, 0, 0), "one first request per user");
+    assert_eq!(count(&report, "second"), (0, 0, 0));
+}
