@@ -109,7 +109,7 @@ fn what_does_not_translate_is_refused_with_every_place() {
         let err = String::from_utf8_lossy(&out.stderr);
         for place in [
             "unsupported.py:4:1: TaskSet",
-            "unsupported.py:15:9: loops",
+            "unsupported.py:15:9: while loops",
             "unsupported.py:20:37: the keyword files=",
         ] {
             assert!(err.contains(place), "{place} not in {err}");
@@ -134,7 +134,7 @@ fn lenient_leaves_out_the_tasks_that_do_not_translate_and_runs_the_rest() {
     assert_eq!(strict.status.code(), Some(2));
     let (record, err) = record(&["-f", lf, "--lenient", "-u", "2", "-t", "1s"]);
     assert!(
-        err.contains("mixed.py:10: task loop of class Visitor is left out (line 11: loops"),
+        err.contains("mixed.py:10: task loop of class Visitor is left out (line 11: while loops"),
         "{err}"
     );
     assert_eq!(record["names"].as_array().unwrap().len(), 1, "{record}");

@@ -133,6 +133,9 @@ fn request(out: &mut String, r: &Request) {
     if !r.to_pool.is_empty() {
         line(out, "to_pool", &table(&r.to_pool));
     }
+    if let Some(p) = r.pause {
+        line(out, "pause", &text(&format!("{}ms", (p * 1000.0).round())));
+    }
 }
 
 fn line(out: &mut String, key: &str, value: &str) {

@@ -61,4 +61,6 @@ pub(crate) struct Request {
     pub contains: Option<String>,
     /// (JSON path, value) pairs the body must hold.
     pub expect_json: Vec<(String, toml::Value)>,
+    /// Seconds to pause after this request, before the task's next one.
+    pub pause: Option<f64>,
 }

@@ -46,7 +46,7 @@ class Api(HttpUser):
 
     @task
     def loop(self):
-        for i in range(3):
+        while True:
             self.client.get("/a")
 
     @task
@@ -59,7 +59,7 @@ class Api(HttpUser):
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(
-        lines[0].starts_with("lf.py:10:9: loops inside a task"),
+        lines[0].starts_with("lf.py:10:9: while loops inside a task"),
         "{text}"
     );
     assert!(
@@ -389,4 +389,43 @@ class StepLoadShape(LoadTestShape):
         e.to_string().contains("bad.py:6:1: LoadTestShape S:"),
         "{e}"
     );
+}
+
+#[test]
+fn locusts_quickstart_translates_loops_written_out_and_sleeps_as_pauses() {
+    let source = r#"
+import time
+from locust import HttpUser, task, between
+
+class QuickstartUser(HttpUser):
+    wait_time = between(1, 5)
+
+    @task
+    def hello_world(self):
+        self.client.get("/hello")
+        self.client.get("/world")
+
+    @task(3)
+    def view_items(self):
+        for item_id in range(10):
+            self.client.get(f"/item?id={item_id}", name="/item")
+            time.sleep(1)
+
+    def on_start(self):
+        self.client.post("/login", json={"username":"foo", "password":"bar"})
+"#;
+    let t = blast_locust::translate("quickstart.py", source).unwrap();
+    let toml = &t.toml;
+    scenario(toml);
+    for i in 0..10 {
+        assert!(
+            toml.contains(&format!("request = \"GET /item?id={i}\"")),
+            "{toml}"
+        );
+    }
+    assert_eq!(toml.matches("pause = \"1000ms\"").count(), 10, "{toml}");
+    assert_eq!(toml.matches("name = \"/item\"").count(), 10, "{toml}");
+    let e =
+        blast_locust::translate("q.py", &source.replace("range(10)", "range(1000)")).unwrap_err();
+    assert!(e.to_string().contains("too long to write out"), "{e}");
 }

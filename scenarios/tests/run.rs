@@ -742,6 +742,10 @@ name = "second"
 "#,
     );
     let (report, _) = run(&server, &s, 3);
-    assert_eq!(count(&report, "first"), (3, 0, 0), "one first request per user");
+    assert_eq!(
+        count(&report, "first"),
+        (3, 0, 0),
+        "one first request per user"
+    );
     assert_eq!(count(&report, "second"), (0, 0, 0));
 }

@@ -11,6 +11,8 @@ use crate::value::{dotted, literal, Literal, Scope, Unsupported};
 
 /// How deep helpers may call each other.
 const MAX_INLINE: usize = 8;
+/// The most rounds of a loop written out as requests.
+const MAX_UNROLL: usize = 100;
 
 /// What a task's or `on_start`'s body lowered to.
 pub(super) struct Lowered {
@@ -118,7 +120,8 @@ impl<'a> Lowering<'a> {
                     self.found.report(e);
                 }
             }
-            Stmt::For(_) | Stmt::While(_) => self.found.unsupported(stmt, "loops inside a task are not supported yet: write each request out, or give the task a higher weight"),
+            Stmt::For(f) => self.unroll(f, body),
+            Stmt::While(_) => self.found.unsupported(stmt, "while loops inside a task are not supported: write each request out, or give the task a higher weight"),
             Stmt::If(_) => self.found.unsupported(stmt, "conditions inside a task are not supported yet"),
             _ => self.found.unsupported(stmt, "this statement does not translate inside a task"),
         }
@@ -195,13 +198,7 @@ impl<'a> Lowering<'a> {
             return;
         }
         // Parameters shadow module constants of the same name while the body lowers.
-        let shadowed: Vec<(String, Option<Literal>)> = bound
-            .into_iter()
-            .map(|(name, value)| {
-                let old = self.constants.insert(name.clone(), value);
-                (name, old)
-            })
-            .collect();
+        let shadowed = self.shadow(bound);
         // Inside, the user is the helper's own first parameter (`user` in `def login(user)`).
         let caller = body.user.clone();
         if let Some(first) = f.args.args.first() {
@@ -211,11 +208,112 @@ impl<'a> Lowering<'a> {
         self.statements(&f.body, body);
         body.depth -= 1;
         body.user = caller;
-        for (name, old) in shadowed {
+        self.restore(shadowed);
+    }
+
+    /// Binds names to values over module constants of the same name; returns what they hid.
+    fn shadow(&mut self, bound: Vec<(String, Literal)>) -> Vec<(String, Option<Literal>)> {
+        bound
+            .into_iter()
+            .map(|(name, value)| {
+                let old = self.constants.insert(name.clone(), value);
+                (name, old)
+            })
+            .collect()
+    }
+
+    /// Undoes [`Self::shadow`].
+    fn restore(&mut self, shadowed: Vec<(String, Option<Literal>)>) {
+        for (name, old) in shadowed.into_iter().rev() {
             match old {
                 Some(old) => self.constants.insert(name, old),
                 None => self.constants.remove(&name),
             };
+        }
+    }
+
+    /// `for x in range(n)` or over a literal or constant list: the body once per value, with
+    /// `x` bound to it (at most [`MAX_UNROLL`] times).
+    fn unroll(&mut self, f: &ast::StmtFor, body: &mut Body<'a, '_>) {
+        let bad = "loops translate over range(...) with numbers, or over a literal or module-level list, without break, continue or else";
+        let Expr::Name(var) = f.target.as_ref() else {
+            self.found.unsupported(f, bad);
+            return;
+        };
+        let scope = Scope {
+            user: &body.user,
+            constants: &self.constants,
+            captured: &body.captured,
+        };
+        let values: Option<Vec<Literal>> = match f.iter.as_ref() {
+            Expr::Call(c) if dotted(&c.func).as_deref() == Some("range") => {
+                let n: Option<Vec<i64>> = c
+                    .args
+                    .iter()
+                    .map(|a| scope.json(a).ok()?.as_integer())
+                    .collect();
+                match n.as_deref() {
+                    Some([stop]) => Some((0..*stop).collect()),
+                    Some([start, stop]) => Some((*start..*stop).collect()),
+                    Some([start, stop, step]) if *step > 0 => {
+                        Some((*start..*stop).step_by(*step as usize).collect())
+                    }
+                    _ => None,
+                }
+                .map(|v: Vec<i64>| {
+                    v.into_iter()
+                        .map(|i| Literal::Json(toml::Value::Integer(i)))
+                        .collect()
+                })
+            }
+            other => match literal(other, &self.constants) {
+                Some(Literal::List(items)) => Some(items),
+                _ => None,
+            },
+        };
+        let nested = |s: &Stmt| matches!(s, Stmt::Break(_) | Stmt::Continue(_));
+        let Some(values) = values.filter(|_| f.orelse.is_empty() && !f.body.iter().any(nested))
+        else {
+            self.found.unsupported(f, bad);
+            return;
+        };
+        if values.len() > MAX_UNROLL {
+            self.found.unsupported(f, format!("a loop of {} rounds is too long to write out (at most {MAX_UNROLL}): give the task a higher weight instead", values.len()));
+            return;
+        }
+        for value in values {
+            let shadowed = self.shadow(vec![(var.id.to_string(), value)]);
+            self.statements(&f.body, body);
+            self.restore(shadowed);
+        }
+    }
+
+    /// `time.sleep(S)` (or gevent's) after a request: a pause before the task's next one.
+    fn sleep(&mut self, call: &ast::ExprCall, body: &mut Body<'a, '_>) {
+        let scope = Scope {
+            user: &body.user,
+            constants: &self.constants,
+            captured: &body.captured,
+        };
+        let seconds = match call.args.as_slice() {
+            [s] => match scope.json(s) {
+                Ok(toml::Value::Integer(i)) if i >= 0 => i as f64,
+                Ok(toml::Value::Float(f)) if f >= 0.0 => f,
+                _ => {
+                    self.found
+                        .unsupported(call, "sleep() translates with a number of seconds");
+                    return;
+                }
+            },
+            _ => {
+                self.found
+                    .unsupported(call, "sleep() takes one number of seconds");
+                return;
+            }
+        };
+        match body.requests.last_mut() {
+            Some(last) => last.pause = Some(last.pause.unwrap_or(0.0) + seconds),
+            None => self.found.unsupported(call, "a sleep before a task's first request does not translate yet: make it part of wait_time"),
         }
     }
 
@@ -371,6 +469,8 @@ impl<'a> Lowering<'a> {
                     .found
                     .unsupported(call, "headers.update takes one dict"),
             }
+        } else if matches!(name.as_str(), "time.sleep" | "gevent.sleep" | "sleep") {
+            self.sleep(call, body);
         } else if name == "print" || name.starts_with("logging.") || name.starts_with("logger.") {
             self.found
                 .note(call, "print and logging calls are left out");

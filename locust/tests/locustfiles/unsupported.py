@@ -12,8 +12,8 @@ class Visitor(HttpUser):
 
     @task
     def page(self):
-        for i in range(3):
-            self.client.get(f"/page/{i}")
+        while True:
+            self.client.get("/page")
 
     @task
     def upload(self):
