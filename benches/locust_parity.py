@@ -114,6 +114,9 @@ class Proxy:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                pass  # a client that resets its connection at the end of a run
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.local = threading.local()
         self.port = self.server.server_address[1]

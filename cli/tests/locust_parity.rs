@@ -33,7 +33,16 @@ fn locust_and_blast_send_the_same_traffic_for_the_same_locustfiles() {
         "{report}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for file in ["deployments.py", "cab.py", "connectors.py", "api_shapes.py"] {
+    for file in [
+        "deployments.py",
+        "cab.py",
+        "connectors.py",
+        "api_shapes.py",
+        "quickstart.py",
+        "tagged.py",
+        "shaped.py",
+        "checks.py",
+    ] {
         assert!(
             report.contains(&format!("{file}: same traffic")),
             "{report}"
