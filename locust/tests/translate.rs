@@ -7,6 +7,13 @@ fn fixture(name: &str) -> (String, String) {
     (path, source)
 }
 
+/// Asserts that the translated `toml` holds every line of `expected`.
+fn contains_all(toml: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(toml.contains(line), "{line} missing from\n{toml}");
+    }
+}
+
 fn scenario(toml: &str) -> blast_scenarios::Scenario {
     blast_scenarios::parse("translated.toml", toml).unwrap_or_else(|e| panic!("{e}\n{toml}"))
 }
@@ -16,21 +23,22 @@ fn the_plans_deployment_user_translates_to_the_profiles_shape() {
     let (path, source) = fixture("deployments.py");
     let t = blast_locust::translate(&path, &source).unwrap();
     let toml = &t.toml;
-    for expected in [
-        "[[user]] # deployments.py:9 class DeploymentUser",
-        "wait_time = \"between(1, 2)\"",
-        "headers = { Authorization = \"Token {{token}}\" }",
-        "request = \"POST /api/v1/auth/token/\"",
-        "capture = { token = \"token\" }",
-        "weight = 3",
-        "target_ring = \"{{pick lab canary pilot production}}\"",
-        "version = \"{{random_int 1 9}}.{{random_int 0 20}}.0\"",
-        "capture = { deployment_id = \"id\" }",
-        "request = \"GET /api/v1/deployments/?page={{random_int 1 5}}\"",
-        "request = \"GET /api/v1/deployments/{{deployment_id}}/\"",
-    ] {
-        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
-    }
+    contains_all(
+        toml,
+        &[
+            "[[user]] # deployments.py:9 class DeploymentUser",
+            "wait_time = \"between(1, 2)\"",
+            "headers = { Authorization = \"Token {{token}}\" }",
+            "request = \"POST /api/v1/auth/token/\"",
+            "capture = { token = \"token\" }",
+            "weight = 3",
+            "target_ring = \"{{pick lab canary pilot production}}\"",
+            "version = \"{{random_int 1 9}}.{{random_int 0 20}}.0\"",
+            "capture = { deployment_id = \"id\" }",
+            "request = \"GET /api/v1/deployments/?page={{random_int 1 5}}\"",
+            "request = \"GET /api/v1/deployments/{{deployment_id}}/\"",
+        ],
+    );
     let s = scenario(toml);
     assert_eq!(s.name, "deployments");
 }
@@ -129,23 +137,24 @@ class Writer(Base):
     let toml = &t.toml;
     let s = scenario(toml);
     assert_eq!(s.host.as_deref(), Some("http://127.0.0.1:8000"), "{toml}");
-    for expected in [
-        "class = \"Reader\"",
-        "weight = 3",
-        "wait_time = \"constant_throughput(2)\"",
-        "request = \"GET /api/v1/health\"",
-        "timeout = \"2500ms\"",
-        "tags = [\"read\"]",
-        "request = \"GET /items?page=2&q=a%20b\"",
-        "request = \"POST /items\"",
-        "body = \"x=1\"",
-        "follow_redirects = false",
-        "capture = { item = \"data[0].id\" }",
-        "[[user.task.step]] # lf.py:28",
-        "request = \"DELETE /items/{{item}}\"",
-    ] {
-        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
-    }
+    contains_all(
+        toml,
+        &[
+            "class = \"Reader\"",
+            "weight = 3",
+            "wait_time = \"constant_throughput(2)\"",
+            "request = \"GET /api/v1/health\"",
+            "timeout = \"2500ms\"",
+            "tags = [\"read\"]",
+            "request = \"GET /items?page=2&q=a%20b\"",
+            "request = \"POST /items\"",
+            "body = \"x=1\"",
+            "follow_redirects = false",
+            "capture = { item = \"data[0].id\" }",
+            "[[user.task.step]] # lf.py:28",
+            "request = \"DELETE /items/{{item}}\"",
+        ],
+    );
     assert!(!toml.contains("class = \"Base\""), "{toml}");
 }
 
@@ -182,16 +191,17 @@ class Approver(FastHttpUser):
     let t = blast_locust::translate("lf.py", source).unwrap();
     let toml = &t.toml;
     scenario(toml);
-    for expected in [
-        "wait_time = \"between(0.3, 0.7)\"",
-        "success = [201]",
-        "expect = { contains = \"approved\", json = { status = \"approved\" } }",
-        "success = [200, 204]",
-        "request = \"PUT /items/1\"",
-        "expect = { json = { n = 1 } }",
-    ] {
-        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
-    }
+    contains_all(
+        toml,
+        &[
+            "wait_time = \"between(0.3, 0.7)\"",
+            "success = [201]",
+            "expect = { contains = \"approved\", json = { status = \"approved\" } }",
+            "success = [200, 204]",
+            "request = \"PUT /items/1\"",
+            "expect = { json = { n = 1 } }",
+        ],
+    );
     assert!(
         t.notes
             .iter()
@@ -231,17 +241,18 @@ class Admin(HttpUser):
     let t = blast_locust::translate("lf.py", source).unwrap();
     let toml = &t.toml;
     scenario(toml);
-    for expected in [
-        "json = { username = \"admin\", password = \"secret-pw\" }",
-        "capture = { token = \"token\" }",
-        "headers = { Authorization = \"Token {{token}}\" }",
-        "request = \"POST /api/v1/cab/7/approve/\"",
-        "json = { comment = \"approve\" }",
-        "name = \"/api/v1/cab/[id]/approve/\"",
-        "request = \"POST /api/v1/cab/8/reject/\"",
-    ] {
-        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
-    }
+    contains_all(
+        toml,
+        &[
+            "json = { username = \"admin\", password = \"secret-pw\" }",
+            "capture = { token = \"token\" }",
+            "headers = { Authorization = \"Token {{token}}\" }",
+            "request = \"POST /api/v1/cab/7/approve/\"",
+            "json = { comment = \"approve\" }",
+            "name = \"/api/v1/cab/[id]/approve/\"",
+            "request = \"POST /api/v1/cab/8/reject/\"",
+        ],
+    );
 }
 
 #[test]
@@ -250,14 +261,15 @@ fn a_module_list_that_responses_extend_and_tasks_pop_becomes_a_pool() {
     let t = blast_locust::translate(&path, &source).unwrap();
     let toml = &t.toml;
     scenario(toml);
-    for expected in [
-        "to_pool = { PENDING = \"results[*].id\" }",
-        "take = { approval_id = \"PENDING\" }",
-        "request = \"POST /api/v1/cab/{{approval_id}}/approve/\"",
-        "request = \"POST /api/v1/cab/{{approval_id}}/reject/\"",
-    ] {
-        assert!(toml.contains(expected), "{expected} missing from\n{toml}");
-    }
+    contains_all(
+        toml,
+        &[
+            "to_pool = { PENDING = \"results[*].id\" }",
+            "take = { approval_id = \"PENDING\" }",
+            "request = \"POST /api/v1/cab/{{approval_id}}/approve/\"",
+            "request = \"POST /api/v1/cab/{{approval_id}}/reject/\"",
+        ],
+    );
     assert!(
         t.notes
             .iter()
