@@ -61,8 +61,49 @@ impl Scope<'_> {
             Expr::BinOp(b) if matches!(b.op, ast::Operator::Add) => {
                 Ok(self.template(&b.left)? + &self.template(&b.right)?)
             }
+            // "/items/%s" % self.id, "%s-%d" % (a, b)
+            Expr::BinOp(b) if matches!(b.op, ast::Operator::Mod) => match b.left.as_ref() {
+                Expr::Constant(ast::ExprConstant { value: Constant::Str(format), .. }) => {
+                    let values: Vec<&Expr> = match b.right.as_ref() {
+                        Expr::Tuple(t) => t.elts.iter().collect(),
+                        one => vec![one],
+                    };
+                    self.percent(expr, format, &values)
+                }
+                _ => unsupported(expr, "% formatting translates with a literal format string"),
+            },
             _ => self.placeholder(expr),
         }
+    }
+
+    /// `format % values` with `%s`, `%d`, `%i` and `%%`, the values as templates.
+    fn percent(&self, expr: &Expr, format: &str, values: &[&Expr]) -> Result<String> {
+        let mut out = String::new();
+        let mut values = values.iter();
+        let mut chars = format.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('%') => out.push('%'),
+                Some('s' | 'd' | 'i') => match values.next() {
+                    Some(v) => out.push_str(&self.template(v)?),
+                    None => return unsupported(expr, "the format has more %s than values"),
+                },
+                _ => {
+                    return unsupported(
+                        expr,
+                        "% formatting translates %s, %d and %i only: use an f-string",
+                    )
+                }
+            }
+        }
+        if values.next().is_some() {
+            return unsupported(expr, "the format has fewer %s than values");
+        }
+        Ok(out)
     }
 
     /// `expr` as the value put into a template: a user variable, a generator or a constant.

@@ -129,9 +129,9 @@ class Reader(Base):
 class Writer(Base):
     @task
     def create(self):
-        r = self.client.request("post", "/items", data="x=1", allow_redirects=False)
+        r = self.client.request("post", "/items", data="x=%d&y=%s%%" % (1, "a"), allow_redirects=False)
         item = r.json()["data"][0]["id"]
-        self.client.delete(f"/items/{item}")
+        self.client.delete("/items/%s" % item)
 "#;
     let t = blast_locust::translate("lf.py", source).unwrap();
     let toml = &t.toml;
@@ -148,7 +148,7 @@ class Writer(Base):
             "tags = [\"read\"]",
             "request = \"GET /items?page=2&q=a%20b\"",
             "request = \"POST /items\"",
-            "body = \"x=1\"",
+            "body = \"x=1&y=a%\"",
             "follow_redirects = false",
             "capture = { item = \"data[0].id\" }",
             "[[user.task.step]] # lf.py:28",
