@@ -25,15 +25,6 @@ pub fn is_secret_name(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
-/// A header's value as it may be shown: [`REDACTED`] for a secret's.
-pub fn header_value<'a>(name: &str, value: &'a str) -> &'a str {
-    if is_secret_name(name) {
-        REDACTED
-    } else {
-        value
-    }
-}
-
 /// `text` with every URL's userinfo and every secret `name=value`'s value replaced.
 pub fn text(text: &str) -> String {
     pairs(&userinfo(text))
@@ -64,7 +55,7 @@ pub fn arguments<S: AsRef<str>>(args: &[S]) -> Vec<String> {
 }
 
 /// A `Name: value` header line with a secret's value replaced, and [`text`] applied.
-pub fn header_line(line: &str) -> String {
+fn header_line(line: &str) -> String {
     match line.split_once(':') {
         Some((name, _)) if is_secret_name(name) => format!("{name}: {REDACTED}"),
         _ => text(line),
@@ -183,7 +174,7 @@ mod tests {
         // Found by fuzz/: a multi-byte character before `=`.
         assert_eq!(super::text("\u{82}=\u{b7}"), "\u{82}=\u{b7}");
         assert_eq!(super::text("é password=x"), "é password=[redacted]");
-        assert_eq!(header_value("Accept", "x"), "x");
-        assert_eq!(header_value("X-Auth-Token", "x"), REDACTED);
+        assert!(!is_secret_name("Accept"));
+        assert!(is_secret_name("X-Auth-Token"));
     }
 }

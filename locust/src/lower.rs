@@ -252,27 +252,25 @@ impl<'a> Lowering<'a> {
         }
         for (name, weight, tags, line) in tasks {
             let task_start = self.found.diagnostics.len();
+            let Some(f) = methods
+                .get(&name)
+                .copied()
+                .or_else(|| self.functions.get(&name).copied())
+            else {
+                self.found.at(
+                    0,
+                    format!(
+                        "task {name} of class {} is not a method or a module function",
+                        class.name
+                    ),
+                );
+                continue;
+            };
             let Lowered {
                 requests,
                 headers,
                 take,
-            } = match methods
-                .get(&name)
-                .copied()
-                .or_else(|| self.functions.get(&name).copied())
-            {
-                Some(f) => self.method(f, &methods),
-                None => {
-                    self.found.at(
-                        0,
-                        format!(
-                            "task {name} of class {} is not a method or a module function",
-                            class.name
-                        ),
-                    );
-                    continue;
-                }
-            };
+            } = self.method(f, &methods);
             if self.lenient && self.found.diagnostics.len() > task_start {
                 let first = self.found.diagnostics.drain(task_start..).next();
                 let why = first.map_or(String::new(), |d| {
@@ -287,14 +285,8 @@ impl<'a> Lowering<'a> {
             merge_headers(&mut class.headers, headers);
             if requests.is_empty() {
                 if self.found.diagnostics.len() == before {
-                    let offset = f_offset(
-                        methods
-                            .get(&name)
-                            .copied()
-                            .or_else(|| self.functions.get(&name).copied()),
-                    );
                     self.found
-                        .at(offset, format!("task {name} sends no request"));
+                        .unsupported(f, format!("task {name} sends no request"));
                 }
                 continue;
             }
@@ -449,10 +441,6 @@ fn merge_headers(into: &mut Vec<(String, String)>, new: Vec<(String, String)>) {
         into.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         into.push((name, value));
     }
-}
-
-fn f_offset(f: Option<&ast::StmtFunctionDef>) -> usize {
-    f.map_or(0, |f| u32::from(f.range.start()) as usize)
 }
 
 fn decorator_name(d: &Expr) -> &Expr {

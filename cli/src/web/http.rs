@@ -252,7 +252,7 @@ fn ask(web: &Web, form: &[u8]) -> Asked {
             json!({"success": false, "message": "a run is starting already"}),
         ));
     }
-    let local_target = swarm.host.is_none() && !web.has_target;
+    let local_target = web.local_target(&swarm);
     let ceiling = crate::run::connection_ceiling(local_target);
     if let Some(r) = swarm.spawn_rate.filter(|&r| r > ceiling as f64) {
         return refused(format!(

@@ -86,13 +86,18 @@ pub struct Web {
     failed_logins: AtomicU64,
     /// The address the UI listens on.
     bound: IpAddr,
-    /// Host names given with `--web-allowed-host`, lowercase.
+    /// Host names given with `--web-allowed-host` (compared without regard to case).
     allowed_hosts: Vec<String>,
     /// Whether the flags or the scenario name a target (else runs load the built-in one).
     has_target: bool,
 }
 
 impl Web {
+    /// Whether a run of `swarm` loads the in-process reference target (two descriptors a user).
+    fn local_target(&self, swarm: &Swarm) -> bool {
+        swarm.host.is_none() && !self.has_target
+    }
+
     /// Whether a request's `Host` names this UI: `localhost`, the bound address (any address
     /// when bound to all of them), or a name the user allowed. A DNS-rebinding page reaches
     /// the UI under its own name, which none of these is.
@@ -234,7 +239,7 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
             }
             s.runs += 1;
             let (run_args, files) = run_args(args, &swarm, s.runs, scratch.path());
-            s.local_target = swarm.host.is_none() && !web.has_target;
+            s.local_target = web.local_target(&swarm);
             s.files = Some(files);
             s.points.clear();
             s.baseline = None;
