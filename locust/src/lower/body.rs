@@ -22,20 +22,20 @@ pub(super) struct Lowered {
 }
 
 /// Where statements are being lowered: a task's or `on_start`'s body.
-pub(super) struct Body<'a, 'b> {
+struct Body<'a, 'b> {
     /// The user object's name (`self`, or a task function's parameter).
-    pub(super) user: String,
-    pub(super) methods: &'b Methods<'a>,
+    user: String,
+    methods: &'b Methods<'a>,
     /// Locals holding captured values.
-    pub(super) captured: Vec<String>,
+    captured: Vec<String>,
     /// Locals holding a response: the index of its request.
-    pub(super) responses: HashMap<String, usize>,
-    pub(super) requests: Vec<Request>,
+    responses: HashMap<String, usize>,
+    requests: Vec<Request>,
     /// Headers set on `self.client.headers`: they become the class's.
-    pub(super) headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
     /// Values taken from pools (`x = POOL.pop()`).
-    pub(super) take: Vec<(String, String)>,
-    pub(super) depth: usize,
+    take: Vec<(String, String)>,
+    depth: usize,
 }
 
 impl<'a> Lowering<'a> {
