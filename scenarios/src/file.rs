@@ -12,7 +12,8 @@ use crate::capture::JsonPath;
 use crate::criteria::Criterion;
 use crate::load::{parse_duration, parse_rate, parse_stages, Load};
 use crate::model::{
-    Capture, Destination, Expect, Pick, Scenario, Step, Success, Task, UserClass, WaitTime,
+    Capture, Destination, Expect, Pick, Scenario, Step, Success, Task, TaskSet, Then, UserClass,
+    WaitTime,
 };
 use crate::template::{Place, Template, Vars};
 use crate::ScenarioError;
@@ -32,6 +33,25 @@ struct File {
     pool: BTreeMap<String, Spanned<FilePool>>,
     #[serde(default)]
     user: Vec<Spanned<FileUser>>,
+    /// `[[taskset]]` tables, entered by tasks with `taskset = "NAME"`.
+    #[serde(default)]
+    taskset: Vec<Spanned<FileTaskSet>>,
+}
+
+/// A `[[taskset]]`: Locust's `TaskSet` or `SequentialTaskSet`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTaskSet {
+    name: String,
+    #[serde(default)]
+    sequential: bool,
+    wait_time: Option<Spanned<String>>,
+    #[serde(default)]
+    on_start: Vec<Spanned<Entry>>,
+    #[serde(default)]
+    task: Vec<Spanned<Entry>>,
+    #[serde(default)]
+    on_stop: Vec<Spanned<Entry>>,
 }
 
 /// `[pool.ids] reuse = true`.
@@ -59,6 +79,7 @@ struct FileUser {
     class: String,
     #[serde(default = "one")]
     weight: u32,
+    fixed_count: Option<Spanned<u32>>,
     wait_time: Option<Spanned<String>>,
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
@@ -86,7 +107,16 @@ struct Entry {
     take: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     step: Vec<Spanned<Entry>>,
+    /// Enter this `[[taskset]]` after the task's requests.
+    taskset: Option<Spanned<String>>,
+    /// Leave the task set after the task's requests (Locust's `self.interrupt()`).
+    interrupt: Option<Spanned<bool>>,
+    /// With `interrupt`: the enclosing set picks its next task at once (`true`, Locust's
+    /// default) or rests first.
+    reschedule: Option<bool>,
     request: Option<Spanned<String>>,
+    /// Send only when a variable is set (`"token"`) or is not (`"not token"`).
+    when: Option<Spanned<String>>,
     name: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
@@ -100,7 +130,8 @@ struct Entry {
     capture: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     to_pool: BTreeMap<String, Spanned<String>>,
-    /// A pause after the request, before the next one of the task (`"1s"`).
+    /// A pause after the request, before the next one of the task (`"1s"`); alone in a
+    /// step table, a pause at that point of the task.
     pause: Option<Spanned<String>>,
 }
 
@@ -127,14 +158,117 @@ impl Entry {
             || !e.take.is_empty()
             || !e.step.is_empty()
             || !e.tags.is_empty()
+            || e.taskset.is_some()
+            || e.interrupt.is_some()
         {
             return at(
                 entry.span(),
-                "task, weight, tags, take and step belong to [[user.task]] tables only",
+                "task, weight, tags, take, step, taskset and interrupt belong to task tables only",
             );
         }
         Ok(())
     }
+
+    /// A table with only `pause`: a pause at that point of a sequence.
+    fn is_pause_only(&self) -> bool {
+        self.request.is_none()
+            && self.name.is_none()
+            && self.headers.is_empty()
+            && self.json.is_none()
+            && self.body.is_none()
+            && self.success.is_none()
+            && self.expect.is_none()
+            && self.follow_redirects.is_none()
+            && self.timeout.is_none()
+            && self.capture.is_empty()
+            && self.to_pool.is_empty()
+            && self.when.is_none()
+    }
+}
+
+impl FileTaskSet {
+    /// Every table of the set.
+    fn entries(&self) -> impl Iterator<Item = &Spanned<Entry>> {
+        self.on_start.iter().chain(&self.task).chain(&self.on_stop)
+    }
+}
+
+/// The `[[taskset]]` tables a class's `tasks` reach, directly or through other sets, as
+/// indexes into `tasksets` in the order first met; a set that reaches itself is refused.
+fn reachable_sets(
+    tasks: &[Spanned<Entry>],
+    tasksets: &[Spanned<FileTaskSet>],
+) -> Result<Vec<usize>, At> {
+    let find = |name: &Spanned<String>| {
+        let found = tasksets
+            .iter()
+            .position(|t| t.get_ref().name == *name.get_ref());
+        found.ok_or_else(|| {
+            let there: Vec<&str> = tasksets.iter().map(|t| t.get_ref().name.as_str()).collect();
+            At(
+                name.span(),
+                format!(
+                    "no [[taskset]] named {:?} (there are: {})",
+                    name.get_ref(),
+                    if there.is_empty() {
+                        "none".to_string()
+                    } else {
+                        there.join(", ")
+                    }
+                ),
+            )
+        })
+    };
+    let enters = |tasks: &[Spanned<Entry>]| -> Result<Vec<usize>, At> {
+        tasks
+            .iter()
+            .filter_map(|t| t.get_ref().taskset.as_ref())
+            .map(find)
+            .collect()
+    };
+    let mut reached = Vec::new();
+    let mut queue = enters(tasks)?;
+    while let Some(i) = queue.pop() {
+        if reached.contains(&i) {
+            continue;
+        }
+        reached.push(i);
+        queue.extend(enters(&tasksets[i].get_ref().task)?);
+    }
+    // A set that enters itself, directly or not, would nest without end.
+    for &start in &reached {
+        let mut seen = vec![];
+        let mut stack = enters(&tasksets[start].get_ref().task)?;
+        while let Some(i) = stack.pop() {
+            if i == start {
+                return at(
+                    tasksets[start].span(),
+                    format!(
+                        "task set {:?} enters itself",
+                        tasksets[start].get_ref().name
+                    ),
+                );
+            }
+            if !seen.contains(&i) {
+                seen.push(i);
+                stack.extend(enters(&tasksets[i].get_ref().task)?);
+            }
+        }
+    }
+    Ok(reached)
+}
+
+/// A `wait_time = "between(1, 2)"` value.
+fn wait_time(value: Option<&Spanned<String>>) -> Result<Option<WaitTime>, At> {
+    value
+        .map(|w| WaitTime::parse(w.get_ref()).or_else(|e| at(w.span(), e)))
+        .transpose()
+}
+
+/// A `pause = "1s"` value.
+fn pause(value: Option<&Spanned<String>>) -> Result<Duration, At> {
+    let p = value.expect("a pause is given");
+    parse_duration(p.get_ref()).or_else(|e| at(p.span(), e))
 }
 
 fn one() -> u32 {
@@ -193,10 +327,13 @@ fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
     }
     let mut c = Compiler::default();
     // Pools are shared by every class: collect the ones filled anywhere first.
-    for user in &file.user {
-        let user = user.get_ref();
-        let entries = user.on_start.iter().chain(&user.task);
-        for entry in entries.flat_map(|e| e.get_ref().requests()) {
+    let user_entries = file
+        .user
+        .iter()
+        .flat_map(|u| u.get_ref().on_start.iter().chain(&u.get_ref().task));
+    let set_entries = file.taskset.iter().flat_map(|t| t.get_ref().entries());
+    for entry in user_entries.chain(set_entries) {
+        for entry in entry.get_ref().requests() {
             for name in entry.to_pool.keys() {
                 if !c.pools.contains(name) {
                     c.pools.push(name.clone());
@@ -221,7 +358,7 @@ fn compile(file: File, fallback_name: String) -> Result<Scenario, At> {
     let classes = file
         .user
         .into_iter()
-        .map(|u| c.class(u))
+        .map(|u| c.class(u, &file.taskset))
         .collect::<Result<Vec<_>, At>>()?;
     let criteria = file
         .criteria
@@ -303,6 +440,14 @@ struct Compiler {
 /// The variables of one user class.
 struct ClassVars(Vec<String>);
 
+/// What the tables of one user class compile against.
+struct Scope<'a> {
+    class: &'a ClassDefaults,
+    vars: &'a ClassVars,
+    /// The names of the task sets the class reaches; set `i` here is the class's set `i + 1`.
+    sets: Vec<&'a str>,
+}
+
 /// What a user class sets for all its requests.
 struct ClassDefaults {
     headers: BTreeMap<String, Spanned<String>>,
@@ -326,7 +471,11 @@ impl Vars for ClassVars {
 }
 
 impl Compiler {
-    fn class(&mut self, user: Spanned<FileUser>) -> Result<UserClass, At> {
+    fn class(
+        &mut self,
+        user: Spanned<FileUser>,
+        tasksets: &[Spanned<FileTaskSet>],
+    ) -> Result<UserClass, At> {
         let span = user.span();
         let user = user.into_inner();
         if user.task.is_empty() {
@@ -338,10 +487,12 @@ impl Compiler {
         if user.weight == 0 {
             return at(span, format!("user class {:?} has weight 0", user.class));
         }
-        let wait = match &user.wait_time {
-            Some(w) => WaitTime::parse(w.get_ref()).or_else(|e| at(w.span(), e))?,
-            None => WaitTime::Constant(Default::default()),
-        };
+        if let Some(n) = user.fixed_count.as_ref().filter(|n| *n.get_ref() == 0) {
+            return at(n.span(), "fixed_count must be at least 1");
+        }
+        let wait =
+            wait_time(user.wait_time.as_ref())?.unwrap_or(WaitTime::Constant(Duration::ZERO));
+        let reached = reachable_sets(&user.task, tasksets)?;
         // Every variable a class can read is captured or taken somewhere in the class.
         let mut vars = Vec::new();
         let mut add = |name: &String| {
@@ -349,7 +500,10 @@ impl Compiler {
                 vars.push(name.clone());
             }
         };
-        for entry in user.on_start.iter().chain(&user.task) {
+        let set_entries = reached
+            .iter()
+            .flat_map(|&i| tasksets[i].get_ref().entries());
+        for entry in user.on_start.iter().chain(&user.task).chain(set_entries) {
             let entry = entry.get_ref();
             entry.take.keys().for_each(&mut add);
             for e in entry.requests() {
@@ -363,33 +517,65 @@ impl Compiler {
             follow_redirects: user.follow_redirects.unwrap_or(true),
             timeout: user.timeout.as_ref().map(timeout).transpose()?,
         };
-        let mut on_start = Vec::new();
-        for entry in &user.on_start {
-            Entry::request_only(entry)?;
-            on_start.push(self.step(entry, &class, &vars)?);
+        let scope = Scope {
+            class: &class,
+            vars: &vars,
+            sets: (reached.iter())
+                .map(|&i| tasksets[i].get_ref().name.as_str())
+                .collect(),
+        };
+        let mut sets = vec![TaskSet {
+            wait: None,
+            sequential: false,
+            on_start: self.sequence(&user.on_start, &scope)?,
+            on_stop: Task::default(),
+            tasks: Vec::new(),
+            task_weights: Vec::new(),
+        }];
+        for t in &user.task {
+            if let Some(i) = &t.get_ref().interrupt {
+                return at(
+                    i.span(),
+                    "interrupt leaves a [[taskset]]; a user class's own tasks have none to leave",
+                );
+            }
+            sets[0].tasks.push(self.task(t, &scope)?);
         }
-        let mut tasks = Vec::new();
-        for t in user.task {
-            tasks.push(self.task(t, &class, &vars)?);
+        for &i in &reached {
+            let file_set = tasksets[i].get_ref();
+            let mut set = TaskSet {
+                wait: wait_time(file_set.wait_time.as_ref())?,
+                sequential: file_set.sequential,
+                on_start: self.sequence(&file_set.on_start, &scope)?,
+                on_stop: self.sequence(&file_set.on_stop, &scope)?,
+                tasks: Vec::new(),
+                task_weights: Vec::new(),
+            };
+            if file_set.task.is_empty() {
+                return at(
+                    tasksets[i].span(),
+                    format!("task set {:?} has no [[taskset.task]]", file_set.name),
+                );
+            }
+            for t in &file_set.task {
+                set.tasks.push(self.task(t, &scope)?);
+            }
+            sets.push(set);
         }
-        let task_weights = crate::model::running_weights(&tasks);
+        for set in &mut sets {
+            set.task_weights = crate::model::running_weights(&set.tasks);
+        }
         Ok(UserClass {
             name: user.class,
             weight: user.weight,
+            fixed_count: user.fixed_count.map(Spanned::into_inner),
             wait,
-            on_start,
-            tasks,
-            task_weights,
+            sets,
             vars: vars.0,
         })
     }
 
-    fn task(
-        &mut self,
-        task: Spanned<Entry>,
-        class: &ClassDefaults,
-        vars: &ClassVars,
-    ) -> Result<Task, At> {
+    fn task(&mut self, task: &Spanned<Entry>, scope: &Scope<'_>) -> Result<Task, At> {
         let t = task.get_ref();
         let weight = match &t.weight {
             Some(w) if *w.get_ref() == 0 => return at(w.span(), "task weight must be at least 1"),
@@ -408,45 +594,87 @@ impl Compiler {
                     ),
                 );
             };
-            take.push((vars.slot(var).expect("take keys are class variables"), p));
+            take.push((
+                scope.vars.slot(var).expect("take keys are class variables"),
+                p,
+            ));
         }
-        let steps = match (&t.request, t.step.is_empty()) {
+        let then = match (&t.taskset, &t.interrupt) {
+            (Some(_), Some(i)) => {
+                return at(i.span(), "a task enters a taskset or interrupts, not both")
+            }
+            (Some(name), None) => {
+                if !t.tags.is_empty() {
+                    return at(
+                        task.span(),
+                        "tags of a task set go on its tasks: the set is kept while one is",
+                    );
+                }
+                let index = scope.sets.iter().position(|n| n == name.get_ref());
+                Then::Enter(1 + index.expect("reachable sets are collected first"))
+            }
+            (None, Some(i)) if *i.get_ref() => Then::Interrupt {
+                reschedule: t.reschedule.unwrap_or(true),
+            },
+            (None, _) => Then::Done,
+        };
+        let (pause_first, steps) = match (&t.request, t.step.is_empty()) {
             (Some(request), false) => {
                 return at(
                     request.span(),
                     "a task has either request = ... or [[user.task.step]] tables, not both",
                 )
             }
-            (Some(_), true) => vec![self.step(&task, class, vars)?],
+            (Some(_), true) => (None, vec![self.step(task, scope)?]),
+            (None, true) if t.pause.is_some() => (Some(pause(t.pause.as_ref())?), Vec::new()),
+            (None, true) if then != Then::Done => (None, Vec::new()),
             (None, true) => {
                 return at(
                     task.span(),
-                    "a task needs request = \"METHOD /path\" or [[user.task.step]] tables",
+                    "a task needs request = \"METHOD /path\", [[user.task.step]] tables, a taskset to enter or interrupt = true",
                 )
             }
             (None, false) => {
-                let mut steps = Vec::new();
-                for entry in &t.step {
-                    Entry::request_only(entry)?;
-                    steps.push(self.step(entry, class, vars)?);
-                }
-                steps
+                let sequence = self.sequence(&t.step, scope)?;
+                (sequence.pause_first, sequence.steps)
             }
         };
         Ok(Task {
             weight,
             tags: t.tags.clone(),
             take,
+            pause_first,
             steps,
+            then,
         })
     }
 
-    fn step(
-        &mut self,
-        entry: &Spanned<Entry>,
-        class: &ClassDefaults,
-        vars: &ClassVars,
-    ) -> Result<Step, At> {
+    /// Requests in order (on-start, on-stop or a task's steps); a table with only `pause`
+    /// pauses at that point.
+    fn sequence(&mut self, entries: &[Spanned<Entry>], scope: &Scope<'_>) -> Result<Task, At> {
+        let mut task = Task {
+            weight: 1,
+            ..Task::default()
+        };
+        for entry in entries {
+            Entry::request_only(entry)?;
+            let e = entry.get_ref();
+            if e.request.is_none() && e.pause.is_some() && e.is_pause_only() {
+                let d = pause(e.pause.as_ref())?;
+                let last = match task.steps.last_mut() {
+                    Some(step) => &mut step.pause,
+                    None => &mut task.pause_first,
+                };
+                *last = Some(last.unwrap_or_default() + d);
+                continue;
+            }
+            task.steps.push(self.step(entry, scope)?);
+        }
+        Ok(task)
+    }
+
+    fn step(&mut self, entry: &Spanned<Entry>, scope: &Scope<'_>) -> Result<Step, At> {
+        let (class, vars) = (scope.class, scope.vars);
         let s = entry.get_ref();
         let Some(request) = &s.request else {
             return at(entry.span(), "a request needs request = \"METHOD /path\"");
@@ -593,12 +821,27 @@ impl Compiler {
                 None => class.timeout,
             },
             captures,
-            pause: match &s.pause {
-                Some(p) => match parse_duration(p.get_ref()) {
-                    Ok(d) => Some(d),
-                    Err(e) => return at(p.span(), e),
-                },
+            pause: s.pause.as_ref().map(|p| pause(Some(p))).transpose()?,
+            when: match &s.when {
                 None => None,
+                Some(w) => {
+                    let text = w.get_ref().trim();
+                    let (name, set) = match text.strip_prefix("not ") {
+                        Some(name) => (name.trim(), false),
+                        None => (text, true),
+                    };
+                    match vars.slot(name) {
+                        Some(slot) => Some((slot, set)),
+                        None => {
+                            return at(
+                                w.span(),
+                                format!(
+                                "when names {name:?}, which is never captured or taken from a pool"
+                            ),
+                            )
+                        }
+                    }
+                }
             },
         })
     }
@@ -690,7 +933,7 @@ mod tests {
             // Task-only keys on an on-start request.
             (
                 &format!("{TASK}[[user.on_start]]\nweight = 2\nrequest = \"GET /\"\n"),
-                "s.toml:5:1: task, weight, tags, take and step belong to [[user.task]] tables only",
+                "s.toml:5:1: task, weight, tags, take, step, taskset and interrupt belong to task tables only",
             ),
             // Task with neither request nor steps.
             ("[[user]]\nclass = \"U\"\n[[user.task]]\nweight = 2\n", "a task needs request"),

@@ -52,10 +52,30 @@ impl Scenario {
                 && !t.tags.iter().any(|x| exclude.contains(x))
         };
         for class in &mut self.classes {
-            class.tasks.retain(|t| keep(t));
-            class.task_weights = running_weights(&class.tasks);
+            for set in &mut class.sets {
+                set.tasks
+                    .retain(|t| matches!(t.then, Then::Enter(_)) || keep(t));
+            }
+            // A task set is kept while it has tasks left, as Locust's tag filter does; one
+            // emptied may empty the set that enters it, so repeat until nothing changes.
+            loop {
+                let empty: Vec<bool> = class.sets.iter().map(|s| s.tasks.is_empty()).collect();
+                let mut changed = false;
+                for set in &mut class.sets {
+                    let before = set.tasks.len();
+                    set.tasks
+                        .retain(|t| !matches!(t.then, Then::Enter(s) if empty[s]));
+                    changed |= set.tasks.len() != before;
+                }
+                if !changed {
+                    break;
+                }
+            }
+            for set in &mut class.sets {
+                set.task_weights = running_weights(&set.tasks);
+            }
         }
-        self.classes.retain(|c| !c.tasks.is_empty());
+        self.classes.retain(|c| !c.sets[0].tasks.is_empty());
         if self.classes.is_empty() {
             return Err(format!(
                 "no task is left after --tags {} --exclude-tags {}",
@@ -165,25 +185,60 @@ impl WaitTime {
 pub(crate) struct UserClass {
     pub name: String,
     pub weight: u32,
+    /// Exactly this many users of the class, before the weighted ones (Locust's `fixed_count`).
+    pub fixed_count: Option<u32>,
     pub wait: WaitTime,
-    /// Requests run once when the user starts (Locust's `on_start`), e.g. a login.
-    pub on_start: Vec<Step>,
-    pub tasks: Vec<Task>,
-    /// Running sums of task weights, for picking a task.
-    pub task_weights: Vec<u32>,
+    /// The class's own tasks first (never interrupted), then the task sets its tasks enter.
+    pub sets: Vec<TaskSet>,
     /// Variable names; a variable's index is its slot.
     pub vars: Vec<String>,
 }
 
-/// A weighted task: a sequence of requests run in order (Locust's `@task(N)` function).
+/// Tasks run in a loop until one interrupts (Locust's `TaskSet`); a class is the outermost one.
 #[derive(Clone, Debug)]
+pub(crate) struct TaskSet {
+    /// Rest after each task; `None` for the class's.
+    pub wait: Option<WaitTime>,
+    /// Tasks in order, round and round (`SequentialTaskSet`), instead of picked by weight.
+    pub sequential: bool,
+    /// Requests run on entering (Locust's `on_start`), e.g. a login.
+    pub on_start: Task,
+    /// Requests run on leaving by an interrupt (Locust's `on_stop`).
+    pub on_stop: Task,
+    pub tasks: Vec<Task>,
+    /// Running sums of task weights, for picking a task.
+    pub task_weights: Vec<u32>,
+}
+
+/// A weighted task: a sequence of requests run in order (Locust's `@task(N)` function), then
+/// maybe a task set entered or left.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Task {
     pub weight: u32,
     /// Locust's `@tag`s, for `--tags` and `--exclude-tags`.
     pub tags: Vec<String>,
     /// Values taken from pools into variables before the task runs: (variable, pool).
     pub take: Vec<(usize, usize)>,
+    /// A pause before the first request (a `time.sleep` that opens the task).
+    pub pause_first: Option<Duration>,
     pub steps: Vec<Step>,
+    pub then: Then,
+}
+
+/// What a task does once its requests are sent (or one failed).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) enum Then {
+    /// Rest, then the next task.
+    #[default]
+    Done,
+    /// Enter the class's task set at this index.
+    Enter(usize),
+    /// Leave the task set (Locust's `self.interrupt()`): its `on_stop`, then the enclosing set
+    /// picks its next task at once (`reschedule`) or after a rest.
+    Interrupt {
+        /// Locust's `reschedule=True`, the default.
+        reschedule: bool,
+    },
 }
 
 /// Which statuses count as success.
@@ -300,6 +355,9 @@ pub(crate) struct Step {
     pub captures: Vec<Capture>,
     /// A pause after this request succeeds, before the task's next request.
     pub pause: Option<Duration>,
+    /// Sent only when this variable is set and truthy (`Some((slot, true))`) or is not
+    /// (`false`): Python's `if self.token:` / `if not self.token:`.
+    pub when: Option<(usize, bool)>,
 }
 
 #[cfg(test)]

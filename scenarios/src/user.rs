@@ -4,6 +4,10 @@
 //! values, send its requests in order (capturing from responses), rest per `wait_time`. A task
 //! stops at its first failed request. A task whose pool is empty, or whose URL or body needs a
 //! variable not captured yet, is skipped and counted as skipped, never as a failure.
+//!
+//! A task may then enter a task set, which loops the same way over its own tasks (in order when
+//! sequential) until one of them interrupts: the set's `on_stop` runs and the enclosing set goes
+//! on. The sets a user is in form a stack of [`Frame`]s.
 
 use blast_engine::{Action, FailureClass, Name, Redirect, Reply, Script, Target, User, UserId};
 use std::io::Write;
@@ -11,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{Destination, Pick, Scenario, Step};
+use crate::model::{Destination, Pick, Scenario, Step, TaskSet, Then};
 use crate::pool::{Pool, PoolCounts};
 use crate::template::{Context, Unset, Value};
 
@@ -29,7 +33,9 @@ struct Inner {
     /// Headers for every request unless it sets its own of the same name: `-H` flags, and
     /// `Authorization: Basic` from `user:pass@` in the host URL.
     extra_headers: Vec<(String, String)>,
-    /// User classes in weighted round-robin order: user `i` gets class `cycle[i % len]`.
+    /// Classes of the first users, `fixed_count` of each.
+    fixed: Vec<usize>,
+    /// Classes of the users after those, in weighted round-robin order.
     cycle: Vec<usize>,
     /// Per class and variable: why it can be missing, naming where it gets its value.
     unset_why: Vec<Vec<String>>,
@@ -56,7 +62,19 @@ impl Scenario {
             env!("CARGO_PKG_VERSION")
         )
         .into_bytes();
-        let weights: Vec<u32> = self.classes.iter().map(|c| c.weight).collect();
+        let fixed: Vec<usize> = (self.classes.iter().enumerate())
+            .flat_map(|(i, c)| std::iter::repeat(i).take(c.fixed_count.unwrap_or(0) as usize))
+            .collect();
+        // Users past the fixed ones are of the weighted classes; with none, of the fixed ones
+        // by their counts (Locust would leave them out, but a run keeps the count it was given).
+        let weighted = self.classes.iter().any(|c| c.fixed_count.is_none());
+        let weights: Vec<u32> = (self.classes.iter())
+            .map(|c| match c.fixed_count {
+                None => c.weight,
+                Some(n) if !weighted => n,
+                Some(_) => 0,
+            })
+            .collect();
         ScenarioScript {
             inner: Arc::new(Inner {
                 pools: (self.pools.iter())
@@ -65,6 +83,7 @@ impl Scenario {
                 scenario: self.clone(),
                 fixed_headers,
                 extra_headers: extra_headers(headers, target),
+                fixed,
                 cycle: smooth_round_robin(&weights),
                 unset_why: (0..self.classes.len())
                     .map(|c| {
@@ -85,10 +104,11 @@ impl Scenario {
     /// `slot` of `class` can lack a value, naming the step or pool that gives it one.
     fn unset_why(&self, class: usize, slot: usize) -> String {
         let c = &self.classes[class];
-        let steps = c
-            .on_start
-            .iter()
-            .chain(c.tasks.iter().flat_map(|t| &t.steps));
+        let tasks = c.sets.iter().flat_map(|s| {
+            let sequences = [&s.on_start, &s.on_stop];
+            sequences.into_iter().chain(&s.tasks)
+        });
+        let steps = tasks.clone().flat_map(|t| &t.steps);
         let mut sources: Vec<String> = steps
             .flat_map(|step| step.captures.iter().map(move |cap| (step, cap)))
             .filter(|(_, cap)| matches!(cap.into, Destination::Var(s, _) if s == slot))
@@ -100,7 +120,7 @@ impl Scenario {
                 )
             })
             .collect();
-        let pools = c.tasks.iter().flat_map(|t| &t.take);
+        let pools = tasks.flat_map(|t| &t.take);
         sources.extend(
             pools
                 .filter(|(var, _)| *var == slot)
@@ -147,8 +167,13 @@ impl Script for ScenarioScript {
 
     fn user(&self, id: UserId) -> Box<dyn User> {
         let inner = self.inner.clone();
-        let class = inner.cycle[id.index as usize % inner.cycle.len()];
+        let index = id.index as usize;
+        let class = match inner.fixed.get(index) {
+            Some(&class) => class,
+            None => inner.cycle[(index - inner.fixed.len()) % inner.cycle.len()],
+        };
         let vars = vec![None; inner.scenario.classes[class].vars.len()];
+        let pause = inner.scenario.classes[class].sets[0].on_start.pause_first;
         Box::new(ScenarioUser {
             inner,
             class,
@@ -156,28 +181,55 @@ impl Script for ScenarioScript {
             vars,
             cookies: Vec::new(),
             rng: fastrand::Rng::new(),
-            state: State::OnStart(0),
-            task_started: Instant::now(),
+            frame: Frame::enter(0),
+            outer: Vec::new(),
             taken: Vec::new(),
             reason: None,
-            pause: None,
+            pause,
             left_out: None,
             body: Vec::new(),
         })
     }
 }
 
-/// Where a user is in its class's program.
+/// Where a user is in one task set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
     /// Sending `on_start[i]` next.
     OnStart(usize),
     /// About to pick a task.
     Idle,
-    /// Sending `tasks[task].steps[step]` next.
+    /// Sending `tasks[task].steps[step]` next; past the last step, the task's `then`.
     Task { task: usize, step: usize },
-    /// The task is over (done or failed): rest next.
+    /// Sending `on_stop[i]` next, on the way out of the set.
+    OnStop(usize),
+    /// The task is over: rest next.
     Rest,
+}
+
+/// A task set a user is in, and where in it.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    /// Index into the class's sets; 0 is the class itself.
+    set: usize,
+    state: State,
+    /// A sequential set's next task.
+    turn: usize,
+    task_started: Instant,
+    /// Leaving by interrupt: the enclosing set picks its next task at once.
+    reschedule: bool,
+}
+
+impl Frame {
+    fn enter(set: usize) -> Frame {
+        Frame {
+            set,
+            state: State::OnStart(0),
+            turn: 0,
+            task_started: Instant::now(),
+            reschedule: true,
+        }
+    }
 }
 
 struct ScenarioUser {
@@ -187,60 +239,115 @@ struct ScenarioUser {
     vars: Vec<Option<Value>>,
     cookies: Vec<(String, String)>,
     rng: fastrand::Rng,
-    state: State,
-    task_started: Instant,
+    /// The innermost task set the user is in.
+    frame: Frame,
+    /// The sets enclosing it, outermost (the class) first.
+    outer: Vec<Frame>,
     /// Pool values taken for the current task and not yet sent, to give back on a skip.
     taken: Vec<(usize, Value)>,
     /// Why the last response failed its checks or captures.
     reason: Option<String>,
-    /// A pause the task takes before its next request (`pause` after a request).
+    /// A pause the user takes before its next request (`pause` in a task).
     pause: Option<Duration>,
     /// A header of the request in flight left out for want of a variable: (name, slot).
     left_out: Option<(usize, usize)>,
     body: Vec<u8>,
 }
 
-/// The step a user of `class` in `state` sends next, if any.
-fn step_at(inner: &Inner, class: usize, state: State) -> Option<&Step> {
-    let class = &inner.scenario.classes[class];
-    match state {
-        State::OnStart(i) => class.on_start.get(i),
-        State::Task { task, step } => class.tasks[task].steps.get(step),
+/// The set a user of `class` is in at `frame`.
+fn set_at(inner: &Inner, class: usize, frame: Frame) -> &TaskSet {
+    &inner.scenario.classes[class].sets[frame.set]
+}
+
+/// The step a user of `class` at `frame` sends next, if any.
+fn step_at(inner: &Inner, class: usize, frame: Frame) -> Option<&Step> {
+    let set = set_at(inner, class, frame);
+    match frame.state {
+        State::OnStart(i) => set.on_start.steps.get(i),
+        State::Task { task, step } => set.tasks[task].steps.get(step),
+        State::OnStop(i) => set.on_stop.steps.get(i),
         State::Idle | State::Rest => None,
+    }
+}
+
+/// Python's truth of a captured value: unset, empty, zero, false and null are false.
+fn truthy(value: &Option<Value>) -> bool {
+    match value {
+        None => false,
+        Some(Value::Text(s)) => !s.is_empty(),
+        Some(Value::Json(s)) => !matches!(s.as_str(), "[]" | "{}" | "0" | "0.0" | "false" | "null"),
     }
 }
 
 impl ScenarioUser {
     fn step(&self) -> Option<&Step> {
-        step_at(&self.inner, self.class, self.state)
+        step_at(&self.inner, self.class, self.frame)
+    }
+
+    fn set(&self) -> &TaskSet {
+        set_at(&self.inner, self.class, self.frame)
     }
 
     fn rest(&mut self, skipped: Option<usize>) -> Action {
-        self.state = State::Idle;
-        let wait = self.inner.scenario.classes[self.class].wait;
-        let until = wait.next_start(self.task_started, Instant::now(), &mut self.rng);
+        self.frame.state = State::Idle;
+        let class = &self.inner.scenario.classes[self.class];
+        let wait = class.sets[self.frame.set].wait.unwrap_or(class.wait);
+        let until = wait.next_start(self.frame.task_started, Instant::now(), &mut self.rng);
         Action::Rest { until, skipped }
     }
 
-    /// Picks a task by weight and takes its pool values; `false` if a pool was empty.
+    /// Picks a task (by weight, or the next in a sequential set) and takes its pool values;
+    /// `false` if a pool was empty.
     fn start_task(&mut self) -> (usize, bool) {
-        let class = &self.inner.scenario.classes[self.class];
-        let total = *class.task_weights.last().expect("a class has tasks");
-        let roll = self.rng.u32(..total);
-        let task = class.task_weights.partition_point(|&w| w <= roll);
-        self.task_started = Instant::now();
-        self.state = State::Task { task, step: 0 };
-        for &(var, pool) in &class.tasks[task].take {
-            let Some(value) = self.inner.pools[pool].take() else {
-                for (pool, value) in self.taken.drain(..) {
-                    self.inner.pools[pool].give_back(value);
-                }
+        let inner = self.inner.clone();
+        let set = set_at(&inner, self.class, self.frame);
+        let task = if set.sequential {
+            let task = self.frame.turn % set.tasks.len();
+            self.frame.turn += 1;
+            task
+        } else {
+            let total = *set.task_weights.last().expect("a set has tasks");
+            let roll = self.rng.u32(..total);
+            set.task_weights.partition_point(|&w| w <= roll)
+        };
+        self.frame.task_started = Instant::now();
+        self.frame.state = State::Task { task, step: 0 };
+        for &(var, pool) in &set.tasks[task].take {
+            let Some(value) = inner.pools[pool].take() else {
+                self.give_back();
                 return (task, false);
             };
             self.vars[var] = Some(value.clone());
             self.taken.push((pool, value));
         }
+        self.pause = set.tasks[task].pause_first;
         (task, true)
+    }
+
+    /// Past a task's requests: rest, enter a task set or leave this one.
+    fn finish_task(&mut self, task: usize) -> Option<Action> {
+        match self.set().tasks[task].then {
+            Then::Done => return Some(self.rest(None)),
+            Then::Enter(set) => {
+                self.outer.push(self.frame);
+                self.frame = Frame::enter(set);
+                self.pause = self.set().on_start.pause_first;
+            }
+            Then::Interrupt { reschedule } => {
+                self.frame.reschedule = reschedule;
+                self.frame.state = State::OnStop(0);
+                self.pause = self.set().on_stop.pause_first;
+            }
+        }
+        None
+    }
+
+    /// Past a set's on-stop requests: back to the enclosing set, which goes on at once or
+    /// after a rest.
+    fn leave_set(&mut self) {
+        let reschedule = self.frame.reschedule;
+        self.frame = self.outer.pop().expect("only a task set's tasks interrupt");
+        self.frame.state = if reschedule { State::Idle } else { State::Rest };
     }
 
     fn give_back(&mut self) {
@@ -260,12 +367,12 @@ impl ScenarioUser {
             vars,
             cookies,
             rng,
-            state,
+            frame,
             left_out,
             body: body_buf,
             ..
         } = self;
-        let Some(step) = step_at(inner, *class, *state) else {
+        let Some(step) = step_at(inner, *class, *frame) else {
             return Ok(());
         };
         *left_out = None;
@@ -372,7 +479,7 @@ impl ScenarioUser {
 
     /// Applies the step's captures to a successful response.
     fn capture(&mut self, reply: &Reply<'_>) -> Result<(), FailureClass> {
-        let Some(step) = step_at(&self.inner, self.class, self.state) else {
+        let Some(step) = step_at(&self.inner, self.class, self.frame) else {
             return Ok(());
         };
         let Some(first) = step.captures.first() else {
@@ -433,49 +540,69 @@ impl ScenarioUser {
         })
     }
 
-    /// Moves past the step just answered; a failure ends the task (or the on-start sequence).
+    /// Moves past the step just answered (or left out by `when`); a failure ends the task
+    /// (which still enters or leaves a set after it) or the on-start sequence.
     fn advance(&mut self, ok: bool) {
         // A request that succeeded may be followed by a pause before the next one.
         self.pause = self.step().filter(|_| ok).and_then(|s| s.pause);
-        self.state = match self.state {
+        self.frame.state = match self.frame.state {
             State::OnStart(i) if ok => State::OnStart(i + 1),
             State::OnStart(_) => State::Idle,
             State::Task { task, step } if ok => State::Task {
                 task,
                 step: step + 1,
             },
-            _ => State::Rest,
+            State::Task { task, .. } => State::Task {
+                task,
+                step: usize::MAX,
+            },
+            State::OnStop(i) if ok => State::OnStop(i + 1),
+            State::OnStop(_) => State::OnStop(usize::MAX),
+            other => other,
         };
     }
 }
 
 impl User for ScenarioUser {
     fn next(&mut self, request: &mut Vec<u8>) -> Action {
-        if let Some(pause) = self.pause.take() {
-            return Action::Pause {
-                until: Instant::now() + pause,
-            };
-        }
         loop {
-            match self.state {
+            if let Some(pause) = self.pause.take() {
+                return Action::Pause {
+                    until: Instant::now() + pause,
+                };
+            }
+            let at = self.frame.state;
+            match at {
                 State::Idle => {
                     let (task, ready) = self.start_task();
                     if !ready {
-                        let first =
-                            self.inner.scenario.classes[self.class].tasks[task].steps[0].name;
-                        return self.rest(Some(first));
+                        let first = self.set().tasks[task].steps.first().map(|s| s.name);
+                        return self.rest(first);
                     }
                 }
                 State::Rest => return self.rest(None),
-                at => {
+                State::OnStart(_) | State::Task { .. } | State::OnStop(_) => {
                     let Some(step) = self.step() else {
-                        // The sequence is over: on-start leads to the first task, a task to rest.
-                        if matches!(at, State::OnStart(_)) {
-                            self.state = State::Idle;
+                        // The sequence is over: on-start leads to the first task, a task to
+                        // what follows it, on-stop out of the set.
+                        match at {
+                            State::Task { task, .. } => {
+                                if let Some(rest) = self.finish_task(task) {
+                                    return rest;
+                                }
+                            }
+                            State::OnStop(_) => self.leave_set(),
+                            _ => self.frame.state = State::Idle,
+                        }
+                        continue;
+                    };
+                    if let Some((slot, want)) = step.when {
+                        if truthy(&self.vars[slot]) != want {
+                            self.advance(true);
+                            self.pause = None;
                             continue;
                         }
-                        return self.rest(None);
-                    };
+                    }
                     let keep_body = !step.captures.is_empty() || step.expect.is_some();
                     let name = step.name;
                     let (follow_redirects, timeout) = (step.follow_redirects, step.timeout);
@@ -496,11 +623,13 @@ impl User for ScenarioUser {
                     }
                     request.clear();
                     self.give_back();
-                    if matches!(at, State::OnStart(_)) {
-                        self.state = State::Idle;
-                        continue;
+                    match at {
+                        State::Task { task, .. } if self.set().tasks[task].then == Then::Done => {
+                            return self.rest(Some(name))
+                        }
+                        // The task is skipped, but a set is still entered or left after it.
+                        _ => self.advance(false),
                     }
-                    return self.rest(Some(name));
                 }
             }
         }
