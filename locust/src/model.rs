@@ -9,21 +9,48 @@ pub(crate) struct Scenario {
     /// A `LoadTestShape` as blast's stages, and its run time in seconds.
     pub stages: Option<(String, u32)>,
     pub users: Vec<UserClass>,
+    /// `TaskSet` and `SequentialTaskSet` classes that tasks enter.
+    pub tasksets: Vec<UserClass>,
 }
 
-/// A `HttpUser` or `FastHttpUser` subclass.
+/// A `HttpUser` or `FastHttpUser` subclass, or a `TaskSet` one (`kind`).
 #[derive(Clone, Default)]
 pub(crate) struct UserClass {
     pub name: String,
     pub line: usize,
+    pub kind: Kind,
     pub weight: Option<i64>,
+    pub fixed_count: Option<i64>,
     pub wait_time: Option<String>,
     pub host: Option<String>,
     pub abstract_class: bool,
     /// Class headers, as set on `self.client.headers`.
     pub headers: Vec<(String, String)>,
-    pub on_start: Vec<Request>,
+    pub on_start: Sequence,
+    /// A task set's `on_stop`.
+    pub on_stop: Sequence,
     pub tasks: Vec<Task>,
+}
+
+/// What kind of class.
+#[derive(Clone, Copy, Default, PartialEq)]
+pub(crate) enum Kind {
+    /// A user class.
+    #[default]
+    User,
+    /// A `TaskSet`, or a `SequentialTaskSet` when `sequential`.
+    TaskSet {
+        /// Tasks in order instead of by weight.
+        sequential: bool,
+    },
+}
+
+/// Requests in order, maybe after a pause.
+#[derive(Clone, Default)]
+pub(crate) struct Sequence {
+    /// Seconds to pause before the first request (a sleep that opens the method).
+    pub pause_first: Option<f64>,
+    pub requests: Vec<Request>,
 }
 
 /// A weighted task: one or more requests in order.
@@ -35,7 +62,11 @@ pub(crate) struct Task {
     pub tags: Vec<String>,
     /// (variable, pool): values taken from shared pools before the task runs.
     pub take: Vec<(String, String)>,
-    pub requests: Vec<Request>,
+    pub steps: Sequence,
+    /// The task set this task enters (a `TaskSet` class among the tasks).
+    pub taskset: Option<String>,
+    /// `self.interrupt()` ends the task: `Some(reschedule)`.
+    pub interrupt: Option<bool>,
 }
 
 /// One `self.client` call.
@@ -63,4 +94,8 @@ pub(crate) struct Request {
     pub expect_json: Vec<(String, toml::Value)>,
     /// Seconds to pause after this request, before the task's next one.
     pub pause: Option<f64>,
+    /// Sent only when this variable is truthy (`if self.x:`), or not (`"not x"`).
+    pub when: Option<String>,
+    /// The failure message of `catch_response`'s `response.failure("...")` or an assert's.
+    pub failure: Option<String>,
 }

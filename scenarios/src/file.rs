@@ -12,8 +12,8 @@ use crate::capture::JsonPath;
 use crate::criteria::Criterion;
 use crate::load::{parse_duration, parse_rate, parse_stages, Load};
 use crate::model::{
-    Capture, Destination, Expect, Pick, Scenario, Step, Success, Task, TaskSet, Then, UserClass,
-    WaitTime,
+    Capture, Destination, Expect, Messages, Pick, Scenario, Step, Success, Task, TaskSet, Then,
+    UserClass, WaitTime,
 };
 use crate::template::{Place, Template, Vars};
 use crate::ScenarioError;
@@ -122,7 +122,11 @@ struct Entry {
     headers: BTreeMap<String, Spanned<String>>,
     json: Option<Spanned<toml::Value>>,
     body: Option<Spanned<String>>,
+    /// A form body, `application/x-www-form-urlencoded`: `{ user = "a", pw = "b" }`.
+    form: Option<Spanned<toml::map::Map<String, toml::Value>>>,
     success: Option<Vec<u16>>,
+    /// The failure message of each kind of check, as Locust's `response.failure("...")`.
+    failure: Option<FileMessages>,
     expect: Option<Spanned<FileExpect>>,
     follow_redirects: Option<bool>,
     timeout: Option<Spanned<String>>,
@@ -133,6 +137,15 @@ struct Entry {
     /// A pause after the request, before the next one of the task (`"1s"`); alone in a
     /// step table, a pause at that point of the task.
     pause: Option<Spanned<String>>,
+}
+
+/// `failure = { status = "...", contains = "...", json = "..." }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMessages {
+    status: Option<String>,
+    contains: Option<String>,
+    json: Option<String>,
 }
 
 /// `expect = { contains = "...", json = { "path" = value } }`.
@@ -176,7 +189,9 @@ impl Entry {
             && self.headers.is_empty()
             && self.json.is_none()
             && self.body.is_none()
+            && self.form.is_none()
             && self.success.is_none()
+            && self.failure.is_none()
             && self.expect.is_none()
             && self.follow_redirects.is_none()
             && self.timeout.is_none()
@@ -735,20 +750,38 @@ impl Compiler {
                 .or_else(|e| at(value.span(), e))?;
             headers.push((key.clone(), t));
         }
-        let (body, content_type) = match (&s.json, &s.body) {
-            (Some(_), Some(b)) => {
-                return at(b.span(), "a request has json = ... or body = ..., not both")
-            }
-            (Some(j), None) => {
+        let (body, content_type) = match (&s.json, &s.body, &s.form) {
+            (Some(j), None, None) => {
                 let t = Template::compile_json(j.get_ref(), vars).or_else(|e| at(j.span(), e))?;
                 (Some(t), Some("application/json"))
             }
-            (None, Some(b)) => {
+            (None, Some(b), None) => {
                 let t = Template::compile(b.get_ref(), Place::Text, vars)
                     .or_else(|e| at(b.span(), e))?;
                 (Some(t), None)
             }
-            (None, None) => (None, None),
+            (None, None, Some(f)) => {
+                let mut fields = Vec::new();
+                for (key, value) in f.get_ref() {
+                    let value = match value {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Table(_) | toml::Value::Array(_) => {
+                            return at(
+                                f.span(),
+                                format!("form field {key:?} must be text or a number"),
+                            )
+                        }
+                        scalar => scalar.to_string(),
+                    };
+                    fields.push((key.as_str(), value));
+                }
+                let fields: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let t = Template::compile_form(&fields, vars).or_else(|e| at(f.span(), e))?;
+                (Some(t), Some("application/x-www-form-urlencoded"))
+            }
+            (None, None, None) => (None, None),
+            _ => return at(entry.span(), "a request has one of json, body and form"),
         };
         let expect = match &s.expect {
             None => None,
@@ -821,6 +854,14 @@ impl Compiler {
                 None => class.timeout,
             },
             captures,
+            messages: s
+                .failure
+                .as_ref()
+                .map_or_else(Messages::default, |m| Messages {
+                    status: m.status.clone(),
+                    contains: m.contains.clone(),
+                    json: m.json.clone(),
+                }),
             pause: s.pause.as_ref().map(|p| pause(Some(p))).transpose()?,
             when: match &s.when {
                 None => None,

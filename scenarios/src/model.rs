@@ -297,7 +297,14 @@ pub(crate) struct Expect {
 
 impl Expect {
     /// Checks `body`; the failure message when a check fails.
-    pub fn check(&self, body: &[u8], truncated: bool) -> Result<(), String> {
+    pub fn check(&self, body: &[u8], truncated: bool, messages: &Messages) -> Result<(), String> {
+        self.contains_check(body, truncated)
+            .map_err(|why| Messages::reason(&messages.contains, why))?;
+        self.json_check(body)
+            .map_err(|why| Messages::reason(&messages.json, why))
+    }
+
+    fn contains_check(&self, body: &[u8], truncated: bool) -> Result<(), String> {
         if let Some(text) = &self.contains {
             let found = text.is_empty() || body.windows(text.len()).any(|w| w == text.as_bytes());
             if !found {
@@ -309,6 +316,10 @@ impl Expect {
                 return Err(format!("the body lacks {text:?}{cut}"));
             }
         }
+        Ok(())
+    }
+
+    fn json_check(&self, body: &[u8]) -> Result<(), String> {
         if self.json.is_empty() {
             return Ok(());
         }
@@ -329,6 +340,32 @@ impl Expect {
             }
         }
         Ok(())
+    }
+}
+
+/// A request's own failure messages, by the check that failed (Locust's
+/// `response.failure("...")`), shown as Locust shows them: `CatchResponseError('...')`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Messages {
+    /// When the status is not a success.
+    pub status: Option<String>,
+    /// When the body lacks the expected text.
+    pub contains: Option<String>,
+    /// When a JSON value is not the expected one.
+    pub json: Option<String>,
+}
+
+impl Messages {
+    /// The failure reason for a failed check: its own message as Locust shows it
+    /// (`CatchResponseError('not created')`, Python's repr), else blast's `why`.
+    pub fn reason(message: &Option<String>, why: String) -> String {
+        match message {
+            Some(m) if m.contains('\'') && !m.contains('"') => {
+                format!("CatchResponseError(\"{m}\")")
+            }
+            Some(m) => format!("CatchResponseError('{}')", m.replace('\'', "\\'")),
+            None => format!("CheckError({why:?})"),
+        }
     }
 }
 
@@ -353,6 +390,8 @@ pub(crate) struct Step {
     /// Time allowed for the request, instead of `--timeout`.
     pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
+    /// The failure messages of its checks, instead of blast's own reasons.
+    pub messages: Messages,
     /// A pause after this request succeeds, before the task's next request.
     pub pause: Option<Duration>,
     /// Sent only when this variable is set and truthy (`Some((slot, true))`) or is not

@@ -53,6 +53,8 @@ pub(crate) enum Place {
     JsonString,
     /// A whole JSON value: text is quoted, JSON goes in as it is.
     JsonValue,
+    /// A key or value of a form body (`application/x-www-form-urlencoded`): form-encoded.
+    Form,
 }
 
 /// A value made fresh for each request.
@@ -64,6 +66,8 @@ pub(crate) enum Generator {
     Seq,
     /// A random integer in `[low, high]`.
     RandomInt(i64, i64),
+    /// A random number in `[low, high)` (Python's `random.uniform`, `random.random`).
+    RandomFloat(f64, f64),
     /// A random version-4 UUID.
     Uuid,
     /// One of the words, at random.
@@ -115,6 +119,21 @@ impl Template {
     pub fn compile(text: &str, place: Place, vars: &dyn Vars) -> Result<Template, String> {
         let mut t = Template { pieces: Vec::new() };
         t.push_text(text, place, vars)?;
+        Ok(t)
+    }
+
+    /// Compiles a form body (`a=1&b=x`) from its fields, in order; keys and values are
+    /// templates, form-encoded.
+    pub fn compile_form(fields: &[(&str, &str)], vars: &dyn Vars) -> Result<Template, String> {
+        let mut t = Template { pieces: Vec::new() };
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                t.literal("&");
+            }
+            t.push_text(key, Place::Form, vars)?;
+            t.literal("=");
+            t.push_text(value, Place::Form, vars)?;
+        }
         Ok(t)
     }
 
@@ -175,22 +194,24 @@ impl Template {
             let close = rest[open..]
                 .find("}}")
                 .ok_or_else(|| format!("unclosed placeholder in {text:?}: expected }}}}"))?;
-            let literal = &rest[..open];
-            if place == Place::JsonString {
-                self.literal(&json_escape(literal));
-            } else {
-                self.literal(literal);
-            }
+            self.escaped(&rest[..open], place);
             let piece = placeholder(rest[open + 2..open + close].trim(), place, vars)?;
             self.pieces.push(piece);
             rest = &rest[open + close + 2..];
         }
-        if place == Place::JsonString {
-            self.literal(&json_escape(rest));
-        } else {
-            self.literal(rest);
-        }
+        self.escaped(rest, place);
         Ok(())
+    }
+
+    /// Literal text of a template, escaped as its place needs.
+    fn escaped(&mut self, text: &str, place: Place) {
+        match place {
+            Place::JsonString => self.literal(&json_escape(text)),
+            Place::Form => {
+                self.literal(&form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>())
+            }
+            _ => self.literal(text),
+        }
     }
 
     fn push_json(&mut self, value: &toml::Value, vars: &dyn Vars) -> Result<(), String> {
@@ -266,6 +287,19 @@ fn placeholder(inner: &str, place: Place, vars: &dyn Vars) -> Result<Piece, Stri
                 }
             }
         }
+        "random_float" => {
+            let bounds: Vec<f64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+            match bounds[..] {
+                [low, high] if args.len() == 2 && low.is_finite() && high.is_finite() && low <= high => {
+                    Generator::RandomFloat(low, high)
+                }
+                _ => {
+                    return Err(format!(
+                        "{{{{{inner}}}}}: expected {{{{random_float LOW HIGH}}}} with numbers LOW <= HIGH"
+                    ))
+                }
+            }
+        }
         "pick" if args.is_empty() => {
             return Err("{{pick}} needs at least one word to pick from".into())
         }
@@ -274,7 +308,7 @@ fn placeholder(inner: &str, place: Place, vars: &dyn Vars) -> Result<Piece, Stri
             return match vars.slot(name) {
                 Some(slot) => Ok(Piece::Var(slot, place)),
                 None => Err(format!(
-                    "unknown variable {{{{{name}}}}}: it is never captured or taken from a pool, and is not a generator (user_id, seq, random_int, uuid, pick)"
+                    "unknown variable {{{{{name}}}}}: it is never captured or taken from a pool, and is not a generator (user_id, seq, random_int, random_float, uuid, pick)"
                 )),
             }
         }
@@ -299,6 +333,11 @@ fn generate(generator: &Generator, place: Place, cx: &mut Context<'_>, out: &mut
             (stream * cx.shards as u64 + cx.shard as u64 + 1) as i64
         }
         Generator::RandomInt(low, high) => cx.rng.i64(*low..=*high),
+        Generator::RandomFloat(low, high) => {
+            // Digits, '.', 'e' and '-' need no escaping in any place.
+            let _ = write!(out, "{}", low + (high - low) * cx.rng.f64());
+            return;
+        }
         Generator::Uuid => return write_value(&Value::Text(uuid(cx.rng)), place, out),
         Generator::Pick(words) => {
             let word = &words[cx.rng.usize(..words.len())];
@@ -338,6 +377,9 @@ fn write_value(value: &Value, place: Place, out: &mut Vec<u8>) {
             }
         }
         Place::Text => out.extend(s.bytes().filter(|b| !matches!(b, b'\r' | b'\n'))),
+        Place::Form => {
+            out.extend(form_urlencoded::byte_serialize(s.as_bytes()).flat_map(str::bytes))
+        }
         Place::JsonString => out.extend_from_slice(json_escape(s).as_bytes()),
         Place::JsonValue => match value {
             Value::Text(s) => {
@@ -498,11 +540,30 @@ mod tests {
     }
 
     #[test]
+    fn form_bodies_encode_keys_literals_and_values() {
+        let t = Template::compile_form(
+            &[("user name", "a&b {{name}}"), ("n", "{{random_float 2 2}}")],
+            &VARS,
+        )
+        .unwrap();
+        let name = Some(Value::Text("é=1 +".into()));
+        assert_eq!(
+            render(&t, &[None, name]).unwrap(),
+            "user+name=a%26b+%C3%A9%3D1+%2B&n=2"
+        );
+        let t = Template::compile("{{random_float 0.5 1.5}}", Place::Text, &VARS).unwrap();
+        let x: f64 = render(&t, &[]).unwrap().parse().unwrap();
+        assert!((0.5..1.5).contains(&x), "{x}");
+    }
+
+    #[test]
     fn mistakes_are_reported_at_compile_time() {
         for bad in [
             "{{nope}}",
             "{{random_int 5 1}}",
             "{{random_int x}}",
+            "{{random_float 2 1}}",
+            "{{random_float inf 1}}",
             "{{pick}}",
             "{{uuid 3}}",
             "{{id",

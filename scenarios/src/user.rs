@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{Destination, Pick, Scenario, Step, TaskSet, Then};
+use crate::model::{Destination, Messages, Pick, Scenario, Step, TaskSet, Then};
 use crate::pool::{Pool, PoolCounts};
 use crate::template::{Context, Unset, Value};
 
@@ -639,7 +639,10 @@ impl User for ScenarioUser {
         self.keep_cookies(reply.set_cookies);
         let success = self.step().is_some_and(|s| s.success.accepts(reply.status));
         let checked = match self.step().and_then(|s| s.expect.as_ref()) {
-            Some(expect) if success => expect.check(reply.body, reply.truncated),
+            Some(expect) if success => {
+                let messages = &self.step().expect("a response answers a step").messages;
+                expect.check(reply.body, reply.truncated, messages)
+            }
             _ => Ok(()),
         };
         let verdict = if !success {
@@ -649,7 +652,11 @@ impl User for ScenarioUser {
                 (step.captures.iter())
                     .any(|c| matches!(c.into, Destination::Var(s, _) if s == slot))
             };
-            if let Some((header, slot)) = self.left_out.filter(|(_, slot)| !captures_it(*slot)) {
+            if let Some(message) = &step.messages.status {
+                self.reason = Some(Messages::reason(&Some(message.clone()), String::new()));
+            } else if let Some((header, slot)) =
+                self.left_out.filter(|(_, slot)| !captures_it(*slot))
+            {
                 self.reason = Some(format!(
                     "HTTPError(code={}): sent without its {} header: {}",
                     reply.status, step.headers[header].0, self.inner.unset_why[self.class][slot]
@@ -657,7 +664,7 @@ impl User for ScenarioUser {
             }
             Err(FailureClass::Status)
         } else if let Err(why) = checked {
-            self.reason = Some(format!("CheckError({why:?})"));
+            self.reason = Some(why);
             Err(FailureClass::Check)
         } else {
             self.capture(reply)

@@ -297,3 +297,55 @@ fn task_set_mistakes_name_their_place() {
         assert!(e.contains(expected), "expected {expected:?} in {e:?}");
     }
 }
+
+#[test]
+fn form_bodies_are_encoded_and_check_messages_kept_as_locust_shows_them() {
+    let source = r#"
+[[user]]
+class = "U"
+[[user.task]]
+request = "POST /login"
+form = { username = "a b", password = "p&q" }
+success = [200]
+expect = { contains = "welcome" }
+failure = { status = "not logged in", contains = "no welcome" }
+"#;
+    let scenario = parse("test.toml", source).unwrap();
+    let (target, _) = Target::parse("http://127.0.0.1:9").unwrap();
+    let mut user = scenario.script(&target).user(UserId {
+        index: 0,
+        worker: 0,
+        workers: 1,
+        shard: 0,
+        shards: 1,
+    });
+    let mut reasons = Vec::new();
+    for (status, body) in [(500, ""), (200, "hello"), (200, "welcome")] {
+        let mut request = Vec::new();
+        while !matches!(user.next(&mut request), Action::Send { .. }) {
+            request.clear();
+        }
+        let text = String::from_utf8(request).unwrap();
+        assert!(
+            text.contains("content-type: application/x-www-form-urlencoded\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\nusername=a+b&password=p%26q"), "{text}");
+        let reply = Reply {
+            status,
+            body: body.as_bytes(),
+            truncated: false,
+            set_cookies: &[],
+        };
+        let verdict = user.response(&reply);
+        reasons.push((verdict.is_ok(), user.failure_reason()));
+    }
+    assert_eq!(
+        reasons,
+        [
+            (false, Some("CatchResponseError('not logged in')".to_string())),
+            (false, Some("CatchResponseError('no welcome')".to_string())),
+            (true, None),
+        ]
+    );
+}
