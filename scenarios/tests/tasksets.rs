@@ -1,7 +1,7 @@
 //! Task sets, pauses and `when` guards, checked by driving one user by hand: every request it
 //! writes is answered at once, so the sequence of requests is exactly the user's program.
 
-use blast_engine::{Action, Reply, Script, Target, User, UserId};
+use blast_engine::{Action, Reply, Script, Target, UserId};
 use blast_scenarios::parse;
 use std::time::Duration;
 
