@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Request, Scenario};
+use crate::model::{Kind, Request, Scenario, Sequence, UserClass};
 
 /// The scenario file for `scenario`, translated from the locustfile `file`.
 pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
@@ -46,50 +46,93 @@ pub(crate) fn toml(scenario: &Scenario, file: &str) -> String {
         if let Some(w) = class.weight {
             line(&mut out, "weight", &w.to_string());
         }
-        if let Some(w) = &class.wait_time {
-            line(&mut out, "wait_time", &text(w));
+        if let Some(n) = class.fixed_count {
+            line(&mut out, "fixed_count", &n.to_string());
         }
-        if !class.headers.is_empty() {
-            line(&mut out, "headers", &table(&class.headers));
+        holder(&mut out, "user", class, file);
+    }
+    for set in &scenario.tasksets {
+        let _ = writeln!(
+            out,
+            "\n[[taskset]] # {file}:{} class {}",
+            set.line, set.name
+        );
+        line(&mut out, "name", &text(&set.name));
+        if set.kind == (Kind::TaskSet { sequential: true }) {
+            line(&mut out, "sequential", "true");
         }
-        for r in &class.on_start {
-            let _ = writeln!(out, "\n[[user.on_start]] # {file}:{}", r.line);
-            request(&mut out, r);
-        }
-        for task in &class.tasks {
-            let _ = writeln!(
-                out,
-                "\n[[user.task]] # {file}:{} def {}",
-                task.line, task.name
-            );
-            line(&mut out, "task", &text(&task.name));
-            if task.weight != 1 {
-                line(&mut out, "weight", &task.weight.to_string());
-            }
-            if !task.take.is_empty() {
-                line(&mut out, "take", &table(&task.take));
-            }
-            if !task.tags.is_empty() {
-                let tags = toml::Value::Array(
-                    task.tags
-                        .iter()
-                        .map(|t| toml::Value::String(t.clone()))
-                        .collect(),
-                );
-                line(&mut out, "tags", &tags.to_string());
-            }
-            match task.requests.as_slice() {
-                [only] => request(&mut out, only),
-                steps => {
-                    for r in steps {
-                        let _ = writeln!(out, "[[user.task.step]] # {file}:{}", r.line);
-                        request(&mut out, r);
-                    }
-                }
-            }
-        }
+        holder(&mut out, "taskset", set, file);
     }
     out
+}
+
+/// What a user class and a task set share: wait time, headers, on-start, tasks, on-stop.
+fn holder(out: &mut String, table: &str, class: &UserClass, file: &str) {
+    if let Some(w) = &class.wait_time {
+        line(out, "wait_time", &text(w));
+    }
+    if !class.headers.is_empty() {
+        line(out, "headers", &table_of(&class.headers));
+    }
+    sequence(out, &format!("{table}.on_start"), &class.on_start, file);
+    for task in &class.tasks {
+        let what = match &task.taskset {
+            Some(_) => "class",
+            None => "def",
+        };
+        let _ = writeln!(
+            out,
+            "\n[[{table}.task]] # {file}:{} {what} {}",
+            task.line, task.name
+        );
+        line(out, "task", &text(&task.name));
+        if task.weight != 1 {
+            line(out, "weight", &task.weight.to_string());
+        }
+        if !task.take.is_empty() {
+            line(out, "take", &table_of(&task.take));
+        }
+        if !task.tags.is_empty() {
+            let tags = task.tags.iter().map(|t| toml::Value::String(t.clone()));
+            line(out, "tags", &toml::Value::Array(tags.collect()).to_string());
+        }
+        if let Some(set) = &task.taskset {
+            line(out, "taskset", &text(set));
+        }
+        if let Some(reschedule) = task.interrupt {
+            line(out, "interrupt", "true");
+            if !reschedule {
+                line(out, "reschedule", "false");
+            }
+        }
+        match (task.steps.pause_first, task.steps.requests.as_slice()) {
+            (None, [only]) => request(out, only),
+            (Some(p), []) => line(out, "pause", &seconds(p)),
+            _ => sequence(out, &format!("{table}.task.step"), &task.steps, file),
+        }
+    }
+    sequence(out, &format!("{table}.on_stop"), &class.on_stop, file);
+}
+
+/// Requests in order as `[[TABLE]]`s, a pause that opens them first.
+fn sequence(out: &mut String, table: &str, steps: &Sequence, file: &str) {
+    // on_start and on_stop stand apart from the tables before them; a task's steps do not.
+    if !table.ends_with(".step") && (steps.pause_first.is_some() || !steps.requests.is_empty()) {
+        out.push('\n');
+    }
+    if let Some(p) = steps.pause_first {
+        let _ = writeln!(out, "[[{table}]]");
+        line(out, "pause", &seconds(p));
+    }
+    for r in &steps.requests {
+        let _ = writeln!(out, "[[{table}]] # {file}:{}", r.line);
+        request(out, r);
+    }
+}
+
+/// Seconds as a duration blast reads: `"1500ms"`.
+fn seconds(s: f64) -> String {
+    text(&format!("{}ms", (s * 1000.0).round()))
 }
 
 fn request(out: &mut String, r: &Request) {
@@ -98,13 +141,16 @@ fn request(out: &mut String, r: &Request) {
         line(out, "name", &text(name));
     }
     if !r.headers.is_empty() {
-        line(out, "headers", &table(&r.headers));
+        line(out, "headers", &table_of(&r.headers));
     }
     if let Some(json) = &r.json {
         line(out, "json", &json.to_string());
     }
     if let Some(body) = &r.body {
         line(out, "body", &text(body));
+    }
+    if !r.form.is_empty() {
+        line(out, "form", &table_of(&r.form));
     }
     if let Some(t) = &r.timeout {
         line(out, "timeout", &text(t));
@@ -128,13 +174,19 @@ fn request(out: &mut String, r: &Request) {
         line(out, "expect", &toml::Value::Table(expect).to_string());
     }
     if !r.capture.is_empty() {
-        line(out, "capture", &table(&r.capture));
+        line(out, "capture", &table_of(&r.capture));
     }
     if !r.to_pool.is_empty() {
-        line(out, "to_pool", &table(&r.to_pool));
+        line(out, "to_pool", &table_of(&r.to_pool));
+    }
+    if !r.failure.is_empty() {
+        line(out, "failure", &table_of(&r.failure));
+    }
+    if let Some(when) = &r.when {
+        line(out, "when", &text(when));
     }
     if let Some(p) = r.pause {
-        line(out, "pause", &text(&format!("{}ms", (p * 1000.0).round())));
+        line(out, "pause", &seconds(p));
     }
 }
 
@@ -148,7 +200,7 @@ fn text(s: &str) -> String {
 }
 
 /// An inline table of strings, in order.
-fn table(pairs: &[(String, String)]) -> String {
+fn table_of(pairs: &[(String, String)]) -> String {
     let mut map = toml::map::Map::new();
     for (k, v) in pairs {
         map.insert(k.clone(), toml::Value::String(v.clone()));

@@ -29,7 +29,9 @@ mod lower;
 mod model;
 mod value;
 
-use rustpython_parser::{ast, Parse};
+use rustpython_parser::ast::{self, Expr, Fold};
+use rustpython_parser::text_size::TextRange;
+use rustpython_parser::Parse;
 
 /// A locustfile as a scenario.
 #[derive(Debug)]
@@ -111,7 +113,13 @@ pub fn translate_with(path: &str, source: &str, options: Options) -> Result<Tran
             message: format!("Python syntax error: {}", e.error),
         }])
     })?;
-    let mut lowering = lower::Lowering::new(&lines, options.lenient);
+    let Ok(suite) = UserAttributes.fold(suite);
+    // Python finds a module beside the script first: so does the translation.
+    let dir = std::path::Path::new(path).parent().map(|d| match d.as_os_str().is_empty() {
+        true => std::path::PathBuf::from("."),
+        false => d.to_path_buf(),
+    });
+    let mut lowering = lower::Lowering::new(&lines, options.lenient, dir);
     let scenario = lowering.module(&suite, scenario_name(path));
     let (mut diagnostics, notes) = lowering.finish();
     if diagnostics.is_empty() {
@@ -124,6 +132,36 @@ pub fn translate_with(path: &str, source: &str, options: Options) -> Result<Tran
     }
     diagnostics.sort_by_key(|d| (d.line, d.column));
     Err(fail(diagnostics))
+}
+
+/// Rewrites `self.user.x` as `self.x`: a task set's methods reach their user's attributes
+/// and client through `self.user`, and a blast user keeps one set of variables.
+struct UserAttributes;
+
+impl Fold<TextRange> for UserAttributes {
+    type TargetU = TextRange;
+    type Error = std::convert::Infallible;
+    type UserContext = ();
+
+    fn will_map_user(&mut self, _: &TextRange) {}
+
+    fn map_user(&mut self, range: TextRange, _: ()) -> Result<TextRange, Self::Error> {
+        Ok(range)
+    }
+
+    fn fold_expr_attribute(
+        &mut self,
+        node: ast::ExprAttribute,
+    ) -> Result<ast::ExprAttribute, Self::Error> {
+        let mut node = ast::fold::fold_expr_attribute(self, node)?;
+        if let Expr::Attribute(inner) = node.value.as_ref() {
+            let on_self = matches!(inner.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self");
+            if on_self && inner.attr.as_str() == "user" {
+                node.value = inner.value.clone();
+            }
+        }
+        Ok(node)
+    }
 }
 
 /// The scenario's name: the file's stem (`locustfile` for `locustfile.py`).

@@ -5,25 +5,51 @@
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
 use std::collections::HashMap;
 
-use crate::model::{Scenario, Task, UserClass};
+use crate::model::{Kind, Scenario, Task, UserClass};
 use crate::value::{dotted, literal, Literal, Scope, Unsupported};
 use crate::{Diagnostic, Lines, Note};
 
 mod body;
 mod events;
+mod imports;
 mod request;
 mod shape;
 
 use body::{is_lock, Lowered};
 
-/// Locust's HTTP user classes, which blast's users are.
-const HTTP_USERS: [&str; 2] = ["HttpUser", "FastHttpUser"];
-
 type Methods<'a> = HashMap<String, &'a ast::StmtFunctionDef>;
+
+/// A task as a class body names it: (function or task set, weight, tags, line).
+type TaskEntry = (String, i64, Vec<String>, usize);
+
+/// A name as a class body means it: a nested class's qualified name, else the name itself.
+fn resolve(name: &str, nested: &[(String, String)]) -> String {
+    nested
+        .iter()
+        .find(|(local, _)| local == name)
+        .map_or_else(|| name.to_string(), |(_, q)| q.clone())
+}
+
+/// The task sets `tasks` enter, directly or through other sets, each once.
+fn reached<'s>(tasks: &[Task], sets: &'s [UserClass]) -> impl Iterator<Item = &'s UserClass> {
+    let mut found: Vec<&UserClass> = Vec::new();
+    let mut queue: Vec<&str> = tasks.iter().filter_map(|t| t.taskset.as_deref()).collect();
+    while let Some(name) = queue.pop() {
+        if let Some(set) = sets.iter().find(|s| s.name == name) {
+            if !found.iter().any(|f| f.name == name) {
+                found.push(set);
+                queue.extend(set.tasks.iter().filter_map(|t| t.taskset.as_deref()));
+            }
+        }
+    }
+    found.into_iter()
+}
 
 /// One lowering of one file: the module's names, and what it could not lower.
 pub(crate) struct Lowering<'a> {
     found: Found<'a>,
+    /// The locustfile's folder, where its local modules are.
+    dir: Option<std::path::PathBuf>,
     /// Leave out tasks that do not translate instead of failing.
     lenient: bool,
     constants: HashMap<String, Literal>,
@@ -36,6 +62,10 @@ pub(crate) struct Lowering<'a> {
     criteria: Vec<String>,
     /// A `LoadTestShape`'s stages.
     shape: Option<shape::Stages>,
+    /// User and task set classes lowered so far (a nested one under `Outer.Inner`), with
+    /// their methods, for subclasses and for tasks that enter a set.
+    classes: Vec<UserClass>,
+    methods: HashMap<String, Methods<'a>>,
 }
 
 /// What did not lower, and what was left out.
@@ -46,9 +76,14 @@ struct Found<'a> {
 }
 
 impl<'a> Lowering<'a> {
-    pub(crate) fn new(lines: &'a Lines<'a>, lenient: bool) -> Lowering<'a> {
+    pub(crate) fn new(
+        lines: &'a Lines<'a>,
+        lenient: bool,
+        dir: Option<std::path::PathBuf>,
+    ) -> Lowering<'a> {
         Lowering {
             lenient,
+            dir,
             found: Found {
                 lines,
                 diagnostics: Vec::new(),
@@ -60,6 +95,8 @@ impl<'a> Lowering<'a> {
             locks: Vec::new(),
             criteria: Vec::new(),
             shape: None,
+            classes: Vec::new(),
+            methods: HashMap::new(),
         }
     }
 
@@ -105,11 +142,10 @@ impl Found<'_> {
 impl<'a> Lowering<'a> {
     /// The whole file; `None` when it holds no user class to run.
     pub(crate) fn module(&mut self, suite: &'a [Stmt], name: String) -> Option<Scenario> {
-        let mut classes: Vec<UserClass> = Vec::new();
-        let mut methods: HashMap<String, Methods<'a>> = HashMap::new();
         for stmt in suite {
             match stmt {
-                Stmt::Import(_) | Stmt::ImportFrom(_) | Stmt::Pass(_) => {}
+                Stmt::Import(_) | Stmt::ImportFrom(_) => self.import(stmt),
+                Stmt::Pass(_) => {}
                 Stmt::Expr(e) if matches!(e.value.as_ref(), Expr::Constant(_)) => {}
                 Stmt::Assign(a) => match (a.targets.as_slice(), literal(&a.value, &self.constants)) {
                     ([Expr::Name(n)], Some(Literal::List(items))) if items.is_empty() => {
@@ -135,19 +171,21 @@ impl<'a> Lowering<'a> {
                     }
                 }
                 Stmt::ClassDef(c) => {
-                    if let Some((class, own)) = self.class(c, &classes, &methods) {
-                        methods.insert(class.name.clone(), own);
-                        classes.push(class);
-                    }
+                    self.class(c, None);
                 }
                 Stmt::If(i) if dotted(test_left(&i.test)).as_deref() == Some("__name__") => {}
                 Stmt::Expr(e) if dotted(call_func(&e.value)).is_some_and(|n| n.starts_with("events.")) => {
-                    self.found.note(stmt, "event listeners are not run");
+                    let what = dotted(call_func(&e.value)).unwrap_or_default();
+                    self.found.note(stmt, &format!("{what} listeners are not run"));
                 }
                 _ => self.found.unsupported(stmt, "this statement does not translate: a locustfile's module holds imports, constants, functions and classes"),
             }
         }
-        let users: Vec<UserClass> = classes.into_iter().filter(|c| !c.abstract_class).collect();
+        let (sets, classes): (Vec<UserClass>, Vec<UserClass>) = std::mem::take(&mut self.classes)
+            .into_iter()
+            .filter(|c| !c.abstract_class)
+            .partition(|c| c.kind != Kind::User);
+        let mut users = classes;
         if users.is_empty() {
             if self.found.diagnostics.is_empty() {
                 self.found.at(0, "no User class to run: define a class that extends HttpUser (or FastHttpUser), not abstract".into());
@@ -159,98 +197,211 @@ impl<'a> Lowering<'a> {
             self.found.at(0, "the user classes set different hosts: blast runs a scenario against one host (give it with --host)".into());
         }
         let host = hosts.first().map(|h| h.to_string());
+        // The client is the user's: headers a set gives it hold for the user's every request.
+        for user in &mut users {
+            for set in reached(&user.tasks, &sets) {
+                merge_headers(&mut user.headers, set.headers.clone());
+            }
+        }
+        let mut tasksets: Vec<UserClass> = sets
+            .iter()
+            .filter(|s| {
+                users
+                    .iter()
+                    .any(|u| reached(&u.tasks, &sets).any(|r| r.name == s.name))
+            })
+            .cloned()
+            .collect();
+        for set in &mut tasksets {
+            set.headers.clear();
+        }
         Some(Scenario {
             name,
             host,
             criteria: std::mem::take(&mut self.criteria),
             stages: self.shape.take().map(|s| (s.text, s.run_time)),
             users,
+            tasksets,
         })
     }
 
-    /// A class: a user class with its own methods, or nothing (reported when unsupported).
+    /// What a class's bases make it: a user class, a task set, or neither (reported when it
+    /// matters). A known class's subclass starts from a copy of it.
+    fn kind_of(
+        &mut self,
+        c: &'a ast::StmtClassDef,
+        scope: &[(String, String)],
+    ) -> Option<(Kind, Option<String>)> {
+        let bases: Vec<String> = c.bases.iter().filter_map(dotted).collect();
+        for base in &bases {
+            let last = base.rsplit('.').next().unwrap_or(base);
+            match last {
+                "HttpUser" | "FastHttpUser" => return Some((Kind::User, None)),
+                "TaskSet" => return Some((Kind::TaskSet { sequential: false }, None)),
+                "SequentialTaskSet" => return Some((Kind::TaskSet { sequential: true }, None)),
+                _ => {}
+            }
+            let name = resolve(base, scope);
+            if let Some(known) = self.classes.iter().find(|k| k.name == name) {
+                return Some((known.kind, Some(name)));
+            }
+        }
+        let message = match bases.iter().map(|b| b.rsplit('.').next().unwrap_or(b)).next() {
+            Some("HttpLocust" | "Locust") => "HttpLocust is Locust's API before 1.0: it became HttpUser (task_set became tasks, min_wait/max_wait became wait_time = between(...))".to_string(),
+            Some("User") => format!("class {} extends User, which has no HTTP client: blast runs HttpUser and FastHttpUser classes", c.name),
+            Some("LoadTestShape") => match (shape::stages(c), &self.shape) {
+                (Ok(_), Some(_)) => "a second LoadTestShape: Locust runs one shape; keep one".to_string(),
+                (Ok(stages), None) => {
+                    self.shape = Some(stages);
+                    return None;
+                }
+                (Err(why), _) => format!("LoadTestShape {}: {why}; give the shape as --stages instead", c.name),
+            },
+            _ => return None,
+        };
+        self.found.unsupported(c, message);
+        None
+    }
+
+    /// A user class or task set, lowered and added to the known classes under its name
+    /// (`Outer.Inner` when nested in `outer`); the name and its `@task` weight (a task set
+    /// nested as a task), or `None` when it is neither.
     fn class(
         &mut self,
         c: &'a ast::StmtClassDef,
-        known: &[UserClass],
-        known_methods: &HashMap<String, Methods<'a>>,
-    ) -> Option<(UserClass, Methods<'a>)> {
-        let bases: Vec<String> = c.bases.iter().filter_map(dotted).collect();
-        let base = bases
-            .iter()
-            .map(|b| b.rsplit('.').next().unwrap_or(b))
-            .find_map(|b| {
-                if HTTP_USERS.contains(&b) {
-                    Some(None)
-                } else {
-                    known.iter().find(|k| k.name == b).map(Some)
-                }
-            });
-        let Some(parent) = base else {
-            let message = match bases.iter().map(|b| b.rsplit('.').next().unwrap_or(b)).next() {
-                Some("HttpLocust" | "Locust") => "HttpLocust is Locust's API before 1.0: it became HttpUser (task_set became tasks, min_wait/max_wait became wait_time = between(...))".to_string(),
-                Some("User") => format!("class {} extends User, which has no HTTP client: blast runs HttpUser and FastHttpUser classes", c.name),
-                Some(kind @ ("TaskSet" | "SequentialTaskSet")) => format!("{kind} is not supported yet: write its tasks on the user class with @task"),
-                Some("LoadTestShape") => match (shape::stages(c), &self.shape) {
-                    (Ok(_), Some(_)) => "a second LoadTestShape: Locust runs one shape; keep one".to_string(),
-                    (Ok(stages), None) => {
-                        self.shape = Some(stages);
-                        return None;
-                    }
-                    (Err(why), _) => format!("LoadTestShape {}: {why}; give the shape as --stages instead", c.name),
-                },
-                _ => return None,
-            };
-            self.found.unsupported(c, message);
-            return None;
+        outer: Option<&str>,
+    ) -> Option<(String, Option<i64>)> {
+        // Nested classes are known inside this class by their own name.
+        let mut nested: Vec<(String, String)> = Vec::new();
+        let (kind, parent) = self.kind_of(c, &nested)?;
+        let (weight, tags) = self.decorators(&c.decorator_list);
+        let qualified = match outer {
+            Some(o) => format!("{o}.{}", c.name),
+            None => c.name.to_string(),
         };
-        let mut class = parent.cloned().unwrap_or_default();
+        let parent = parent.and_then(|p| self.classes.iter().find(|k| k.name == p).cloned());
         let mut methods = parent
-            .and_then(|p| known_methods.get(&p.name))
+            .as_ref()
+            .and_then(|p| self.methods.get(&p.name))
             .cloned()
             .unwrap_or_default();
-        class.name = c.name.to_string();
+        let mut class = parent.unwrap_or_default();
+        class.name = qualified.clone();
         class.line = self.found.line(c);
+        class.kind = kind;
         class.abstract_class = false;
-        let mut tasks: Vec<(String, i64, Vec<String>, usize)> = Vec::new();
+        let mut tasks: Vec<TaskEntry> = class
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.weight, t.tags.clone(), t.line))
+            .collect();
         for stmt in &c.body {
             match stmt {
                 Stmt::Assign(a) => match a.targets.as_slice() {
-                    [Expr::Name(n)] => self.attribute(&mut class, &mut tasks, n.id.as_str(), &a.value),
-                    _ => self.found.unsupported(stmt, "only simple class attributes translate"),
+                    [Expr::Name(n)] => {
+                        self.attribute(&mut class, &mut tasks, n.id.as_str(), &a.value)
+                    }
+                    _ => self
+                        .found
+                        .unsupported(stmt, "only simple class attributes translate"),
                 },
                 Stmt::FunctionDef(f) => {
                     methods.insert(f.name.to_string(), f);
-                    if let Some((weight, tags)) = self.task_decorators(f) {
+                    if let (Some(weight), tags) = self.decorators(&f.decorator_list) {
                         tasks.retain(|t| t.0 != f.name.as_str());
                         tasks.push((f.name.to_string(), weight, tags, self.found.line(f)));
                     }
                 }
                 Stmt::Pass(_) => {}
                 Stmt::Expr(e) if matches!(e.value.as_ref(), Expr::Constant(_)) => {}
-                Stmt::ClassDef(inner) => self.found.unsupported(inner, "a nested class (a TaskSet) is not supported yet: write its tasks on the user class with @task"),
-                _ => self.found.unsupported(stmt, "this statement does not translate in a user class"),
+                Stmt::ClassDef(inner) => {
+                    if let Some((name, weight)) = self.class(inner, Some(&qualified)) {
+                        nested.push((inner.name.to_string(), name));
+                        if let Some(weight) = weight {
+                            let line = self.found.line(inner);
+                            tasks.push((inner.name.to_string(), weight, Vec::new(), line));
+                        }
+                    } else {
+                        self.found.unsupported(
+                            inner,
+                            "a nested class translates when it is a TaskSet or SequentialTaskSet",
+                        );
+                    }
+                }
+                _ => self.found.unsupported(
+                    stmt,
+                    "this statement does not translate in a user class or task set",
+                ),
             }
         }
+        self.class_tasks(&mut class, tasks, &methods, &nested, c);
+        // `@tag` on a task set tags every task in it, as Locust's decorator does.
+        if kind != Kind::User {
+            self.tag_set(&mut class, &tags);
+        }
+        self.methods.insert(qualified.clone(), methods);
+        self.classes.retain(|k| k.name != qualified);
+        self.classes.push(class);
+        Some((qualified, weight))
+    }
+
+    /// Lowers the class's `on_start`, `on_stop` and tasks.
+    fn class_tasks(
+        &mut self,
+        class: &mut UserClass,
+        tasks: Vec<TaskEntry>,
+        methods: &Methods<'a>,
+        nested: &[(String, String)],
+        c: &ast::StmtClassDef,
+    ) {
         let before = self.found.diagnostics.len();
-        if let Some(on_stop) = methods.get("on_stop") {
-            self.found.unsupported(
-                *on_stop,
-                "on_stop is not supported yet: blast ends users without a last request",
-            );
+        let is_set = class.kind != Kind::User;
+        if let Some(on_stop) = methods.get("on_stop").copied() {
+            if is_set {
+                let lowered = self.method(on_stop, methods);
+                class.on_stop = lowered.steps;
+                merge_headers(&mut class.headers, lowered.headers);
+            } else {
+                self.found.unsupported(
+                    on_stop,
+                    "a user's on_stop is not supported: blast ends users without a last request (a TaskSet's on_stop is)",
+                );
+            }
         }
         if let Some(on_start) = methods.get("on_start").copied() {
-            let lowered = self.method(on_start, &methods);
+            let lowered = self.method(on_start, methods);
             if !lowered.take.is_empty() {
                 self.found.unsupported(
                     on_start,
                     "on_start cannot take from a shared list: take in a task",
                 );
             }
-            class.on_start = lowered.requests;
+            if lowered.interrupt.is_some() {
+                self.found
+                    .unsupported(on_start, "on_start cannot interrupt: interrupt from a task");
+            }
+            class.on_start = lowered.steps;
             merge_headers(&mut class.headers, lowered.headers);
         }
+        class.tasks.clear();
         for (name, weight, tags, line) in tasks {
+            // A task set among the tasks: the task enters it.
+            let set = resolve(&name, nested);
+            if self
+                .classes
+                .iter()
+                .any(|k| k.name == set && k.kind != Kind::User)
+            {
+                class.tasks.push(Task {
+                    name,
+                    line,
+                    weight,
+                    tags,
+                    taskset: Some(set),
+                    ..Task::default()
+                });
+                continue;
+            }
             let task_start = self.found.diagnostics.len();
             let Some(f) = methods
                 .get(&name)
@@ -260,17 +411,24 @@ impl<'a> Lowering<'a> {
                 self.found.at(
                     0,
                     format!(
-                        "task {name} of class {} is not a method or a module function",
+                        "task {name} of class {} is not a method, a module function or a TaskSet",
                         class.name
                     ),
                 );
                 continue;
             };
             let Lowered {
-                requests,
+                steps,
                 headers,
                 take,
-            } = self.method(f, &methods);
+                interrupt,
+            } = self.method(f, methods);
+            if interrupt.is_some() && !is_set {
+                self.found.unsupported(
+                    f,
+                    "self.interrupt() leaves a TaskSet: a user class's task has none to leave",
+                );
+            }
             if self.lenient && self.found.diagnostics.len() > task_start {
                 let first = self.found.diagnostics.drain(task_start..).next();
                 let why = first.map_or(String::new(), |d| {
@@ -283,25 +441,25 @@ impl<'a> Lowering<'a> {
                 continue;
             }
             merge_headers(&mut class.headers, headers);
-            if requests.is_empty() {
+            if steps.requests.is_empty() && steps.pause_first.is_none() && interrupt.is_none() {
                 if self.found.diagnostics.len() == before {
                     self.found
                         .unsupported(f, format!("task {name} sends no request"));
                 }
                 continue;
             }
-            class.tasks.retain(|t| t.name != name);
             class.tasks.push(Task {
                 name,
                 line,
                 weight,
                 tags,
                 take,
-                requests,
+                steps,
+                taskset: None,
+                interrupt,
             });
         }
-        if class.tasks.is_empty() && !class.abstract_class && self.found.diagnostics.len() == before
-        {
+        if class.tasks.is_empty() && self.found.diagnostics.len() == before {
             self.found.unsupported(
                 c,
                 format!(
@@ -310,14 +468,29 @@ impl<'a> Lowering<'a> {
                 ),
             );
         }
-        Some((class, methods))
+    }
+
+    /// Adds `tags` to every task of `set`, and of the sets its tasks enter.
+    fn tag_set(&mut self, set: &mut UserClass, tags: &[String]) {
+        for task in &mut set.tasks {
+            match &task.taskset {
+                Some(inner) => {
+                    if let Some(i) = self.classes.iter().position(|k| &k.name == inner) {
+                        let mut inner = self.classes.remove(i);
+                        self.tag_set(&mut inner, tags);
+                        self.classes.insert(i, inner);
+                    }
+                }
+                None => task.tags.extend(tags.iter().cloned()),
+            }
+        }
     }
 
     /// A class attribute Locust reads.
     fn attribute(
         &mut self,
         class: &mut UserClass,
-        tasks: &mut Vec<(String, i64, Vec<String>, usize)>,
+        tasks: &mut Vec<TaskEntry>,
         name: &str,
         value: &Expr,
     ) {
@@ -380,14 +553,16 @@ impl<'a> Lowering<'a> {
                             let line = self.found.line(e);
                             tasks.push((n.id.to_string(), weight, Vec::new(), line));
                         }
-                        _ => self.found.unsupported(e, "a task in tasks = ... must be a function's name (a TaskSet is not supported yet)"),
+                        _ => self.found.unsupported(e, "a task in tasks = ... must be the name of a function or a TaskSet class"),
                     }
                 }
             }
-            "fixed_count" => self.found.unsupported(
-                value,
-                "fixed_count is not supported yet: share users with weight",
-            ),
+            "fixed_count" => match scope.json(value) {
+                Ok(toml::Value::Integer(n)) if n > 0 => class.fixed_count = Some(n),
+                _ => self
+                    .found
+                    .unsupported(value, "fixed_count must be a whole number from 1"),
+            },
             _ => self.found.unsupported(
                 value,
                 format!("the class attribute {name} does not translate"),
@@ -395,8 +570,8 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    /// `@task`, `@task(n)` and `@tag(...)`: the weight and tags, if the method is a task.
-    fn task_decorators(&mut self, f: &ast::StmtFunctionDef) -> Option<(i64, Vec<String>)> {
+    /// `@task`, `@task(n)` and `@tag(...)`: the weight (if it is a task) and the tags.
+    fn decorators(&mut self, decorators: &[Expr]) -> (Option<i64>, Vec<String>) {
         let mut weight = None;
         let mut tags = Vec::new();
         let scope = Scope {
@@ -404,7 +579,7 @@ impl<'a> Lowering<'a> {
             constants: &self.constants,
             captured: &[],
         };
-        for d in &f.decorator_list {
+        for d in decorators {
             let name = dotted(decorator_name(d)).unwrap_or_default();
             let args: &[Expr] = match d {
                 Expr::Call(c) => &c.args,
@@ -431,7 +606,7 @@ impl<'a> Lowering<'a> {
                     .unsupported(d, format!("the decorator {name} does not translate")),
             }
         }
-        weight.map(|w| (w, tags))
+        (weight, tags)
     }
 }
 

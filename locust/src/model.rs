@@ -54,7 +54,7 @@ pub(crate) struct Sequence {
 }
 
 /// A weighted task: one or more requests in order.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Task {
     pub name: String,
     pub line: usize,
@@ -80,6 +80,8 @@ pub(crate) struct Request {
     pub headers: Vec<(String, String)>,
     pub json: Option<toml::Value>,
     pub body: Option<String>,
+    /// A form body (`data={...}`): fields in order, values as templates.
+    pub form: Vec<(String, String)>,
     pub timeout: Option<String>,
     pub follow_redirects: Option<bool>,
     /// (variable, JSON path) pairs captured from the response.
@@ -96,6 +98,7 @@ pub(crate) struct Request {
     pub pause: Option<f64>,
     /// Sent only when this variable is truthy (`if self.x:`), or not (`"not x"`).
     pub when: Option<String>,
-    /// The failure message of `catch_response`'s `response.failure("...")` or an assert's.
-    pub failure: Option<String>,
+    /// Failure messages by check (`status`, `contains`, `json`): `response.failure("...")`'s
+    /// or an assert's.
+    pub failure: Vec<(String, String)>,
 }

@@ -130,11 +130,35 @@ impl Scope<'_> {
                     ))
                 }
                 (Some("uuid.uuid4" | "uuid4"), []) => return Ok("{{uuid}}".into()),
+                (Some("random.random"), []) => return Ok("{{random_float 0 1}}".into()),
+                (Some("random.uniform"), [low, high]) => {
+                    let (low, high) = (self.number(low)?, self.number(high)?);
+                    let (low, high) = if low <= high {
+                        (low, high)
+                    } else {
+                        (high, low)
+                    };
+                    return Ok(format!("{{{{random_float {low} {high}}}}}"));
+                }
+                // `next(COUNTER)` for a module-level `itertools.count()`.
+                (Some("next"), [Expr::Name(n)]) if matches!(self.constants.get(n.id.as_str()), Some(Literal::Text(t)) if t == SEQ) => {
+                    return Ok(SEQ.into())
+                }
                 (Some("random.choice"), [choices]) => return self.pick(choices),
                 _ => {}
             }
         }
-        unsupported(expr, "this expression has no blast value: use a literal, a module constant, a value captured from a response, random.randint, random.choice or uuid.uuid4()")
+        if let Some(found) = lookup(expr, self.constants) {
+            return match found {
+                Literal::Text(t) => Ok(t),
+                Literal::Json(v) => Ok(json_text(&v)),
+                Literal::List(_) => unsupported(
+                    expr,
+                    "this list is not text: pick from it with random.choice(...)",
+                ),
+            };
+        }
+        unsupported(expr, "this expression has no blast value: use a literal, a module constant, a value captured from a response, random.randint, random.choice, random.random, random.uniform or uuid.uuid4()")
     }
 
     /// The user variable `expr` names: `self.x`, or a local that holds a captured value.
@@ -148,6 +172,14 @@ impl Scope<'_> {
                 Some(n.id.to_string())
             }
             _ => None,
+        }
+    }
+
+    fn number(&self, expr: &Expr) -> Result<f64> {
+        match self.json(expr)? {
+            toml::Value::Integer(i) => Ok(i as f64),
+            toml::Value::Float(f) => Ok(f),
+            _ => unsupported(expr, "expected a number"),
         }
     }
 
@@ -269,6 +301,10 @@ impl Scope<'_> {
                 }
                 None => toml::Value::String(self.template(expr)?),
             },
+            Expr::Subscript(_) | Expr::Attribute(_) => match lookup(expr, self.constants) {
+                Some(found) => literal_json(&found),
+                None => toml::Value::String(self.template(expr)?),
+            },
             _ => toml::Value::String(self.template(expr)?),
         })
     }
@@ -293,6 +329,48 @@ pub(crate) fn literal(expr: &Expr, constants: &HashMap<String, Literal>) -> Opti
         }) => Some(Literal::Text(s.clone())),
         Expr::Constant(_) | Expr::Dict(_) | Expr::UnaryOp(_) => {
             scope.json(expr).ok().map(Literal::Json)
+        }
+        Expr::Name(n) => constants.get(n.id.as_str()).cloned(),
+        // A module-level counter, `itertools.count()`: a number unique in the run.
+        Expr::Call(c)
+            if matches!(
+                dotted(&c.func).as_deref(),
+                Some("itertools.count" | "count")
+            ) && c.args.len() <= 1 =>
+        {
+            Some(Literal::Text(SEQ.into()))
+        }
+        _ => lookup(expr, constants),
+    }
+}
+
+/// The template of a run-wide sequence number, which an `itertools.count()` becomes.
+pub(crate) const SEQ: &str = "{{seq}}";
+
+/// A value inside a constant: `CONFIG["host"]`, `USERS[0]`, or `config.HOST` for a module
+/// imported with `import config`.
+fn lookup(expr: &Expr, constants: &HashMap<String, Literal>) -> Option<Literal> {
+    let index = |i: &ast::bigint::BigInt| usize::try_from(i.to_string().parse::<i64>().ok()?).ok();
+    match expr {
+        Expr::Attribute(_) => constants.get(&dotted(expr)?).cloned(),
+        Expr::Subscript(s) => {
+            let outer = literal(&s.value, constants)?;
+            let Expr::Constant(ast::ExprConstant { value: key, .. }) = s.slice.as_ref() else {
+                return None;
+            };
+            match (outer, key) {
+                (Literal::Json(toml::Value::Table(t)), Constant::Str(k)) => {
+                    t.get(k).cloned().map(|v| match v {
+                        toml::Value::String(s) => Literal::Text(s),
+                        other => Literal::Json(other),
+                    })
+                }
+                (Literal::List(items), Constant::Int(i)) => items.get(index(i)?).cloned(),
+                (Literal::Json(toml::Value::Array(items)), Constant::Int(i)) => {
+                    items.get(index(i)?).cloned().map(Literal::Json)
+                }
+                _ => None,
+            }
         }
         _ => None,
     }

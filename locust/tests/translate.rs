@@ -146,7 +146,7 @@ class Writer(Base):
             "request = \"GET /api/v1/health\"",
             "timeout = \"2500ms\"",
             "tags = [\"read\"]",
-            "request = \"GET /items?page=2&q=a%20b\"",
+            "request = \"GET /items?page=2&q=a+b\"",
             "request = \"POST /items\"",
             "body = \"x=1&y=a%\"",
             "follow_redirects = false",
@@ -200,12 +200,16 @@ class Approver(FastHttpUser):
             "success = [200, 204]",
             "request = \"PUT /items/1\"",
             "expect = { json = { n = 1 } }",
+            // Each check keeps its message; the f-string's is known only at run time.
+            "failure = { contains = \"not approved\", json = \"wrong status\" }",
+            "failure = { status = \"listing failed\" }",
+            "failure = { json = \"n not kept\" }",
         ],
     );
     assert!(
         t.notes
             .iter()
-            .any(|n| n.message.contains("failure messages")),
+            .any(|n| n.line == 12 && n.message.contains("run-time values")),
         "{:?}",
         t.notes
     );
@@ -440,4 +444,193 @@ class QuickstartUser(HttpUser):
     let e =
         blast_locust::translate("q.py", &source.replace("range(10)", "range(1000)")).unwrap_err();
     assert!(e.to_string().contains("too long to write out"), "{e}");
+}
+
+#[test]
+fn task_sets_nested_inline_sequential_and_interrupted_become_tasksets() {
+    let source = r#"
+from locust import HttpUser, SequentialTaskSet, TaskSet, between, constant, tag, task
+
+class Browse(TaskSet):
+    wait_time = constant(0.5)
+
+    def on_start(self):
+        self.client.get("/browse/start")
+
+    @task(3)
+    def item(self):
+        self.client.get(f"/items/{self.user.item_id}", name="/items/[id]")
+
+    @task
+    def leave(self):
+        self.interrupt(reschedule=False)
+
+    def on_stop(self):
+        self.client.get("/browse/stop")
+
+
+class Shopper(HttpUser):
+    wait_time = between(1, 2)
+    tasks = {Browse: 2}
+
+    def on_start(self):
+        r = self.client.post("/login", json={"u": "a"})
+        self.item_id = r.json()["item"]
+
+    @tag("checkout")
+    @task
+    class Checkout(SequentialTaskSet):
+        @task
+        def cart(self):
+            self.client.get("/cart")
+
+        @task
+        def pay(self):
+            self.client.post("/pay", data={"card": "4242 4242", "cvc": "123"})
+            self.interrupt()
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let toml = &t.toml;
+    let s = scenario(toml);
+    assert_eq!(s.classes(), [("Shopper", 1)]);
+    contains_all(
+        toml,
+        &[
+            "[[user.task]] # lf.py:24 class Browse\ntask = \"Browse\"\nweight = 2\ntaskset = \"Browse\"",
+            "[[user.task]] # lf.py:32 class Checkout\ntask = \"Checkout\"\ntaskset = \"Shopper.Checkout\"",
+            "[[taskset]] # lf.py:4 class Browse\nname = \"Browse\"\nwait_time = \"constant(0.5)\"",
+            "\n[[taskset.on_start]] # lf.py:8\nrequest = \"GET /browse/start\"",
+            // self.user.item_id is the user's captured item_id.
+            "request = \"GET /items/{{item_id}}\"",
+            "[[taskset.task]] # lf.py:15 def leave\ntask = \"leave\"\ninterrupt = true\nreschedule = false",
+            "\n[[taskset.on_stop]] # lf.py:19\nrequest = \"GET /browse/stop\"",
+            "[[taskset]] # lf.py:32 class Shopper.Checkout\nname = \"Shopper.Checkout\"\nsequential = true",
+            // @tag on a task set tags each of its tasks, as Locust's decorator does.
+            "task = \"cart\"\ntags = [\"checkout\"]",
+            "form = { card = \"4242 4242\", cvc = \"123\" }\n",
+            "task = \"pay\"\ntags = [\"checkout\"]\ninterrupt = true\nrequest = \"POST /pay\"",
+        ],
+    );
+}
+
+#[test]
+fn guards_sleeps_counters_auth_and_random_numbers_translate() {
+    let source = r#"
+import itertools, random, time
+from locust import HttpUser, task
+
+ORDER = itertools.count()
+
+class Admin(HttpUser):
+    fixed_count = 1
+
+    @task
+    def stats(self):
+        time.sleep(0.5)
+        self.client.get("/admin/stats", auth=("admin", "s3cret"), verify=False)
+
+class Visitor(HttpUser):
+    @task
+    def visit(self):
+        if not self.token:
+            r = self.client.post("/login")
+            self.token = r.json()["token"]
+        if self.token is not None:
+            self.client.get(f"/orders/{next(ORDER)}?x={random.random()}&y={random.uniform(5, 2)}")
+"#;
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    let toml = &t.toml;
+    scenario(toml);
+    contains_all(
+        toml,
+        &[
+            "fixed_count = 1",
+            "[[user.task.step]]\npause = \"500ms\"\n[[user.task.step]] # lf.py:13\nrequest = \"GET /admin/stats\"",
+            "headers = { Authorization = \"Basic YWRtaW46czNjcmV0\" }",
+            "request = \"POST /login\"",
+            "when = \"not token\"",
+            "request = \"GET /orders/{{seq}}?x={{random_float 0 1}}&y={{random_float 2 5}}\"",
+            "when = \"token\"",
+        ],
+    );
+    assert!(
+        t.notes.iter().any(|n| n.message.contains("--insecure")),
+        "{:?}",
+        t.notes
+    );
+}
+
+#[test]
+fn constants_come_from_a_module_beside_the_locustfile() {
+    let dir = std::env::temp_dir().join(format!("blast-locust-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.py"),
+        "config = {\"user\": \"qa\", \"paths\": [\"/a\", \"/b\"]}\nTOKEN = \"abc\"\ndef unused():\n    pass\n",
+    )
+    .unwrap();
+    let source = r#"
+import config as cfg
+from config import config, TOKEN as T, missing
+from locust import HttpUser, task
+
+class U(HttpUser):
+    @task
+    def t(self):
+        self.client.get(config["paths"][1], headers={"X-Token": T, "X-User": cfg.config["user"]})
+"#;
+    let path = dir.join("locustfile.py");
+    let err = blast_locust::translate(path.to_str().unwrap(), source).unwrap_err();
+    assert_eq!(err.diagnostics.len(), 1, "{err}");
+    assert!(
+        err.to_string()
+            .contains("locustfile.py:3:40: missing is not a constant of config.py"),
+        "{err}"
+    );
+    let source = source.replace(", missing", "");
+    let t = blast_locust::translate(path.to_str().unwrap(), &source).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    scenario(&t.toml);
+    contains_all(
+        &t.toml,
+        &["request = \"GET /b\"\nheaders = { X-Token = \"abc\", X-User = \"qa\" }"],
+    );
+}
+
+#[test]
+fn task_set_constructs_that_cannot_run_say_where_and_why() {
+    let source = r#"
+from locust import HttpUser, TaskSet, task
+
+class S(TaskSet):
+    @task
+    def a(self):
+        if self.token:
+            self.interrupt()
+
+    @task
+    def b(self):
+        self.interrupt()
+        self.client.get("/after")
+
+class U(HttpUser):
+    tasks = [S]
+
+    @task
+    def c(self):
+        self.client.get("/c")
+        self.interrupt()
+
+    def on_stop(self):
+        self.client.get("/bye")
+"#;
+    let err = blast_locust::translate("lf.py", source).unwrap_err().to_string();
+    for expected in [
+        "lf.py:7:9: self.interrupt() inside an if does not translate",
+        "lf.py:13:9: nothing after self.interrupt() runs",
+        "lf.py:19:5: self.interrupt() leaves a TaskSet",
+        "lf.py:23:5: a user's on_stop is not supported",
+    ] {
+        assert!(err.contains(expected), "{expected} missing from\n{err}");
+    }
 }

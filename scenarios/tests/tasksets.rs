@@ -330,7 +330,10 @@ failure = { status = "not logged in", contains = "no welcome" }
             text.contains("content-type: application/x-www-form-urlencoded\r\n"),
             "{text}"
         );
-        assert!(text.ends_with("\r\n\r\nusername=a+b&password=p%26q"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\nusername=a+b&password=p%26q"),
+            "{text}"
+        );
         let reply = Reply {
             status,
             body: body.as_bytes(),
@@ -343,7 +346,10 @@ failure = { status = "not logged in", contains = "no welcome" }
     assert_eq!(
         reasons,
         [
-            (false, Some("CatchResponseError('not logged in')".to_string())),
+            (
+                false,
+                Some("CatchResponseError('not logged in')".to_string())
+            ),
             (false, Some("CatchResponseError('no welcome')".to_string())),
             (true, None),
         ]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::request::{client_method, headers, json_path, request};
 use super::{merge_headers, Lowering, Methods};
-use crate::model::Request;
+use crate::model::{Request, Sequence};
 use crate::value::{dotted, literal, Literal, Scope, Unsupported};
 
 /// How deep helpers may call each other.
@@ -16,9 +16,11 @@ const MAX_UNROLL: usize = 100;
 
 /// What a task's or `on_start`'s body lowered to.
 pub(super) struct Lowered {
-    pub(super) requests: Vec<Request>,
+    pub(super) steps: Sequence,
     pub(super) headers: Vec<(String, String)>,
     pub(super) take: Vec<(String, String)>,
+    /// `self.interrupt(reschedule)` ends it.
+    pub(super) interrupt: Option<bool>,
 }
 
 /// Where statements are being lowered: a task's or `on_start`'s body.
@@ -35,6 +37,12 @@ struct Body<'a, 'b> {
     headers: Vec<(String, String)>,
     /// Values taken from pools (`x = POOL.pop()`).
     take: Vec<(String, String)>,
+    /// Seconds slept before the first request.
+    pause_first: Option<f64>,
+    /// `self.interrupt(reschedule)` was called: nothing after it runs.
+    interrupt: Option<bool>,
+    /// The `if` guard around the statements being lowered: `"token"` or `"not token"`.
+    when: Option<String>,
     depth: usize,
 }
 
@@ -54,18 +62,32 @@ impl<'a> Lowering<'a> {
             requests: Vec::new(),
             headers: Vec::new(),
             take: Vec::new(),
+            pause_first: None,
+            interrupt: None,
+            when: None,
             depth: 0,
         };
         self.statements(&f.body, &mut body);
         Lowered {
-            requests: body.requests,
+            steps: Sequence {
+                pause_first: body.pause_first,
+                requests: body.requests,
+            },
             headers: body.headers,
             take: body.take,
+            interrupt: body.interrupt,
         }
     }
 
     fn statements(&mut self, stmts: &[Stmt], body: &mut Body<'a, '_>) {
         for stmt in stmts {
+            if body.interrupt.is_some() {
+                self.found.unsupported(
+                    stmt,
+                    "nothing after self.interrupt() runs: remove it, or move it before",
+                );
+                return;
+            }
             self.statement(stmt, body);
         }
     }
@@ -116,13 +138,14 @@ impl<'a> Lowering<'a> {
                 _ => self.found.unsupported(stmt, "only one context manager translates"),
             },
             Stmt::Assert(a) => {
-                if let Err(e) = check(&a.test, true, body, &self.constants) {
+                let message = a.msg.as_deref().map(|m| self.message(m, body));
+                if let Err(e) = check(&a.test, true, message.flatten(), body, &self.constants) {
                     self.found.report(e);
                 }
             }
             Stmt::For(f) => self.unroll(f, body),
             Stmt::While(_) => self.found.unsupported(stmt, "while loops inside a task are not supported: write each request out, or give the task a higher weight"),
-            Stmt::If(_) => self.found.unsupported(stmt, "conditions inside a task are not supported yet"),
+            Stmt::If(i) => self.guard(i, body),
             _ => self.found.unsupported(stmt, "this statement does not translate inside a task"),
         }
     }
@@ -134,10 +157,80 @@ impl<'a> Lowering<'a> {
             self.found.unsupported(i, "inside catch_response, blast translates `if CONDITION: response.failure(...)` with no else, and assert: check the status, `TEXT in response.text` or response.json()[...] against a literal");
             return;
         }
-        if let Err(e) = check(&i.test, false, body, &self.constants) {
+        let message = match i.body.as_slice() {
+            [Stmt::Expr(e)] => match e.value.as_ref() {
+                Expr::Call(c) => c.args.first().and_then(|m| self.message(m, body)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Err(e) = check(&i.test, false, message, body, &self.constants) {
             self.found.report(e);
         }
-        self.found.note(i, "failure messages of catch_response are not kept: the failures table names the failed check");
+    }
+
+    /// A failure message: literal text (a message with values known only at run time is
+    /// noted and left to blast's own reason).
+    fn message(&mut self, expr: &Expr, body: &Body<'a, '_>) -> Option<String> {
+        let scope = Scope {
+            user: &body.user,
+            constants: &self.constants,
+            captured: &body.captured,
+        };
+        match scope.template(expr) {
+            Ok(text) if !text.contains("{{") => Some(text),
+            _ => {
+                self.found.note(expr, "a failure message with run-time values is left out: the failures table gives blast's reason");
+                None
+            }
+        }
+    }
+
+    /// `if self.x:` (or `not`, `is None`, `is not None`) around requests: each is sent only
+    /// when the guard holds.
+    fn guard(&mut self, i: &ast::StmtIf, body: &mut Body<'a, '_>) {
+        let scope = Scope {
+            user: &body.user,
+            constants: &self.constants,
+            captured: &body.captured,
+        };
+        use ast::CmpOp::{Is, IsNot};
+        let is_none = |e: &Expr| {
+            matches!(
+                e,
+                Expr::Constant(ast::ExprConstant {
+                    value: Constant::None,
+                    ..
+                })
+            )
+        };
+        let condition = match i.test.as_ref() {
+            Expr::UnaryOp(u) if matches!(u.op, ast::UnaryOp::Not) => {
+                scope.variable(&u.operand).map(|v| format!("not {v}"))
+            }
+            Expr::Compare(c) => match (c.ops.as_slice(), c.comparators.as_slice()) {
+                ([Is], [none]) if is_none(none) => {
+                    scope.variable(&c.left).map(|v| format!("not {v}"))
+                }
+                ([IsNot], [none]) if is_none(none) => scope.variable(&c.left),
+                _ => None,
+            },
+            other => scope.variable(other),
+        };
+        let Some(condition) = condition.filter(|_| i.orelse.is_empty() && body.when.is_none())
+        else {
+            self.found.unsupported(i, "conditions inside a task translate as `if self.x:`, `if not self.x:` or `if self.x is None:` on a captured value, not nested, without else");
+            return;
+        };
+        body.when = Some(condition);
+        self.statements(&i.body, body);
+        body.when = None;
+        if body.interrupt.is_some() {
+            self.found.unsupported(
+                i,
+                "self.interrupt() inside an if does not translate: give the interrupt its own task",
+            );
+        }
     }
 
     /// A helper's body in place of its call, its parameters bound to the call's arguments (or
@@ -311,9 +404,12 @@ impl<'a> Lowering<'a> {
                 return;
             }
         };
+        let add = |pause: &mut Option<f64>| *pause = Some(pause.unwrap_or(0.0) + seconds);
         match body.requests.last_mut() {
-            Some(last) => last.pause = Some(last.pause.unwrap_or(0.0) + seconds),
-            None => self.found.unsupported(call, "a sleep before a task's first request does not translate yet: make it part of wait_time"),
+            _ if body.when.is_some() => self.found.unsupported(call, "a sleep inside an if does not translate: sleep before or after it"),
+            Some(last) if last.when.is_some() => self.found.unsupported(call, "a sleep right after an if does not translate: sleep before it, or after another request"),
+            Some(last) => add(&mut last.pause),
+            None => add(&mut body.pause_first),
         }
     }
 
@@ -420,8 +516,19 @@ impl<'a> Lowering<'a> {
                 constants: &self.constants,
                 captured: &body.captured,
             };
+            if call
+                .keywords
+                .iter()
+                .any(|k| k.arg.as_deref() == Some("verify"))
+            {
+                self.found.note(
+                    call,
+                    "verify= is left out: blast checks certificates unless run with --insecure",
+                );
+            }
             match request(&scope, call, method, line) {
-                Ok(r) => {
+                Ok(mut r) => {
+                    r.when = body.when.clone();
                     body.requests.push(r);
                     match response {
                         Some(Expr::Name(n)) => {
@@ -469,6 +576,20 @@ impl<'a> Lowering<'a> {
                     .found
                     .unsupported(call, "headers.update takes one dict"),
             }
+        } else if name == format!("{user}.interrupt") {
+            let reschedule = call.args.first().or_else(|| {
+                call.keywords
+                    .iter()
+                    .find(|k| k.arg.as_deref() == Some("reschedule"))
+                    .map(|k| &k.value)
+            });
+            match reschedule.map(|r| literal(r, &self.constants)) {
+                None => body.interrupt = Some(true),
+                Some(Some(Literal::Json(toml::Value::Boolean(b)))) => body.interrupt = Some(b),
+                Some(_) => self
+                    .found
+                    .unsupported(call, "interrupt(reschedule=...) takes True or False"),
+            }
         } else if matches!(name.as_str(), "time.sleep" | "gevent.sleep" | "sleep") {
             self.sleep(call, body);
         } else if name == "print" || name.starts_with("logging.") || name.starts_with("logger.") {
@@ -506,10 +627,11 @@ impl<'a> Lowering<'a> {
 }
 
 /// A condition on a response, as blast's `success` and `expect`: it must hold when `holds`
-/// (an assert), or must not (a `failure()` branch).
+/// (an assert), or must not (a `failure()` branch); `message` is shown when it fails.
 fn check(
     test: &Expr,
     holds: bool,
+    message: Option<String>,
     body: &mut Body<'_, '_>,
     constants: &HashMap<String, Literal>,
 ) -> crate::value::Result<()> {
@@ -553,20 +675,31 @@ fn check(
             _ => return bad(),
         };
         body.requests[index].success = statuses;
+        keep(&mut body.requests[index], "status", message);
         return Ok(());
     }
     if let (true, Some(index)) = (member, response(right, "text")) {
         body.requests[index].contains = Some(scope.template(&c.left)?);
+        keep(&mut body.requests[index], "contains", message);
         return Ok(());
     }
     if let (true, Some((name, path))) = (equal, json_path(&c.left)) {
         if let Some(&index) = body.responses.get(&name) {
             let value = scope.json(right)?;
             body.requests[index].expect_json.push((path, value));
+            keep(&mut body.requests[index], "json", message);
             return Ok(());
         }
     }
     bad()
+}
+
+/// Keeps a check's failure message on its request.
+fn keep(request: &mut Request, check: &str, message: Option<String>) {
+    if let Some(message) = message {
+        request.failure.retain(|(c, _)| c != check);
+        request.failure.push((check.to_string(), message));
+    }
 }
 
 /// `threading.Lock()` and its kin.

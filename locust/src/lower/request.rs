@@ -70,6 +70,8 @@ pub(super) fn request(
         method,
         ..Request::default()
     };
+    // requests applies auth= after headers=: it wins over an Authorization header.
+    let mut basic = None;
     for k in &call.keywords {
         let Some(arg) = k.arg.as_deref() else {
             return bad(
@@ -78,15 +80,28 @@ pub(super) fn request(
             );
         };
         match arg {
+            // verify=False is noted by the caller: blast checks certificates unless --insecure.
             "url" | "catch_response" | "verify" | "stream" => {}
             "name" => r.name = Some(scope.template(&k.value)?),
             "headers" => r.headers = headers(scope, &k.value)?,
             "json" => r.json = Some(scope.json(&k.value)?),
             "data" => match &k.value {
-                Expr::Call(c) if dotted(&c.func).as_deref() == Some("json.dumps") && c.args.len() == 1 => {
+                Expr::Call(c)
+                    if dotted(&c.func).as_deref() == Some("json.dumps") && c.args.len() == 1 =>
+                {
                     r.json = Some(scope.json(&c.args[0])?)
                 }
-                Expr::Dict(_) => return bad(&k.value, "a form body (data={...}) is not supported yet: send it as text with data=\"a=1&b=2\", or as json="),
+                Expr::Dict(d) => {
+                    for (key, value) in d.keys.iter().zip(&d.values) {
+                        let Some(key) = key else {
+                            return bad(
+                                value,
+                                "** in a form body does not translate: write the fields out",
+                            );
+                        };
+                        r.form.push((scope.template(key)?, scope.template(value)?));
+                    }
+                }
                 other => r.body = Some(scope.template(other)?),
             },
             "params" => {
@@ -98,7 +113,11 @@ pub(super) fn request(
                     let Some(key) = key else {
                         return bad(value, "** in params does not translate");
                     };
-                    query.push(format!("{}={}", query_part(&scope.template(key)?), query_part(&scope.template(value)?)));
+                    query.push(format!(
+                        "{}={}",
+                        query_part(&scope.template(key)?),
+                        query_part(&scope.template(value)?)
+                    ));
                 }
                 path.push(if path.contains('?') { '&' } else { '?' });
                 path.push_str(&query.join("&"));
@@ -108,6 +127,25 @@ pub(super) fn request(
                 toml::Value::Float(s) => r.timeout = Some(format!("{}ms", (s * 1000.0).round())),
                 _ => return bad(&k.value, "timeout must be a number of seconds"),
             },
+            "auth" => {
+                let pair = match &k.value {
+                    Expr::Tuple(t) if t.elts.len() == 2 => {
+                        Some((scope.json(&t.elts[0]), scope.json(&t.elts[1])))
+                    }
+                    _ => None,
+                };
+                let Some((Ok(toml::Value::String(user)), Ok(toml::Value::String(password)))) = pair
+                else {
+                    return bad(&k.value, "auth= translates as a (user, password) pair of literals or constants: for other credentials set the Authorization header");
+                };
+                if user.contains("{{") || password.contains("{{") {
+                    return bad(&k.value, "auth= with values known only at run time does not translate: set the Authorization header");
+                }
+                use base64::Engine as _;
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                basic = Some(format!("Basic {token}"));
+            }
             "allow_redirects" => match scope.json(&k.value)? {
                 toml::Value::Boolean(b) => r.follow_redirects = Some(b),
                 _ => return bad(&k.value, "allow_redirects must be True or False"),
@@ -120,23 +158,22 @@ pub(super) fn request(
             }
         }
     }
+    if let Some(basic) = basic {
+        r.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+        r.headers.push(("Authorization".into(), basic));
+    }
     r.path = path;
     Ok(r)
 }
 
-/// Literal query text percent-encoded; placeholders left for blast to encode.
+/// Literal query text form-encoded as requests encodes `params`; placeholders left for blast
+/// to encode.
 pub(super) fn query_part(text: &str) -> String {
     if text.contains("{{") {
         return text.to_string();
     }
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// A dict of headers.
