@@ -15,7 +15,11 @@ server. Then it compares, per file:
   runs' edges do (Locust and blast start and stop users a little differently, and a run of
   seconds has few tasks);
 - for every name, whether its requests carry an Authorization header, and the keys of their
-  JSON bodies.
+  JSON or form bodies;
+- the order inside each SequentialTaskSet (read from `blast convert`'s `sequential = true`
+  tables): on every connection (one per user in both tools), each request of the set must be
+  followed, among the set's requests, by the next one in the set's order, round and round. Both
+  tools are held to it, so a check that misreads Locust fails on Locust first.
 
     python3 benches/locust_parity.py [--seconds 15] [--users 20] [--bin DIR] [FILE.py ...]
 
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +94,11 @@ class Proxy:
                 body = self.rfile.read(length) if length else b""
                 with lock:
                     records.append({
+                        "connection": self.client_address,
                         "method": self.command,
                         "path": self.path,
                         "authorization": self.headers.get("authorization") is not None,
+                        "form": "x-www-form-urlencoded" in (self.headers.get("content-type") or ""),
                         "body": body.decode("utf-8", "replace"),
                     })
                 if not hasattr(self.server.local, "conn"):
@@ -140,12 +147,50 @@ def summary(records):
         entry["n"] += 1
         entry["auth"] += r["authorization"]
         try:
-            body = json.loads(r["body"]) if r["body"] else None
+            body = json.loads(r["body"]) if r["body"] and not r["form"] else None
         except ValueError:
             body = None
+        if r["form"]:
+            body = {k: "" for k in urllib.parse.parse_qs(r["body"], keep_blank_values=True)}
         if isinstance(body, dict):
             entry["keys"].add(tuple(sorted(body)))
     return names
+
+
+def sequences(blast, locustfile):
+    """Each sequential task set's request names in order, from the translated scenario."""
+    import tomllib
+    toml = subprocess.run([str(blast), "convert", str(locustfile)], capture_output=True, text=True, check=True)
+    out = []
+    for taskset in tomllib.loads(toml.stdout).get("taskset", []):
+        if not taskset.get("sequential"):
+            continue
+        order = []
+        for task in taskset.get("task", []):
+            steps = task.get("step", [task])
+            names = [s["request"] for s in steps if "request" in s]
+            order += names * task.get("weight", 1)
+        order = [name_of({"method": r.split(" ", 1)[0], "path": re.sub(r"\{\{[^}]*\}\}", "1", r.split(" ", 1)[1])})
+                 for r in order]
+        if order and len(set(order)) == len(order):
+            out.append((taskset["name"], order))
+    return out
+
+
+def out_of_order(records, order):
+    """(transitions seen, transitions out of order) among `order`'s requests, per connection."""
+    following = {a: order[(i + 1) % len(order)] for i, a in enumerate(order)}
+    streams = {}
+    for r in records:
+        name = name_of(r)
+        if name in following:
+            streams.setdefault(r["connection"], []).append(name)
+    seen = wrong = 0
+    for stream in streams.values():
+        for a, b in zip(stream, stream[1:]):
+            seen += 1
+            wrong += following[a] != b
+    return seen, wrong
 
 
 def run(tool, blast, locustfile, port, users, seconds, workdir):
@@ -205,18 +250,26 @@ def main():
                 print(f"\n{locustfile.name}: skipped, does not translate yet "
                       f"({check.stderr.strip().splitlines()[0]})")
                 continue
-            seen = {}
+            seen, orders = {}, {}
             for tool in ("locust", "blast"):
                 target = Target(target_bin)
                 proxy = Proxy(target.port)
                 try:
                     run(tool, blast, locustfile, proxy.port, args.users, args.seconds, workdir)
                     time.sleep(0.2)
-                    seen[tool] = summary(list(proxy.records))
+                    records = list(proxy.records)
+                    seen[tool] = summary(records)
+                    orders[tool] = [(name, out_of_order(records, order))
+                                    for name, order in sequences(blast, locustfile)]
                 finally:
                     proxy.stop()
                     target.stop()
             ok, rows = compare(seen["locust"], seen["blast"])
+            for (name, (n1, wrong1)), (_, (n2, wrong2)) in zip(orders["locust"], orders["blast"]):
+                good = wrong1 == 0 and wrong2 == 0 and n1 > 0 and n2 > 0
+                ok &= good
+                rows.append((f"order in {name}", n1, n2,
+                             f"{wrong1} and {wrong2} out of order" + (", ok" if good else "")))
             all_ok &= ok
             print(f"\n{locustfile.name}: {'same traffic' if ok else 'DIFFERENT'} "
                   f"({args.users} users, {args.seconds} s each)")

@@ -1,30 +1,51 @@
 #!/usr/bin/env python3
-"""Generator CPU per request: a locustfile run as it is against its `blast convert` TOML.
+"""Generator CPU per request: a locustfile run as it is, its `blast convert` TOML, and Locust.
 
-`blast -f locustfile.py` translates the file before the run, so both runs should cost the
-same per request; this measures it. For each locustfile (default: the P4.3 deployments and
-CAB users in locust/tests/locustfiles/), each round runs, in alternating order and pinned as
-in scenario_cost.py (target on core 1, blast with one worker on core 0):
+`blast -f locustfile.py` translates the file before the run, so it should cost what the TOML
+costs per request; Locust runs the same file in Python. For each locustfile (default: the
+P4.3 deployments and CAB users in locust/tests/locustfiles/), each round runs the three, in
+rotating order, pinned as in scenario_cost.py (target on core 1, the generator on core 0):
 
-- py:   blast -f FILE.py   --host TARGET -u USERS -r USERS -t DURATION --threads 1
-- toml: blast -f FILE.toml --host TARGET -u USERS -r USERS -t DURATION --threads 1
-        (FILE.toml written by `blast convert FILE.py`)
+- py:     blast -f FILE.py   --host TARGET -u USERS -r USERS -t DURATION --threads 1
+- toml:   blast -f FILE.toml --host TARGET -u USERS -r USERS -t DURATION --threads 1
+          (FILE.toml written by `blast convert FILE.py`)
+- locust: python3 -m locust -f FILE.py --headless (same users, spawn rate, run time, host),
+          one process; its requests read from its --csv stats
 
-and prints the medians of requests/s and CPU microseconds per request, and their ratio.
+and prints the medians of requests/s and CPU microseconds per request (the process's user plus
+system time from wait4, over its requests), py / toml, and locust / py: how many times the
+requests per generator CPU-second blast sends on the same file.
 
     python3 benches/locustfile_cost.py [--users 200] [--duration 10] [--rounds 3] [--bin DIR]
 
-Builds blast and blast-target in release mode unless --bin names a folder with both.
-Loopback only; every run is bounded by its run time.
+Builds blast and blast-target in release mode unless --bin names a folder with both; Locust
+comes from PyPI (`pip install locust==2.47.0`). Loopback only; every run is bounded by its
+run time.
 """
 
 import argparse
+import csv
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from scenario_cost import ROOT, measure, start_target
+from scenario_cost import GENERATOR_CORE, ROOT, measure, start_target
+
+
+def measure_locust(cmd, prefix, duration):
+    """Runs Locust pinned to the generator core; returns (requests/s, CPU µs per request)."""
+    proc = subprocess.Popen(["taskset", "-c", GENERATOR_CORE, *cmd, "--csv", str(prefix)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-300:]}")
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
+    requests = int(total["Request Count"])
+    return requests / duration, (usage.ru_utime + usage.ru_stime) * 1e6 / requests
 
 FILES = ["deployments.py", "cab.py"]
 
@@ -53,11 +74,18 @@ def main():
                 toml = Path(tmp) / (py.stem + ".toml")
                 subprocess.run([blast, "convert", str(py), "-o", str(toml)], check=True,
                                capture_output=True)
-                runs = {"py": [blast, "-f", str(py), *load], "toml": [blast, "-f", str(toml), *load]}
-                seen = {"py": [], "toml": []}
+                runs = {"py": [blast, "-f", str(py), *load], "toml": [blast, "-f", str(toml), *load],
+                        "locust": [sys.executable, "-m", "locust", "-f", str(py), "--headless",
+                                   "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
+                                   "--host", url, "--only-summary", "--loglevel", "ERROR"]}
+                seen = {"py": [], "toml": [], "locust": []}
+                kinds = list(seen)
                 for r in range(args.rounds):
-                    for kind in (["py", "toml"] if r % 2 == 0 else ["toml", "py"]):
-                        rps, us = measure(runs[kind], Path(tmp) / f"{kind}.json")
+                    for kind in kinds[r % 3:] + kinds[:r % 3]:
+                        if kind == "locust":
+                            rps, us = measure_locust(runs[kind], Path(tmp) / "locust", args.duration)
+                        else:
+                            rps, us = measure(runs[kind], Path(tmp) / f"{kind}.json")
                         seen[kind].append((rps, us))
                         print(f"  {name} round {r + 1} {kind:4} {rps:>9.0f} req/s {us:>7.2f} CPU-µs/request",
                               flush=True)
@@ -68,11 +96,13 @@ def main():
         target.terminate()
         target.wait(timeout=10)
     print(f"\nmedians over {args.rounds} rounds, {args.users} users, {args.duration} s each:\n")
-    print("| locustfile | py req/s | py CPU µs/req | toml req/s | toml CPU µs/req | py / toml |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| locustfile | py req/s | py CPU µs/req | toml req/s | toml CPU µs/req | py / toml "
+          "| Locust req/s | Locust CPU µs/req | Locust / py |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, med in rows:
-        (prps, pus), (trps, tus) = med["py"], med["toml"]
-        print(f"| {name} | {prps:,.0f} | {pus:.2f} | {trps:,.0f} | {tus:.2f} | {pus / tus:.2f} |")
+        (prps, pus), (trps, tus), (lrps, lus) = med["py"], med["toml"], med["locust"]
+        print(f"| {name} | {prps:,.0f} | {pus:.2f} | {trps:,.0f} | {tus:.2f} | {pus / tus:.2f} "
+              f"| {lrps:,.0f} | {lus:.2f} | {lus / pus:.1f} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Locust and blast, given the same locustfiles, send the same traffic: the request names,
-//! their shares, their Authorization headers and JSON bodies, as a logging proxy in front of
-//! the reference target saw them (`benches/locust_parity.py`, which states its tolerance).
+//! their shares, their Authorization headers, JSON and form bodies, and the order inside
+//! sequential task sets, as a logging proxy in front of the reference target saw them (`benches/locust_parity.py`, which states its tolerance).
 //! Locust comes from PyPI (`.ci/run` installs it); the target is the workspace's `blast-target`.
 
 use std::path::Path;
@@ -42,10 +42,17 @@ fn locust_and_blast_send_the_same_traffic_for_the_same_locustfiles() {
         "tagged.py",
         "shaped.py",
         "checks.py",
+        "tasksets.py",
+        "forms.py",
     ] {
         assert!(
             report.contains(&format!("{file}: same traffic")),
             "{report}"
         );
     }
+    // The sequential task set's order was checked, not skipped.
+    assert!(
+        report.contains("order in Operator.Lifecycle") && report.contains("0 and 0 out of order, ok"),
+        "{report}"
+    );
 }

@@ -459,7 +459,8 @@ impl<'a> Lowering<'a> {
                 interrupt,
             });
         }
-        if class.tasks.is_empty() && self.found.diagnostics.len() == before {
+        if class.tasks.is_empty() && !class.abstract_class && self.found.diagnostics.len() == before
+        {
             self.found.unsupported(
                 c,
                 format!(

@@ -634,3 +634,10 @@ class U(HttpUser):
         assert!(err.contains(expected), "{expected} missing from\n{err}");
     }
 }
+
+#[test]
+fn an_abstract_base_without_tasks_is_only_a_base() {
+    let source = "from locust import HttpUser, task\nclass Base(HttpUser):\n    abstract = True\n    host = 'http://127.0.0.1:1'\nclass U(Base):\n    @task\n    def t(self):\n        self.client.get('/')\n";
+    let t = blast_locust::translate("lf.py", source).unwrap();
+    assert_eq!(scenario(&t.toml).classes(), [("U", 1)]);
+}

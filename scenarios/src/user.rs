@@ -35,8 +35,8 @@ struct Inner {
     extra_headers: Vec<(String, String)>,
     /// Classes of the first users, `fixed_count` of each.
     fixed: Vec<usize>,
-    /// Classes of the users after those, in weighted round-robin order.
-    cycle: Vec<usize>,
+    /// Classes of the users after those, by weight.
+    order: std::sync::Mutex<ClassOrder>,
     /// Per class and variable: why it can be missing, naming where it gets its value.
     unset_why: Vec<Vec<String>>,
     /// Per class and variable: tasks skipped because it had no value.
@@ -62,17 +62,21 @@ impl Scenario {
             env!("CARGO_PKG_VERSION")
         )
         .into_bytes();
-        let fixed: Vec<usize> = (self.classes.iter().enumerate())
-            .flat_map(|(i, c)| std::iter::repeat(i).take(c.fixed_count.unwrap_or(0) as usize))
+        let counts: Vec<(u32, &str)> = (self.classes.iter())
+            .map(|c| (c.fixed_count.unwrap_or(0), c.name.as_str()))
+            .collect();
+        let mut fixed_order = ClassOrder::new(&counts);
+        let fixed = (0..counts.iter().map(|c| c.0).sum::<u32>() as usize)
+            .map(|i| fixed_order.class(i))
             .collect();
         // Users past the fixed ones are of the weighted classes; with none, of the fixed ones
         // by their counts (Locust would leave them out, but a run keeps the count it was given).
         let weighted = self.classes.iter().any(|c| c.fixed_count.is_none());
-        let weights: Vec<u32> = (self.classes.iter())
+        let weights: Vec<(u32, &str)> = (self.classes.iter())
             .map(|c| match c.fixed_count {
-                None => c.weight,
-                Some(n) if !weighted => n,
-                Some(_) => 0,
+                None => (c.weight, c.name.as_str()),
+                Some(n) if !weighted => (n, c.name.as_str()),
+                Some(_) => (0, c.name.as_str()),
             })
             .collect();
         ScenarioScript {
@@ -84,7 +88,7 @@ impl Scenario {
                 fixed_headers,
                 extra_headers: extra_headers(headers, target),
                 fixed,
-                cycle: smooth_round_robin(&weights),
+                order: std::sync::Mutex::new(ClassOrder::new(&weights)),
                 unset_why: (0..self.classes.len())
                     .map(|c| {
                         let vars = 0..self.classes[c].vars.len();
@@ -170,7 +174,9 @@ impl Script for ScenarioScript {
         let index = id.index as usize;
         let class = match inner.fixed.get(index) {
             Some(&class) => class,
-            None => inner.cycle[(index - inner.fixed.len()) % inner.cycle.len()],
+            // Taken once per user started, so a lock costs nothing that matters.
+            None => (inner.order.lock().expect("no panic while ordering"))
+                .class(index - inner.fixed.len()),
         };
         let vars = vec![None; inner.scenario.classes[class].vars.len()];
         let pause = inner.scenario.classes[class].sets[0].on_start.pause_first;
@@ -726,23 +732,65 @@ fn extra_headers(headers: &[(String, String)], target: &Target) -> Vec<(String, 
     out
 }
 
-/// Orders classes so every prefix of users follows the weights as closely as it can
-/// (nginx's smooth weighted round robin): weights 3 and 1 give A A B A, not A A A B.
-fn smooth_round_robin(weights: &[u32]) -> Vec<usize> {
-    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
-    let mut current = vec![0i64; weights.len()];
-    (0..total)
-        .map(|_| {
-            for (c, &w) in current.iter_mut().zip(weights) {
-                *c += i64::from(w);
-            }
-            let best = (0..weights.len())
-                .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
-                .expect("at least one class");
-            current[best] -= total;
-            best
-        })
-        .collect()
+/// The classes of users `0, 1, 2, ...` as Locust's dispatcher orders them: each next user is
+/// of the class whose pick most lowers the Kullback-Leibler divergence between the users so
+/// far and the weights (weights 3 and 1: A B A A A B A A ...), ties to the first name in
+/// alphabetical order. The same order as Locust's, so the same `-u` gives each class the same
+/// count.
+struct ClassOrder {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Next>>,
+    order: Vec<usize>,
+}
+
+/// A class in the heap: (divergence change of its next pick, picks + weight, weight, the
+/// class's rank by name, the class), ordered field by field (`f64::total_cmp`).
+#[derive(PartialEq)]
+struct Next(f64, f64, f64, usize, usize);
+
+impl Eq for Next {}
+
+impl PartialOrd for Next {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Next {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.total_cmp(&other.0))
+            .then(self.1.total_cmp(&other.1))
+            .then(self.2.total_cmp(&other.2))
+            .then(self.3.cmp(&other.3))
+    }
+}
+
+impl ClassOrder {
+    /// An order over classes given as (weight, name).
+    fn new(classes: &[(u32, &str)]) -> ClassOrder {
+        let heap = (classes.iter().enumerate())
+            .filter(|(_, (w, _))| *w > 0)
+            .map(|(class, &(w, name))| {
+                let rank = classes.iter().filter(|(_, other)| *other < name).count();
+                let x = f64::from(w);
+                std::cmp::Reverse(Next(x * (x / (x + 1.0)).log2(), x + 1.0, x, rank, class))
+            })
+            .collect();
+        ClassOrder {
+            heap,
+            order: Vec::new(),
+        }
+    }
+
+    /// The class of user `index` (counted among the users this order places).
+    fn class(&mut self, index: usize) -> usize {
+        while self.order.len() <= index {
+            let mut top = self.heap.peek_mut().expect("a class has weight");
+            let Next(_, x, w, rank, class) = top.0;
+            self.order.push(class);
+            top.0 = Next(w * (x / (x + 1.0)).log2(), x + 1.0, w, rank, class);
+        }
+        self.order[index]
+    }
 }
 
 #[cfg(test)]
@@ -767,11 +815,20 @@ mod tests {
     }
 
     #[test]
-    fn classes_interleave_by_weight() {
-        assert_eq!(smooth_round_robin(&[3, 1]), [0, 0, 1, 0]);
-        assert_eq!(smooth_round_robin(&[1]), [0]);
-        let c = smooth_round_robin(&[2, 5, 3]);
-        assert_eq!(c.len(), 10);
-        assert_eq!(c.iter().filter(|&&i| i == 1).count(), 5);
+    fn classes_interleave_by_weight_in_locusts_order() {
+        let first = |weights: &[u32], n| {
+            let names = ["A", "B", "C"];
+            let classes: Vec<(u32, &str)> = weights.iter().copied().zip(names).collect();
+            let mut order = ClassOrder::new(&classes);
+            (0..n).map(|i| order.class(i)).collect::<Vec<_>>()
+        };
+        // Locust 2.47's `_kl_generator` gives ABAAABAAAB, AABAAAAABAAA and BCABCBBACB.
+        assert_eq!(first(&[3, 1], 10), [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(first(&[5, 1], 12), [0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(first(&[2, 5, 3], 10), [1, 2, 0, 1, 2, 1, 1, 0, 2, 1]);
+        assert_eq!(first(&[0, 1], 3), [1, 1, 1]);
+        // Equal weights: the first name alphabetically goes first, wherever it is declared.
+        let mut order = ClassOrder::new(&[(1, "Zeta"), (1, "Alpha")]);
+        assert_eq!([order.class(0), order.class(1)], [1, 0]);
     }
 }
