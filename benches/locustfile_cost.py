@@ -16,7 +16,12 @@ and prints the medians of requests/s and CPU microseconds per request (the proce
 system time from wait4, over its requests), py / toml, and locust / py: how many times the
 requests per generator CPU-second blast sends on the same file.
 
-    python3 benches/locustfile_cost.py [--users 200] [--duration 10] [--rounds 3] [--bin DIR]
+As written, the files' wait times keep both tools far below what one core can send, so blast's
+figure is mostly the cost of waking 1,000 resting users, not of requests. `--flat` runs a copy
+of each file whose every `wait_time` is `constant(0)` (the same copy for all three), so each
+tool sends as fast as its core (or the target) allows: requests per CPU-second at full load.
+
+    python3 benches/locustfile_cost.py [--users 200] [--duration 10] [--rounds 3] [--flat] [--bin DIR]
 
 Builds blast and blast-target in release mode unless --bin names a folder with both; Locust
 comes from PyPI (`pip install locust==2.47.0`). Loopback only; every run is bounded by its
@@ -26,6 +31,7 @@ run time.
 import argparse
 import csv
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,11 +43,14 @@ from scenario_cost import GENERATOR_CORE, ROOT, measure, start_target
 
 def measure_locust(cmd, prefix, duration):
     """Runs Locust pinned to the generator core; returns (requests/s, CPU µs per request)."""
-    proc = subprocess.Popen(["taskset", "-c", GENERATOR_CORE, *cmd, "--csv", str(prefix)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-300:]}")
+    # Locust may log a great deal: to a file, so a full pipe never stalls it.
+    with open(f"{prefix}.log", "w+") as log:
+        proc = subprocess.Popen(["taskset", "-c", GENERATOR_CORE, *cmd, "--csv", str(prefix)],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
+            log.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed: {log.read()[-300:]}")
     with open(f"{prefix}_stats.csv", newline="") as f:
         total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
     requests = int(total["Request Count"])
@@ -56,6 +65,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", help="folder with built blast and blast-target binaries")
+    ap.add_argument("--flat", action="store_true", help="every wait_time set to constant(0)")
     ap.add_argument("files", nargs="*", default=FILES)
     args = ap.parse_args()
     if args.bin is None:
@@ -71,6 +81,11 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.files:
                 py = ROOT / "locust" / "tests" / "locustfiles" / name
+                if args.flat:
+                    flat = Path(tmp) / name
+                    text = re.sub(r"(?m)^(\s+wait_time\s*=\s*).*$", r"\1constant(0)", py.read_text())
+                    flat.write_text("from locust import constant\n" + text)
+                    py = flat
                 toml = Path(tmp) / (py.stem + ".toml")
                 subprocess.run([blast, "convert", str(py), "-o", str(toml)], check=True,
                                capture_output=True)
@@ -95,7 +110,8 @@ def main():
     finally:
         target.terminate()
         target.wait(timeout=10)
-    print(f"\nmedians over {args.rounds} rounds, {args.users} users, {args.duration} s each:\n")
+    waits = ", every wait_time constant(0)" if args.flat else ""
+    print(f"\nmedians over {args.rounds} rounds, {args.users} users, {args.duration} s each{waits}:\n")
     print("| locustfile | py req/s | py CPU µs/req | toml req/s | toml CPU µs/req | py / toml "
           "| Locust req/s | Locust CPU µs/req | Locust / py |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

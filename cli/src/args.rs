@@ -366,7 +366,13 @@ pub enum Job {
     /// One request, looped or paced (wrk's model).
     Url(Option<String>),
     /// A scenario file or built-in profile.
-    Scenario(Box<Scenario>),
+    Scenario {
+        /// The scenario, its tags and classes chosen.
+        scenario: Box<Scenario>,
+        /// Its text as run: the file, the profile's source, or a locustfile's translation
+        /// (what shards, digests and `blast k8s` carry).
+        source: String,
+    },
 }
 
 impl Args {
@@ -382,14 +388,25 @@ impl Args {
 
     /// The job the flags ask for; every problem is a usage error.
     pub fn job(&self) -> anyhow::Result<Job> {
-        let scenario = match (&self.file, &self.profile) {
+        let (scenario, source) = match (&self.file, &self.profile) {
             (Some(path), _) if crate::convert::is_locustfile(path) => {
                 let t = crate::convert::translate(path, self.lenient)?;
                 crate::convert::warn(path, &t.notes);
-                blast_scenarios::parse(&crate::convert::translated_name(path), &t.toml)?
+                let name = crate::convert::translated_name(path);
+                (blast_scenarios::parse(&name, &t.toml)?, t.toml)
             }
-            (Some(path), _) => blast_scenarios::read(&path.to_string_lossy())?,
-            (None, Some(name)) => blast_scenarios::profile(name)?,
+            (Some(path), _) => {
+                let source = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                (
+                    blast_scenarios::parse(&path.to_string_lossy(), &source)?,
+                    source,
+                )
+            }
+            (None, Some(name)) => (
+                blast_scenarios::profile(name)?,
+                blast_scenarios::profile_source(name)?.to_string(),
+            ),
             (None, None) => {
                 if self.peak.is_some() && self.stages.is_none() && self.rate.is_none() {
                     // Without a shape --peak would mean -u; say so instead of guessing.
@@ -419,22 +436,9 @@ impl Args {
         scenario
             .select_classes(&self.user_classes)
             .map_err(anyhow::Error::msg)?;
-        Ok(Job::Scenario(Box::new(scenario)))
-    }
-
-    /// The scenario as written: the `-f` file's text or the profile's source; `None` for a URL.
-    pub fn scenario_source(&self) -> anyhow::Result<Option<String>> {
-        Ok(match (&self.file, &self.profile) {
-            // A locustfile runs as its translation: shards and digests see that text.
-            (Some(path), _) if crate::convert::is_locustfile(path) => {
-                Some(crate::convert::translate(path, self.lenient)?.toml)
-            }
-            (Some(path), _) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            (None, Some(name)) => Some(blast_scenarios::profile_source(name)?.to_string()),
-            (None, None) => None,
+        Ok(Job::Scenario {
+            scenario: Box::new(scenario),
+            source,
         })
     }
 

@@ -105,10 +105,9 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
             bail!("{flag} is set by blast k8s for each shard: leave it out");
         }
     }
-    let source = run.scenario_source()?;
-    let scenario = match run.job()? {
-        Job::Scenario(s) => s.name.clone(),
-        Job::Url(_) => "url".to_string(),
+    let (scenario, source) = match run.job()? {
+        Job::Scenario { scenario, source } => (scenario.name.clone(), Some(source)),
+        Job::Url(_) => ("url".to_string(), None),
     };
     let name = args
         .name

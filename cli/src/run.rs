@@ -77,7 +77,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     let job = args.job().map_err(usage)?;
     let base = match &job {
         Job::Url(url) => url.clone(),
-        Job::Scenario(s) => args.host.clone().or_else(|| s.host.clone()),
+        Job::Scenario { scenario, .. } => args.host.clone().or_else(|| scenario.host.clone()),
     };
     // Without a target, run against the built-in reference target on a loopback port.
     let local = match base {
@@ -91,13 +91,17 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     };
     let missing = match job {
         Job::Url(_) => "URL",
-        Job::Scenario(_) => "--host",
+        Job::Scenario { .. } => "--host",
     };
     let (target, uri) = Target::parse(&url).map_err(usage)?;
     if target.tls && args.insecure {
         eprintln!("warning: --insecure: the server's certificate is not verified");
     }
     let mut scenario_name = None;
+    let source = match &job {
+        Job::Scenario { source, .. } => Some(source.clone()),
+        Job::Url(_) => None,
+    };
     let (plan, script, criteria, label) = match job {
         Job::Url(_) => {
             let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -106,7 +110,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             let plan = plan(target, requests, &load, args)?;
             (plan, None, args.thresholds.clone(), url.clone())
         }
-        Job::Scenario(scenario) => {
+        Job::Scenario { scenario, .. } => {
             if uri.path() != "/" {
                 return Err(usage(anyhow::anyhow!(
                     "--host {url}: give only scheme, host and port; the scenario has the paths"
@@ -184,7 +188,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     })?;
     eprint!("{}", progress.clear());
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
-    let (scenario_digest, scenario_source) = scenario_identity(args, &url);
+    let (scenario_digest, scenario_source) = scenario_identity(args, &url, source);
     let info = RunInfo {
         command: std::env::args().collect(),
         host: url.clone(),
@@ -352,11 +356,13 @@ fn wait_until(at: std::time::SystemTime, console: Console) {
     std::thread::sleep(wait);
 }
 
-/// FNV-1a of what was run (the scenario's source and the tags chosen, or the URL's request),
+/// FNV-1a of what was run (the scenario's `source` and the tags chosen, or the URL's request),
 /// in hex, with the source itself.
-fn scenario_identity(args: &args::Args, url: &str) -> (String, Option<String>) {
-    // The scenario was read before the run; a file gone since leaves the URL form.
-    let source = args.scenario_source().ok().flatten();
+fn scenario_identity(
+    args: &args::Args,
+    url: &str,
+    source: Option<String>,
+) -> (String, Option<String>) {
     let what = match &source {
         Some(text) => format!("{text}\0{:?}\0{:?}", args.tags, args.exclude_tags),
         None => format!(

@@ -52,7 +52,8 @@ fn locust_and_blast_send_the_same_traffic_for_the_same_locustfiles() {
     }
     // The sequential task set's order was checked, not skipped.
     assert!(
-        report.contains("order in Operator.Lifecycle") && report.contains("0 and 0 out of order, ok"),
+        report.contains("order in Operator.Lifecycle")
+            && report.contains("0 and 0 out of order, ok"),
         "{report}"
     );
 }

@@ -115,10 +115,12 @@ pub fn translate_with(path: &str, source: &str, options: Options) -> Result<Tran
     })?;
     let Ok(suite) = UserAttributes.fold(suite);
     // Python finds a module beside the script first: so does the translation.
-    let dir = std::path::Path::new(path).parent().map(|d| match d.as_os_str().is_empty() {
-        true => std::path::PathBuf::from("."),
-        false => d.to_path_buf(),
-    });
+    let dir = std::path::Path::new(path)
+        .parent()
+        .map(|d| match d.as_os_str().is_empty() {
+            true => std::path::PathBuf::from("."),
+            false => d.to_path_buf(),
+        });
     let mut lowering = lower::Lowering::new(&lines, options.lenient, dir);
     let scenario = lowering.module(&suite, scenario_name(path));
     let (mut diagnostics, notes) = lowering.finish();

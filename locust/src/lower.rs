@@ -227,11 +227,7 @@ impl<'a> Lowering<'a> {
 
     /// What a class's bases make it: a user class, a task set, or neither (reported when it
     /// matters). A known class's subclass starts from a copy of it.
-    fn kind_of(
-        &mut self,
-        c: &'a ast::StmtClassDef,
-        scope: &[(String, String)],
-    ) -> Option<(Kind, Option<String>)> {
+    fn kind_of(&mut self, c: &'a ast::StmtClassDef) -> Option<(Kind, Option<String>)> {
         let bases: Vec<String> = c.bases.iter().filter_map(dotted).collect();
         for base in &bases {
             let last = base.rsplit('.').next().unwrap_or(base);
@@ -241,9 +237,8 @@ impl<'a> Lowering<'a> {
                 "SequentialTaskSet" => return Some((Kind::TaskSet { sequential: true }, None)),
                 _ => {}
             }
-            let name = resolve(base, scope);
-            if let Some(known) = self.classes.iter().find(|k| k.name == name) {
-                return Some((known.kind, Some(name)));
+            if let Some(known) = self.classes.iter().find(|k| k.name == *base) {
+                return Some((known.kind, Some(base.clone())));
             }
         }
         let message = match bases.iter().map(|b| b.rsplit('.').next().unwrap_or(b)).next() {
@@ -271,9 +266,9 @@ impl<'a> Lowering<'a> {
         c: &'a ast::StmtClassDef,
         outer: Option<&str>,
     ) -> Option<(String, Option<i64>)> {
+        let (kind, parent) = self.kind_of(c)?;
         // Nested classes are known inside this class by their own name.
         let mut nested: Vec<(String, String)> = Vec::new();
-        let (kind, parent) = self.kind_of(c, &nested)?;
         let (weight, tags) = self.decorators(&c.decorator_list);
         let qualified = match outer {
             Some(o) => format!("{o}.{}", c.name),

@@ -624,7 +624,9 @@ class U(HttpUser):
     def on_stop(self):
         self.client.get("/bye")
 "#;
-    let err = blast_locust::translate("lf.py", source).unwrap_err().to_string();
+    let err = blast_locust::translate("lf.py", source)
+        .unwrap_err()
+        .to_string();
     for expected in [
         "lf.py:7:9: self.interrupt() inside an if does not translate",
         "lf.py:13:9: nothing after self.interrupt() runs",

@@ -341,7 +341,7 @@ fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
 /// The start form's defaults, from the flags and the scenario or profile.
 fn defaults(args: &Args, job: &crate::args::Job) -> Value {
     let scenario = match job {
-        crate::args::Job::Scenario(s) => Some(s),
+        crate::args::Job::Scenario { scenario, .. } => Some(scenario),
         crate::args::Job::Url(_) => None,
     };
     let load = scenario

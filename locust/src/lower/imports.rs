@@ -15,8 +15,12 @@ impl Lowering<'_> {
     pub(super) fn import(&mut self, stmt: &Stmt) {
         match stmt {
             Stmt::ImportFrom(i) if i.level.map_or(0, |l| l.to_u32()) == 0 => {
-                let Some(module) = i.module.as_deref() else { return };
-                let Some(constants) = self.local_module(stmt, module) else { return };
+                let Some(module) = i.module.as_deref() else {
+                    return;
+                };
+                let Some(constants) = self.local_module(stmt, module) else {
+                    return;
+                };
                 for alias in &i.names {
                     let name = alias.name.as_str();
                     let bound = alias.asname.as_deref().unwrap_or(name).to_string();
@@ -32,7 +36,9 @@ impl Lowering<'_> {
             Stmt::Import(i) => {
                 for alias in &i.names {
                     let module = alias.name.as_str();
-                    let Some(constants) = self.local_module(stmt, module) else { continue };
+                    let Some(constants) = self.local_module(stmt, module) else {
+                        continue;
+                    };
                     let bound = alias.asname.as_deref().unwrap_or(module);
                     for (name, value) in constants {
                         self.constants.insert(format!("{bound}.{name}"), value);
@@ -51,7 +57,8 @@ impl Lowering<'_> {
         let suite = match ast::Suite::parse(&source, &path.to_string_lossy()) {
             Ok(suite) => suite,
             Err(e) => {
-                self.found.unsupported(at, format!("{module}.py does not parse: {}", e.error));
+                self.found
+                    .unsupported(at, format!("{module}.py does not parse: {}", e.error));
                 return None;
             }
         };

@@ -153,7 +153,10 @@ pub(super) fn request(
             other => {
                 return Err(Unsupported {
                     offset: u32::from(k.range.start()) as usize,
-                    message: format!("the keyword {other}= does not translate yet"),
+                    message: match other {
+                        "files" => "files= (a multipart upload) is not supported: send the body as data=\"...\" with its Content-Type header".into(),
+                        _ => format!("the keyword {other}= is not supported: a request translates with name, headers, params, json, data, timeout, allow_redirects, auth, verify and catch_response"),
+                    },
                 })
             }
         }
