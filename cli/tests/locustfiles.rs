@@ -108,9 +108,9 @@ fn what_does_not_translate_is_refused_with_every_place() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         for place in [
-            "unsupported.py:4:1: TaskSet",
+            "unsupported.py:4:1: class Mqtt extends User, which has no HTTP client",
             "unsupported.py:15:9: while loops",
-            "unsupported.py:20:37: the keyword files=",
+            "unsupported.py:20:37: files= (a multipart upload) is not supported",
         ] {
             assert!(err.contains(place), "{place} not in {err}");
         }

@@ -1,10 +1,10 @@
-from locust import HttpUser, TaskSet, task, between
+from locust import HttpUser, User, task, between
 
 
-class Browse(TaskSet):
+class Mqtt(User):
     @task
-    def index(self):
-        self.client.get("/")
+    def publish(self):
+        self.client.publish("topic", "payload")
 
 
 class Visitor(HttpUser):
