@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
+#[ignore = "needs Locust 2.47 from PyPI: .ci/run installs it and runs the ignored tests"]
 fn locust_and_blast_send_the_same_traffic_for_the_same_locustfiles() {
     let bin = Path::new(env!("CARGO_BIN_EXE_blast")).parent().unwrap();
     assert!(

@@ -181,21 +181,17 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root and a cgroup v2 hierarchy it may write (as CI's machine has): run with --ignored"]
     fn a_cgroup_this_test_creates_counts_its_busy_process() {
         // A real cgroup v2, where the machine lets this process make one (root, v2 mounted).
-        let Some(root) = ROOTS
+        let root = ROOTS
             .iter()
             .map(Path::new)
             .find(|r| r.join("cgroup.procs").exists())
-        else {
-            eprintln!("SKIPPED: no cgroup v2 hierarchy mounted");
-            return;
-        };
+            .expect("no cgroup v2 hierarchy mounted");
         let dir = root.join(format!("blast-test-{}", std::process::id()));
-        if std::fs::create_dir(&dir).is_err() {
-            eprintln!("SKIPPED: cannot create a cgroup under {}", root.display());
-            return;
-        }
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create a cgroup under {}: {e}", root.display()));
         let mut child = std::process::Command::new("sh")
             .args(["-c", "while :; do :; done"])
             .spawn()
@@ -211,10 +207,7 @@ mod tests {
         let _ = std::fs::write(root.join("cgroup.procs"), child.id().to_string());
         std::thread::sleep(std::time::Duration::from_millis(100));
         let _ = std::fs::remove_dir(&dir);
-        if moved.is_err() {
-            eprintln!("SKIPPED: cannot move a process into a cgroup here");
-            return;
-        }
+        moved.expect("cannot move a process into a cgroup here");
         let cpu = second["test.cpu_pct"];
         // A spinning shell uses a core, give or take what the machine lets it have.
         assert!(cpu > 20.0 && cpu < 130.0, "{cpu}");
