@@ -18,6 +18,13 @@ fn scenario(toml: &str) -> blast_scenarios::Scenario {
     blast_scenarios::parse("translated.toml", toml).unwrap_or_else(|e| panic!("{e}\n{toml}"))
 }
 
+/// `source` translated as `lf.py`, checked to compile as a scenario.
+fn translated(source: &str) -> blast_locust::Translation {
+    let t = blast_locust::translate("lf.py", source).unwrap_or_else(|e| panic!("{e}"));
+    scenario(&t.toml);
+    t
+}
+
 #[test]
 fn the_plans_deployment_user_translates_to_the_profiles_shape() {
     let (path, source) = fixture("deployments.py");
@@ -71,11 +78,11 @@ class Api(HttpUser):
         "{text}"
     );
     assert!(
-        lines[1].starts_with("lf.py:15:9: the call requests.get"),
+        lines[1].starts_with("lf.py:15:9: the call requests.get is not supported"),
         "{text}"
     );
     assert!(
-        lines[2].starts_with("lf.py:16:31: the keyword files="),
+        lines[2].starts_with("lf.py:16:31: files= (a multipart upload) is not supported"),
         "{text}"
     );
 }
@@ -188,9 +195,8 @@ class Approver(FastHttpUser):
             if resp.js["n"] != 1:
                 resp.failure("n not kept")
 "#;
-    let t = blast_locust::translate("lf.py", source).unwrap();
+    let t = translated(source);
     let toml = &t.toml;
-    scenario(toml);
     contains_all(
         toml,
         &[
@@ -242,9 +248,8 @@ class Admin(HttpUser):
     def reject(self):
         self.decide(approval=8, verdict="reject")
 "#;
-    let t = blast_locust::translate("lf.py", source).unwrap();
+    let t = translated(source);
     let toml = &t.toml;
-    scenario(toml);
     contains_all(
         toml,
         &[
@@ -538,9 +543,8 @@ class Visitor(HttpUser):
         if self.token is not None:
             self.client.get(f"/orders/{next(ORDER)}?x={random.random()}&y={random.uniform(5, 2)}")
 "#;
-    let t = blast_locust::translate("lf.py", source).unwrap();
+    let t = translated(source);
     let toml = &t.toml;
-    scenario(toml);
     contains_all(
         toml,
         &[

@@ -1,23 +1,27 @@
 //! Task sets, pauses and `when` guards, checked by driving one user by hand: every request it
 //! writes is answered at once, so the sequence of requests is exactly the user's program.
 
-use blast_engine::{Action, Reply, Script, Target, UserId};
+use blast_engine::{Action, Reply, Script, Target, User, UserId};
 use blast_scenarios::parse;
 use std::time::Duration;
 
-/// The first `n` actions of user `index` of the scenario in `source`, as `GET /a` for a request
-/// (answered with `status_of` its path and the body `{"token": "t"}`), `pause 1s` and `rest`.
-fn actions(source: &str, index: u64, n: usize, status_of: fn(&str) -> u16) -> Vec<String> {
+/// User `index` of the scenario in `source`, alone on one worker.
+fn user(source: &str, index: u64) -> Box<dyn User> {
     let scenario = parse("test.toml", source).unwrap_or_else(|e| panic!("{e}"));
     let (target, _) = Target::parse("http://127.0.0.1:9").unwrap();
-    let script = scenario.script(&target);
-    let mut user = script.user(UserId {
+    scenario.script(&target).user(UserId {
         index,
         worker: 0,
         workers: 1,
         shard: 0,
         shards: 1,
-    });
+    })
+}
+
+/// The first `n` actions of user `index` of the scenario in `source`, as `GET /a` for a request
+/// (answered with `status_of` its path and the body `{"token": "t"}`), `pause 1s` and `rest`.
+fn actions(source: &str, index: u64, n: usize, status_of: fn(&str) -> u16) -> Vec<String> {
+    let mut user = user(source, index);
     let mut out = Vec::new();
     let mut request = Vec::new();
     while out.len() < n {
@@ -310,15 +314,7 @@ success = [200]
 expect = { contains = "welcome" }
 failure = { status = "not logged in", contains = "no welcome" }
 "#;
-    let scenario = parse("test.toml", source).unwrap();
-    let (target, _) = Target::parse("http://127.0.0.1:9").unwrap();
-    let mut user = scenario.script(&target).user(UserId {
-        index: 0,
-        worker: 0,
-        workers: 1,
-        shard: 0,
-        shards: 1,
-    });
+    let mut user = user(source, 0);
     let mut reasons = Vec::new();
     for (status, body) in [(500, ""), (200, "hello"), (200, "welcome")] {
         let mut request = Vec::new();

@@ -618,7 +618,7 @@ impl<'a> Lowering<'a> {
             self.found.unsupported(
                 call,
                 format!(
-                    "the call {} does not translate inside a task",
+                    "the call {} is not supported inside a task: blast sends requests with self.client.<method>(...) and inlines the class's own helpers",
                     if name.is_empty() { "here" } else { &name }
                 ),
             );
