@@ -6,30 +6,11 @@ use blast_engine::{
 };
 use blast_scenarios::{parse_duration, parse_rate, parse_stages, Criterion, Load, Scenario};
 use bytes::Bytes;
-use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// HTTP load generator: Locust's concepts at wrk's efficiency, with numbers you can trust.
-#[derive(Parser, Debug, Clone)]
-#[command(name = "blast", version, about, max_term_width = 100)]
-#[command(after_help = "Examples:\n  \
-    blast --profile burst --peak 1000                the P4.3 burst against the built-in target\n  \
-    blast --profile cab --host http://10.0.0.5:8000  a built-in profile against your API\n  \
-    blast -f scenario.toml -u 100 -r 10 -t 5m        a scenario file, Locust-style flags\n  \
-    blast http://127.0.0.1:8080/ -u 64 -t 10s        64 users looping GET (the wrk model)\n  \
-    blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n  \
-    blast report                                     the P4.3 results report from results/*.json\n  \
-    blast selftest                                   this machine's generator ceiling per core\n  \
-    blast merge shard-*.json --json run.json         one exact run from its shards' records\n  \
-    blast k8s --profile burst --shards 10 --host URL a Kubernetes Job of 10 shards\n\n\
-    Exit codes:\n  \
-    0    the run completed: every criterion held, or (without criteria) no request failed\n  \
-    1    without criteria, a request failed (see --exit-code-on-error); or the run could not\n       \
-    happen, its results could not be written, or a worker thread panicked\n  \
-    2    bad flags or input\n  \
-    3    a success criterion failed\n  \
-    130  a second Ctrl-C cancelled the requests in flight (results still written)")]
+/// The flags of a run (`blast [URL] [FLAGS]`), also under `blast k8s`.
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// URL to load with one request, `http[s]://[user:pass@]host[:port]/path`. Without it and without a
     /// scenario, blast loads its built-in reference target.
@@ -84,36 +65,36 @@ pub struct Args {
     pub host: Option<String>,
 
     /// Concurrent users. Default: the scenario's, else 10.
-    #[arg(short = 'u', long)]
-    #[arg(help_heading = "Load")]
+    #[arg(short = 'u', long, value_parser = whole_from_1)]
+    #[arg(help_heading = "Load", allow_negative_numbers = true)]
     pub users: Option<u64>,
 
     /// Users started per second until all run (Locust's -r). Default: the scenario's, else all
     /// at once.
     #[arg(short = 'r', long)]
-    #[arg(help_heading = "Load")]
+    #[arg(help_heading = "Load", allow_negative_numbers = true)]
     pub spawn_rate: Option<f64>,
 
     /// Run time from the start, ramp included: 30s, 5m, 1h30m or bare seconds. Default: the
     /// scenario's, the length of the stages, else 10s.
     #[arg(short = 't', long = "run-time", value_parser = parse_duration)]
-    #[arg(help_heading = "Load")]
+    #[arg(help_heading = "Load", allow_hyphen_values = true)]
     pub run_time: Option<Duration>,
 
     /// Users over time as linear stages, e.g. 1m:1000,2m:1000,1m:0 (k6 style, from 0 users).
     #[arg(long, value_parser = parse_user_stages)]
-    #[arg(help_heading = "Load")]
+    #[arg(help_heading = "Load", allow_hyphen_values = true)]
     pub stages: Option<Shape>,
 
     /// Open model: task starts per second in total, on a fixed schedule; a number or stages
     /// such as 30s:2000,1m:2000. Latency is measured from each intended start.
     #[arg(long, value_parser = parse_rate)]
-    #[arg(help_heading = "Load")]
+    #[arg(help_heading = "Load", allow_hyphen_values = true)]
     pub rate: Option<Shape>,
 
     /// Rescale the load shape so its highest point is N users (or requests/s with --rate).
     #[arg(long, value_name = "N")]
-    #[arg(help_heading = "Load")]
+    #[arg(help_heading = "Load", allow_negative_numbers = true)]
     pub peak: Option<f64>,
 
     /// Forget the ramp-up: reset the statistics when the load first reaches its peak, as
@@ -144,8 +125,8 @@ pub struct Args {
     pub run_id: Option<String>,
 
     /// Open model: at most this many connections in total.
-    #[arg(long, default_value_t = 1000)]
-    #[arg(help_heading = "Load")]
+    #[arg(long, default_value_t = 1000, value_parser = whole_from_1)]
+    #[arg(help_heading = "Load", allow_negative_numbers = true)]
     pub max_connections: u64,
 
     /// Success criterion, e.g. p99<500ms, success>=99%, rps>=10000, /path:p95<200ms; repeat for
@@ -161,8 +142,8 @@ pub struct Args {
     pub exit_code_on_error: u8,
 
     /// Worker threads, one per core. Default: the cores available to blast.
-    #[arg(long)]
-    #[arg(help_heading = "Engine")]
+    #[arg(long, value_parser = threads)]
+    #[arg(help_heading = "Engine", allow_negative_numbers = true)]
     pub threads: Option<usize>,
 
     /// HTTP/1.1 client: raw (pre-encoded requests, httparse) or hyper.
@@ -230,17 +211,17 @@ pub struct Args {
 
     /// Time allowed for each request before it counts as a timeout.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    #[arg(help_heading = "Engine")]
+    #[arg(help_heading = "Engine", allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Time allowed to open a connection.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    #[arg(help_heading = "Engine")]
+    #[arg(help_heading = "Engine", allow_hyphen_values = true)]
     pub connect_timeout: Duration,
 
     /// At the end, how long in-flight requests may finish before they count as cancelled.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    #[arg(help_heading = "Engine")]
+    #[arg(help_heading = "Engine", allow_hyphen_values = true)]
     pub stop_timeout: Duration,
 
     #[command(flatten)]
@@ -312,8 +293,8 @@ pub struct Args {
     pub autostart: bool,
 
     /// With --web: quit this many seconds after a run ends, as Locust's --autoquit.
-    #[arg(long, requires = "web", value_name = "SECONDS")]
-    #[arg(help_heading = "Web UI")]
+    #[arg(long, requires = "web", value_name = "SECONDS", value_parser = whole_from_0)]
+    #[arg(help_heading = "Web UI", allow_negative_numbers = true)]
     pub autoquit: Option<u64>,
 
     /// Run without the web UI: the default, accepted so Locust command lines paste unchanged.
@@ -463,9 +444,6 @@ impl Args {
                 "--rate is the open model (tasks per second): drop -u and --stages, or drop --rate"
             );
         }
-        if self.users == Some(0) {
-            bail!("invalid --users 0: at least one user is needed");
-        }
         if let Some(r) = self.spawn_rate {
             if !(r.is_finite() && r > 0.0) {
                 bail!("invalid --spawn-rate {r}: expected users/s above 0");
@@ -475,9 +453,6 @@ impl Args {
             if !(p.is_finite() && p >= 1.0) {
                 bail!("invalid --peak {p}: expected a number >= 1");
             }
-        }
-        if self.max_connections == 0 {
-            bail!("invalid --max-connections 0: at least one connection is needed");
         }
         if self.run_time.is_some_and(|t| t.is_zero()) {
             bail!("invalid --run-time: must be above zero");
@@ -537,7 +512,6 @@ impl Args {
     pub fn configure(&self, plan: &mut Plan) -> anyhow::Result<()> {
         let cores = available_cores().len().max(1);
         plan.workers = match self.threads {
-            Some(0) => bail!("invalid --threads 0: at least one thread is needed"),
             Some(n) if n > cores => {
                 bail!("invalid --threads {n}: only {cores} cores are available to blast")
             }
@@ -603,4 +577,24 @@ pub struct OutputArgs {
     /// Write each interval's latency histogram in HdrHistogram's interval-log format.
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
+}
+
+/// A count of 1 or more (`-u`, `--max-connections`); a negative or fractional one says so.
+fn whole_from_1(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number from 1, got {text}")),
+    }
+}
+
+/// A count of 0 or more (`--autoquit` seconds).
+fn whole_from_0(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected a whole number from 0, got {text}"))
+}
+
+/// `--threads`: worker threads, 1 or more.
+fn threads(text: &str) -> Result<usize, String> {
+    whole_from_1(text).map(|n| n as usize)
 }

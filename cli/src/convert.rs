@@ -1,12 +1,11 @@
 //! `blast convert`: a locustfile as a scenario file, and `-f locustfile.py`'s translation.
 
 use anyhow::Context;
-use clap::Parser;
 use std::path::{Path, PathBuf};
 
 /// Prints the scenario file that runs a locustfile the way Locust would.
-#[derive(Parser, Debug)]
-#[command(name = "blast convert", max_term_width = 100)]
+#[derive(clap::Args, Debug)]
+#[command(max_term_width = 100)]
 #[command(after_help = "Examples:\n  \
     blast convert locustfile.py -o scenario.toml   # then edit it and run blast -f scenario.toml\n  \
     blast convert --check locustfile.py            # only say what does and does not translate\n\n\

@@ -4,7 +4,6 @@
 use anyhow::bail;
 use base64::Engine as _;
 use blast_engine::redact;
-use clap::Parser;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +17,8 @@ pub const RECORD_BEGIN: &str = "==> blast record";
 pub const RECORD_END: &str = "<== blast record";
 
 /// Prints Kubernetes manifests that run a blast job as shards (any run flags go with them).
-#[derive(Parser, Debug)]
-#[command(name = "blast k8s", max_term_width = 100)]
+#[derive(clap::Args, Debug)]
+#[command(max_term_width = 100)]
 #[command(after_help = "Example:\n  \
     blast k8s --profile burst --peak 20000 --shards 10 --host http://api.svc:8000 \\\n      \
     --image registry.example.com/blast:0.1 > blast.json && kubectl apply -f blast.json\n\n\

@@ -32,33 +32,55 @@ const EXIT_CRITERIA: u8 = 3;
 /// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_ABORTED: u8 = 130;
 
+/// HTTP load generator: Locust's concepts at wrk's efficiency, with numbers you can trust.
+#[derive(Parser)]
+#[command(name = "blast", version, about, max_term_width = 100)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_value_name = "COMMAND"
+)]
+#[command(after_help = "Examples:\n  \
+    blast --profile burst --peak 1000                the P4.3 burst against the built-in target\n  \
+    blast --profile cab --host http://10.0.0.5:8000  a built-in profile against your API\n  \
+    blast -f scenario.toml -u 100 -r 10 -t 5m        a scenario file, Locust-style flags\n  \
+    blast http://127.0.0.1:8080/ -u 64 -t 10s        64 users looping GET (the wrk model)\n  \
+    blast http://127.0.0.1:8080/ --rate 2000 -t 1m   2000 requests/s, latency from schedule\n  \
+    blast report                                     the P4.3 results report from results/*.json\n  \
+    blast selftest                                   this machine's generator ceiling per core\n  \
+    blast merge shard-*.json --json run.json         one exact run from its shards' records\n  \
+    blast k8s --profile burst --shards 10 --host URL a Kubernetes Job of 10 shards\n\n\
+    Exit codes:\n  \
+    0    the run completed: every criterion held, or (without criteria) no request failed\n  \
+    1    without criteria, a request failed (see --exit-code-on-error); or the run could not\n       \
+    happen, its results could not be written, or a worker thread panicked\n  \
+    2    bad flags or input\n  \
+    3    a success criterion failed\n  \
+    130  a second Ctrl-C cancelled the requests in flight (results still written)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: args::Args,
+}
+
+/// What `blast` does besides a run.
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Translate a locustfile into a scenario file (or only check what translates)
+    Convert(convert::ConvertArgs),
+    /// Print Kubernetes manifests that run a job as shards
+    K8s(k8s::K8sArgs),
+    /// Merge shards' records into one exact run, its outputs and verdict
+    Merge(merge::MergeArgs),
+    /// Write the P4.3 results report from runs' --json records
+    Report(report::ReportArgs),
+    /// Measure this machine's generator ceiling per core
+    Selftest(selftest::SelftestArgs),
+}
+
 fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    if let Some(name) = command
-        .as_deref()
-        .filter(|s| ["report", "merge"].contains(s))
-    {
-        untrusted_input(name);
-    }
-    match command.as_deref() {
-        // Unreadable records are bad input; a selftest that cannot run is a run failure.
-        Some("report") => return subcommand::<report::ReportArgs>(report::run, EXIT_USAGE),
-        Some("selftest") => return subcommand::<selftest::SelftestArgs>(selftest::run, EXIT_RUN),
-        Some("k8s") => return subcommand::<k8s::K8sArgs>(k8s::run, EXIT_USAGE),
-        Some("convert") => return subcommand::<convert::ConvertArgs>(convert::run, EXIT_USAGE),
-        Some("merge") => {
-            return match parse::<merge::MergeArgs>() {
-                Ok(args) => exit_code(merge::run(&args), "blast merge"),
-                Err(code) => code,
-            }
-        }
-        _ => {}
-    }
-    let args = match args::Args::try_parse() {
-        Ok(mut args) => {
-            args.resolve_positionals();
-            args
-        }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         // --help and --version are not errors.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -72,12 +94,30 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let outcome = if args.web {
-        web::serve(&args)
-    } else {
-        run::run(&args)
-    };
-    exit_code(outcome, "blast")
+    match cli.command {
+        // Unreadable records are bad input; a selftest that cannot run is a run failure.
+        Some(Command::Report(args)) => {
+            untrusted_input("report");
+            finish("blast report", report::run(&args), EXIT_USAGE)
+        }
+        Some(Command::Merge(args)) => {
+            untrusted_input("merge");
+            exit_code(merge::run(&args), "blast merge")
+        }
+        Some(Command::Selftest(args)) => finish("blast selftest", selftest::run(&args), EXIT_RUN),
+        Some(Command::K8s(args)) => finish("blast k8s", k8s::run(&args), EXIT_USAGE),
+        Some(Command::Convert(args)) => finish("blast convert", convert::run(&args), EXIT_USAGE),
+        None => {
+            let mut args = cli.run;
+            args.resolve_positionals();
+            let outcome = if args.web {
+                web::serve(&args)
+            } else {
+                run::run(&args)
+            };
+            exit_code(outcome, "blast")
+        }
+    }
 }
 
 /// The exit code of a run (or a merge) that ended with `outcome`, its error printed.
@@ -101,35 +141,12 @@ fn exit_code(outcome: Result<Verdict, Failure>, program: &str) -> ExitCode {
     }
 }
 
-/// A subcommand's flags; `Err` is the exit code after --help, --version or a bad flag.
-fn parse<A: Parser>() -> Result<A, ExitCode> {
-    let name = std::env::args().nth(1).unwrap_or_default();
-    // Named as typed ("blast merge"), so usage lines read as a command to copy.
-    let argv = std::iter::once(format!("blast {name}")).chain(std::env::args().skip(2));
-    match A::try_parse_from(argv) {
-        Ok(args) => Ok(args),
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            Err(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("blast {name}: error: {}", one_line(&e.render().to_string()));
-            Err(ExitCode::from(EXIT_USAGE))
-        }
-    }
-}
-
-/// `blast report ...` and `blast selftest ...`: their own flags, the same error conventions.
-fn subcommand<A: Parser>(action: fn(&A) -> anyhow::Result<()>, failure: u8) -> ExitCode {
-    let name = std::env::args().nth(1).unwrap_or_default();
-    let args = match parse::<A>() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    match action(&args) {
+/// The exit code of a subcommand that ended with `outcome` (`failure` for an error, printed).
+fn finish(program: &str, outcome: anyhow::Result<()>, failure: u8) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("blast {name}: error: {}", redact::text(&format!("{e:#}")));
+            eprintln!("{program}: error: {}", redact::text(&format!("{e:#}")));
             ExitCode::from(failure)
         }
     }
@@ -151,14 +168,16 @@ fn untrusted_input(subcommand: &str) {
     }));
 }
 
-/// Folds clap's multi-line message into one line, dropping its usage and help hints.
+/// Folds clap's multi-line message into one line, dropping its usage (every line from
+/// `Usage:` on) and help hints.
 fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
         .filter(|l| !l.is_empty())
         .filter(|l| {
-            !["Usage:", "For more information", "tip:"]
+            !["For more information", "tip:"]
                 .iter()
                 .any(|p| l.starts_with(p))
         })

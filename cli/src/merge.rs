@@ -5,7 +5,6 @@ use anyhow::anyhow;
 use blast_report::merge::Shards;
 use blast_report::RunRecord;
 use blast_scenarios::Criterion;
-use clap::Parser;
 use std::path::PathBuf;
 
 use crate::args::OutputArgs;
@@ -14,8 +13,8 @@ use crate::run::{Failure, Verdict};
 use crate::summary;
 
 /// Merges the --json records of a run's shards (`blast --shard I/N`) into one run, exactly.
-#[derive(Parser, Debug)]
-#[command(name = "blast merge", max_term_width = 100)]
+#[derive(clap::Args, Debug)]
+#[command(max_term_width = 100)]
 pub struct MergeArgs {
     /// The shards' records, written by `blast --shard I/N --json FILE` (or pod logs of
     /// `blast k8s` shards, which hold the record between markers).

@@ -2,12 +2,11 @@
 
 use anyhow::{bail, Context};
 use blast_report::RunRecord;
-use clap::Parser;
 use std::path::{Path, PathBuf};
 
 /// Writes the P4.3 results report from runs' --json records.
-#[derive(Parser, Debug)]
-#[command(name = "blast report", max_term_width = 100)]
+#[derive(clap::Args, Debug)]
+#[command(max_term_width = 100)]
 pub struct ReportArgs {
     /// Run records written by `blast --json` (files or folders). Default: results/*.json.
     pub runs: Vec<PathBuf>,

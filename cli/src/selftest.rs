@@ -5,14 +5,13 @@
 use anyhow::Context;
 use blast_engine::{Engine, Plan, RequestTemplate, Requests, Schedule, Target};
 use blast_scenarios::parse_duration;
-use clap::Parser;
 use std::time::Duration;
 
 use crate::monitor::WorkerCpu;
 
 /// Measures the generator's ceiling on this machine.
-#[derive(Parser, Debug)]
-#[command(name = "blast selftest", max_term_width = 100)]
+#[derive(clap::Args, Debug)]
+#[command(max_term_width = 100)]
 pub struct SelftestArgs {
     /// How long to measure.
     #[arg(short = 't', long = "run-time", default_value = "5s", value_parser = parse_duration)]

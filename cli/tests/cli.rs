@@ -83,7 +83,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 35] = [
+    let cases: [&[&str]; 41] = [
         &["--start-at", "tomorrow"],
         &["--shard", "0/3"],
         &["--shard", "4/3"],
@@ -119,6 +119,13 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["http://127.0.0.1:1/", "--tags", "read"],
         &["--profile", "cab", "--tags", "no-such-tag"],
         &["http://127.0.0.1:1/", "--rate", "10", "-u", "3"],
+        // Negative numbers get the range message, not clap's "unexpected argument".
+        &["http://127.0.0.1:1/", "--rate", "-10"],
+        &["http://127.0.0.1:1/", "-r", "-5"],
+        &["http://127.0.0.1:1/", "-u", "-3"],
+        &["http://127.0.0.1:1/", "--threads", "-1"],
+        &["http://127.0.0.1:1/", "-t", "-5s"],
+        &["--profile", "burst", "--peak", "-5"],
     ];
     std::fs::remove_file(bad_file).unwrap();
     for args in cases {
@@ -126,6 +133,14 @@ fn bad_input_is_one_line_and_exit_code_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.starts_with("blast: error:"), "{args:?}: {err}");
+        let negative = args
+            .iter()
+            .any(|a| a.len() > 1 && a.as_bytes()[0] == b'-' && a.as_bytes()[1].is_ascii_digit());
+        assert!(
+            !(negative && err.contains("unexpected argument")),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("<COMMAND>"), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
@@ -484,4 +499,31 @@ fn start_at_waits_for_its_time_and_says_how_late_it_started() {
     let at_ns = (at.parse::<f64>().unwrap() * 1000.0).round() as u64 * 1_000_000;
     let first_ns = v["shard_data"]["started_at_ns"].as_u64().unwrap();
     assert_eq!((first_ns - at_ns) % interval_ns, 0, "{v}");
+}
+
+#[test]
+fn help_lists_the_subcommands_and_each_has_its_own() {
+    for args in [&["help"][..], &["--help"]] {
+        let out = blast(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: blast [OPTIONS] [URL]"), "{text}");
+        for command in ["convert", "k8s", "merge", "report", "selftest"] {
+            assert!(
+                text.lines().any(|l| l.trim_start().starts_with(command)),
+                "{command} missing from {args:?}:\n{text}"
+            );
+        }
+    }
+    for command in ["convert", "k8s", "merge", "report", "selftest"] {
+        for args in [&[command, "--help"][..], &["help", command]] {
+            let out = blast(args);
+            assert_eq!(out.status.code(), Some(0), "{args:?}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(&format!("Usage: blast {command}")),
+                "{args:?}:\n{text}"
+            );
+        }
+    }
 }
