@@ -69,7 +69,7 @@ enum Command {
     /// Translate a locustfile into a scenario file (or only check what translates)
     Convert(convert::ConvertArgs),
     /// Print Kubernetes manifests that run a job as shards
-    K8s(k8s::K8sArgs),
+    K8s(Box<k8s::K8sArgs>),
     /// Merge shards' records into one exact run, its outputs and verdict
     Merge(merge::MergeArgs),
     /// Write the P4.3 results report from runs' --json records
