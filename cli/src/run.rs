@@ -40,6 +40,17 @@ fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
     Failure::Usage(e.into())
 }
 
+/// An engine error as an exit: a target that cannot be reached (by name or by connection) or
+/// a thread that cannot start is a run that could not happen; the rest is bad input.
+fn failure(e: EngineError) -> Failure {
+    match e {
+        EngineError::Unreachable { .. }
+        | EngineError::Unresolvable { .. }
+        | EngineError::Thread(_) => Failure::Run(e.into()),
+        other => usage(other),
+    }
+}
+
 /// What sees a run besides the console and the files: the web UI.
 pub trait Watcher {
     /// The run is about to start; `handle` steers it, `criteria` judge it.
@@ -93,7 +104,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         Job::Url(_) => "URL",
         Job::Scenario { .. } => "--host",
     };
-    let (target, uri) = Target::parse(&url).map_err(usage)?;
+    let (target, uri) = Target::parse(&url).map_err(failure)?;
     if target.tls && args.insecure {
         eprintln!("warning: --insecure: the server's certificate is not verified");
     }
@@ -182,10 +193,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
     if let Some(at) = args.start_at {
         wait_until(at, console);
     }
-    let report = engine.run(on_interval).map_err(|e| match e {
-        EngineError::Unreachable { .. } | EngineError::Thread(_) => Failure::Run(e.into()),
-        other => usage(other),
-    })?;
+    let report = engine.run(on_interval).map_err(failure)?;
     eprint!("{}", progress.clear());
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
     let (scenario_digest, scenario_source) = scenario_identity(args, &url, source);

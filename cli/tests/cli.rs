@@ -527,3 +527,52 @@ fn help_lists_the_subcommands_and_each_has_its_own() {
         }
     }
 }
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_run_that_could_not_happen() {
+    // `.invalid` never resolves (RFC 2606): exit 1, as for a refused connection.
+    let out = blast(&["http://no-such-host.invalid/", "-t", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot resolve no-such-host.invalid"),
+        "{}",
+        stderr(&out)
+    );
+    // A name no resolver could know is bad input.
+    let out = blast(&["http://bad_host!/", "-t", "1s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a valid name"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_scenario_file_says_why_once() {
+    for file in ["/no/such/scenario.toml", "/no/such/locustfile.py"] {
+        let out = blast(&["-f", file]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert_eq!(err.matches("No such file").count(), 1, "{err}");
+        assert!(err.starts_with(&format!("blast: error: cannot read {file}")), "{err}");
+    }
+}
+
+#[test]
+fn the_readme_installs_every_binary_it_uses() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let installed: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("cargo install --path "))
+        .map(|rest| rest.split_whitespace().next().unwrap())
+        .collect();
+    for path in &installed {
+        assert!(
+            std::path::Path::new(&format!("{root}/{path}/src/main.rs")).exists(),
+            "cargo install --path {path} installs no binary"
+        );
+    }
+    // The binaries the README's commands run: blast, and blast-target from tools/target.
+    assert!(installed.contains(&"cli"), "{installed:?}");
+    if readme.contains("blast-target --") {
+        assert!(installed.contains(&"tools/target"), "{installed:?}");
+    }
+}

@@ -25,6 +25,15 @@ pub enum EngineError {
         /// What went wrong, e.g. what the OS said.
         why: String,
     },
+    /// The target's host name did not resolve before the run started (a well-formed name
+    /// that DNS does not know, or no DNS): the run cannot happen, the flags are not wrong.
+    #[error("cannot resolve {host}: {why}")]
+    Unresolvable {
+        /// The host name as given.
+        host: String,
+        /// What the resolver said.
+        why: String,
+    },
     /// The TLS settings cannot be used (an unreadable CA file, no trusted roots).
     #[error("TLS: {0}")]
     Tls(String),

@@ -67,12 +67,22 @@ impl Target {
                 "the host is neither a DNS name nor an IP address that a TLS certificate can name",
             ));
         }
+        // A name no resolver could know is bad input; a well-formed one DNS does not know is
+        // a target that cannot be reached.
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+        if host.is_empty() || !host.chars().all(name_char) {
+            return Err(bad("the host is not a valid name or IP address"));
+        }
+        let unresolvable = |why: String| EngineError::Unresolvable {
+            host: host.clone(),
+            why,
+        };
         let addrs: Vec<SocketAddr> = (host.as_str(), port)
             .to_socket_addrs()
-            .map_err(|e| bad(&format!("cannot resolve host: {e}")))?
+            .map_err(|e| unresolvable(e.to_string()))?
             .collect();
         if addrs.is_empty() {
-            return Err(bad("host resolves to no address"));
+            return Err(unresolvable("it resolves to no address".into()));
         }
         let shown = if host.contains(':') {
             format!("[{host}]")

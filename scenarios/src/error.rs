@@ -23,12 +23,24 @@ pub enum ScenarioError {
         /// The known names, comma-separated.
         known: String,
     },
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read; the I/O error is its source, so an error chain (anyhow's
+    /// `{:#}`) names it once.
+    #[error("cannot read {path}")]
     Read {
         /// File name as given.
         path: String,
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_file_names_its_reason_once_in_the_chain() {
+        let e = crate::read("/no/such/scenario.toml").unwrap_err();
+        assert_eq!(e.to_string(), "cannot read /no/such/scenario.toml");
+        let cause = std::error::Error::source(&e).expect("the I/O error");
+        assert!(cause.to_string().contains("No such file"), "{cause}");
+    }
 }
