@@ -541,7 +541,11 @@ fn a_name_that_does_not_resolve_is_a_run_that_could_not_happen() {
     // A name no resolver could know is bad input.
     let out = blast(&["http://bad_host!/", "-t", "1s"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not a valid name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid name"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -551,7 +555,10 @@ fn a_missing_scenario_file_says_why_once() {
         assert_eq!(out.status.code(), Some(2));
         let err = stderr(&out);
         assert_eq!(err.matches("No such file").count(), 1, "{err}");
-        assert!(err.starts_with(&format!("blast: error: cannot read {file}")), "{err}");
+        assert!(
+            err.starts_with(&format!("blast: error: cannot read {file}")),
+            "{err}"
+        );
     }
 }
 

@@ -259,47 +259,142 @@ fn the_json_record_has_names_series_criteria_and_metadata() {
     assert!(v["percentiles"].as_array().unwrap().len() > 3);
 }
 
-#[test]
-fn the_hdr_log_is_readable_by_hdrhistogram() {
+/// The intervals of an HDR interval log, decoded with the `hdrhistogram` crate, and their sum.
+fn hdr_log(path: &Path) -> (Vec<(String, u64)>, hdrhistogram::Histogram<u64>) {
+    use base64::Engine as _;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
-    let run = run("hdr", &[]);
-    let bytes = std::fs::read(run.file("run.hlog")).unwrap();
-    let mut total = 0;
-    let mut intervals = 0;
+    let bytes = std::fs::read(path).unwrap();
+    let mut intervals = Vec::new();
+    let mut total = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     for entry in IntervalLogIterator::new(&bytes) {
         if let LogEntry::Interval(h) = entry.unwrap() {
-            let decoded = base64_decode(h.encoded_histogram());
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(h.encoded_histogram())
+                .unwrap();
             let histogram: hdrhistogram::Histogram<u64> = Deserializer::new()
                 .deserialize(&mut decoded.as_slice())
                 .unwrap();
-            total += histogram.len();
-            intervals += 1;
-            assert_eq!(h.tag().map(|t| t.as_str()), Some("all"));
+            total.add(&histogram).unwrap();
+            let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+            intervals.push((tag, histogram.len()));
         }
     }
-    assert_eq!(intervals, run.json["history"].as_array().unwrap().len());
-    // Every response's latency is in the log exactly once.
-    let answered = run.json["requests"].as_u64().unwrap();
-    assert_eq!(total, answered);
+    (intervals, total)
 }
 
-/// Standard base64 (the interval log's histogram encoding), decoded without a dependency.
-fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
+#[test]
+fn the_hdr_log_is_readable_by_hdrhistogram() {
+    let run = run("hdr", &[]);
+    let (intervals, total) = hdr_log(&run.file("run.hlog"));
+    assert_eq!(
+        intervals.len(),
+        run.json["history"].as_array().unwrap().len()
+    );
+    assert!(
+        intervals.iter().all(|(tag, _)| tag == "all"),
+        "{intervals:?}"
+    );
+    // Every response's latency is in the log exactly once.
+    let answered = run.json["requests"].as_u64().unwrap();
+    assert_eq!(total.len(), answered);
+}
+
+#[test]
+fn every_output_gives_the_same_percentiles_when_slots_are_missed() {
+    // One connection to a server that takes 2 ms cannot send 2,000 requests/s: most slots
+    // are missed. A missed slot is never sent, so it adds nothing to any latency histogram.
+    let server = blast_target::Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        blast_target::Config {
+            latency: blast_target::Latency::Fixed(std::time::Duration::from_millis(2)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("blast-missed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let url = format!("{}/", server.url());
+    let blast = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_blast"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    blast(&[
+        &url,
+        "--rate",
+        "2000",
+        "-t",
+        "2s",
+        "--max-connections",
+        "1",
+        "--threads",
+        "1",
+        "--no-pin",
+        "-q",
+        "--shard",
+        "1/1",
+        "--json",
+        &path("run.json"),
+        "--csv",
+        &path("run"),
+        "--html",
+        &path("run.html"),
+        "--hdr-log",
+        &path("run.hlog"),
+    ]);
+    blast(&[
+        "merge",
+        &path("run.json"),
+        "--json",
+        &path("merged.json"),
+        "-q",
+    ]);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&read("run.json")).unwrap();
+    let merged: serde_json::Value = serde_json::from_str(&read("merged.json")).unwrap();
+    assert!(json["missed"].as_u64().unwrap() > 0, "no slot was missed");
+    let (_, log) = hdr_log(&dir.join("run.hlog"));
+    assert_eq!(log.len(), json["requests"].as_u64().unwrap());
+    let stats_text = read("run_stats.csv");
+    let header: Vec<&str> = stats_text.lines().next().unwrap().split(',').collect();
+    let stats = csv_rows(&stats_text);
+    let aggregated = stats.iter().find(|r| r[1] == "Aggregated").unwrap();
+    let html = read("run.html");
+    for (key, column, q) in [
+        ("p50", "50%", 0.5),
+        ("p99", "99%", 0.99),
+        ("p999", "99.9%", 0.999),
+    ] {
+        let ms = json["latency_ms"][key].as_f64().unwrap();
+        // The HDR log read by the hdrhistogram crate, by nearest rank as blast and Java's
+        // HdrHistogram count (the value at rank ceil(q * n)).
+        assert_eq!(
+            ms,
+            log.value_at_quantile(q) as f64 / 1000.0,
+            "{key}: JSON vs HDR log"
+        );
+        assert_eq!(
+            merged["latency_ms"][key], json["latency_ms"][key],
+            "{key}: merge"
+        );
+        let col = header.iter().position(|h| *h == column).unwrap();
+        assert_eq!(aggregated[col].parse::<f64>().unwrap(), ms, "{key}: CSV");
+        if key == "p99" {
+            assert!(
+                html.contains(&format!("p99 <b>{ms:.3}</b> ms")),
+                "{key}: HTML"
+            );
         }
     }
-    out
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Chromium's binary, if one is installed.
