@@ -168,13 +168,13 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
 </style></head>
 <body data-ready="no">
 <h1>{} {verdict}</h1>
-<p class="facts"><span>started {}</span><span>ended {}</span><span>{:.1} s</span><span>{} threads ({})</span><span>{}</span></p>
+<p class="facts"><span>started {}</span><span>ended {}</span><span>{} s</span><span>{} threads ({})</span><span>{}</span></p>
 "#,
         escape(&title),
         escape(&title),
         record.started_at,
         record.ended_at,
-        record.duration_s,
+        crate::time::seconds(record.duration_s),
         record.threads,
         if record.pinned {
             "pinned"
