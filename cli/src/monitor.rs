@@ -346,8 +346,8 @@ impl Monitor {
         }
         if sample.stalled() && !std::mem::replace(&mut self.warned_stall, true) {
             eprintln!(
-                "blast: warning: the generator stalled (its event loop ran {:.0} ms late): latencies of this interval include blast's own pause",
-                sample.loop_lag_ms
+                "blast: warning: the generator stalled ({}): latencies of this interval include blast's own pause",
+                sample.stall_cause()
             );
         }
         sample

@@ -200,14 +200,7 @@ pub fn render(
                 blast_engine::LATE_AFTER.as_millis()
             ),
         );
-        let (scheduled, missed) = report.slots;
-        out.field(
-            "slots",
-            &format!(
-                "{scheduled} due, {} sent, {missed} missed (every connection busy until the end)",
-                scheduled - missed
-            ),
-        );
+        out.field("slots", &slots_text(report.slots));
     }
     out.field(
         "transfer",
@@ -467,6 +460,19 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// The open model's slots: due, sent, missed, and why slots were missed when some were.
+fn slots_text((scheduled, missed): (u64, u64)) -> String {
+    let why = if missed > 0 {
+        " (every connection busy until the end)"
+    } else {
+        ""
+    };
+    format!(
+        "{scheduled} due, {} sent, {missed} missed{why}",
+        scheduled - missed
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +481,15 @@ mod tests {
     fn loads_and_times_read_naturally() {
         assert_eq!(load(&Schedule::users(1)), "1 user");
         assert_eq!(load(&Schedule::users(64)), "64 users");
+    }
+
+    #[test]
+    fn slots_say_why_only_when_some_were_missed() {
+        assert_eq!(slots_text((100, 0)), "100 due, 100 sent, 0 missed");
+        assert_eq!(
+            slots_text((100, 3)),
+            "100 due, 97 sent, 3 missed (every connection busy until the end)"
+        );
     }
 
     #[test]

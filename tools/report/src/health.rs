@@ -23,6 +23,28 @@ pub const STALL_MS: f64 = 100.0;
 /// Steal above this share of the host's CPUs starves the generator.
 const STALL_STEAL_PCT: f64 = 10.0;
 
+/// The rules that fired in stalled `samples`, each with its worst figure ("its event loop ran
+/// {up_to}190 ms late", "the host took {up_to}25% of its CPUs for other guests (steal)").
+fn stall_causes(samples: &[&Sample], up_to: &str) -> String {
+    let worst = |value: fn(&Sample) -> f64, threshold: f64| {
+        (samples.iter().map(|s| value(s)))
+            .filter(|v| *v >= threshold)
+            .reduce(f64::max)
+    };
+    let lag = worst(|s| s.loop_lag_ms, STALL_MS);
+    let steal = worst(|s| s.steal_pct.unwrap_or(0.0), STALL_STEAL_PCT);
+    let causes: Vec<String> = [
+        lag.map(|ms| format!("its event loop ran {up_to}{ms:.0} ms late")),
+        steal.map(|pct| {
+            format!("the host took {up_to}{pct:.0}% of its CPUs for other guests (steal)")
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    causes.join(", and ")
+}
+
 impl Sample {
     /// Whether the generator stalled in this interval, however busy it was: latencies then
     /// include blast's own pause. Run-queue waits are many short ones summed (a worker sharing
@@ -35,6 +57,12 @@ impl Sample {
     /// How long the generator was held up in the interval.
     fn stall_ms(&self) -> f64 {
         self.loop_lag_ms
+    }
+
+    /// What made the interval stalled, in words: the rule that fired, with its figure
+    /// ("its event loop ran 190 ms late", "the host took 25% of its CPUs for other guests").
+    pub fn stall_cause(&self) -> String {
+        stall_causes(&[self], "")
     }
 
     /// Whether the generator was the limit in this interval.
@@ -58,7 +86,7 @@ impl GeneratorCheck {
         let bound = saturated >= 2 && saturated * 10 >= intervals;
         let cpu = max_cpu.map_or("not readable".to_string(), |c| format!("up to {c:.0}%"));
         let evidence = if bound {
-            format!("generator-bound: in {saturated} of {intervals} intervals a worker was at {SATURATED_CPU_PCT:.0}%+ of its core, or busy with its event loop running timers {SATURATED_LAG_MS:.0}+ ms late (worker CPU {cpu}, loop lag up to {max_lag:.1} ms); the results may show blast's limit rather than the target's. Give blast more cores or fewer users per core.")
+            format!("generator-bound: in {saturated} of {intervals} intervals a worker was at {SATURATED_CPU_PCT:.0}%+ of its core, or busy with its event loop running timers {SATURATED_LAG_MS:.0}+ ms late (worker CPU {cpu}, loop lag up to {max_lag:.1} ms), so the results may show blast's limit rather than the target's: give blast more cores or fewer users per core")
         } else {
             format!("not generator-bound: worker CPU {cpu}, event loop lag up to {max_lag:.1} ms ({saturated} of {intervals} intervals saturated)")
         };
@@ -98,9 +126,11 @@ impl GeneratorCheck {
             .iter()
             .filter_map(|p| p.sample.run_queue_ms)
             .fold(0.0, f64::max);
+        // Clauses in lower case joined by "; ", the verdict's among them, so that the
+        // evidence reads as one sentence wherever it is shown.
         if waited >= STALL_MS {
             self.evidence = format!(
-                "{} Other processes kept a worker waiting for a CPU for up to {waited:.0} ms in an interval.",
+                "{}; other processes kept a worker waiting for a CPU for up to {waited:.0} ms in an interval",
                 self.evidence
             );
         }
@@ -110,10 +140,11 @@ impl GeneratorCheck {
                 .iter()
                 .map(|(a, b)| format!("{a:.0}-{b:.0} s"))
                 .collect();
+            let samples: Vec<&Sample> = stalled.iter().map(|p| &p.sample).collect();
             self.evidence = format!(
-                "generator stalled at {} (held up about {:.0} ms: its event loop ran that late); latencies in that window are not the server's. {}",
+                "generator stalled at {} ({}), so latencies in that window are not the server's; {}",
                 windows.join(", "),
-                self.stall_ms,
+                stall_causes(&samples, "up to "),
                 self.evidence
             );
         }
@@ -266,6 +297,42 @@ mod tests {
         let mut shared = sample(60.0, 4.0);
         shared.run_queue_ms = Some(400.0);
         assert!(steal.stalled() && !sample(99.0, 40.0).stalled() && !shared.stalled());
+        // The evidence names what fired, in one sentence of clauses.
+        assert!(
+            check
+                .evidence
+                .contains("(its event loop ran up to 2001 ms late)"),
+            "{}",
+            check.evidence
+        );
+        assert!(!check.evidence.contains(". "), "{}", check.evidence);
+    }
+
+    #[test]
+    fn a_stall_by_steal_is_said_to_be_steal_not_a_late_loop() {
+        let mut steal = sample(10.0, 7.0);
+        steal.steal_pct = Some(25.0);
+        assert_eq!(
+            steal.stall_cause(),
+            "the host took 25% of its CPUs for other guests (steal)"
+        );
+        let history = vec![point(0.0, sample(10.0, 1.0)), point(1.0, steal)];
+        let mut check =
+            GeneratorCheck::of(&history.iter().map(|p| p.sample.clone()).collect::<Vec<_>>());
+        check.note_stalls(&history);
+        assert!(
+            check
+                .evidence
+                .contains("(the host took up to 25% of its CPUs for other guests (steal))"),
+            "{}",
+            check.evidence
+        );
+        assert!(
+            !check.evidence.contains("event loop ran"),
+            "{}",
+            check.evidence
+        );
+        assert!(!check.evidence.contains(". "), "{}", check.evidence);
     }
 
     #[test]
