@@ -60,6 +60,10 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
     let (report, samples) = shards
         .replay(&mut |s, sample| outputs.observe(s, sample, started + s.elapsed))
         .map_err(usage)?;
+    outputs
+        .take_warnings()
+        .iter()
+        .for_each(|w| summary::warn(w));
     let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
     let info = shards.info();
     let label = shards.label();
@@ -74,8 +78,7 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
             );
         }
     } else {
-        let width = terminal_size::terminal_size_of(std::io::stdout())
-            .map_or(summary::WIDTH, |(w, _)| usize::from(w.0));
+        let width = summary::width_of(&std::io::stdout());
         print!("{}", summary::render(&report, &label, None, &record, width));
     }
     outputs.finish(&report, &record).map_err(Failure::Run)?;

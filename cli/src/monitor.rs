@@ -223,6 +223,8 @@ pub struct Monitor {
     background: Vec<(Vec<String>, Latest)>,
     warned: bool,
     warned_stall: bool,
+    /// Warnings not shown yet: the run loop prints them between live frames.
+    warnings: Vec<String>,
 }
 
 /// Reads `read` every `every` on a thread of its own; the latest values wait in the result.
@@ -288,6 +290,7 @@ impl Monitor {
             background,
             warned: false,
             warned_stall: false,
+            warnings: Vec::new(),
         })
     }
 
@@ -305,6 +308,11 @@ impl Monitor {
         }
         keys.extend(self.background.iter().flat_map(|(k, _)| k.iter().cloned()));
         keys
+    }
+
+    /// The warnings of the samples taken since the last call (each kind once per run).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// One sample, given the interval's largest event-loop lag.
@@ -338,17 +346,17 @@ impl Monitor {
         };
         // Saturation needs a CPU reading, so the start-up interval (none yet) never warns.
         if sample.saturated() && !std::mem::replace(&mut self.warned, true) {
-            eprintln!(
-                "blast: warning: the generator is saturated (busiest worker at {:.0}% CPU, event loop {:.1} ms late): results may show blast's limit, not the target's",
+            self.warnings.push(format!(
+                "the generator is saturated (busiest worker at {:.0}% CPU, event loop {:.1} ms late): results may show blast's limit, not the target's",
                 sample.worker_cpu_pct.unwrap_or_default(),
                 sample.loop_lag_ms
-            );
+            ));
         }
         if sample.stalled() && !std::mem::replace(&mut self.warned_stall, true) {
-            eprintln!(
-                "blast: warning: the generator stalled ({}): latencies of this interval include blast's own pause",
+            self.warnings.push(format!(
+                "the generator stalled ({}): latencies of this interval include blast's own pause",
                 sample.stall_cause()
-            );
+            ));
         }
         sample
     }

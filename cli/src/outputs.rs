@@ -22,6 +22,8 @@ pub struct Outputs {
     html: Option<PathBuf>,
     /// The first write error met while running; later ones are not repeated.
     warned: bool,
+    /// Warnings not shown yet (the run loop prints them between live frames).
+    warnings: Vec<String>,
 }
 
 impl Outputs {
@@ -62,6 +64,7 @@ impl Outputs {
             json: args.json.clone(),
             html: args.html.clone(),
             warned: false,
+            warnings: Vec::new(),
         })
     }
 
@@ -81,9 +84,14 @@ impl Outputs {
         }
         if let Err(e) = result {
             if !std::mem::replace(&mut self.warned, true) {
-                eprintln!("blast: warning: cannot write results while running ({e}); the run goes on and they are written again at the end");
+                self.warnings.push(format!("cannot write results while running ({e}); the run goes on and they are written again at the end"));
             }
         }
+    }
+
+    /// The warnings of the intervals observed since the last call.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// The failure rows of the finished run, which ended at `now`.

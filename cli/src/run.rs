@@ -184,6 +184,17 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             w.interval(s, &sample);
         }
         samples.push(sample);
+        // A warning between two live frames would leave the older one behind: clear the
+        // frame, warn, and let the next frame start below the warning.
+        let warnings: Vec<String> = monitor
+            .take_warnings()
+            .into_iter()
+            .chain(outputs.take_warnings())
+            .collect();
+        if !warnings.is_empty() {
+            eprint!("{}", progress.clear());
+            warnings.iter().for_each(|w| summary::warn(w));
+        }
         if console == Console::Live {
             if let Some(text) = progress.observe(s) {
                 eprint!("{text}");
@@ -214,8 +225,7 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         record.shard_data = Some(ShardData::new(&report, &info, criteria, log));
     }
     if console != Console::Quiet {
-        let width = terminal_size::terminal_size_of(std::io::stdout())
-            .map_or(summary::WIDTH, |(w, _)| usize::from(w.0));
+        let width = summary::width_of(&std::io::stdout());
         let text = summary::render(&report, &label, script.as_ref(), &record, width);
         print!("{text}");
         let _ = std::io::stdout().flush();

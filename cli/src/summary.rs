@@ -15,8 +15,30 @@ const PERCENTILES: [(&str, f64); 5] = [
     ("p99.99", 0.9999),
 ];
 
-/// Width the summary keeps to when stdout is not a terminal: the classic terminal's.
-pub const WIDTH: usize = 80;
+/// The width output to `stream` keeps to: a terminal's with one column to spare (a line that
+/// fills the last column makes some terminals wrap), or no limit when it is piped, so that a
+/// file or a log keeps whole names.
+pub fn width_of(stream: &impl std::os::fd::AsFd) -> usize {
+    terminal_size::terminal_size_of(stream).map_or(usize::MAX, |(w, _)| {
+        usize::from(w.0).saturating_sub(1).max(40)
+    })
+}
+
+/// `blast: warning: TEXT` on stderr, wrapped at its words to a terminal's width (continued
+/// lines indented), or on one line when stderr is piped.
+pub fn warn(text: &str) {
+    let mut out = Text {
+        out: String::new(),
+        width: width_of(&std::io::stderr()),
+    };
+    out.wrap(
+        "blast: warning: ",
+        2,
+        text.split(' ').map(str::to_string),
+        " ",
+    );
+    eprint!("{}", out.out);
+}
 /// Where a field's text starts: two spaces and a 14-column label.
 const INDENT: usize = 16;
 /// Kinds of error listed in the summary; the rest are in `_failures.csv` and the JSON.

@@ -583,3 +583,35 @@ fn the_readme_installs_every_binary_it_uses() {
         assert!(installed.contains(&"tools/target"), "{installed:?}");
     }
 }
+
+#[test]
+fn piped_output_keeps_whole_names() {
+    let dir = std::env::temp_dir().join(format!("blast-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let long = "/api/v1/a-request-name-much-longer-than-eighty-columns-allow/with/more/segments/";
+    let file = dir.join("long.toml");
+    std::fs::write(
+        &file,
+        format!("[[user]]\nclass = \"U\"\nwait_time = \"constant(0.1)\"\n[[user.task]]\nrequest = \"GET /\"\nname = \"{long}\"\n[[user.task]]\nrequest = \"GET /status/204\"\n"),
+    )
+    .unwrap();
+    let out = blast(&[
+        "-f",
+        file.to_str().unwrap(),
+        "-t",
+        "1s",
+        "-u",
+        "1",
+        "--no-pin",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    // No terminal, no width to fit: the name whole, and no field wrapped.
+    assert!(summary.contains(&format!("GET {long} ")), "{summary}");
+    assert!(!summary.contains('…'), "{summary}");
+    assert!(
+        !summary.lines().any(|l| l.starts_with(&" ".repeat(16))),
+        "a wrapped line:\n{summary}"
+    );
+}
