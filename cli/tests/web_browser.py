@@ -85,6 +85,31 @@ def attack(browser, elsewhere, page_name):
     page.close()
 
 
+def check_staged_profile(blast):
+    """`--profile burst`: the form shows the burst's stages and no user count (Start runs what
+    it shows), the criteria are listed before the run, and typing users clears the stages."""
+    proc = subprocess.Popen([blast, "--web", "--web-port", "0", "--no-pin", "--profile", "burst"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"http://\S+/", proc.stdout.readline()).group(0)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.goto(url)
+            expect(page.locator("#stages")).not_to_have_value("")
+            expect(page.locator("#users")).to_have_value("")
+            rows = page.locator("#criteria tbody tr")
+            expect(rows).to_have_count(4)
+            expect(rows.first).to_contain_text("judged while the run goes")
+            page.fill("#users", "5")
+            page.dispatch_event("#users", "input")
+            expect(page.locator("#stages")).to_have_value("")
+            browser.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main():
     blast, shots = sys.argv[1], Path(sys.argv[2]) if len(sys.argv) > 2 else None
     proc = subprocess.Popen([blast, "--web", "--web-port", "0", "--no-pin"],
@@ -151,14 +176,30 @@ def main():
                 raise SystemExit("the downloaded stats CSV has no Aggregated row")
             if shots:
                 page.screenshot(path=str(shots / "web-stopped.png"), full_page=True)
+            # Stopped: nothing is being sent, so the current rate reads zero.
+            expect(page.locator("#rps-now")).to_have_text(re.compile(r"^0(\.0+)?$"))
+            # The generator panel keeps what happened earlier: a stall an interval ago is
+            # still said while the last interval keeps up (the outcome judges the whole run).
+            panel = page.evaluate("""() => {
+                const p = {t: 1, rps: 1, fails_per_s: 0, p50: 1, p95: 1, p99: 1, users: 1,
+                           worker_cpu_pct: 5, loop_lag_ms: 150, saturated: false, stalled: true};
+                points = [p, {...p, t: 2, loop_lag_ms: 1, stalled: false}];
+                draw();
+                return document.getElementById('health').innerText;
+            }""")
+            if "keeping up now; stalled in 1 earlier interval" not in panel:
+                raise SystemExit(f"the generator panel forgot the stall: {panel!r}")
             if errors:
                 raise SystemExit(f"script errors on the page: {errors}")
             browser.close()
     finally:
         proc.kill()
         proc.wait()
+    check_staged_profile(blast)
     print("ok: pages from another origin started, stopped and reset nothing; started from the "
-          "form, users rose to 3, charts drawn, retargeted to 6, stopped, stats CSV downloaded")
+          "form, users rose to 3, charts drawn, retargeted to 6, stopped (rate 0), stats CSV "
+          "downloaded, earlier stalls kept in the panel; the burst's form shows its stages and "
+          "its four criteria")
 
 
 if __name__ == "__main__":

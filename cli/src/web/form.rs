@@ -37,15 +37,16 @@ impl Swarm {
             None => Ok(None),
         };
         let rate = positive("rate")?;
-        let users = match field("user_count").map(str::parse::<u64>) {
-            Some(Ok(u)) if u > 0 => u,
-            None if rate.is_some() => 1,
-            _ => return Err("user_count must be a whole number from 1".into()),
-        };
         let stages = match field("stages").map(blast_scenarios::parse_stages) {
             Some(Ok(stages)) => Some(Shape { start: 0.0, stages }),
             Some(Err(e)) => return Err(e),
             None => None,
+        };
+        // Stages and a rate say the load themselves; the user count is then not needed.
+        let users = match field("user_count").map(str::parse::<u64>) {
+            Some(Ok(u)) if u > 0 => u,
+            None if rate.is_some() || stages.is_some() => 1,
+            _ => return Err("user_count must be a whole number from 1".into()),
         };
         let run_time = match field("run_time").map(blast_scenarios::parse_duration) {
             Some(Ok(t)) if !t.is_zero() => Some(t),
@@ -87,6 +88,9 @@ mod tests {
         assert_eq!((open.users, open.rate), (1, Some(100.0)));
         let staged = Swarm::parse(b"user_count=1&stages=10s%3A5%2C20s%3A50").unwrap();
         assert_eq!(staged.peak_users(), 50);
+        // Stages need no user count (the start form leaves it empty for a staged profile).
+        let staged = Swarm::parse(b"user_count=&stages=10s%3A5").unwrap();
+        assert_eq!(staged.peak_users(), 5);
     }
 
     #[test]

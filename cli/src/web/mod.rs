@@ -348,23 +348,32 @@ fn defaults(args: &Args, job: &crate::args::Job) -> Value {
         .as_ref()
         .map(|s| s.load.clone())
         .unwrap_or_default();
+    let stages = args
+        .stages
+        .as_ref()
+        .map(|shape| shape.stages.clone())
+        .or(load.stages)
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|st| format!("{}s:{}", st.duration.as_secs_f64(), st.target))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    // The criteria the run will be judged by, listed before it starts.
+    let criteria: Vec<String> = (scenario.iter())
+        .flat_map(|s| s.criteria.iter())
+        .chain(&args.thresholds)
+        .map(|c| c.to_string())
+        .collect();
     json!({
-        "users": args.users.or(load.users).unwrap_or(10),
+        // A staged shape says the users itself: one of the two, so Start runs what is shown.
+        "users": args.users.or(load.users).or(stages.is_none().then_some(10)),
         "spawn_rate": args.spawn_rate.or(load.spawn_rate),
         "host": args.url.clone().or(args.host.clone()).or(scenario.and_then(|s| s.host.clone())),
         "run_time": args.run_time.or(load.run_time).map(|t| t.as_secs_f64()),
-        "stages": args
-            .stages
-            .as_ref()
-            .map(|shape| shape.stages.clone())
-            .or(load.stages)
-            .map(|stages| {
-                stages
-                    .iter()
-                    .map(|st| format!("{}s:{}", st.duration.as_secs_f64(), st.target))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }),
+        "stages": stages,
+        "criteria": criteria,
     })
 }
 
@@ -447,6 +456,22 @@ impl Watcher for Web {
         if let Some(stats) = s.stats.as_object_mut() {
             stats.insert("state".into(), json!("stopped"));
             stats.insert("user_count".into(), json!(0));
+            // Nothing is being sent any more: the current rates are zero, as Locust shows
+            // them after a stop; the totals of the run stay in the rows.
+            for key in [
+                "total_rps",
+                "total_fail_per_sec",
+                "current_rps",
+                "current_fail_per_sec",
+            ] {
+                stats.insert(key.into(), json!(0.0));
+            }
+            if let Some(rows) = stats.get_mut("stats").and_then(Value::as_array_mut) {
+                for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                    row.insert("current_rps".into(), json!(0.0));
+                    row.insert("current_fail_per_sec".into(), json!(0.0));
+                }
+            }
         }
     }
 }
