@@ -40,6 +40,16 @@ fn run(plan: Plan) -> Report {
     Engine::new(plan).unwrap().run(|_| {}).unwrap()
 }
 
+/// Waits until `done` holds, checking every 10 ms; a generous deadline turns a hang into a
+/// failure without making the test depend on the machine's speed.
+fn wait_for(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited 30 s in vain");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 const CLIENTS: [Client; 2] = [Client::Raw, Client::Hyper];
 
 #[test]
@@ -48,7 +58,7 @@ fn target_count_reconciles_with_blast_counts() {
         let server = serve(Config::default());
         let report = run(plan(&server.url(), Schedule::users(8), client));
         let c = &report.total.counters;
-        assert!(c.ok > 100, "{client:?}: {c:?}");
+        assert!(c.ok > 0, "{client:?}: {c:?}");
         assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
         // A request cut off at stop may or may not have reached the server.
         let served = server.served();
@@ -146,8 +156,9 @@ fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
             ..Config::default()
         });
         let p = plan(&server.url(), Schedule::users(2), client);
+        // The target goes once it has answered some requests, however fast the machine.
         let killer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
+            wait_for(|| server.served() >= 20);
             drop(server);
         });
         let report = run(p);
@@ -289,12 +300,14 @@ fn a_stop_request_ends_the_run_early_with_everything_counted() {
     p.run_time = Duration::from_secs(60);
     let engine = Engine::new(p).unwrap();
     let stop = engine.handle();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        stop.stop();
-    });
-    let report = engine.run(|_| {}).unwrap();
-    stopper.join().unwrap();
+    // Stop once requests are flowing: an event, not a guess at how long that takes.
+    let report = engine
+        .run(|s| {
+            if s.cumulative_total.counters.requests() > 0 {
+                stop.stop();
+            }
+        })
+        .unwrap();
     assert!(report.interrupted);
     assert!(report.duration < Duration::from_secs(60));
     let c = &report.total.counters;
@@ -337,12 +350,16 @@ fn the_user_count_can_change_while_running() {
     p.run_time = Duration::from_millis(1500);
     let engine = Engine::new(p).unwrap();
     let handle = engine.handle();
-    let steer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        handle.set_users(3);
-    });
-    let report = engine.run(|_| {}).unwrap();
-    steer.join().unwrap();
+    // Retarget once all eight users run, from the run's own intervals.
+    let mut steered = false;
+    let report = engine
+        .run(|s| {
+            if s.users == 8 && !std::mem::replace(&mut steered, true) {
+                handle.set_users(3);
+            }
+        })
+        .unwrap();
+    assert!(steered, "the eight users never all ran");
     let users: Vec<u64> = report.history.iter().map(|h| h.users).collect();
     assert_eq!(users.iter().max(), Some(&8), "{users:?}");
     // The last interval is the stop; the one before it ran with the new count.
@@ -467,18 +484,27 @@ fn the_rate_can_change_while_running() {
     let plan = open_plan(&server, 100.0, 100, 2);
     let engine = Engine::new(plan).unwrap();
     let handle = engine.handle();
-    let steer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1000));
-        handle.set_rate(400.0);
-    });
-    let report = engine.run(|_| {}).unwrap();
-    steer.join().unwrap();
+    // Raise the rate at the first interval past 1 s of the run's own clock; the timetable
+    // then owes 100 slots a second before it and 400 after, whatever the machine sends.
+    let mut changed_at = None;
+    let report = engine
+        .run(|s| {
+            if s.elapsed >= Duration::from_secs(1) && changed_at.is_none() {
+                handle.set_rate(400.0);
+                changed_at = Some(s.elapsed.as_secs_f64());
+            }
+        })
+        .unwrap();
+    let t = changed_at.expect("the run lasted past 1 s");
     let c = &report.total.counters;
-    // 100/s throughout sends at most 200; 400/s from about 1 s adds about 300 more, and
-    // any retarget before 1.8 s adds at least 50.
-    assert!(c.requests() > 250, "{c:?}");
-    assert!(c.requests() <= 800, "{c:?}");
     let (scheduled, missed) = report.slots;
+    // The change takes effect at some time T at or after t (a busy machine delivers the
+    // interval late), and before the end (0.8 s of slack): 200 < slots <= 100 t + 400 (2 - t).
+    let owed = 100.0 * t + 400.0 * (2.0 - t);
+    assert!(
+        scheduled > 200 && scheduled as f64 <= owed + 2.0,
+        "{scheduled} slots, at most {owed:.0} owed (changed at {t:.2} s)"
+    );
     assert_eq!(c.requests() + c.cancelled + missed, scheduled, "{c:?}");
 }
 

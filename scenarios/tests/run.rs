@@ -59,34 +59,6 @@ fn count(report: &Report, name: &str) -> (u64, u64, u64) {
 }
 
 #[test]
-fn tasks_run_in_proportion_to_their_weights() {
-    let server = serve();
-    let s = scenario(
-        r#"
-        [[user]]
-        class = "Mixed"
-        [[user.task]]
-        weight = 3
-        request = "GET /"
-        [[user.task]]
-        weight = 1
-        request = "GET /status/204"
-        "#,
-    );
-    let (report, _) = run(&server, &s, 4);
-    let (heavy, f1, _) = count(&report, "/");
-    let (light, f2, _) = count(&report, "/status/204");
-    assert_eq!(f1 + f2, 0);
-    let share = heavy as f64 / (heavy + light) as f64;
-    // Thousands of picks: 0.75 ± 0.05 is many standard deviations wide.
-    assert!(heavy + light > 1000, "{heavy} + {light}");
-    assert!(
-        (share - 0.75).abs() < 0.05,
-        "share of weight-3 task: {share}"
-    );
-}
-
-#[test]
 fn user_classes_split_by_weight() {
     let server = serve();
     let s = scenario(

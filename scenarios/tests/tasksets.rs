@@ -351,3 +351,30 @@ failure = { status = "not logged in", contains = "no welcome" }
         ]
     );
 }
+
+#[test]
+fn tasks_are_picked_in_proportion_to_their_weights() {
+    let source = r#"
+[[user]]
+class = "Mixed"
+[[user.task]]
+weight = 3
+request = "GET /heavy"
+[[user.task]]
+request = "GET /light"
+"#;
+    // 4,000 picks, driven by hand: a count, not a guess at how many a run would make.
+    let sent: Vec<String> = actions(source, 0, 8000, ok)
+        .into_iter()
+        .filter(|a| a.starts_with("GET"))
+        .collect();
+    let heavy = sent.iter().filter(|a| *a == "GET /heavy").count() as f64;
+    let share = heavy / sent.len() as f64;
+    // Six standard errors of a share of 0.75 over n picks: a false alarm 1 in 500 million.
+    let allowed = 6.0 * (0.75 * 0.25 / sent.len() as f64).sqrt();
+    assert!(
+        (share - 0.75).abs() < allowed,
+        "share {share} of {}",
+        sent.len()
+    );
+}
