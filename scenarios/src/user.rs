@@ -30,6 +30,8 @@ struct Inner {
     pools: Vec<Pool>,
     /// `host` and `user-agent` header lines, the same for every request.
     fixed_headers: Vec<u8>,
+    /// `scheme://authority/`: request paths are joined to it for the cookie jar's rules.
+    origin: url::Url,
     /// Headers for every request unless it sets its own of the same name: `-H` flags, and
     /// `Authorization: Basic` from `user:pass@` in the host URL.
     extra_headers: Vec<(String, String)>,
@@ -86,6 +88,8 @@ impl Scenario {
                     .collect(),
                 scenario: self.clone(),
                 fixed_headers,
+                origin: url::Url::parse(&format!("{}/", target.origin()))
+                    .expect("a parsed target is a valid URL"),
                 extra_headers: extra_headers(headers, target),
                 fixed,
                 order: std::sync::Mutex::new(ClassOrder::new(&weights)),
@@ -185,7 +189,8 @@ impl Script for ScenarioScript {
             class,
             id,
             vars,
-            cookies: Vec::new(),
+            cookies: cookie_store::CookieStore::default(),
+            path: String::new(),
             rng: fastrand::Rng::new(),
             frame: Frame::enter(0),
             outer: Vec::new(),
@@ -243,7 +248,10 @@ struct ScenarioUser {
     class: usize,
     id: UserId,
     vars: Vec<Option<Value>>,
-    cookies: Vec<(String, String)>,
+    /// The session's cookies, kept and sent by RFC 6265's rules (expiry, path, domain, secure).
+    cookies: cookie_store::CookieStore,
+    /// The path of the request in flight: the cookies of its response are scoped to it.
+    path: String,
     rng: fastrand::Rng,
     /// The innermost task set the user is in.
     frame: Frame,
@@ -372,6 +380,7 @@ impl ScenarioUser {
             id,
             vars,
             cookies,
+            path: sent_path,
             rng,
             frame,
             left_out,
@@ -403,10 +412,13 @@ impl ScenarioUser {
         let method = to.map_or(step.method.as_str(), |r| r.method.as_str());
         out.extend_from_slice(method.as_bytes());
         out.push(b' ');
+        let path_at = out.len();
         match to {
             Some(r) => out.extend_from_slice(r.path.as_bytes()),
             None => step.path.render(&mut cx, out)?,
         }
+        sent_path.clear();
+        sent_path.push_str(&String::from_utf8_lossy(&out[path_at..]));
         out.extend_from_slice(b" HTTP/1.1\r\n");
         out.extend_from_slice(&inner.fixed_headers);
         for (name, value) in &inner.extra_headers {
@@ -444,17 +456,21 @@ impl ScenarioUser {
             out.extend_from_slice(ct.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if !cookies.is_empty() {
-            out.extend_from_slice(b"cookie: ");
-            for (i, (k, v)) in cookies.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b"; ");
+        // Only a session that has cookies pays for matching them against the URL.
+        if cookies.iter_unexpired().next().is_some() {
+            if let Ok(url) = inner.origin.join(sent_path) {
+                let mut sent = 0;
+                for (k, v) in cookies.get_request_values(&url) {
+                    out.extend_from_slice(if sent == 0 { b"cookie: " } else { b"; " });
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b'=');
+                    out.extend_from_slice(v.as_bytes());
+                    sent += 1;
                 }
-                out.extend_from_slice(k.as_bytes());
-                out.push(b'=');
-                out.extend_from_slice(v.as_bytes());
+                if sent > 0 {
+                    out.extend_from_slice(b"\r\n");
+                }
             }
-            out.extend_from_slice(b"\r\n");
         }
         if body.is_some() || !matches!(method, "GET" | "HEAD") {
             let _ = write!(out, "content-length: {}\r\n", body_buf.len());
@@ -464,22 +480,19 @@ impl ScenarioUser {
         Ok(())
     }
 
-    /// Keeps cookies the target sets, as a browser session would for one host.
+    /// Keeps the cookies the target sets for the request just answered, as a browser
+    /// session would (`cookie_store`: `Expires`, `Max-Age`, `Path`, `Domain`, `Secure`).
     fn keep_cookies(&mut self, set_cookies: &[String]) {
+        if set_cookies.is_empty() {
+            return;
+        }
+        let Ok(url) = self.inner.origin.join(&self.path) else {
+            return;
+        };
         for header in set_cookies {
-            let mut parts = header.split(';');
-            let Some((name, value)) = parts.next().and_then(|kv| kv.split_once('=')) else {
-                continue;
-            };
-            let (name, value) = (name.trim(), value.trim());
-            let expired = parts.any(|attr| {
-                let attr = attr.trim().to_ascii_lowercase();
-                attr == "max-age=0" || attr.starts_with("max-age=-")
-            });
-            self.cookies.retain(|(k, _)| k != name);
-            if !expired {
-                self.cookies.push((name.to_string(), value.to_string()));
-            }
+            // A cookie the jar refuses (another domain, a bad attribute) is left out, as a
+            // browser leaves it out.
+            let _ = self.cookies.parse(header, &url);
         }
     }
 

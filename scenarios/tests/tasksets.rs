@@ -7,8 +7,13 @@ use std::time::Duration;
 
 /// User `index` of the scenario in `source`, alone on one worker.
 fn user(source: &str, index: u64) -> Box<dyn User> {
+    user_of(source, index, "http://127.0.0.1:9")
+}
+
+/// [`user`] of a scenario aimed at `url` (nothing is sent to it).
+fn user_of(source: &str, index: u64, url: &str) -> Box<dyn User> {
     let scenario = parse("test.toml", source).unwrap_or_else(|e| panic!("{e}"));
-    let (target, _) = Target::parse("http://127.0.0.1:9").unwrap();
+    let (target, _) = Target::parse(url).unwrap();
     scenario.script(&target).user(UserId {
         index,
         worker: 0,
@@ -377,4 +382,63 @@ request = "GET /light"
         "share {share} of {}",
         sent.len()
     );
+}
+
+#[test]
+fn cookies_follow_expiry_path_domain_and_secure() {
+    let source = r#"
+[[user]]
+class = "U"
+[[user.task]]
+[[user.task.step]]
+request = "GET /a/login"
+[[user.task.step]]
+request = "GET /a/page"
+[[user.task.step]]
+request = "GET /b"
+"#;
+    // Not loopback: browsers (and the jar) send Secure cookies to http://127.0.0.1 as to a
+    // secure context, but not to a plain http host elsewhere.
+    let mut user = user_of(source, 0, "http://10.255.255.1:9");
+    let set: Vec<String> = [
+        "in_a=1; Path=/a",
+        "everywhere=2; Path=/",
+        "gone=3; Max-Age=0",
+        "old=4; Expires=Wed, 21 Oct 2015 07:28:00 GMT",
+        "secure=5; Secure",
+        "elsewhere=6; Domain=example.com",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut cookie_lines = Vec::new();
+    for i in 0..3 {
+        let mut request = Vec::new();
+        assert!(matches!(user.next(&mut request), Action::Send { .. }));
+        let text = String::from_utf8(request).unwrap();
+        let cookie = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cookie: "))
+            .unwrap_or("")
+            .to_string();
+        cookie_lines.push(cookie);
+        let set_cookies: &[String] = if i == 0 { &set } else { &[] };
+        let reply = Reply {
+            status: 200,
+            body: b"",
+            truncated: false,
+            set_cookies,
+        };
+        user.response(&reply).unwrap();
+    }
+    let sorted = |line: &str| {
+        let mut v: Vec<&str> = line.split("; ").filter(|s| !s.is_empty()).collect();
+        v.sort_unstable();
+        v.join("; ")
+    };
+    assert_eq!(cookie_lines[0], "", "nothing before the login");
+    // Under /a: its own cookie and the site-wide one; never the expired, the secure (plain
+    // http) or another domain's.
+    assert_eq!(sorted(&cookie_lines[1]), "everywhere=2; in_a=1");
+    // Elsewhere: only the site-wide one.
+    assert_eq!(sorted(&cookie_lines[2]), "everywhere=2");
 }
