@@ -92,51 +92,19 @@ impl Redirect {
     }
 }
 
-/// The path a same-origin `location` names, resolved against the current path; `None` when it
-/// names another scheme, host or port.
+/// The path a same-origin `location` names, resolved against the current path by RFC 3986
+/// (the `url` crate: dot segments, relative paths, bare queries); `None` when it names another
+/// scheme, host or port.
 fn same_origin_path(target: &Target, current: &str, location: &str) -> Option<String> {
-    let path = if let Some((scheme, rest)) = location.split_once("://") {
-        let tls = match scheme.to_ascii_lowercase().as_str() {
-            "http" => false,
-            "https" => true,
-            _ => return None,
-        };
-        (tls == target.tls).then_some(())?;
-        same_authority(target, rest)?
-    } else if let Some(rest) = location.strip_prefix("//") {
-        same_authority(target, rest)?
-    } else if location.starts_with('/') {
-        location.to_string()
-    } else {
-        // Relative to the current path's folder (RFC 3986, 5.2.3); a bare query keeps the path.
-        let current = current.split('?').next().unwrap_or("/");
-        if location.starts_with('?') {
-            format!("{current}{location}")
-        } else {
-            let folder = &current[..current.rfind('/').map_or(0, |i| i + 1)];
-            format!("{folder}{location}")
-        }
-    };
+    let base = url::Url::parse(&format!("{}{current}", target.origin())).ok()?;
+    let next = base.join(location).ok()?;
+    let same = next.scheme() == base.scheme()
+        && next.host() == base.host()
+        && next.port_or_known_default() == base.port_or_known_default();
     // A fragment never goes on the wire.
-    let path = path.split('#').next().unwrap_or("/");
-    Some(if path.is_empty() { "/" } else { path }.to_string())
-}
-
-/// The path after `authority` in `rest` when that authority is the target's.
-fn same_authority(target: &Target, rest: &str) -> Option<String> {
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    let default = if target.tls { 443 } else { 80 };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
-        _ => (authority, default),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host.eq_ignore_ascii_case(&target.host) && port == target.port).then_some(())?;
-    Some(match path {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_string(),
+    same.then(|| match next.query() {
+        Some(query) => format!("{}?{query}", next.path()),
+        None => next.path().to_string(),
     })
 }
 
@@ -162,6 +130,46 @@ mod tests {
         assert_eq!(path("http://127.0.0.1:8080/d#frag").unwrap(), "/d");
         assert_eq!(path("//127.0.0.1:8080").unwrap(), "/");
         assert_eq!(path("HTTP://127.0.0.1:8080?q").unwrap(), "/?q");
+        // RFC 3986, 5.4: the normal and abnormal examples that stay on the origin, from the
+        // base http://a/b/c/d;p?q (here on this target).
+        let rfc = "GET /b/c/d;p?q HTTP/1.1\r\n\r\n";
+        let rfc_path = |loc| resolve(rfc, 302, loc).map(|r| r.path).unwrap();
+        for (location, want) in [
+            ("g", "/b/c/g"),
+            ("./g", "/b/c/g"),
+            ("g/", "/b/c/g/"),
+            ("/g", "/g"),
+            ("?y", "/b/c/d;p?y"),
+            ("g?y", "/b/c/g?y"),
+            ("#s", "/b/c/d;p?q"),
+            ("g#s", "/b/c/g"),
+            (";x", "/b/c/;x"),
+            ("", "/b/c/d;p?q"),
+            (".", "/b/c/"),
+            ("./", "/b/c/"),
+            ("..", "/b/"),
+            ("../", "/b/"),
+            ("../g", "/b/g"),
+            ("../..", "/"),
+            ("../../", "/"),
+            ("../../g", "/g"),
+            ("../../../g", "/g"),
+            ("../../../../g", "/g"),
+            ("/./g", "/g"),
+            ("/../g", "/g"),
+            ("g.", "/b/c/g."),
+            (".g", "/b/c/.g"),
+            ("g..", "/b/c/g.."),
+            ("..g", "/b/c/..g"),
+            ("./../g", "/b/g"),
+            ("./g/.", "/b/c/g/"),
+            ("g/./h", "/b/c/g/h"),
+            ("g/../h", "/b/c/h"),
+            ("g;x=1/./y", "/b/c/g;x=1/y"),
+            ("g;x=1/../y", "/b/c/y"),
+        ] {
+            assert_eq!(rfc_path(location), want, "{location:?}");
+        }
         for other in [
             "http://127.0.0.1:8081/",
             "https://127.0.0.1:8080/",
