@@ -74,9 +74,9 @@ impl CsvWriter {
         write!(file, "{HISTORY_HEADER}\r\n")?;
         let mut blast = File::create(suffixed(prefix, "blast_history"))?;
         let mut header = BLAST_HEADER.to_string();
-        for key in monitor_keys {
+        if !monitor_keys.is_empty() {
             header.push(',');
-            header.push_str(&quote(key));
+            header.push_str(&record(monitor_keys));
         }
         write!(blast, "{header}\r\n")?;
         Ok(CsvWriter {
@@ -188,7 +188,7 @@ impl CsvWriter {
                     .map_or(String::new(), |v| format!("{v}")),
             );
         }
-        write!(self.blast_history, "{}\r\n", cols.join(","))?;
+        write!(self.blast_history, "{}\r\n", record(&cols))?;
         self.blast_history.flush()
     }
 
@@ -218,15 +218,14 @@ impl CsvWriter {
         replace(&stats_path, &refs)?;
         let mut rows = vec![FAILURES_HEADER.to_string()];
         rows.extend(failures.iter().map(|f| {
-            [
-                quote(&f.method),
-                quote(&f.name),
-                quote(&f.error),
+            record(&[
+                f.method.clone(),
+                f.name.clone(),
+                f.error.clone(),
                 f.occurrences.to_string(),
                 f.first_seen.clone(),
                 f.last_seen.clone(),
-            ]
-            .join(",")
+            ])
         }));
         let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
         replace(&failures_path, &refs)
@@ -239,8 +238,8 @@ fn stats_row(method: &str, name: &str, s: &Stats, secs: f64) -> String {
     let h = &s.latency_us;
     let n = c.requests();
     let mut cols = vec![
-        quote(method),
-        quote(name),
+        method.to_string(),
+        name.to_string(),
         n.to_string(),
         c.failed().to_string(),
     ];
@@ -249,7 +248,7 @@ fn stats_row(method: &str, name: &str, s: &Stats, secs: f64) -> String {
     cols.push(format!("{}", n as f64 / secs));
     cols.push(format!("{}", c.failed() as f64 / secs));
     cols.extend(percentile_columns(s));
-    cols.join(",")
+    record(&cols)
 }
 
 /// One `_stats_history.csv` row: rates from `window`, percentiles from `shown`, totals from
@@ -270,8 +269,8 @@ fn history_row(
     let mut cols = vec![
         stamp.to_string(),
         users.to_string(),
-        quote(&name.method),
-        quote(&name.name),
+        name.method.clone(),
+        name.name.clone(),
         format!("{:.6}", w.requests() as f64 / secs),
         format!("{:.6}", w.failed() as f64 / secs),
     ];
@@ -283,7 +282,7 @@ fn history_row(
         "{}",
         t.body_bytes as f64 / t.requests().max(1) as f64
     ));
-    cols.join(",")
+    record(&cols)
 }
 
 /// Median, average, min and max response time, as Locust writes them for no requests.
@@ -320,13 +319,16 @@ fn time(us: u64) -> String {
     format!("{}", ms(us))
 }
 
-/// CSV quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
+/// One CSV record, without its line end: the `csv` crate quotes what needs it (a comma, a
+/// quote, a line break), as Python's csv module does for Locust.
+fn record(fields: &[String]) -> String {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    let _ = out.write_record(fields);
+    let bytes = out.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(bytes.strip_suffix(b"\n").unwrap_or(&bytes)).into_owned()
 }
 
 /// Writes `lines` with CRLF to a temporary file and renames it over `path`, so a reader never
@@ -368,12 +370,17 @@ mod tests {
 
     #[test]
     fn fields_are_quoted_as_csv_needs() {
-        assert_eq!(quote("/a"), "/a");
+        let fields = [
+            "/a",
+            "ConnectionRefusedError(111, 'x')",
+            "say \"hi\"",
+            "two\nlines",
+        ]
+        .map(String::from);
         assert_eq!(
-            quote("ConnectionRefusedError(111, 'x')"),
-            "\"ConnectionRefusedError(111, 'x')\""
+            record(&fields),
+            "/a,\"ConnectionRefusedError(111, 'x')\",\"say \"\"hi\"\"\",\"two\nlines\""
         );
-        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(time(705), "0.705");
         assert_eq!(time(2000), "2");
     }
