@@ -1,18 +1,65 @@
 //! `blast-target`: run the reference target on its own, e.g. for manual runs and benchmarks.
 
 use blast_target::{Config, Latency, Server, Stall, TlsIdentity};
+use clap::Parser;
 use std::time::Duration;
 
-const USAGE: &str = "usage: blast-target [--port N] [--threads N] [--latency-ms MS] \
-[--latency-max-ms MS] [--stall-after-ms MS --stall-ms MS] [--error-rate F] [--close-after N] \
-[--route-latency-ms PATH_PREFIX=MS[-MAX_MS]]... [--cab-backlog N] [--keep-alive-timeout MS] \
-[--tls | --tls-cert PEM --tls-key PEM]";
+/// The reference target: blast's EUCORA API and test routes, on 127.0.0.1 (see
+/// docs/target-api.md).
+#[derive(Parser, Debug)]
+#[command(name = "blast-target", version, max_term_width = 100)]
+struct Flags {
+    /// Port to listen on; 0 picks a free one (printed at start).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Server threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Delay before every response, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    latency_ms: Option<u64>,
+    /// With it, the delay is drawn uniformly from --latency-ms (default 0) to this.
+    #[arg(long, value_name = "MS")]
+    latency_max_ms: Option<u64>,
+    /// Requests arriving from this long after start until --stall-ms later are held.
+    #[arg(long, value_name = "MS", requires = "stall_ms")]
+    stall_after_ms: Option<u64>,
+    /// How long the stall lasts.
+    #[arg(long, value_name = "MS")]
+    stall_ms: Option<u64>,
+    /// This share of requests (0 to 1), spread evenly, get 500.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    error_rate: f64,
+    /// The Nth response on each connection closes it.
+    #[arg(long, value_name = "N")]
+    close_after: Option<u64>,
+    /// Extra delay for paths starting with PREFIX: `PREFIX=MS` or `PREFIX=MS-MAX_MS`;
+    /// repeatable, the first match wins.
+    #[arg(long = "route-latency-ms", value_name = "PREFIX=MS[-MAX_MS]", value_parser = route_latency)]
+    route_latency: Vec<(String, Latency)>,
+    /// CAB approvals kept pending (0 lets the backlog drain).
+    #[arg(long)]
+    cab_backlog: Option<u64>,
+    /// Close a connection idle this long, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    keep_alive_timeout: Option<u64>,
+    /// Serve https:// with a certificate made at start (written to $TMPDIR for --ca-cert).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: bool,
+    /// Serve https:// with this certificate (PEM)...
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// ...and this key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
 
 fn main() {
-    match parse(std::env::args().skip(1)) {
-        Ok((port, config)) => serve(port, config),
+    let flags = Flags::parse();
+    match config(&flags) {
+        Ok(config) => serve(flags.port, config),
         Err(e) => {
-            eprintln!("blast-target: {e}\n{USAGE}");
+            eprintln!("blast-target: error: {e}");
             std::process::exit(2);
         }
     }
@@ -50,87 +97,59 @@ fn server_tls(server: &Server) -> Option<String> {
     }
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<(u16, Config), String> {
-    let mut port = 0;
-    let mut config = Config::default();
-    let (mut latency, mut latency_max, mut stall_after, mut stall) = (None, None, None, None);
-    let (mut self_signed, mut cert, mut key) = (false, None, None);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let ms = |v: String| {
-            v.parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| format!("{flag}: expected milliseconds, got {v:?}"))
-        };
-        match flag.as_str() {
-            "--port" => port = value()?.parse().map_err(|_| "--port: expected 0-65535")?,
-            "--threads" => {
-                config.threads = value()?.parse().map_err(|_| "--threads: expected N")?
-            }
-            "--latency-ms" => latency = Some(ms(value()?)?),
-            "--latency-max-ms" => latency_max = Some(ms(value()?)?),
-            "--stall-after-ms" => stall_after = Some(ms(value()?)?),
-            "--stall-ms" => stall = Some(ms(value()?)?),
-            "--error-rate" => {
-                config.error_rate = value()?
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| (0.0..=1.0).contains(r))
-                    .ok_or("--error-rate: expected a number from 0 to 1")?
-            }
-            "--close-after" => {
-                config.close_after =
-                    Some(value()?.parse().map_err(|_| "--close-after: expected N")?)
-            }
-            "--cab-backlog" => {
-                config.cab_backlog = value()?.parse().map_err(|_| "--cab-backlog: expected N")?
-            }
-            "--route-latency-ms" => {
-                let v = value()?;
-                config.route_latency.push(route_latency(&v).ok_or_else(|| {
-                    format!("--route-latency-ms: expected PATH_PREFIX=MS or PATH_PREFIX=MS-MAX_MS, got {v:?}")
-                })?);
-            }
-            "--keep-alive-timeout" => config.keep_alive_timeout = Some(ms(value()?)?),
-            "--tls" => self_signed = true,
-            "--tls-cert" => cert = Some(read(&value()?)?),
-            "--tls-key" => key = Some(read(&value()?)?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown flag {other:?}")),
-        }
+/// The server's configuration from its flags; files are read here.
+fn config(flags: &Flags) -> Result<Config, String> {
+    let ms = Duration::from_millis;
+    let mut config = Config {
+        threads: flags.threads,
+        error_rate: flags.error_rate,
+        close_after: flags.close_after,
+        route_latency: flags.route_latency.clone(),
+        keep_alive_timeout: flags.keep_alive_timeout.map(ms),
+        ..Config::default()
+    };
+    if let Some(backlog) = flags.cab_backlog {
+        config.cab_backlog = backlog;
     }
-    config.latency = match (latency, latency_max) {
+    config.latency = match (flags.latency_ms, flags.latency_max_ms) {
         (None, None) => Latency::None,
-        (Some(d), None) => Latency::Fixed(d),
+        (Some(d), None) => Latency::Fixed(ms(d)),
         (min, Some(max)) => Latency::Uniform {
-            min: min.unwrap_or_default(),
-            max,
+            min: ms(min.unwrap_or_default()),
+            max: ms(max),
         },
     };
-    config.tls = match (self_signed, cert, key) {
-        (false, None, None) => None,
-        (true, None, None) => Some(TlsIdentity::self_signed()),
-        (false, Some(cert_pem), Some(key_pem)) => Some(TlsIdentity { cert_pem, key_pem }),
-        _ => return Err("use --tls alone, or --tls-cert with --tls-key".into()),
-    };
-    config.stall = stall.map(|duration| Stall {
-        after: stall_after.unwrap_or_default(),
-        duration,
+    config.stall = flags.stall_ms.map(|duration| Stall {
+        after: ms(flags.stall_after_ms.unwrap_or_default()),
+        duration: ms(duration),
     });
-    Ok((port, config))
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    config.tls = match (flags.tls, &flags.tls_cert, &flags.tls_key) {
+        (true, _, _) => Some(TlsIdentity::self_signed()),
+        (false, Some(cert), Some(key)) => Some(TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(config)
 }
 
-fn read(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+/// `--error-rate`: a share from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    text.parse()
+        .ok()
+        .filter(|r: &f64| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("expected a number from 0 to 1, got {text}"))
 }
 
-/// Parses `PATH_PREFIX=MS` (fixed) or `PATH_PREFIX=MS-MAX_MS` (uniform).
-fn route_latency(text: &str) -> Option<(String, Latency)> {
-    let (prefix, value) = text.split_once('=')?;
-    let ms = |v: &str| v.parse().ok().map(Duration::from_millis);
+/// `PATH_PREFIX=MS` (fixed) or `PATH_PREFIX=MS-MAX_MS` (uniform).
+fn route_latency(text: &str) -> Result<(String, Latency), String> {
+    let bad = || format!("expected PATH_PREFIX=MS or PATH_PREFIX=MS-MAX_MS, got {text:?}");
+    let (prefix, value) = text.split_once('=').ok_or_else(bad)?;
+    let ms = |v: &str| v.parse().ok().map(Duration::from_millis).ok_or_else(bad);
     let latency = match value.split_once('-') {
         Some((min, max)) => Latency::Uniform {
             min: ms(min)?,
@@ -138,5 +157,5 @@ fn route_latency(text: &str) -> Option<(String, Latency)> {
         },
         None => Latency::Fixed(ms(value)?),
     };
-    Some((prefix.to_string(), latency))
+    Ok((prefix.to_string(), latency))
 }
