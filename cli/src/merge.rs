@@ -69,6 +69,7 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
     let label = shards.label();
     let rows = outputs.failure_rows(&report, started + report.duration);
     let mut record = RunRecord::new(&report, &info, &label, &verdicts, rows, &samples);
+    blast_report::annotate(&mut record, &samples);
     record.merged = Some(from);
     if args.quiet {
         for v in verdicts.iter().filter(|v| !v.pass) {

@@ -217,9 +217,11 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
         run_id: run_id(args, &scenario_digest),
         scenario_digest,
         scenario_source,
+        cores: Some(blast_engine::available_cores().len()),
     };
     let failure_rows = outputs.failure_rows(&report, SystemTime::now());
     let mut record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
+    blast_report::annotate(&mut record, &samples);
     if let Some(log) = outputs.take_exact() {
         let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
         record.shard_data = Some(ShardData::new(&report, &info, criteria, log));

@@ -1,18 +1,9 @@
 //! Bottleneck findings computed from a run's record: where latency bends as users grow, where
 //! throughput stops growing, what the error classes say, whether the generator was the limit.
 
-use crate::record::{Point, RunRecord};
-
-/// One finding, with a weight used to rank optimisation opportunities.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Finding {
-    /// What the data shows, one paragraph of Markdown.
-    pub text: String,
-    /// What to do about it, one sentence; empty for findings that need no action.
-    pub action: String,
-    /// Impact for ranking: larger is more urgent.
-    pub weight: f64,
-}
+use crate::finding::fit;
+pub use crate::finding::Finding;
+use crate::record::{Point, RunRecord, Sample};
 
 /// A latency knee: p99 more than this many times its value at low load...
 const KNEE_FACTOR: f64 = 2.0;
@@ -23,6 +14,13 @@ const KNEE_MIN_MS: f64 = 10.0;
 /// plateau.
 const USERS_GROWTH: f64 = 0.3;
 const FLAT_GROWTH: f64 = 0.05;
+
+/// Judges a finished run's record from what it recorded: whether the generator was the limit
+/// or stalled (from its interval `samples`), and what grew while the load held.
+pub fn annotate(record: &mut RunRecord, samples: &[Sample]) {
+    crate::health::judge(record, samples);
+    record.growth = growth(&record.history);
+}
 
 /// Every finding for one run, most urgent first.
 pub fn findings(run: &RunRecord) -> Vec<Finding> {
@@ -303,21 +301,6 @@ pub fn growth(history: &[Point]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Least-squares slope and R² of `points`; `None` when they do not vary.
-pub(crate) fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let n = points.len() as f64;
-    let (mx, my) = points
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
-    let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
-    let syy: f64 = points.iter().map(|(_, y)| (y - my).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    if sxx == 0.0 || syy == 0.0 {
-        return None;
-    }
-    Some((sxy / sxx, sxy * sxy / (sxx * syy)))
 }
 
 /// ", failing only at 0-8 s of 60 s" when a criterion failed in part of the run.

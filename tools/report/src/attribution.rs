@@ -11,7 +11,7 @@
 //!
 //! Memory growth, errors and the generator's own health have their findings elsewhere.
 
-use crate::analysis::{fit, Finding};
+use crate::finding::{fit, Finding};
 use crate::record::{Point, RunRecord};
 
 /// A server using this share of its cores is short of CPU.

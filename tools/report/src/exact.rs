@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::record::RunInfo;
+use crate::info::RunInfo;
 
 /// The version of the shard data this blast writes and reads.
 pub const FORMAT: u32 = 1;

@@ -6,7 +6,7 @@
 //! (worker CPU, run-queue waits, steal); the rules that turn those numbers into verdicts live
 //! here.
 
-use crate::analysis::Finding;
+use crate::finding::Finding;
 use crate::record::{GeneratorCheck, Point, RunRecord, Sample};
 
 /// A worker above this CPU share of its core is saturated.
@@ -70,6 +70,20 @@ impl Sample {
         let cpu = self.worker_cpu_pct.unwrap_or(0.0);
         cpu >= SATURATED_CPU_PCT || (self.loop_lag_ms >= SATURATED_LAG_MS && cpu >= BUSY_CPU_PCT)
     }
+}
+
+/// The samples that say something about the generator under load: not the first interval
+/// (start-up: connects and spawns), not the last (the stop grace).
+fn judged(samples: &[Sample], intervals: usize) -> &[Sample] {
+    let end = samples.len().min(intervals).saturating_sub(1);
+    &samples[1.min(end)..end]
+}
+
+/// Judges the generator of a finished run: its verdict from the intervals under load, then the
+/// stalls of its whole history.
+pub(crate) fn judge(record: &mut RunRecord, samples: &[Sample]) {
+    record.generator = GeneratorCheck::of(judged(samples, record.history.len()));
+    record.generator.note_stalls(&record.history);
 }
 
 impl GeneratorCheck {

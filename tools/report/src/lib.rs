@@ -19,21 +19,24 @@ mod attribution;
 mod csv;
 pub mod exact;
 mod failures;
+mod finding;
 mod hdrlog;
 mod health;
 pub mod html;
+mod info;
 pub mod merge;
 mod record;
 pub mod results;
 pub mod svg;
 mod time;
 
-pub use analysis::{failing_text, findings, growth, Finding};
+pub use analysis::{annotate, failing_text, findings, growth, Finding};
 pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
 pub use hdrlog::HdrLog;
+pub use info::RunInfo;
 pub use record::{
     mean_rate, ms, percent, ConnectionRecord, CriterionRecord, GeneratorCheck, Latency, MergedFrom,
-    NamePoint, NameRecord, PhaseRecord, Point, RunInfo, RunRecord, Sample,
+    NamePoint, NameRecord, PhaseRecord, Point, RunRecord, Sample,
 };
 pub use time::{parse_time, seconds, unix_seconds, utc_seconds};

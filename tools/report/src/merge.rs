@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::exact::{ShardData, FORMAT};
-use crate::record::{MergedFrom, RunInfo, RunRecord, Sample};
+use crate::info::RunInfo;
+use crate::record::{MergedFrom, RunRecord, Sample};
 
 /// The records of one run's shards, checked to belong together.
 pub struct Shards {
@@ -174,9 +175,14 @@ impl Shards {
     }
 
     /// What the merged record says about the run besides its numbers: the first shard's
-    /// command, host and scenario.
+    /// command, host and scenario, and the shards' cores together (when each says).
     pub fn info(&self) -> RunInfo {
         let r = &self.parts[0].1;
+        let cores = self
+            .parts
+            .iter()
+            .map(|(_, r)| r.cores)
+            .sum::<Option<usize>>();
         RunInfo {
             command: r.command.clone(),
             host: r.host.clone(),
@@ -186,6 +192,7 @@ impl Shards {
             run_id: self.first().run_id.clone(),
             scenario_digest: self.first().scenario_digest.clone(),
             scenario_source: self.first().scenario_source.clone(),
+            cores,
         }
     }
 

@@ -11,29 +11,8 @@ use std::time::Duration;
 
 use crate::exact::ShardData;
 use crate::failures::FailureRow;
+use crate::info::RunInfo;
 use crate::time::utc_seconds;
-
-/// What the caller knows about a run that the engine does not.
-#[derive(Clone, Debug, Default)]
-pub struct RunInfo {
-    /// The command line, program name first.
-    pub command: Vec<String>,
-    /// Base URL of the target.
-    pub host: String,
-    /// Built-in profile run, if any.
-    pub profile: Option<String>,
-    /// Scenario name (profile or file), if any.
-    pub scenario: Option<String>,
-    /// The start asked for with `--start-at`, if any.
-    pub start_at: Option<std::time::SystemTime>,
-    /// The run's id, shared by its shards.
-    pub run_id: String,
-    /// What tells scenarios apart: FNV-1a of the scenario's source and selected tags, or of
-    /// the URL's request.
-    pub scenario_digest: String,
-    /// The scenario file or profile as written (none for a URL).
-    pub scenario_source: Option<String>,
-}
 
 /// Which shards a merged record was made from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -455,7 +434,7 @@ impl RunRecord {
             sending_s: report.sending.as_secs_f64(),
             incomplete: report.incomplete.clone(),
             threads: report.workers,
-            cores: std::thread::available_parallelism().ok().map(usize::from),
+            cores: info.cores,
             pinned: report.pinned,
             interrupted: report.interrupted,
             shard: (report.shard.count > 1)
@@ -540,12 +519,11 @@ impl RunRecord {
             passed: verdicts.iter().all(|v| v.pass),
             history: history(report, samples),
             percentiles: percentiles(&report.total.latency_us),
-            generator: GeneratorCheck::of(judged(samples, report.history.len())),
+            // Judged by the analysis layer (`analysis::annotate`), which reads the record.
+            generator: GeneratorCheck::default(),
             growth: Vec::new(),
             shard_data: None,
         };
-        record.growth = crate::analysis::growth(&record.history);
-        record.generator.note_stalls(&record.history);
         match &report.schedule {
             Schedule::Closed { users } => {
                 record.model = "closed".into();
@@ -593,13 +571,6 @@ impl RunRecord {
         record.host = redact::text(&record.host);
         Ok(record)
     }
-}
-
-/// The samples that say something about the generator under load: not the first interval
-/// (start-up: connects and spawns), not the last (the stop grace).
-fn judged(samples: &[Sample], intervals: usize) -> &[Sample] {
-    let end = samples.len().min(intervals).saturating_sub(1);
-    &samples[1.min(end)..end]
 }
 
 /// The average of a rate shape over the first `span` of the run.

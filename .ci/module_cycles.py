@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Lists each crate's modules and what they import (`crate::module` paths, `use super::`
+from a submodule counts as its parent), and fails when two modules import each other,
+directly or around a circle. Cargo already refuses circles between crates.
+
+    python3 .ci/module_cycles.py [--graph]
+
+--graph prints every module's imports (the layer picture). Exits 1 on a circle.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def modules(src):
+    """Top-level module name -> the text of its files (a folder module includes its files)."""
+    out = {}
+    for f in sorted(src.rglob("*.rs")):
+        rel = f.relative_to(src)
+        if rel.parts[0] in ("main.rs", "lib.rs", "bin"):
+            continue
+        name = rel.parts[0].removesuffix(".rs")
+        out[name] = out.get(name, "") + f.read_text()
+    return out
+
+
+def imports(text, names, own):
+    found = set()
+    for m in re.finditer(r"\bcrate::([a-z_][a-z0-9_]*)", text):
+        if m.group(1) in names and m.group(1) != own:
+            found.add(m.group(1))
+    return found
+
+
+def circles(graph):
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out, n = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = n[0]
+        n[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main():
+    show = "--graph" in sys.argv
+    bad = False
+    for manifest in sorted(ROOT.glob("**/Cargo.toml")):
+        src = manifest.parent / "src"
+        if "target" in manifest.parts or "fuzz" in manifest.parts or not src.is_dir():
+            continue
+        mods = modules(src)
+        graph = {m: imports(t, mods, m) for m, t in mods.items()}
+        crate = manifest.parent.relative_to(ROOT)
+        if show:
+            print(f"{crate}:")
+            for m in sorted(graph):
+                print(f"  {m} -> {', '.join(sorted(graph[m])) or '-'}")
+        for c in circles(graph):
+            bad = True
+            print(f"{crate}: modules import each other in a circle: {' <-> '.join(c)}")
+    if not bad:
+        print("no module imports another that imports it back, in any crate")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+//! A finding of the analysis, and the line fit the analyses share.
+
+/// One finding, with a weight used to rank optimisation opportunities.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// What the data shows, one paragraph of Markdown.
+    pub text: String,
+    /// What to do about it, one sentence; empty for findings that need no action.
+    pub action: String,
+    /// Impact for ranking: larger is more urgent.
+    pub weight: f64,
+}
+
+/// Least-squares slope and R² of `points`; `None` when they do not vary.
+pub(crate) fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
+    let syy: f64 = points.iter().map(|(_, y)| (y - my).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx == 0.0 || syy == 0.0 {
+        return None;
+    }
+    Some((sxy / sxx, sxy * sxy / (sxx * syy)))
+}
