@@ -7,7 +7,9 @@
 //! threads of their own, so the interval's sample never waits for them.
 
 mod cgroup;
+#[cfg(feature = "docker")]
 mod container;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod tree;
 
@@ -261,16 +263,33 @@ impl Monitor {
             .map_err(|e| format!("--monitor-cgroup {e}"))?;
         let mut background = Vec::new();
         if let Some(name) = &sources.container {
-            let mut c = container::Container::open(name, container::socket())
-                .map_err(|e| format!("--monitor-container {name}: {e}"))?;
-            let keys = container::KEYS.map(String::from).to_vec();
-            background.push((keys, in_background(every, move || c.sample())));
+            #[cfg(feature = "docker")]
+            {
+                let mut c = container::Container::open(name, container::socket())
+                    .map_err(|e| format!("--monitor-container {name}: {e}"))?;
+                let keys = container::KEYS.map(String::from).to_vec();
+                background.push((keys, in_background(every, move || c.sample())));
+            }
+            #[cfg(not(feature = "docker"))]
+            return Err(format!(
+                "--monitor-container {name}: this blast was built without the docker feature"
+            ));
         }
         if let Some(url) = &sources.postgres {
-            let mut pg =
-                postgres::Postgres::open(url).map_err(|e| format!("--monitor-postgres: {e}"))?;
-            let keys = postgres::KEYS.map(String::from).to_vec();
-            background.push((keys, in_background(every, move || pg.sample())));
+            #[cfg(feature = "postgres")]
+            {
+                let mut pg = postgres::Postgres::open(url)
+                    .map_err(|e| format!("--monitor-postgres: {e}"))?;
+                let keys = postgres::KEYS.map(String::from).to_vec();
+                background.push((keys, in_background(every, move || pg.sample())));
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = url;
+                return Err(
+                    "--monitor-postgres: this blast was built without the postgres feature".into(),
+                );
+            }
         }
         for c in &sources.commands {
             let (name, command) = (c.name.clone(), c.command.clone());

@@ -220,7 +220,7 @@ fn misbehaving(reply: &'static [u8]) -> String {
 fn resets_and_malformed_responses_are_classified() {
     // A header far larger than either client accepts (raw: 64 KiB, hyper: about 400 KiB).
     let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
-    huge.extend(std::iter::repeat_n(b'a', 512 * 1024));
+    huge.resize(huge.len() + 512 * 1024, b'a');
     huge.extend(b"\r\ncontent-length: 0\r\n\r\n");
     let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
     let cases: [(&[u8], FailureClass); 4] = [

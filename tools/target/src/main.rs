@@ -127,7 +127,10 @@ fn config(flags: &Flags) -> Result<Config, String> {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
     config.tls = match (flags.tls, &flags.tls_cert, &flags.tls_key) {
+        #[cfg(feature = "self-signed")]
         (true, _, _) => Some(TlsIdentity::self_signed()),
+        #[cfg(not(feature = "self-signed"))]
+        (true, _, _) => return Err("--tls: this blast-target was built without the self-signed feature; give --tls-cert and --tls-key".into()),
         (false, Some(cert), Some(key)) => Some(TlsIdentity {
             cert_pem: read(cert)?,
             key_pem: read(key)?,

@@ -91,6 +91,7 @@ pub struct TlsIdentity {
 
 impl TlsIdentity {
     /// A new self-signed certificate for `localhost`, `127.0.0.1` and `::1`.
+    #[cfg(feature = "self-signed")]
     pub fn self_signed() -> TlsIdentity {
         let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
         let cert = rcgen::generate_simple_self_signed(names)
