@@ -21,6 +21,18 @@ request = "GET /status/404"
 name = 'missing, "quoted" page'
 "#;
 
+/// Runs `command`, which must succeed (its stderr is the failure message).
+fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The records of a CSV file after its header, read by a real CSV parser (quotes included).
 fn csv_rows(text: &str) -> Vec<Vec<String>> {
     csv::Reader::from_reader(text.as_bytes())
@@ -200,15 +212,7 @@ fn the_plans_pandas_analysis_runs_on_the_stats_file() {
         has_pandas,
         "pandas is not installed (.ci/run installs it with pip)"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(Command::new("python3").args(["-c", &script]));
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(printed.trim(), run.json["requests"].to_string());
 }
@@ -316,17 +320,7 @@ fn every_output_gives_the_same_percentiles_when_slots_are_missed() {
     let _ = std::fs::remove_dir_all(&dir);
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let url = format!("{}/", server.url());
-    let blast = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_blast"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let blast = |args: &[&str]| succeed(Command::new(env!("CARGO_BIN_EXE_blast")).args(args));
     blast(&[
         &url,
         "--rate",
