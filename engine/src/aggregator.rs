@@ -176,8 +176,9 @@ impl Aggregator {
         }
     }
 
-    /// Adds one delta and reports every interval that became complete.
-    pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) {
+    /// Adds one delta and reports every interval that became complete; returns the delta's
+    /// stats, merged and free for reuse.
+    pub fn absorb(&mut self, delta: Delta, observer: &mut dyn FnMut(&Snapshot)) -> Vec<Stats> {
         let p = self.pending.entry(delta.tick).or_insert_with(|| Pending {
             window: self.template.clone(),
             start: delta.span.0,
@@ -203,6 +204,7 @@ impl Aggregator {
         self.next_tick[delta.worker] = (!delta.last).then_some(delta.tick + 1);
         let complete_below = self.next_tick.iter().flatten().min().copied();
         self.emit(complete_below, observer);
+        delta.names
     }
 
     /// Reports every pending interval below `below` (all of them for `None`), in order.

@@ -150,7 +150,11 @@ impl Engine {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (started_at, start, late) = anchor(plan.start_at, plan.interval);
         let mut threads = Vec::with_capacity(workers);
+        // Per worker: the way merged stats go back to it for reuse (two in flight at most).
+        let mut spares = Vec::with_capacity(workers);
         for index in 0..workers {
+            let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
+            spares.push(spare_tx);
             let spec = WorkerSpec {
                 index,
                 workers,
@@ -161,6 +165,7 @@ impl Engine {
                 shared: self.shared.clone(),
                 stop: self.shared.subscribe(),
                 deltas: tx.clone(),
+                spares: spare_rx,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("blast-worker-{index}"))
@@ -185,7 +190,10 @@ impl Engine {
             plan.reset_stats,
         );
         for delta in rx {
-            aggregator.absorb(delta, &mut observer);
+            let worker = delta.worker;
+            let merged = aggregator.absorb(delta, &mut observer);
+            // A full or closed channel only means the worker has enough spares, or is done.
+            let _ = spares[worker].try_send(merged);
         }
         for t in threads {
             // A worker catches its own panic (see `worker::run`); a join error is one that

@@ -177,11 +177,19 @@ impl Recorder {
         }
     }
 
-    /// Hands over this interval's stats and starts a fresh interval.
-    pub fn take(&mut self, shape: DeltaShape) -> Delta {
-        let fresh = (0..self.names.len())
-            .map(|_| Stats::new(self.with_service))
-            .collect();
+    /// Hands over this interval's stats and starts a fresh interval in `spare` (the stats of an
+    /// interval the aggregator has merged, emptied here and reused: no allocation per
+    /// interval), or in new stats when there is none to reuse yet.
+    pub fn take(&mut self, shape: DeltaShape, spare: Option<Vec<Stats>>) -> Delta {
+        let fresh = match spare.filter(|s| s.len() == self.names.len()) {
+            Some(mut spare) => {
+                spare.iter_mut().for_each(Stats::reset);
+                spare
+            }
+            None => (0..self.names.len())
+                .map(|_| Stats::new(self.with_service))
+                .collect(),
+        };
         Delta {
             worker: shape.worker,
             tick: shape.tick,
@@ -232,7 +240,7 @@ mod tests {
             slots: (0, 0),
             last,
         };
-        let d = r.take(shape(7, true));
+        let d = r.take(shape(7, true), None);
         let c = &d.names[0].counters;
         assert_eq!((c.ok, c.failed(), c.cancelled), (1, 2, 1));
         assert_eq!((c.bytes_sent, c.bytes_received), (20, 40));
@@ -240,6 +248,16 @@ mod tests {
         assert_eq!(d.names[1].counters.failures_of(FailureClass::Connect), 1);
         assert_eq!(d.names[1].counters.skipped, 1);
         assert_eq!((d.worker, d.tick, d.last), (3, 7, true));
-        assert_eq!(r.take(shape(8, false)).names[0].counters.requests(), 0);
+        // The merged stats come back to hold the next interval: emptied, nothing carried over.
+        assert_eq!(
+            r.take(shape(8, false), Some(d.names)).names[0]
+                .counters
+                .requests(),
+            0
+        );
+        let reused = r.take(shape(9, false), None);
+        assert_eq!(reused.names[0].counters, crate::stats::Counters::default());
+        assert_eq!(reused.names[1].counters.skipped, 0);
+        assert!(reused.names[0].latency_us.is_empty());
     }
 }

@@ -22,7 +22,7 @@ use crate::recorder::{Delta, DeltaShape, Recorder};
 use crate::redirect::{is_redirect, Redirect, MAX_REDIRECTS};
 use crate::schedule::{even_share, Pacer, Schedule};
 use crate::script::{Action, Reply, UserId};
-use crate::stats::FailureClass;
+use crate::stats::{FailureClass, Stats};
 
 /// A send that starts later than this behind its intended time counts as late. Tokio's timer
 /// ticks every millisecond, so up to 1 ms behind is the timer, not the generator.
@@ -59,6 +59,8 @@ pub(crate) struct WorkerSpec {
     pub shared: Arc<Shared>,
     pub stop: watch::Receiver<u8>,
     pub deltas: Sender<Delta>,
+    /// Stats the aggregator has merged, handed back to be emptied and reused.
+    pub spares: crossbeam_channel::Receiver<Vec<Stats>>,
 }
 
 /// State shared by the tasks of one worker (same thread only).
@@ -163,14 +165,18 @@ async fn drive(mut spec: WorkerSpec) {
             .pacer
             .as_ref()
             .map_or((0, 0), |p| p.due_and_behind(now));
-        let delta = local.recorder.borrow_mut().take(DeltaShape {
-            worker: spec.index,
-            tick,
-            span: (shipped_at, end),
-            users: users_at_stop.unwrap_or_else(|| local.live.get()),
-            slots,
-            last,
-        });
+        let spare = spec.spares.try_recv().ok();
+        let delta = local.recorder.borrow_mut().take(
+            DeltaShape {
+                worker: spec.index,
+                tick,
+                span: (shipped_at, end),
+                users: users_at_stop.unwrap_or_else(|| local.live.get()),
+                slots,
+                last,
+            },
+            spare,
+        );
         tick += 1;
         shipped_at = end;
         // The aggregator outlives every worker; a closed channel only means it gave up early.
