@@ -186,9 +186,14 @@ fn one_line(message: &str) -> String {
         .join(" ")
 }
 
-/// First Ctrl-C or SIGTERM: stop sending, let in-flight requests finish, write everything.
-/// A second one: cancel what is in flight at once, still write everything, exit 130.
-fn watch_signals(run: RunHandle) -> Arc<AtomicU32> {
+/// The one signal watcher, for a run and for the web UI. Each Ctrl-C or SIGTERM first calls
+/// `running`, which says which run is going (the web UI also starts quitting there). For that
+/// run, the first signal stops sending and lets in-flight requests finish, results written;
+/// the second cancels what is in flight at once, still writing everything; the third exits
+/// with 130. Returns the count of signals seen.
+fn watch_signals(
+    mut running: impl FnMut() -> Option<RunHandle> + Send + 'static,
+) -> Arc<AtomicU32> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let seen = Arc::new(AtomicU32::new(0));
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
@@ -197,7 +202,11 @@ fn watch_signals(run: RunHandle) -> Arc<AtomicU32> {
     let counter = seen.clone();
     std::thread::spawn(move || {
         for _ in signals.forever() {
-            match counter.fetch_add(1, Ordering::Relaxed) + 1 {
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let Some(run) = running() else {
+                continue;
+            };
+            match n {
                 1 => {
                     eprintln!("blast: stopping: in-flight requests get the stop timeout, then results are written; Ctrl-C again to cancel them now");
                     run.stop();

@@ -175,7 +175,10 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             w.started(engine.handle(), engine.plan(), &criteria);
             Default::default()
         }
-        None => watch_signals(engine.handle()),
+        None => {
+            let run = engine.handle();
+            watch_signals(move || Some(run.clone()))
+        }
     };
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         let sample = monitor.sample(s.loop_lag_us);

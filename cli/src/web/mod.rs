@@ -530,35 +530,14 @@ fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
     Value::Array(verdicts)
 }
 
-/// First Ctrl-C or SIGTERM: stop the run in progress, start no other, and quit once its
-/// results are written. A second: cancel its in-flight requests, still writing the results. A
-/// third: quit at once.
+/// Ctrl-C in web mode: blast quits once the run in progress (if any) has written its results;
+/// the run goes through the same three steps as a command-line run.
 fn watch_signals(web: Arc<Web>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        return;
-    };
-    std::thread::spawn(move || {
-        for (i, _) in signals.forever().enumerate() {
-            let running = {
-                let mut s = lock(&web.state);
-                s.quitting = true;
-                s.handle.clone()
-            };
-            // Closing the channel ends the run loop after the run in progress, if any.
-            *web.swarms.lock().unwrap_or_else(|p| p.into_inner()) = channel().0;
-            match (running, i) {
-                (Some(handle), 0) => {
-                    eprintln!("blast: stopping the run; its results are written, then blast quits (Ctrl-C again to cancel in-flight requests)");
-                    handle.stop();
-                }
-                (Some(handle), 1) => {
-                    eprintln!("blast: cancelling in-flight requests; writing results (Ctrl-C again to quit without them)");
-                    handle.abort();
-                }
-                (Some(_), _) => std::process::exit(130),
-                (None, _) => {}
-            }
-        }
+    crate::watch_signals(move || {
+        // Closing the channel ends the run loop after the run in progress, if any.
+        *web.swarms.lock().unwrap_or_else(|p| p.into_inner()) = channel().0;
+        let mut s = lock(&web.state);
+        s.quitting = true;
+        s.handle.clone()
     });
 }
