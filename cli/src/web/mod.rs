@@ -45,10 +45,10 @@ struct State {
     files: Option<RunFiles>,
     /// The last run's criteria and generator verdict, once it ended.
     outcome: Value,
-    /// The current run's criteria, its schedule, and its intervals so far, to judge it live.
+    /// The current run's criteria, and the run so far as a report to judge them on live,
+    /// kept up to date an interval at a time (never rebuilt).
     criteria: Vec<blast_scenarios::Criterion>,
-    schedule: Option<blast_engine::Schedule>,
-    intervals: Vec<blast_engine::IntervalSummary>,
+    so_far: Option<blast_engine::Report>,
     /// The criteria as they stand at the latest interval.
     live_criteria: Value,
     /// When each failure was first and last seen in the current run.
@@ -395,8 +395,31 @@ impl Watcher for Web {
         }
         s.names = plan.script.names().to_vec();
         s.criteria = criteria.to_vec();
-        s.schedule = Some(plan.schedule.clone());
-        s.intervals.clear();
+        s.so_far = Some(blast_engine::Report {
+            started_at: std::time::SystemTime::now(),
+            late: std::time::Duration::ZERO,
+            duration: std::time::Duration::ZERO,
+            sending: std::time::Duration::ZERO,
+            run_time: std::time::Duration::ZERO,
+            interval: plan.interval,
+            reset_stats: false,
+            names: (plan.script.names().iter())
+                .map(|name| blast_engine::NameReport {
+                    name: name.clone(),
+                    stats: Stats::new(false),
+                })
+                .collect(),
+            total: Stats::new(false),
+            history: Vec::new(),
+            schedule: plan.schedule.clone(),
+            workers: 0,
+            pinned: false,
+            shard: Default::default(),
+            interrupted: false,
+            slots: (0, 0),
+            phases: Vec::new(),
+            incomplete: None,
+        });
         s.failures = blast_report::FailureLog::default();
         s.live_criteria = json!([]);
         s.target_users = match &plan.schedule {
@@ -435,9 +458,18 @@ impl Watcher for Web {
         let point = stats::point(snapshot, sample);
         publish(&mut s, &point);
         s.points.push(point);
-        s.intervals
-            .push(blast_engine::IntervalSummary::of(snapshot));
-        s.live_criteria = judge(&s, snapshot);
+        if let Some(so_far) = &mut s.so_far {
+            so_far
+                .history
+                .push(blast_engine::IntervalSummary::of(snapshot));
+            for (name, stats) in so_far.names.iter_mut().zip(snapshot.cumulative) {
+                name.stats.clone_from(stats);
+            }
+            so_far.total.clone_from(snapshot.cumulative_total);
+            (so_far.duration, so_far.sending, so_far.run_time) =
+                (snapshot.elapsed, snapshot.elapsed, snapshot.elapsed);
+        }
+        s.live_criteria = judge(&s);
         s.latest = Some((
             snapshot.cumulative.to_vec(),
             snapshot.cumulative_total.clone(),
@@ -483,47 +515,15 @@ fn publish(s: &mut State, event: &Value) {
 }
 
 /// The criteria judged on the run so far, as they would be if it ended now.
-fn judge(s: &State, snapshot: &Snapshot<'_>) -> Value {
-    let Some(schedule) = &s.schedule else {
+fn judge(s: &State) -> Value {
+    let Some(so_far) = &s.so_far else {
         return json!([]);
-    };
-    if s.criteria.is_empty() {
-        return json!([]);
-    }
-    let names = s
-        .names
-        .iter()
-        .zip(snapshot.cumulative)
-        .map(|(name, stats)| blast_engine::NameReport {
-            name: name.clone(),
-            stats: stats.clone(),
-        })
-        .collect();
-    let so_far = blast_engine::Report {
-        started_at: std::time::SystemTime::now(),
-        late: std::time::Duration::ZERO,
-        duration: snapshot.elapsed,
-        sending: snapshot.elapsed,
-        run_time: snapshot.elapsed,
-        interval: std::time::Duration::from_secs(1),
-        reset_stats: false,
-        names,
-        total: snapshot.cumulative_total.clone(),
-        history: s.intervals.clone(),
-        schedule: schedule.clone(),
-        workers: 0,
-        pinned: false,
-        shard: Default::default(),
-        interrupted: false,
-        slots: (0, 0),
-        phases: Vec::new(),
-        incomplete: None,
     };
     let verdicts: Vec<Value> = s
         .criteria
         .iter()
         .map(|c| {
-            let v = c.evaluate(&so_far);
+            let v = c.evaluate(so_far);
             json!({"criterion": v.criterion, "measured": v.measured, "pass": v.pass})
         })
         .collect();
