@@ -356,15 +356,22 @@ pub(crate) struct Messages {
 }
 
 impl Messages {
-    /// The failure reason for a failed check: its own message as Locust shows it
-    /// (`CatchResponseError('not created')`, Python's repr), else blast's `why`.
+    /// The failure reason for a failed check: its own message as Locust shows it, else
+    /// blast's `why`.
     pub fn reason(message: &Option<String>, why: String) -> String {
         match message {
-            Some(m) if m.contains('\'') && !m.contains('"') => {
-                format!("CatchResponseError(\"{m}\")")
-            }
-            Some(m) => format!("CatchResponseError('{}')", m.replace('\'', "\\'")),
+            Some(m) => Messages::caught(m),
             None => format!("CheckError({why:?})"),
+        }
+    }
+
+    /// A message as Locust's failures table shows it: `CatchResponseError('not created')`,
+    /// Python's repr of the string.
+    pub fn caught(message: &str) -> String {
+        if message.contains('\'') && !message.contains('"') {
+            format!("CatchResponseError(\"{message}\")")
+        } else {
+            format!("CatchResponseError('{}')", message.replace('\'', "\\'"))
         }
     }
 }

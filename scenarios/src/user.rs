@@ -672,7 +672,7 @@ impl User for ScenarioUser {
                     .any(|c| matches!(c.into, Destination::Var(s, _) if s == slot))
             };
             if let Some(message) = &step.messages.status {
-                self.reason = Some(Messages::reason(&Some(message.clone()), String::new()));
+                self.reason = Some(Messages::caught(message));
             } else if let Some((header, slot)) =
                 self.left_out.filter(|(_, slot)| !captures_it(*slot))
             {
