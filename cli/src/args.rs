@@ -1,11 +1,8 @@
-//! Command-line flags, parsed by clap and resolved at once into the libraries' plain types.
+//! Command-line flags, parsed by clap; [`crate::plan::RunPlan::resolve`] turns them into a run.
 
 use anyhow::{bail, Context};
-use blast_engine::{
-    available_cores, Client, Plan, RequestTemplate, Requests, Shape, Target, TlsOptions,
-};
+use blast_engine::Shape;
 use blast_scenarios::{parse_duration, parse_rate, parse_stages, Criterion, Load, Scenario};
-use bytes::Bytes;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +54,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     #[arg(help_heading = "Scenario")]
     pub print_profile: Option<String>,
+
+    /// Print the run these flags make (target, job, load resolved, criteria, outputs) as JSON,
+    /// secrets redacted, and exit without sending anything.
+    #[arg(long)]
+    pub print_plan: bool,
 
     /// Base URL of the target, as Locust's --host. Default: the scenario's host, else blast's
     /// built-in reference target on a loopback port.
@@ -334,7 +336,8 @@ pub fn parse_user_stages(text: &str) -> Result<Shape, String> {
 }
 
 /// The `--client` values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientArg {
     /// Pre-encoded requests written straight to the socket, responses parsed with httparse.
     Raw,
@@ -342,8 +345,8 @@ pub enum ClientArg {
     Hyper,
 }
 
-/// What the run sends: one request to a URL, or a scenario.
-pub enum Job {
+/// What the flags chose to send: one request to a URL, or a scenario.
+pub enum Chosen {
     /// One request, looped or paced (wrk's model).
     Url(Option<String>),
     /// A scenario file or built-in profile.
@@ -368,7 +371,7 @@ impl Args {
     }
 
     /// The job the flags ask for; every problem is a usage error.
-    pub fn job(&self) -> anyhow::Result<Job> {
+    pub fn chosen(&self) -> anyhow::Result<Chosen> {
         let (scenario, source) = match (&self.file, &self.profile) {
             (Some(path), _) if crate::convert::is_locustfile(path) => {
                 let t = crate::convert::translate(path, self.lenient)?;
@@ -399,7 +402,7 @@ impl Args {
                 if let Some(word) = self.user_classes.first() {
                     bail!("unexpected argument {word:?}: user class names go with -f or --profile, and a URL run takes one URL");
                 }
-                return Ok(Job::Url(self.url.clone().or_else(|| self.host.clone())));
+                return Ok(Chosen::Url(self.url.clone().or_else(|| self.host.clone())));
             }
         };
         if self.url.is_some() {
@@ -417,7 +420,7 @@ impl Args {
         scenario
             .select_classes(&self.user_classes)
             .map_err(anyhow::Error::msg)?;
-        Ok(Job::Scenario {
+        Ok(Chosen::Scenario {
             scenario: Box::new(scenario),
             source,
         })
@@ -460,25 +463,6 @@ impl Args {
         Ok(())
     }
 
-    /// The single request of a URL job.
-    pub fn request(&self, target: &Target, path: &str) -> anyhow::Result<Requests> {
-        let body = match (&self.body, &self.body_file) {
-            (Some(text), _) => Bytes::from(text.clone()),
-            (None, Some(path)) => Bytes::from(
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            (None, None) => Bytes::new(),
-        };
-        let method = match &self.method {
-            Some(m) => m.to_ascii_uppercase(),
-            None if body.is_empty() => "GET".to_string(),
-            None => "POST".to_string(),
-        };
-        let headers = self.header_pairs()?;
-        let request = RequestTemplate::new(target, &method, path, &headers, body)?;
-        Ok(Requests::new(vec![request]).following_redirects(self.follow_redirects))
-    }
-
     /// The `-H` headers as (name, value).
     pub fn header_pairs(&self) -> anyhow::Result<Vec<(String, String)>> {
         self.headers
@@ -490,48 +474,6 @@ impl Args {
                 _ => bail!("invalid header {h:?} (expected \"Name: value\")"),
             })
             .collect()
-    }
-
-    /// The TLS options, with their files read.
-    fn tls(&self) -> anyhow::Result<TlsOptions> {
-        let read = |path: &PathBuf| {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-        };
-        let client_cert_pem = match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
-            _ => None,
-        };
-        Ok(TlsOptions {
-            ca_certs_pem: self.ca_cert.as_ref().map(read).transpose()?,
-            insecure: self.insecure,
-            client_cert_pem,
-        })
-    }
-
-    /// Applies the engine settings every job shares.
-    pub fn configure(&self, plan: &mut Plan) -> anyhow::Result<()> {
-        let cores = available_cores().len().max(1);
-        plan.workers = match self.threads {
-            Some(n) if n > cores => {
-                bail!("invalid --threads {n}: only {cores} cores are available to blast")
-            }
-            Some(n) => n,
-            None => cores,
-        };
-        plan.pin = !self.no_pin;
-        plan.client = match self.client {
-            ClientArg::Raw => Client::Raw,
-            ClientArg::Hyper => Client::Hyper,
-        };
-        plan.retry = !self.no_retry;
-        plan.reset_stats = self.reset_stats;
-        plan.shard = self.shard.unwrap_or_default();
-        plan.start_at = self.start_at;
-        plan.tls = self.tls()?;
-        plan.timeout = self.timeout;
-        plan.connect_timeout = self.connect_timeout;
-        plan.stop_timeout = self.stop_timeout;
-        Ok(())
     }
 }
 
@@ -553,7 +495,7 @@ fn parse_shard(text: &str) -> Result<blast_engine::Shard, String> {
 }
 
 /// Where a run's results go (shared with `blast merge`).
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, serde::Serialize)]
 #[command(next_help_heading = "Outputs")]
 pub struct OutputArgs {
     /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,

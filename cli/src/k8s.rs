@@ -7,7 +7,8 @@ use blast_engine::redact;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::args::{Args, Job};
+use crate::args::Args;
+use crate::plan::{Job, RunPlan};
 
 /// Where the ConfigMap's scenario is mounted in each pod.
 const SCENARIO_DIR: &str = "/etc/blast";
@@ -82,7 +83,7 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
     let mut run = args.run.clone();
     run.resolve_positionals();
     let run = &run;
-    run.validate()?;
+    let plan = RunPlan::resolve(run)?;
     if args.shards == 0 {
         bail!("invalid --shards 0: at least one shard is needed");
     }
@@ -104,9 +105,9 @@ pub fn manifests(args: &K8sArgs, raw: &[String], start_at: SystemTime) -> anyhow
             bail!("{flag} is set by blast k8s for each shard: leave it out");
         }
     }
-    let (scenario, source) = match run.job()? {
-        Job::Scenario { scenario, source } => (scenario.name.clone(), Some(source)),
-        Job::Url(_) => ("url".to_string(), None),
+    let (scenario, source) = match plan.job {
+        Job::Scenario { name, source, .. } => (name, Some(source)),
+        Job::Url { .. } => ("url".to_string(), None),
     };
     let name = args
         .name

@@ -2,10 +2,12 @@
 
 mod args;
 mod convert;
+mod finish;
 mod k8s;
 mod merge;
 mod monitor;
 mod outputs;
+mod plan;
 mod progress;
 mod report;
 mod run;
@@ -16,6 +18,7 @@ mod web;
 use blast_engine::{redact, RunHandle};
 use clap::Parser;
 use run::{Failure, Verdict};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -110,14 +113,37 @@ fn main() -> ExitCode {
         None => {
             let mut args = cli.run;
             args.resolve_positionals();
-            let outcome = if args.web {
-                web::serve(&args)
-            } else {
-                run::run(&args)
-            };
-            exit_code(outcome, "blast")
+            exit_code(run_or_serve(&args), "blast")
         }
     }
+}
+
+/// What the run flags ask for: list or print the profiles, print the plan, serve the web UI,
+/// or run.
+fn run_or_serve(args: &args::Args) -> Result<Verdict, Failure> {
+    let usage = |e: anyhow::Error| Failure::Usage(e);
+    if args.list_profiles {
+        for (name, _) in blast_scenarios::PROFILES {
+            let s = blast_scenarios::profile(name).map_err(|e| usage(e.into()))?;
+            println!("{name:<12} {}", s.description);
+        }
+        return Ok(Verdict::Pass);
+    }
+    if let Some(name) = &args.print_profile {
+        let source = blast_scenarios::profile_source(name).map_err(|e| usage(e.into()))?;
+        // A reader that stops early (`| head`) is not an error.
+        let _ = write!(std::io::stdout(), "{source}");
+        return Ok(Verdict::Pass);
+    }
+    if args.web {
+        return web::serve(args);
+    }
+    let plan = plan::RunPlan::resolve(args).map_err(usage)?;
+    if args.print_plan {
+        let _ = writeln!(std::io::stdout(), "{}", plan.to_json().map_err(usage)?);
+        return Ok(Verdict::Pass);
+    }
+    run::run(&plan, None)
 }
 
 /// The exit code of a run (or a merge) that ended with `outcome`, its error printed.

@@ -1,5 +1,5 @@
 //! `blast merge`: one run from the `--json` records of its shards, every output written from
-//! it as a single run writes them, and its criteria judged on the merged data.
+//! it by the pipeline that finishes a single run, and its criteria judged on the merged data.
 
 use anyhow::anyhow;
 use blast_report::merge::Shards;
@@ -8,7 +8,9 @@ use blast_scenarios::Criterion;
 use std::path::PathBuf;
 
 use crate::args::OutputArgs;
+use crate::finish::{finish, Ending};
 use crate::outputs::Outputs;
+use crate::plan::Console;
 use crate::run::{Failure, Verdict};
 use crate::summary;
 
@@ -64,29 +66,27 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
         .take_warnings()
         .iter()
         .for_each(|w| summary::warn(w));
-    let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
     let info = shards.info();
     let label = shards.label();
-    let rows = outputs.failure_rows(&report, started + report.duration);
-    let mut record = RunRecord::new(&report, &info, &label, &verdicts, rows, &samples);
-    blast_report::annotate(&mut record, &samples);
-    record.merged = Some(from);
-    if args.quiet {
-        for v in verdicts.iter().filter(|v| !v.pass) {
-            eprintln!(
-                "blast merge: FAIL {} (measured {})",
-                v.criterion, v.measured
-            );
-        }
-    } else {
-        let width = summary::width_of(&std::io::stdout());
-        print!("{}", summary::render(&report, &label, None, &record, width));
-    }
-    outputs.finish(&report, &record).map_err(Failure::Run)?;
-    if let Some(why) = &report.incomplete {
-        return Err(Failure::Run(anyhow!(
-            "{why}: the merged results written are incomplete"
-        )));
-    }
-    Ok(Verdict::of(&verdicts, &report, args.exit_code_on_error))
+    let ending = Ending {
+        report: &report,
+        samples: &samples,
+        info: &info,
+        label: &label,
+        criteria: &criteria,
+        script: None,
+        ended: started + report.duration,
+        console: match args.quiet {
+            true => Console::Quiet,
+            false => Console::Summary,
+        },
+        program: "blast merge",
+        exit_code_on_error: args.exit_code_on_error,
+    };
+    finish(
+        ending,
+        &mut outputs,
+        |record, _| record.merged = Some(from),
+        |_| (),
+    )
 }

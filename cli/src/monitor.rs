@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// A `--monitor-cmd` value: a name and the shell command whose output is the number.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct MonitorCommand {
     /// Name in the outputs.
     pub name: String,
@@ -198,8 +198,8 @@ impl WorkerCpu {
     }
 }
 
-/// Everything sampled during one run.
 /// What to watch besides blast itself, as the flags say.
+#[derive(Clone, Default, serde::Serialize)]
 pub struct Sources {
     /// `--monitor-pid`.
     pub pid: Option<u32>,

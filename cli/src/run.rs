@@ -1,18 +1,18 @@
-//! One load run: resolve the job into a plan, open the outputs, run with signals watched,
-//! print the summary, write every result, and say how the run ended.
+//! One load run from its plan: start the target if none is given, open the outputs, run with
+//! signals watched, and hand what ended to the finishing pipeline.
 
 use anyhow::Context;
-use blast_engine::{Engine, EngineError, Plan, Target};
+use blast_engine::{Engine, EngineError};
 use blast_report::exact::ShardData;
 use blast_report::{RunInfo, RunRecord};
-use blast_scenarios::Load;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::args::{self, Job};
-use crate::monitor::{Monitor, Sources};
+use crate::finish::{finish, Ending};
+use crate::monitor::Monitor;
 use crate::outputs::Outputs;
+use crate::plan::{Console, Job, RunPlan};
 use crate::{progress, summary, watch_signals};
 
 /// Why a run could not end normally; each maps to an exit code.
@@ -66,113 +66,59 @@ pub trait Watcher {
     fn finished(&self, record: &RunRecord);
 }
 
-/// Runs what the flags ask for: list or print profiles, or one load run end to end.
-pub fn run(args: &args::Args) -> Result<Verdict, Failure> {
-    run_watched(args, None)
-}
-
-/// [`run`], with a watcher that sees the run; signals are then the watcher's business.
-pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<Verdict, Failure> {
-    args.validate().map_err(usage)?;
-    if args.list_profiles {
-        for (name, _) in blast_scenarios::PROFILES {
-            let s = blast_scenarios::profile(name).map_err(usage)?;
-            println!("{name:<12} {}", s.description);
-        }
-        return Ok(Verdict::Pass);
-    }
-    if let Some(name) = &args.print_profile {
-        print!("{}", blast_scenarios::profile_source(name).map_err(usage)?);
-        return Ok(Verdict::Pass);
-    }
-    let job = args.job().map_err(usage)?;
-    let base = match &job {
-        Job::Url(url) => url.clone(),
-        Job::Scenario { scenario, .. } => args.host.clone().or_else(|| scenario.host.clone()),
-    };
+/// Runs the plan end to end; a `watcher` sees the run, and signals are then its business.
+pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Failure> {
     // Without a target, run against the built-in reference target on a loopback port.
-    let local = match base {
+    let local = match plan.target {
         Some(_) => None,
         None => Some(start_reference_target().map_err(Failure::Run)?),
     };
-    let url = match (base, &local) {
-        (Some(url), _) => url,
+    let url = match (&plan.target, &local) {
+        (Some(url), _) => url.clone(),
         (None, Some(server)) => format!("{}/", server.url()),
         (None, None) => unreachable!("a local target is started when no URL is given"),
     };
-    let missing = match job {
-        Job::Url(_) => "URL",
-        Job::Scenario { .. } => "--host",
-    };
-    let (target, uri) = Target::parse(&url).map_err(failure)?;
-    if target.tls && args.insecure {
+    let (engine_plan, script) = plan.engine_plan(&url).map_err(|e| match e.downcast() {
+        Ok(e) => failure(e),
+        Err(e) => usage(e),
+    })?;
+    if engine_plan.target.tls && plan.engine.insecure {
         eprintln!("warning: --insecure: the server's certificate is not verified");
     }
-    let mut scenario_name = None;
-    let source = match &job {
-        Job::Scenario { source, .. } => Some(source.clone()),
-        Job::Url(_) => None,
-    };
-    let (plan, script, criteria, label) = match job {
-        Job::Url(_) => {
-            let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            let requests = args.request(&target, path).map_err(usage)?;
-            let load = Load::default().overridden_by(&args.load());
-            let plan = plan(target, requests, &load, args)?;
-            (plan, None, args.thresholds.clone(), url.clone())
-        }
-        Job::Scenario { scenario, .. } => {
-            if uri.path() != "/" {
-                return Err(usage(anyhow::anyhow!(
-                    "--host {url}: give only scheme, host and port; the scenario has the paths"
-                )));
-            }
-            let headers = args.header_pairs().map_err(usage)?;
-            let script = scenario.script_with_headers(&target, &headers);
-            let load = scenario.load.overridden_by(&args.load());
-            let plan = plan(target, script.clone(), &load, args)?;
-            let mut criteria = scenario.criteria.clone();
-            criteria.extend(args.thresholds.iter().cloned());
-            let label = format!("{} ({url})", scenario.name);
-            scenario_name = Some(scenario.name.clone());
-            (plan, Some(script), criteria, label)
-        }
-    };
-    // The summary and the record name the target without its credentials.
-    let label = blast_engine::redact::text(&label);
-    for c in &criteria {
-        c.check_names(plan.script.names())
-            .map_err(|e| usage(anyhow::anyhow!(e)))?;
-    }
-    ensure_file_limit(peak_connections(&plan.schedule), local.is_some()).map_err(Failure::Usage)?;
-    let names = plan.script.names().to_vec();
+    let label = plan.label(&url);
+    let local_target = local.is_some();
+    ensure_file_limit(peak_connections(&engine_plan.schedule), local_target)
+        .map_err(Failure::Usage)?;
+    let names = engine_plan.script.names().to_vec();
     let terminal = std::io::stderr().is_terminal();
-    let mut progress = progress::Progress::new(plan.run_time, &plan.schedule, &names, terminal);
-    let sources = Sources {
-        pid: args.monitor_pid,
-        cgroup: args.monitor_cgroup.clone(),
-        container: args.monitor_container.clone(),
-        postgres: args.monitor_postgres.clone(),
-        commands: args.monitor_cmds.clone(),
-    };
-    let mut monitor =
-        Monitor::start(&sources, plan.interval).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let mut progress = progress::Progress::new(
+        engine_plan.run_time,
+        &engine_plan.schedule,
+        &names,
+        terminal,
+    );
+    let mut monitor = Monitor::start(&plan.monitor, engine_plan.interval)
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
     // The plan is checked before any output file is created, so bad input leaves none.
-    let engine = Engine::new(plan).map_err(usage)?;
+    let engine = Engine::new(engine_plan).map_err(usage)?;
     // Fail before the run, not after it, when an output cannot be written.
     // With --start-at the run's intervals start on that time's grid (the HDR log's base time).
-    let started = args.start_at.unwrap_or_else(SystemTime::now);
-    let shard = args.shard.is_some();
-    let mut outputs = Outputs::create(&args.out, &names, &monitor.keys(), started, shard)
+    let started = plan.start_at.unwrap_or_else(SystemTime::now);
+    let shard = plan.engine.shard.is_some();
+    let mut outputs = Outputs::create(&plan.out, &names, &monitor.keys(), started, shard)
         .map_err(Failure::Usage)?;
     let mut samples = Vec::new();
-    let console = Console::of(args);
-    if local.is_some() && console != Console::Quiet {
+    let console = plan.console;
+    if local_target && console != Console::Quiet {
+        let missing = match plan.job {
+            Job::Url { .. } => "URL",
+            Job::Scenario { .. } => "--host",
+        };
         println!("no {missing} given: using the built-in reference target, {url}");
     }
     let signals = match watcher {
         Some(w) => {
-            w.started(engine.handle(), engine.plan(), &criteria);
+            w.started(engine.handle(), engine.plan(), &plan.criteria);
             Default::default()
         }
         None => {
@@ -204,56 +150,53 @@ pub fn run_watched(args: &args::Args, watcher: Option<&dyn Watcher>) -> Result<V
             }
         }
     };
-    if let Some(at) = args.start_at {
+    if let Some(at) = plan.start_at {
         wait_until(at, console);
     }
     let report = engine.run(on_interval).map_err(failure)?;
     eprint!("{}", progress.clear());
-    let verdicts: Vec<_> = criteria.iter().map(|c| c.evaluate(&report)).collect();
-    let (scenario_digest, scenario_source) = scenario_identity(args, &url, source);
+    let digest = plan.digest(&url);
     let info = RunInfo {
         command: std::env::args().collect(),
         host: url.clone(),
-        profile: args.profile.clone(),
-        scenario: scenario_name,
-        start_at: args.start_at,
-        run_id: run_id(args, &scenario_digest),
-        scenario_digest,
-        scenario_source,
+        profile: plan.profile.clone(),
+        scenario: plan.scenario().map(|s| s.name.clone()),
+        start_at: plan.start_at,
+        run_id: run_id(plan, &digest),
+        scenario_digest: digest,
+        scenario_source: match &plan.job {
+            Job::Scenario { source, .. } => Some(source.clone()),
+            Job::Url { .. } => None,
+        },
         cores: Some(blast_engine::available_cores().len()),
     };
-    let failure_rows = outputs.failure_rows(&report, SystemTime::now());
-    let mut record = RunRecord::new(&report, &info, &label, &verdicts, failure_rows, &samples);
-    blast_report::annotate(&mut record, &samples);
-    if let Some(log) = outputs.take_exact() {
-        let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
-        record.shard_data = Some(ShardData::new(&report, &info, criteria, log));
-    }
-    if console != Console::Quiet {
-        let width = summary::width_of(&std::io::stdout());
-        let text = summary::render(&report, &label, script.as_ref(), &record, width);
-        print!("{text}");
-        let _ = std::io::stdout().flush();
-    } else {
-        // Quiet prints no summary, but a failed criterion is the answer a CI job waits for.
-        for v in verdicts.iter().filter(|v| !v.pass) {
-            eprintln!("blast: FAIL {} (measured {})", v.criterion, v.measured);
+    let exact = outputs.take_exact();
+    let ending = Ending {
+        report: &report,
+        samples: &samples,
+        info: &info,
+        label: &label,
+        criteria: &plan.criteria,
+        script: script.as_ref(),
+        ended: SystemTime::now(),
+        console,
+        program: "blast",
+        exit_code_on_error: plan.exit_code_on_error,
+    };
+    let shard_data = |record: &mut RunRecord, verdicts: &[blast_scenarios::Verdict]| {
+        if let Some(log) = exact {
+            let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
+            record.shard_data = Some(ShardData::new(&report, &info, criteria, log));
         }
-    }
-    let written = outputs.finish(&report, &record);
-    if let Some(w) = watcher {
-        w.finished(&record);
-    }
-    written.map_err(Failure::Run)?;
-    if let Some(why) = &report.incomplete {
-        return Err(Failure::Run(anyhow::anyhow!(
-            "{why}: the run stopped early and the results written are incomplete"
-        )));
-    }
-    Ok(if signals.load(Ordering::Relaxed) >= 2 {
-        Verdict::Aborted
-    } else {
-        Verdict::of(&verdicts, &report, args.exit_code_on_error)
+    };
+    let verdict = finish(ending, &mut outputs, shard_data, |record| {
+        if let Some(w) = watcher {
+            w.finished(record);
+        }
+    })?;
+    Ok(match signals.load(Ordering::Relaxed) >= 2 {
+        true => Verdict::Aborted,
+        false => verdict,
     })
 }
 
@@ -275,45 +218,6 @@ impl Verdict {
             Verdict::Pass
         }
     }
-}
-
-/// What the console shows while running.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Console {
-    /// Status lines (or the live view on a terminal), then the summary.
-    Live,
-    /// The summary only (`--only-summary`).
-    Summary,
-    /// Nothing but errors (`-q`).
-    Quiet,
-}
-
-impl Console {
-    fn of(args: &args::Args) -> Console {
-        if args.quiet {
-            Console::Quiet
-        } else if args.only_summary {
-            Console::Summary
-        } else {
-            Console::Live
-        }
-    }
-}
-
-/// A plan for `script` with the load resolved and the shared engine flags applied.
-fn plan(
-    target: Target,
-    script: impl blast_engine::Script,
-    load: &Load,
-    args: &args::Args,
-) -> Result<Plan, Failure> {
-    let (schedule, run_time) = load
-        .resolve(args.peak, args.max_connections)
-        .map_err(|e| usage(anyhow::anyhow!(e)))?;
-    let mut plan = Plan::new(target, script, schedule);
-    plan.run_time = run_time;
-    args.configure(&mut plan).map_err(usage)?;
-    Ok(plan)
 }
 
 /// Descriptors beyond sockets: stdio, epoll and timer fds, output files, threads' pipes.
@@ -379,34 +283,14 @@ fn wait_until(at: std::time::SystemTime, console: Console) {
     std::thread::sleep(wait);
 }
 
-/// FNV-1a of what was run (the scenario's `source` and the tags chosen, or the URL's request),
-/// in hex, with the source itself.
-fn scenario_identity(
-    args: &args::Args,
-    url: &str,
-    source: Option<String>,
-) -> (String, Option<String>) {
-    let what = match &source {
-        Some(text) => format!("{text}\0{:?}\0{:?}", args.tags, args.exclude_tags),
-        None => format!(
-            "{:?} {url}\0{:?}\0{:?}\0{:?}",
-            args.method, args.headers, args.body, args.body_file
-        ),
-    };
-    (
-        format!("{:016x}", blast_scenarios::fnv1a(what.as_bytes())),
-        source,
-    )
-}
-
 /// `--run-id`; else, with `--start-at`, the scenario's digest and that time, which every shard
 /// given the same flags computes alike; else one of its own.
-fn run_id(args: &args::Args, digest: &str) -> String {
-    if let Some(id) = &args.run_id {
+fn run_id(plan: &RunPlan, digest: &str) -> String {
+    if let Some(id) = &plan.run_id {
         return id.clone();
     }
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    match args.start_at {
+    match plan.start_at {
         Some(at) => format!("{}-{}", &digest[..8], secs(at).as_secs()),
         None => {
             let now = secs(SystemTime::now()).as_nanos();

@@ -630,3 +630,48 @@ fn piped_output_keeps_whole_names() {
         "a wrapped line:\n{summary}"
     );
 }
+
+#[test]
+fn print_plan_shows_the_resolved_run_without_secrets_and_sends_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let host = format!("http://user:pw-s3cret@{}", listener.local_addr().unwrap());
+    let out = blast(&[
+        "--print-plan",
+        "--profile",
+        "burst",
+        "--peak",
+        "200",
+        "--host",
+        &host,
+        "-H",
+        "Authorization: Bearer tok-s3cret",
+        "--threshold",
+        "p99<900ms",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("s3cret"), "a secret was printed:\n{text}");
+    let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(plan["job"]["scenario"]["name"], "burst");
+    assert_eq!(
+        plan["job"]["scenario"]["headers"][0],
+        "Authorization: [redacted]"
+    );
+    // --peak rescales the profile's stages: the schedule printed is the one that would run.
+    let stages = plan["schedule"]["closed"]["users"]["stages"]
+        .as_array()
+        .unwrap();
+    let peak = stages
+        .iter()
+        .map(|s| s["target"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(peak, 200.0, "{text}");
+    let criteria = plan["criteria"].as_array().unwrap();
+    assert_eq!(criteria.last().unwrap(), "p99<900ms");
+    assert!(criteria.len() > 1, "the profile's own criteria come first");
+    assert!(
+        listener.accept().is_err(),
+        "--print-plan opened a connection"
+    );
+}

@@ -53,7 +53,7 @@ pub struct Plan {
 /// One of several processes that run one plan together (`--shard 2/8`): each takes an even
 /// integer share of the users (or of the rate, with interleaved timetables), so the shards
 /// together make the load one process would.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Shard {
     /// From 0.
     pub index: usize,

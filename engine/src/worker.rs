@@ -482,7 +482,7 @@ impl Local {
 
             let reused = match conn.as_mut() {
                 Some(c) => {
-                    let fresh = reuse_until.map_or(true, |t| Instant::now() < t);
+                    let fresh = reuse_until.is_none_or(|t| Instant::now() < t);
                     let usable = fresh && c.is_usable().await;
                     if !usable {
                         self.recorder.borrow_mut().reconnected(name);

@@ -11,7 +11,7 @@ pub const DEFAULT_RUN_TIME: Duration = Duration::from_secs(10);
 
 /// How much load a run offers and for how long; every field is optional so that command-line
 /// flags can override a scenario's defaults one by one.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Load {
     /// Users to reach (Locust's `-u`).
     pub users: Option<u64>,

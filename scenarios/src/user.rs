@@ -405,7 +405,7 @@ impl ScenarioUser {
         let body = step
             .body
             .as_ref()
-            .filter(|_| to.map_or(true, |r| r.keep_body));
+            .filter(|_| to.is_none_or(|r| r.keep_body));
         if let Some(body) = body {
             body.render(&mut cx, body_buf)?;
         }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::plan::{Console, RunPlan};
 use crate::run::{self, Failure, Verdict, Watcher};
 use form::Swarm;
 
@@ -178,16 +179,15 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         }
         None => None,
     };
-    // Bad flags show now, not at the first swarm.
-    args.validate().map_err(Failure::Usage)?;
-    let job = args.job().map_err(Failure::Usage)?;
+    // Bad flags show now, not at the first swarm; every run is this plan with its form's load.
+    let plan = RunPlan::resolve(args).map_err(Failure::Usage)?;
     let addr = SocketAddr::new(args.web_host, args.web_port);
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} for the web UI"))
         .map_err(Failure::Run)?;
     let addr = listener.local_addr().map_err(|e| Failure::Run(e.into()))?;
     let (tx, rx) = channel();
-    let defaults = defaults(args, &job);
+    let defaults = defaults(&plan);
     let web = Arc::new(Web {
         state: Mutex::new(State {
             phase: "ready",
@@ -219,11 +219,16 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         };
         let _ = web.swarms.lock().map(|tx| tx.send(start));
     }
-    run_loop(args, &web, rx)
+    run_loop(&plan, args.autoquit, &web, rx)
 }
 
 /// Runs each swarm in turn on this thread.
-fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verdict, Failure> {
+fn run_loop(
+    plan: &RunPlan,
+    autoquit: Option<u64>,
+    web: &Arc<Web>,
+    swarms: Receiver<Swarm>,
+) -> Result<Verdict, Failure> {
     // Outputs not named on the command line go to a private folder (0700), removed at exit.
     let scratch = tempfile::Builder::new()
         .prefix("blast-web-")
@@ -232,13 +237,13 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
         .map_err(Failure::Run)?;
     let mut verdict = Verdict::Pass;
     while let Ok(swarm) = swarms.recv() {
-        let (run_args, n) = {
+        let (run_plan, n) = {
             let mut s = lock(&web.state);
             if s.quitting {
                 break;
             }
             s.runs += 1;
-            let (run_args, files) = run_args(args, &swarm, s.runs, scratch.path());
+            let (run_plan, files) = run_plan(plan, &swarm, s.runs, scratch.path());
             s.local_target = web.local_target(&swarm);
             s.files = Some(files);
             s.points.clear();
@@ -247,9 +252,9 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
             s.error = None;
             s.outcome = Value::Null;
             s.phase = "spawning";
-            (run_args, s.runs)
+            (run_plan, s.runs)
         };
-        let result = run::run_watched(&run_args, Some(web.as_ref()));
+        let result = run::run(&run_plan, Some(web.as_ref()));
         let mut s = lock(&web.state);
         s.phase = "stopped";
         s.handle = None;
@@ -272,7 +277,7 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
         }
         s.error = error;
         drop(s);
-        if let Some(after) = args.autoquit {
+        if let Some(after) = autoquit {
             std::thread::sleep(Duration::from_secs(after));
             break;
         }
@@ -280,29 +285,31 @@ fn run_loop(args: &Args, web: &Arc<Web>, swarms: Receiver<Swarm>) -> Result<Verd
     Ok(verdict)
 }
 
-/// The flags of run `n`: the swarm's load over the command line's, and its own output files
+/// Run `n`: the command line's plan with the swarm's load and target, and its own output files
 /// (in `scratch` unless named on the command line).
-fn run_args(args: &Args, swarm: &Swarm, n: u32, scratch: &std::path::Path) -> (Args, RunFiles) {
-    let mut a = args.clone();
-    a.web = false;
-    a.users = Some(swarm.users);
-    a.spawn_rate = swarm.spawn_rate;
-    a.stages = swarm.stages.clone();
+fn run_plan(
+    plan: &RunPlan,
+    swarm: &Swarm,
+    n: u32,
+    scratch: &std::path::Path,
+) -> (RunPlan, RunFiles) {
+    let mut p = plan.clone();
+    let load = &mut p.flags_load;
+    load.users = Some(swarm.users);
+    load.spawn_rate = swarm.spawn_rate;
+    load.stages = swarm.stages.as_ref().map(|shape| shape.stages.clone());
     if swarm.stages.is_some() {
-        (a.users, a.spawn_rate) = (None, None);
+        (load.users, load.spawn_rate) = (None, None);
     }
     if let Some(rate) = swarm.rate {
-        a.rate = Some(blast_engine::Shape::constant(rate));
-        (a.users, a.spawn_rate, a.stages) = (None, None, None);
+        load.rate = Some(blast_engine::Shape::constant(rate));
+        (load.users, load.spawn_rate, load.stages) = (None, None, None);
     }
     if let Some(t) = swarm.run_time {
-        a.run_time = Some(t);
+        load.run_time = Some(t);
     }
     if swarm.host.is_some() {
-        match a.url.is_some() {
-            true => a.url = swarm.host.clone(),
-            false => a.host = swarm.host.clone(),
-        }
+        p.target.clone_from(&swarm.host);
     }
     // Outputs named on the command line get `-N` from the second run on; the rest go to the
     // scratch folder, so every run can be downloaded.
@@ -312,17 +319,19 @@ fn run_args(args: &Args, swarm: &Swarm, n: u32, scratch: &std::path::Path) -> (A
         None => scratch.join(fallback),
     };
     let files = RunFiles {
-        csv: name(&args.out.csv, "blast"),
-        json: name(&args.out.json, "blast.json"),
-        html: name(&args.out.html, "blast.html"),
-        hdr_log: name(&args.out.hdr_log, "blast.hlog"),
+        csv: name(&plan.out.csv, "blast"),
+        json: name(&plan.out.json, "blast.json"),
+        html: name(&plan.out.html, "blast.html"),
+        hdr_log: name(&plan.out.hdr_log, "blast.hlog"),
     };
-    a.out.csv = Some(files.csv.clone());
-    a.out.json = Some(files.json.clone());
-    a.out.html = Some(files.html.clone());
-    a.out.hdr_log = Some(files.hdr_log.clone());
-    a.only_summary = true;
-    (a, files)
+    p.out.csv = Some(files.csv.clone());
+    p.out.json = Some(files.json.clone());
+    p.out.html = Some(files.html.clone());
+    p.out.hdr_log = Some(files.hdr_log.clone());
+    if p.console == Console::Live {
+        p.console = Console::Summary;
+    }
+    (p, files)
 }
 
 /// `path` for run `n`: as given for the first, `stem-N.ext` after.
@@ -338,40 +347,24 @@ fn numbered(path: &std::path::Path, n: u32) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The start form's defaults, from the flags and the scenario or profile.
-fn defaults(args: &Args, job: &crate::args::Job) -> Value {
-    let scenario = match job {
-        crate::args::Job::Scenario { scenario, .. } => Some(scenario),
-        crate::args::Job::Url(_) => None,
-    };
-    let load = scenario
-        .as_ref()
-        .map(|s| s.load.clone())
-        .unwrap_or_default();
-    let stages = args
-        .stages
-        .as_ref()
-        .map(|shape| shape.stages.clone())
-        .or(load.stages)
-        .map(|stages| {
-            stages
-                .iter()
-                .map(|st| format!("{}s:{}", st.duration.as_secs_f64(), st.target))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+/// The start form's defaults: the load the plan runs, its target and its criteria.
+fn defaults(plan: &RunPlan) -> Value {
+    let load = plan.load();
+    let stages = load.stages.as_ref().map(|stages| {
+        stages
+            .iter()
+            .map(|st| format!("{}s:{}", st.duration.as_secs_f64(), st.target))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     // The criteria the run will be judged by, listed before it starts.
-    let criteria: Vec<String> = (scenario.iter())
-        .flat_map(|s| s.criteria.iter())
-        .chain(&args.thresholds)
-        .map(|c| c.to_string())
-        .collect();
+    let criteria: Vec<String> = plan.criteria.iter().map(|c| c.to_string()).collect();
     json!({
         // A staged shape says the users itself: one of the two, so Start runs what is shown.
-        "users": args.users.or(load.users).or(stages.is_none().then_some(10)),
-        "spawn_rate": args.spawn_rate.or(load.spawn_rate),
-        "host": args.url.clone().or(args.host.clone()).or(scenario.and_then(|s| s.host.clone())),
-        "run_time": args.run_time.or(load.run_time).map(|t| t.as_secs_f64()),
+        "users": load.users.or(stages.is_none().then_some(10)),
+        "spawn_rate": load.spawn_rate,
+        "host": plan.target,
+        "run_time": load.run_time.map(|t| t.as_secs_f64()),
         "stages": stages,
         "criteria": criteria,
     })

@@ -95,7 +95,7 @@ impl Connector {
                     let f = ConnectFailure::tcp(&e);
                     if failure
                         .as_ref()
-                        .map_or(true, |old: &ConnectFailure| old.refused)
+                        .is_none_or(|old: &ConnectFailure| old.refused)
                     {
                         failure = Some(f);
                     }
@@ -110,7 +110,7 @@ impl Connector {
 async fn tcp_connect(addr: SocketAddr, connect_timeout: Duration) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // Requests are small and latency-sensitive: never wait for Nagle to coalesce them.
-    socket.set_nodelay(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     // Buffer sizes are left to the kernel's autotuning: fixing SO_RCVBUF would switch it off
     // and pin memory per connection, which matters at thousands of connections.

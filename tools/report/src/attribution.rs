@@ -125,7 +125,7 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             action: format!("Give {source} more CPU (cores, replicas), or make its busiest endpoint cheaper: profile it under this load."),
             weight: 90.0 + 10.0 * share,
         };
-        if best.as_ref().map_or(true, |(s, _)| share > *s) {
+        if best.as_ref().is_none_or(|(s, _)| share > *s) {
             best = Some((share, finding));
         }
     }
@@ -224,7 +224,7 @@ fn growing_latency(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             action: format!("Bound the work of {} {} (paginate, index, cache) so it stops growing with the data.", name.method, name.name),
             weight: 85.0 + growth.min(10.0),
         };
-        if best.as_ref().map_or(true, |(g, _)| growth > *g) {
+        if best.as_ref().is_none_or(|(g, _)| growth > *g) {
             best = Some((growth, finding));
         }
     }
@@ -259,7 +259,7 @@ fn first_to_slow_down(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             .find(|&k| series[k..k + 3].iter().all(|s| high(s.1)))
             .map(|k| series[k]);
         if let Some((t, p99)) = rose {
-            if first.map_or(true, |(ft, ..)| t < ft) {
+            if first.is_none_or(|(ft, ..)| t < ft) {
                 first = Some((t, i, base, p99));
             }
         }
