@@ -5,7 +5,9 @@ directly or around a circle. Cargo already refuses circles between crates.
 
     python3 .ci/module_cycles.py [--graph]
 
---graph prints every module's imports (the layer picture). Exits 1 on a circle.
+Also fails when a library crate names a plan's pack (`packs/`): only the CLI wires packs in.
+--graph prints every crate's workspace dependencies and every module's imports (the layer
+picture). Exits 1 on a circle or a pack named.
 """
 
 import re
@@ -67,13 +69,45 @@ def circles(graph):
     return out
 
 
+def manifests():
+    """The workspace's crates' manifests (not the build folder's, not the fuzz workspace)."""
+    for manifest in sorted(ROOT.glob("**/Cargo.toml")):
+        rel = manifest.relative_to(ROOT).parts
+        if rel[0] not in ("target", "fuzz") and (manifest.parent / "src").is_dir():
+            yield manifest
+
+
+def crate_deps(manifest):
+    """(crate name, the workspace crates it depends on, dev-dependencies left out)."""
+    text = manifest.read_text()
+    name = re.search(r'^name = "([^"]+)"', text, re.M).group(1)
+    deps = set()
+    section = None
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip()
+        elif section in ("[dependencies]", "[build-dependencies]"):
+            m = re.match(r"(blast-[a-z0-9-]+)", line)
+            if m:
+                deps.add(m.group(1))
+    return name, deps
+
+
 def main():
     show = "--graph" in sys.argv
     bad = False
-    for manifest in sorted(ROOT.glob("**/Cargo.toml")):
+    crates = dict(crate_deps(m) for m in manifests())
+    packs = {crate_deps(m)[0] for m in manifests() if "packs" in m.relative_to(ROOT).parts}
+    if show:
+        print("crates:")
+        for name in sorted(crates):
+            print(f"  {name} -> {', '.join(sorted(crates[name])) or '-'}")
+    for name, deps in sorted(crates.items()):
+        if name not in ("blast", "blast-benches") and name not in packs and deps & packs:
+            bad = True
+            print(f"{name} names a pack ({', '.join(sorted(deps & packs))}): only the CLI wires packs in")
+    for manifest in manifests():
         src = manifest.parent / "src"
-        if "target" in manifest.parts or "fuzz" in manifest.parts or not src.is_dir():
-            continue
         mods = modules(src)
         graph = {m: imports(t, mods, m) for m, t in mods.items()}
         crate = manifest.parent.relative_to(ROOT)

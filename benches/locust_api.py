@@ -98,7 +98,7 @@ def main():
     if not shutil.which("locust"):
         print("installing locust from PyPI", flush=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "locust"], check=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast"],
                    cwd=ROOT, check=True)
     procs = []
     try:

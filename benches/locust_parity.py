@@ -55,7 +55,7 @@ def need_locust():
 
 def build(bin_dir):
     if bin_dir is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast"],
                        cwd=ROOT, check=True)
         bin_dir = ROOT / "target" / "release"
     bin_dir = Path(bin_dir).resolve()

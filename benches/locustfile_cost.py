@@ -69,7 +69,7 @@ def main():
     ap.add_argument("files", nargs="*", default=FILES)
     args = ap.parse_args()
     if args.bin is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast"],
                        cwd=ROOT, check=True)
     bin_dir = Path(args.bin).resolve() if args.bin else ROOT / "target" / "release"
     blast = str(bin_dir / "blast")

@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast", "-p", "blast-target"],
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast"],
                    cwd=ROOT, check=True)
     blast = str(ROOT / "target/release/blast")
     target, url = start_target(str(ROOT / "target/release/blast-target"))

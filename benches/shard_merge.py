@@ -48,7 +48,7 @@ def need_hdrh():
 
 def build():
     if not (BLAST.exists() and TARGET.exists()):
-        subprocess.run(["cargo", "build", "--release", "-p", "blast", "-p", "blast-target"],
+        subprocess.run(["cargo", "build", "--release", "-p", "blast"],
                        cwd=ROOT, check=True)
 
 

@@ -44,7 +44,7 @@ fn render(c: &mut Criterion) {
         b.iter(|| cycle(fixed.as_mut(), &mut buf, &ok))
     });
 
-    let scenario = blast_scenarios::profile("burst").unwrap();
+    let scenario = blast_p43::profile("burst").unwrap();
     let mut burst = scenario.script(&target).user(USER);
     // The login: the token is captured from its response.
     burst.next(&mut buf);

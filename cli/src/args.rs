@@ -1,4 +1,4 @@
-//! Command-line flags, parsed by clap; [`crate::plan::RunPlan::resolve`] turns them into a run.
+//! Command-line flags, parsed by clap; `plan::RunPlan::resolve` turns them into a run.
 
 use anyhow::{bail, Context};
 use blast_engine::Shape;
@@ -388,8 +388,8 @@ impl Args {
                 )
             }
             (None, Some(name)) => (
-                blast_scenarios::profile(name)?,
-                blast_scenarios::profile_source(name)?.to_string(),
+                blast_p43::profile(name)?,
+                blast_p43::profile_source(name)?.to_string(),
             ),
             (None, None) => {
                 if self.peak.is_some() && self.stages.is_none() && self.rate.is_none() {

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 
 use crate::outputs::Outputs;
 use crate::plan::Console;
-use crate::run::{Failure, Verdict};
 use crate::summary;
 
 /// What a run ended with.
@@ -77,4 +76,44 @@ pub fn finish(
         )));
     }
     Ok(Verdict::of(&verdicts, report, end.exit_code_on_error))
+}
+
+/// Why a run could not end normally; each maps to an exit code.
+pub enum Failure {
+    /// Bad flags or input: nothing was sent.
+    Usage(anyhow::Error),
+    /// The run could not happen, or its results could not be written.
+    Run(anyhow::Error),
+}
+
+/// How a finished run ends.
+pub enum Verdict {
+    /// Every criterion held; without criteria, no request failed.
+    Pass,
+    /// At least one criterion failed.
+    CriteriaFailed,
+    /// No criteria, and requests failed: exit with this code (`--exit-code-on-error`).
+    RequestsFailed(u8),
+    /// Cut short by a second Ctrl-C; the results were still written.
+    Aborted,
+}
+
+impl Verdict {
+    /// How a run that ended ends: by its criteria, else by whether a request failed.
+    pub fn of(
+        verdicts: &[blast_scenarios::Verdict],
+        report: &blast_engine::Report,
+        exit_code_on_error: u8,
+    ) -> Verdict {
+        if !verdicts.is_empty() {
+            match verdicts.iter().all(|v| v.pass) {
+                true => Verdict::Pass,
+                false => Verdict::CriteriaFailed,
+            }
+        } else if report.total.counters.failed() > 0 && exit_code_on_error != 0 {
+            Verdict::RequestsFailed(exit_code_on_error)
+        } else {
+            Verdict::Pass
+        }
+    }
 }

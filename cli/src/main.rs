@@ -17,7 +17,7 @@ mod web;
 
 use blast_engine::{redact, RunHandle};
 use clap::Parser;
-use run::{Failure, Verdict};
+use finish::{Failure, Verdict};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -123,14 +123,14 @@ fn main() -> ExitCode {
 fn run_or_serve(args: &args::Args) -> Result<Verdict, Failure> {
     let usage = |e: anyhow::Error| Failure::Usage(e);
     if args.list_profiles {
-        for (name, _) in blast_scenarios::PROFILES {
-            let s = blast_scenarios::profile(name).map_err(|e| usage(e.into()))?;
+        for (name, _) in blast_p43::PROFILES {
+            let s = blast_p43::profile(name).map_err(|e| usage(e.into()))?;
             println!("{name:<12} {}", s.description);
         }
         return Ok(Verdict::Pass);
     }
     if let Some(name) = &args.print_profile {
-        let source = blast_scenarios::profile_source(name).map_err(|e| usage(e.into()))?;
+        let source = blast_p43::profile_source(name).map_err(|e| usage(e.into()))?;
         // A reader that stops early (`| head`) is not an error.
         let _ = write!(std::io::stdout(), "{source}");
         return Ok(Verdict::Pass);

@@ -8,10 +8,9 @@ use blast_scenarios::Criterion;
 use std::path::PathBuf;
 
 use crate::args::OutputArgs;
-use crate::finish::{finish, Ending};
+use crate::finish::{finish, Ending, Failure, Verdict};
 use crate::outputs::Outputs;
 use crate::plan::Console;
-use crate::run::{Failure, Verdict};
 use crate::summary;
 
 /// Merges the --json records of a run's shards (`blast --shard I/N`) into one run, exactly.

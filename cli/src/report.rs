@@ -67,7 +67,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     let stem = args.out.file_stem().unwrap_or_default().to_string_lossy();
     let charts_name = format!("{stem}-charts");
-    let (markdown, charts) = blast_report::results::render(&runs, &charts_name);
+    let (markdown, charts) = blast_p43::results::render(&runs, &charts_name);
     let dir = args
         .out
         .parent()

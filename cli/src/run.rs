@@ -9,31 +9,11 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::finish::{finish, Ending};
+use crate::finish::{finish, Ending, Failure, Verdict};
 use crate::monitor::Monitor;
 use crate::outputs::Outputs;
 use crate::plan::{Console, Job, RunPlan};
 use crate::{progress, summary, watch_signals};
-
-/// Why a run could not end normally; each maps to an exit code.
-pub enum Failure {
-    /// Bad flags or input: nothing was sent.
-    Usage(anyhow::Error),
-    /// The run could not happen, or its results could not be written.
-    Run(anyhow::Error),
-}
-
-/// How a finished run ends.
-pub enum Verdict {
-    /// Every criterion held; without criteria, no request failed.
-    Pass,
-    /// At least one criterion failed.
-    CriteriaFailed,
-    /// No criteria, and requests failed: exit with this code (`--exit-code-on-error`).
-    RequestsFailed(u8),
-    /// Cut short by a second Ctrl-C; the results were still written.
-    Aborted,
-}
 
 /// Any error, as bad input.
 fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
@@ -200,26 +180,6 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
     })
 }
 
-impl Verdict {
-    /// How a run that ended ends: by its criteria, else by whether a request failed.
-    pub fn of(
-        verdicts: &[blast_scenarios::Verdict],
-        report: &blast_engine::Report,
-        exit_code_on_error: u8,
-    ) -> Verdict {
-        if !verdicts.is_empty() {
-            match verdicts.iter().all(|v| v.pass) {
-                true => Verdict::Pass,
-                false => Verdict::CriteriaFailed,
-            }
-        } else if report.total.counters.failed() > 0 && exit_code_on_error != 0 {
-            Verdict::RequestsFailed(exit_code_on_error)
-        } else {
-            Verdict::Pass
-        }
-    }
-}
-
 /// Descriptors beyond sockets: stdio, epoll and timer fds, output files, threads' pipes.
 const SPARE_FILES: u64 = 64;
 
@@ -257,10 +217,14 @@ fn peak_connections(schedule: &blast_engine::Schedule) -> u64 {
     }
 }
 
-/// The reference target, in process, with a thread per core like the generator.
+/// The reference target, in process, with a thread per core like the generator, serving the
+/// P4.3 pack's EUCORA API (its CAB backlog kept at the plan's 100).
 fn start_reference_target() -> anyhow::Result<blast_target::Server> {
     let config = blast_target::Config {
         threads: blast_engine::available_cores().len().max(1),
+        apps: vec![std::sync::Arc::new(blast_p43::Eucora::new(
+            blast_p43::CAB_BACKLOG,
+        ))],
         ..Default::default()
     };
     blast_target::Server::start(([127, 0, 0, 1], 0).into(), config)

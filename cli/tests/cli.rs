@@ -1,6 +1,11 @@
 //! Drives the built `blast` binary against the reference target on a loopback port.
 
 use blast_target::{Config, Server};
+
+/// The reference target as blast serves it, with the P4.3 pack's EUCORA API.
+fn eucora() -> Config {
+    blast_p43::Eucora::serve_in(Config::default()).0
+}
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -33,7 +38,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn wrk_style_run_prints_a_summary_and_writes_json() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     let url = format!("{}/", server.url());
     let (text, v) = blast_json(&[&url, "-u", "4", "-t", "1s"], "summary.json");
     for line in ["requests", "latency", "p99.99", "connections   "] {
@@ -60,7 +65,7 @@ fn wrk_style_run_prints_a_summary_and_writes_json() {
 
 #[test]
 fn rate_run_reports_target_achieved_and_late_sends() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     let (text, v) = blast_json(&[&server.url(), "--rate", "200", "-t", "1s"], "rate.json");
     assert!(text.contains("target 200.0/s"), "{text}");
     assert_eq!(v["target_rate"], 200.0);
@@ -185,7 +190,7 @@ fn https_targets_are_verified_against_the_given_ca() {
     let identity = blast_target::TlsIdentity::self_signed();
     let config = Config {
         tls: Some(identity.clone()),
-        ..Config::default()
+        ..eucora()
     };
     let server = Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
     let url = format!("{}/", server.url());
@@ -317,7 +322,7 @@ fn a_printed_profile_is_a_scenario_file_that_runs_as_is() {
 
 #[test]
 fn scenario_flags_behave_as_locust_users_expect() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     let file = temp("headers.toml");
     // The -H cookie is read back by the target and feeds the next step: /status/207.
     std::fs::write(
@@ -390,7 +395,7 @@ fn scenario_flags_behave_as_locust_users_expect() {
 
 #[test]
 fn a_wrong_capture_path_is_named_with_the_failures_it_caused() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     let file = temp("badcap.toml");
     // The login answers {"token": ...}; the capture looks for "access" instead, so the
     // requests that need {{token}} go without their Authorization header and get 401s.
@@ -468,7 +473,7 @@ request = "GET /api/v1/deployments/"
 
 #[test]
 fn a_shard_runs_its_share_and_says_which_it_is() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     // 10 users over 3 shards: 4, 3 and 3.
     let (text, v) = blast_json(
         &[&server.url(), "-u", "10", "-t", "1s", "--shard", "2/3"],
@@ -483,7 +488,7 @@ fn a_shard_runs_its_share_and_says_which_it_is() {
 
 #[test]
 fn start_at_waits_for_its_time_and_says_how_late_it_started() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), eucora()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -592,10 +597,14 @@ fn the_readme_installs_every_binary_it_uses() {
             "cargo install --path {path} installs no binary"
         );
     }
-    // The binaries the README's commands run: blast, and blast-target from tools/target.
+    // The binaries the README's commands run, blast and blast-target, are both the cli's.
     assert!(installed.contains(&"cli"), "{installed:?}");
+    let manifest = std::fs::read_to_string(format!("{root}/cli/Cargo.toml")).unwrap();
     if readme.contains("blast-target --") {
-        assert!(installed.contains(&"tools/target"), "{installed:?}");
+        assert!(
+            manifest.contains("name = \"blast-target\""),
+            "cargo install --path cli installs no blast-target"
+        );
     }
 }
 

@@ -132,7 +132,8 @@ fn flags_blast_k8s_sets_itself_are_refused() {
 
 #[test]
 fn the_jobs_pods_run_as_shards_whose_logs_merge() {
-    let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let (config, api) = blast_p43::Eucora::serve_in(Config::default());
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
     let (config, job, secret) = all_manifests(&[
         "--profile",
         "cab",
@@ -224,7 +225,7 @@ fn the_jobs_pods_run_as_shards_whose_logs_merge() {
         serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert_eq!(v["merged"]["shards"], serde_json::json!([1, 2]));
     assert_eq!(v["users"], 6.0);
-    let integrity = server.integrity();
+    let integrity = api.integrity();
     assert_eq!(integrity["second_decisions_refused"], 0);
     assert_eq!(v["requests"].as_u64().unwrap(), server.served());
     std::fs::remove_dir_all(dir).unwrap();

@@ -22,6 +22,7 @@
 mod aggregator;
 mod connection;
 mod control;
+pub mod deadline;
 mod engine;
 mod error;
 mod plan;

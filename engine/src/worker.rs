@@ -17,6 +17,7 @@ use tokio_rustls::client::TlsStream;
 use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
 use crate::connection::{HyperConnection, RawConnection, Received};
 use crate::control::{Shared, ABORT, STOP};
+use crate::deadline::Deadlines;
 use crate::plan::Plan;
 use crate::recorder::{Delta, DeltaShape, Recorder};
 use crate::redirect::{is_redirect, Redirect, MAX_REDIRECTS};
@@ -82,6 +83,8 @@ struct Local {
     stopping: Cell<bool>,
     /// Wakes resting users when the run stops or the target drops.
     wake: Notify,
+    /// The users' request deadlines, checked on the control tick.
+    deadlines: Deadlines,
 }
 
 /// Runs one worker to completion on the current thread.
@@ -146,6 +149,7 @@ async fn drive(mut spec: WorkerSpec) {
         all_done: Notify::new(),
         stopping: Cell::new(false),
         wake: Notify::new(),
+        deadlines: Deadlines::default(),
     });
     let closed = local.pacer.is_none();
     if !closed {
@@ -201,7 +205,9 @@ async fn drive(mut spec: WorkerSpec) {
             }
             due = control.tick() => {
                 // How late the loop ran a timer: a busy generator shows here first.
-                local.recorder.borrow_mut().loop_lag(Instant::now().saturating_duration_since(due.into()));
+                let now = Instant::now();
+                local.recorder.borrow_mut().loop_lag(now.saturating_duration_since(due.into()));
+                local.deadlines.expire(now);
                 if closed {
                     local.follow_shape(spec.start.elapsed());
                 } else {
@@ -229,6 +235,7 @@ async fn drive(mut spec: WorkerSpec) {
     while local.live.get() > 0 {
         tokio::select! {
             _ = ticker.tick() => ship(&local, false, users_at_stop),
+            _ = control.tick() => local.deadlines.expire(Instant::now()),
             _ = local.all_done.notified() => {}
             _ = &mut grace => break,
             _ = stop_requested(&mut spec.stop, ABORT) => break,
@@ -418,6 +425,7 @@ impl Local {
         let mut next_hop = Vec::new();
         let mut received = Received::default();
         let mut conn: Option<C> = None;
+        let deadline = self.deadlines.register();
         // Past this instant the server's announced keep-alive timeout may close the idle
         // connection under a request: open a new one instead.
         let mut reuse_until: Option<Instant> = None;
@@ -526,7 +534,9 @@ impl Local {
             received.keep = keep_body;
             let written_before = conn.as_ref().map_or(0, C::written);
             let exchange = self.exchange(name, &mut conn, reused, &request, &mut received);
-            let outcome = tokio::time::timeout(timeout, exchange).await;
+            let outcome = deadline
+                .within(sent_at + timeout, std::pin::pin!(exchange))
+                .await;
             let done = Instant::now();
             let broken = match outcome {
                 Ok(Ok(exchange)) => {

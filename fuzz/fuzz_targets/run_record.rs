@@ -11,7 +11,7 @@ fuzz_target!(|text: &str| {
         return;
     };
     let _ = blast_report::html::render(&record);
-    let _ = blast_report::results::render(std::slice::from_ref(&record), "charts");
+    let _ = blast_p43::results::render(std::slice::from_ref(&record), "charts");
     let parts = vec![("a".to_string(), record.clone()), ("b".to_string(), record)];
     if let Ok(shards) = Shards::new(parts) {
         let _ = shards.replay(&mut |_, _| {});

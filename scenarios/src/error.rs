@@ -15,14 +15,6 @@ pub enum ScenarioError {
         /// What was wrong or expected.
         message: String,
     },
-    /// No built-in profile has this name.
-    #[error("unknown profile {name:?} (known: {known})")]
-    UnknownProfile {
-        /// The name asked for.
-        name: String,
-        /// The known names, comma-separated.
-        known: String,
-    },
     /// The file could not be read; the I/O error is its source, so an error chain (anyhow's
     /// `{:#}`) names it once.
     #[error("cannot read {path}")]

@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::finish::{Failure, Verdict};
 use crate::plan::{Console, RunPlan};
-use crate::run::{self, Failure, Verdict, Watcher};
+use crate::run::{self, Watcher};
 use form::Swarm;
 
 /// What the page and the API read, written once per interval by the run's observer.

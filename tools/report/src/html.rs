@@ -320,7 +320,7 @@ document.body.dataset.ready = charts.length === CHARTS && drawn ? "yes" : "broke
 
 /// The load a run offered: "up to 1000 users (closed model)", "2000.0 requests/s planned
 /// (open model)".
-pub(crate) fn load_text(record: &RunRecord) -> String {
+pub fn load_text(record: &RunRecord) -> String {
     match (record.users, record.target_rate) {
         (Some(users), _) => format!("up to {users} users (closed model)"),
         (None, Some(rate)) => format!("{rate:.1} requests/s planned (open model)"),

@@ -5,8 +5,8 @@
 //! - [`CsvWriter`]: Locust-compatible `--csv` files, rewritten each second and finished at the end.
 //! - [`HdrLog`]: per-interval histograms in HdrHistogram's interval-log format.
 //! - [`html`]: the self-contained HTML report, with charts drawn by [`svg`].
-//! - [`results`]: the P4.3 results report over several runs, with a bottleneck analysis
-//!   computed from their data ([`Finding`]).
+//! - [`findings`]: a bottleneck analysis computed from the data of one or several runs
+//!   ([`Finding`]).
 //!
 //! ```
 //! let record = blast_report::RunRecord::from_json("{}");
@@ -26,7 +26,6 @@ pub mod html;
 mod info;
 pub mod merge;
 mod record;
-pub mod results;
 pub mod svg;
 mod time;
 

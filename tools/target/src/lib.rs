@@ -13,14 +13,12 @@
 //!
 //! Routes: `GET /` (a 2-byte body), `POST /echo` (the request body back), `GET /status/{code}`
 //! (that status), httpbin's `/redirect/N`, `/redirect-to?url=U&status_code=S`, `/gzip` and
-//! `/cookies`, `/only-get` (405 for other methods), the EUCORA deployment API under `/api/v1/` (see `docs/target-api.md`),
-//! anything else 404.
+//! `/cookies`, `/only-get` (405 for other methods), anything else 404; and the [`App`]s of
+//! [`Config::apps`] under their prefixes (the P4.3 pack's EUCORA API under `/api/v1/`).
 #![deny(missing_docs)]
 
-mod eucora;
 mod minimal;
 mod server;
 
-pub use eucora::{PLANES, SEEDED_APPROVALS, USERS};
 pub use minimal::MinimalServer;
-pub use server::{Config, Latency, Server, Stall, TlsIdentity};
+pub use server::{App, Config, Latency, Server, Stall, TlsIdentity};

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::eucora::Api;
-
 /// Added latency before each response.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Latency {
@@ -47,6 +45,15 @@ pub struct Stall {
     pub duration: Duration,
 }
 
+/// An application served beside the test routes, under a path prefix of its own (the P4.3
+/// pack's EUCORA API is one).
+pub trait App: Send + Sync + std::fmt::Debug {
+    /// The path prefix it answers, e.g. `/api/v1/`.
+    fn prefix(&self) -> &str;
+    /// Its answer to one request, whose body has been read.
+    fn handle(&self, req: Request<Bytes>) -> Response<Full<Bytes>>;
+}
+
 /// The server's knobs. The default is a plain fast server.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -64,9 +71,8 @@ pub struct Config {
     /// `("/api/v1/deployments/", Latency::Fixed(20 ms))`. The first matching prefix applies,
     /// on top of `latency`. Default: none.
     pub route_latency: Vec<(String, Latency)>,
-    /// CAB approvals kept pending: when decisions leave fewer, deployments from other teams
-    /// arrive. Default: 100, the plan's "100+ approvals pending"; 0 lets the backlog drain.
-    pub cab_backlog: u64,
+    /// Applications served under their prefixes, before the test routes. Default: none.
+    pub apps: Vec<Arc<dyn App>>,
     /// Close a connection idle this long, as gunicorn's `keepalive`, nginx's
     /// `keepalive_timeout` and Node's `keepAliveTimeout` do. From 1 s up it is announced in a
     /// `Keep-Alive: timeout=N` header, as Node does; shorter timeouts close unannounced.
@@ -132,7 +138,7 @@ impl Default for Config {
             close_after: None,
             threads: 0,
             route_latency: Vec::new(),
-            cab_backlog: 100,
+            apps: Vec::new(),
             keep_alive_timeout: None,
             tls: None,
             reuse_port: false,
@@ -142,7 +148,6 @@ impl Default for Config {
 
 struct Shared {
     config: Config,
-    api: Api,
     start: Instant,
     served: AtomicU64,
     connections: AtomicU64,
@@ -180,7 +185,6 @@ impl Server {
         })?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            api: Api::new(config.cab_backlog),
             config,
             start: Instant::now(),
             served: AtomicU64::new(0),
@@ -221,11 +225,6 @@ impl Server {
     /// Requests handled so far (every request the server began to answer).
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
-    }
-
-    /// The EUCORA API's integrity counts (what `GET /api/v1/integrity/` returns).
-    pub fn integrity(&self) -> serde_json::Value {
-        self.shared.api.integrity()
     }
 
     /// The certificate served, with TLS.
@@ -382,7 +381,7 @@ async fn respond(
     let mut response = if fail {
         text(StatusCode::INTERNAL_SERVER_ERROR, "injected error")
     } else {
-        route(&shared.api, req).await
+        route(&config.apps, req).await
     };
     if config.close_after.is_some_and(|limit| nth_on_conn >= limit) {
         response
@@ -414,10 +413,14 @@ async fn delay(latency: Latency, n: u64) {
     }
 }
 
-async fn route(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(apps: &[Arc<dyn App>], req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if path.starts_with("/api/v1/") {
-        return api.handle(req).await;
+    if let Some(app) = apps.iter().find(|a| path.starts_with(a.prefix())) {
+        let (head, body) = req.into_parts();
+        return match body.collect().await {
+            Ok(body) => app.handle(Request::from_parts(head, body.to_bytes())),
+            Err(_) => text(StatusCode::BAD_REQUEST, "unreadable body"),
+        };
     }
     if path == "/" {
         return text(StatusCode::OK, "ok");

@@ -1,6 +1,6 @@
 //! The four P4.3 scenarios, embedded in the binary as scenario files users can print and adapt.
 
-use crate::{file, Scenario, ScenarioError};
+use blast_scenarios::{Scenario, ScenarioError};
 
 /// Built-in profiles: (name, scenario file).
 pub const PROFILES: [(&str, &str); 4] = [
@@ -10,21 +10,40 @@ pub const PROFILES: [(&str, &str); 4] = [
     ("burst", include_str!("../profiles/burst.toml")),
 ];
 
+/// Why a profile cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No built-in profile has this name.
+    #[error("unknown profile {name:?} (known: {known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// The profile does not compile (a bug of the pack, caught by its tests).
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+}
+
 /// The scenario file of a built-in profile, as text.
-pub fn profile_source(name: &str) -> Result<&'static str, ScenarioError> {
+pub fn profile_source(name: &str) -> Result<&'static str, ProfileError> {
     PROFILES
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, source)| *source)
-        .ok_or_else(|| ScenarioError::UnknownProfile {
+        .ok_or_else(|| ProfileError::Unknown {
             name: name.to_string(),
             known: PROFILES.map(|(n, _)| n).join(", "),
         })
 }
 
 /// A built-in profile, compiled.
-pub fn profile(name: &str) -> Result<Scenario, ScenarioError> {
-    file::parse(&format!("profile {name}"), profile_source(name)?)
+pub fn profile(name: &str) -> Result<Scenario, ProfileError> {
+    Ok(blast_scenarios::parse(
+        &format!("profile {name}"),
+        profile_source(name)?,
+    )?)
 }
 
 #[cfg(test)]
@@ -38,9 +57,6 @@ mod tests {
             assert_eq!(s.name, name);
             assert!(!s.criteria.is_empty(), "{name}");
         }
-        assert!(matches!(
-            profile("nope"),
-            Err(ScenarioError::UnknownProfile { .. })
-        ));
+        assert!(matches!(profile("nope"), Err(ProfileError::Unknown { .. })));
     }
 }

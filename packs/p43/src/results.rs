@@ -3,15 +3,12 @@
 //! analysis computed from the data and the top optimisation opportunities.
 
 use blast_engine::{PhaseKind, Schedule};
-use blast_scenarios::{profile, PROFILES};
+use blast_report::html::{charts, load_text};
+use blast_report::{findings, seconds, svg, Finding, RunRecord};
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::analysis::{findings, Finding};
-use crate::html::{charts, load_text};
-use crate::record::RunRecord;
-use crate::svg;
-use crate::time::seconds;
+use crate::profiles::{profile, PROFILES};
 
 /// A scenario of the plan as its built-in profile defines it: the profile's criteria are the
 /// plan's targets and its load is the plan's load, so nothing here restates them.

@@ -1,11 +1,18 @@
 //! The EUCORA API contract of `docs/target-api.md`, over real loopback sockets.
 
-use blast_target::{Config, Server, PLANES, SEEDED_APPROVALS};
+use blast_p43::{Eucora, PLANES, SEEDED_APPROVALS};
+use blast_target::{Config, Server};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 
 fn start() -> Server {
-    Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap()
+    let (config, _) = Eucora::serve_in(Config::default());
+    Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap()
+}
+
+/// The integrity counts, as `GET /api/v1/integrity/` returns them.
+fn integrity(server: &Server) -> Value {
+    call(server, "GET", "/api/v1/integrity/", None, None).1
 }
 
 /// One request on its own connection; returns the status and the JSON body.
@@ -122,8 +129,8 @@ fn deployments_are_created_listed_fetched_and_remediated() {
         None,
     );
     assert_eq!(status, 202);
-    assert_eq!(server.integrity()["deployments_created"], 1);
-    assert_eq!(server.integrity()["remediations"], 1);
+    assert_eq!(integrity(&server)["deployments_created"], 1);
+    assert_eq!(integrity(&server)["remediations"], 1);
 }
 
 #[test]
@@ -162,7 +169,7 @@ fn each_approval_is_decided_once_even_under_concurrency() {
     });
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 7, "{codes:?}");
-    let integrity = server.integrity();
+    let integrity = integrity(&server);
     assert_eq!(integrity["approvals_decided"], 1);
     assert_eq!(integrity["second_decisions_refused"], 7);
     assert_eq!(integrity["approvals_pending"], SEEDED_APPROVALS - 1);
@@ -222,7 +229,7 @@ fn route_latency_applies_to_matching_paths_only() {
             "/api/v1/cab/".into(),
             Latency::Fixed(Duration::from_millis(300)),
         )],
-        ..Config::default()
+        ..Eucora::serve_in(Config::default()).0
     };
     let server = Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
     let t = login(&server, "cab_approver", "cab-pass");

@@ -1,7 +1,10 @@
-//! `blast-target`: run the reference target on its own, e.g. for manual runs and benchmarks.
+//! `blast-target`: the reference target on its own, serving the P4.3 pack's EUCORA API beside
+//! the test routes, e.g. for runs by hand and benchmarks.
 
+use blast_p43::Eucora;
 use blast_target::{Config, Latency, Server, Stall, TlsIdentity};
 use clap::Parser;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The reference target: blast's EUCORA API and test routes, on 127.0.0.1 (see
@@ -37,9 +40,10 @@ struct Flags {
     /// repeatable, the first match wins.
     #[arg(long = "route-latency-ms", value_name = "PREFIX=MS[-MAX_MS]", value_parser = route_latency)]
     route_latency: Vec<(String, Latency)>,
-    /// CAB approvals kept pending (0 lets the backlog drain).
-    #[arg(long)]
-    cab_backlog: Option<u64>,
+    /// CAB approvals kept pending: when decisions leave fewer, deployments from other teams
+    /// arrive (the plan's "100+ approvals pending"); 0 lets the backlog drain.
+    #[arg(long, default_value_t = blast_p43::CAB_BACKLOG)]
+    cab_backlog: u64,
     /// Close a connection idle this long, in milliseconds.
     #[arg(long, value_name = "MS")]
     keep_alive_timeout: Option<u64>,
@@ -106,11 +110,9 @@ fn config(flags: &Flags) -> Result<Config, String> {
         close_after: flags.close_after,
         route_latency: flags.route_latency.clone(),
         keep_alive_timeout: flags.keep_alive_timeout.map(ms),
+        apps: vec![Arc::new(Eucora::new(flags.cab_backlog))],
         ..Config::default()
     };
-    if let Some(backlog) = flags.cab_backlog {
-        config.cab_backlog = backlog;
-    }
     config.latency = match (flags.latency_ms, flags.latency_max_ms) {
         (None, None) => Latency::None,
         (Some(d), None) => Latency::Fixed(ms(d)),

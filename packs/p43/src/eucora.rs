@@ -4,17 +4,15 @@
 //! is behind one mutex per collection, held only for a map operation, so concurrent users see
 //! exactly-once semantics (a CAB approval is decided once; a second decision gets 409).
 
+use blast_target::{App, Config};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
-use crate::server::mix;
+use std::sync::{Arc, Mutex};
 
 /// The three test users of the plan, with their passwords.
 pub const USERS: [(&str, &str); 3] = [
@@ -29,6 +27,9 @@ pub const PLANES: [&str; 5] = ["intune", "jamf", "sccm", "landscape", "ansible"]
 /// CAB approvals pending when the target starts (the plan wants 100+).
 pub const SEEDED_APPROVALS: u64 = 150;
 
+/// CAB approvals kept pending by default: the plan's "100+ approvals pending".
+pub const CAB_BACKLOG: u64 = 100;
+
 /// Deployments kept in memory; older ones are forgotten (and their approvals expire) so a long
 /// burst cannot exhaust memory. Counts are kept regardless.
 const MAX_DEPLOYMENTS: usize = 200_000;
@@ -38,6 +39,7 @@ const PAGE_SIZE: usize = 20;
 /// Largest page size a client may ask for.
 const MAX_PAGE_SIZE: usize = 500;
 
+#[derive(Debug)]
 struct Deployment {
     app_name: String,
     version: String,
@@ -45,8 +47,9 @@ struct Deployment {
     status: &'static str,
 }
 
-/// The API's state.
-pub(crate) struct Api {
+/// The EUCORA API and its state; serve it with [`blast_target::Config::apps`].
+#[derive(Debug)]
+pub struct Eucora {
     tokens: Mutex<HashMap<String, &'static str>>,
     deployments: Mutex<BTreeMap<u64, Deployment>>,
     pending: Mutex<BTreeMap<u64, ()>>,
@@ -57,17 +60,25 @@ pub(crate) struct Api {
     refused_second: AtomicU64,
     remediations: AtomicU64,
     publishes: [AtomicU64; 5],
-    /// Approvals kept pending by deployments "from other teams" (see [`Api::new`]).
+    /// Approvals kept pending by deployments "from other teams" (see [`Eucora::new`]).
     backlog_floor: u64,
     submitted_by_others: AtomicU64,
 }
 
-impl Api {
+impl Eucora {
+    /// `config` with a fresh API (keeping [`CAB_BACKLOG`] approvals pending) served under
+    /// `/api/v1/`, as blast's built-in target serves it; and that API, to read its counts.
+    pub fn serve_in(mut config: Config) -> (Config, Arc<Eucora>) {
+        let api = Arc::new(Eucora::new(CAB_BACKLOG));
+        config.apps.push(api.clone());
+        (config, api)
+    }
+
     /// A fresh API with [`SEEDED_APPROVALS`] deployments waiting for CAB approval. Whenever
     /// decisions leave fewer than `backlog_floor` pending, new deployments from other teams
     /// arrive, as in a live system, so the CAB backlog never runs dry under load.
-    pub fn new(backlog_floor: u64) -> Api {
-        let api = Api {
+    pub fn new(backlog_floor: u64) -> Eucora {
+        let api = Eucora {
             tokens: Mutex::new(HashMap::new()),
             deployments: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(BTreeMap::new()),
@@ -141,43 +152,7 @@ impl Api {
         })
     }
 
-    /// Answers one request under `/api/v1/`.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let user = self.authenticate(&req);
-        let body = match req.into_body().collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return detail(StatusCode::BAD_REQUEST, "unreadable body"),
-        };
-        let segments: Vec<&str> = path
-            .trim_start_matches("/api/v1/")
-            .trim_end_matches('/')
-            .split('/')
-            .collect();
-        match (&method, segments.as_slice()) {
-            (&Method::POST, ["auth", "token"]) => self.login(&body),
-            (&Method::GET, ["integrity"]) => reply(StatusCode::OK, self.integrity()),
-            _ if user.is_none() => detail(
-                StatusCode::UNAUTHORIZED,
-                "Authentication credentials were not provided.",
-            ),
-            (&Method::POST, ["deployments"]) => self.create_deployment(&body),
-            (&Method::GET, ["deployments"]) => self.list_deployments(&query),
-            (&Method::GET, ["deployments", id]) => self.get_deployment(id),
-            (&Method::POST, ["deployments", id, "remediate"]) => self.remediate(id),
-            (&Method::GET, ["cab", "pending"]) => self.list_pending(&query),
-            (&Method::POST, ["cab", id, decision @ ("approve" | "reject")]) => {
-                self.decide(id, decision == &"approve")
-            }
-            (&Method::POST, ["connectors", plane, "publish"]) => self.publish(plane),
-            (&Method::GET, ["connectors", "status"]) => self.connector_status(),
-            _ => not_found(),
-        }
-    }
-
-    fn authenticate(&self, req: &Request<Incoming>) -> Option<&'static str> {
+    fn authenticate(&self, req: &Request<Bytes>) -> Option<&'static str> {
         let header = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
         let token = header.strip_prefix("Token ")?;
         lock(&self.tokens).get(token.trim()).copied()
@@ -196,7 +171,7 @@ impl Api {
             );
         };
         let n = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let token = format!("{:016x}{:016x}", mix(n), mix(n ^ 0x5eed));
+        let token = format!("{:016x}{:016x}", n, fastrand::u64(..));
         lock(&self.tokens).insert(token.clone(), name);
         reply(StatusCode::OK, json!({ "token": token }))
     }
@@ -324,6 +299,44 @@ impl Api {
             })
             .collect();
         reply(StatusCode::OK, json!({ "planes": planes }))
+    }
+}
+
+impl App for Eucora {
+    fn prefix(&self) -> &str {
+        "/api/v1/"
+    }
+
+    fn handle(&self, req: Request<Bytes>) -> Response<Full<Bytes>> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let user = self.authenticate(&req);
+        let body = req.into_body();
+        let segments: Vec<&str> = path
+            .trim_start_matches("/api/v1/")
+            .trim_end_matches('/')
+            .split('/')
+            .collect();
+        match (&method, segments.as_slice()) {
+            (&Method::POST, ["auth", "token"]) => self.login(&body),
+            (&Method::GET, ["integrity"]) => reply(StatusCode::OK, self.integrity()),
+            _ if user.is_none() => detail(
+                StatusCode::UNAUTHORIZED,
+                "Authentication credentials were not provided.",
+            ),
+            (&Method::POST, ["deployments"]) => self.create_deployment(&body),
+            (&Method::GET, ["deployments"]) => self.list_deployments(&query),
+            (&Method::GET, ["deployments", id]) => self.get_deployment(id),
+            (&Method::POST, ["deployments", id, "remediate"]) => self.remediate(id),
+            (&Method::GET, ["cab", "pending"]) => self.list_pending(&query),
+            (&Method::POST, ["cab", id, decision @ ("approve" | "reject")]) => {
+                self.decide(id, decision == &"approve")
+            }
+            (&Method::POST, ["connectors", plane, "publish"]) => self.publish(plane),
+            (&Method::GET, ["connectors", "status"]) => self.connector_status(),
+            _ => not_found(),
+        }
     }
 }
 
