@@ -2,19 +2,33 @@
 """A bottleneck zoo: one planted cause per run against a real small stack, and what `blast
 report` says first.
 
-The stack is a Python WSGI app under gunicorn with PostgreSQL, both from their registries
-(Debian's `postgresql`, PyPI's gunicorn and psycopg2-binary; installed by this script when
-missing), started on 127.0.0.1 in a temporary directory. Each run plants one cause, runs a
-short blast scenario with `--monitor-pid` on gunicorn's master and `--monitor-postgres`, then
-`blast report` on its record, and prints the report's first finding:
+Three stacks, each from its registry (installed by this script when missing) and started on
+127.0.0.1 in a temporary directory:
 
-- cpu:      POST /login hashes the password (PBKDF2, 60,000 rounds): CPU-bound;
-- db-conns: GET /items/ID opens a database connection per request, holds it for a 50 ms
-            query, and PostgreSQL allows 12 connections (9 for applications) to 32 threads;
-- leak:     GET /leak keeps 256 KiB per request in the worker (a cache that never evicts);
-- growing:  GET /events lists every row of a table that POST /events keeps growing;
-- healthy:  GET /health and GET /items/ID (a plain query) with enough connections: the
-            control.
+- gunicorn: a Python WSGI app under gunicorn with PostgreSQL (Debian's `postgresql`, PyPI's
+  gunicorn and psycopg2-binary);
+- node:     a Node.js HTTP server (Debian's `nodejs`) keeping its data in memory;
+- nginx:    Debian's nginx as a reverse proxy in front of the WSGI app under gunicorn.
+
+Each run plants one cause, runs a short blast scenario with `--monitor-pid` on the server that
+holds the cause (and `--monitor-postgres` with PostgreSQL), then `blast report` on its record,
+and prints the report's first finding:
+
+- cpu:         POST /login hashes the password (PBKDF2, 60,000 rounds) in a loop: CPU-bound
+               all run;
+- login-storm: every user logs in once when it starts (PBKDF2, 1,000,000 rounds), users
+               arriving 4 a second: the logins queue for the CPU, then the run goes on
+               with cheap requests (the case that was once called a table scan);
+- db-conns:    GET /items/ID opens a database connection per request, holds it for a 50 ms
+               query, and PostgreSQL allows 12 connections (9 for applications) to 32 threads;
+- leak:        GET /leak keeps 256 KiB per request in the worker (a cache that never evicts);
+- growing:     GET /events lists every row of a table that POST /events keeps growing;
+- few-workers: GET /slow takes 300 ms and one gunicorn worker with 2 threads serves all:
+               it holds them and GET /health waits behind it;
+- node-growing: the Node server's GET /events returns a list POST /events keeps growing;
+- nginx-upstream: nginx proxies to one gunicorn worker with 2 threads, GET /slow holds them;
+- healthy:     GET /health and GET /items/ID (a plain query) with enough connections: the
+               control.
 
     python3 benches/bottleneck_zoo.py [--seconds 30] [--only cpu,leak]
 
@@ -22,6 +36,7 @@ Loopback only; every run is bounded by its run time.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -36,9 +51,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 APP = r'''
-import hashlib, json, os, psycopg2
+import hashlib, json, os, time
+import psycopg2
 
-DSN = os.environ["ZOO_DSN"]
+DSN = os.environ.get("ZOO_DSN", "")
 ROUNDS = int(os.environ.get("ZOO_ROUNDS", "60000"))
 QUERY_S = float(os.environ.get("ZOO_QUERY_MS", "0")) / 1000
 LEAK = []
@@ -74,6 +90,9 @@ def app(environ, start):
             finally:
                 conn.close()
             return reply(start, "200 OK", {"name": row[0] if row else None})
+        if path == "/slow":
+            time.sleep(0.3)
+            return reply(start, "200 OK", {"slow": True})
         if path == "/leak":
             LEAK.append(bytearray(256 * 1024))
             return reply(start, "200 OK", {"kept": len(LEAK)})
@@ -96,6 +115,48 @@ def app(environ, start):
         return reply(start, "503 Service Unavailable", {"error": str(e).strip()})
 '''
 
+NODE_APP = r'''
+const http = require("http");
+const events = [];
+http.createServer((req, res) => {
+  const send = (status, body) => {
+    res.writeHead(status, {"Content-Type": "application/json"});
+    res.end(JSON.stringify(body));
+  };
+  if (req.url === "/health") return send(200, {status: "ok"});
+  if (req.url === "/events" && req.method === "POST") {
+    for (let i = 0; i < 50; i++) events.push({id: events.length, payload: Math.random().toString(36)});
+    return send(201, {added: 50});
+  }
+  if (req.url === "/events") return send(200, events);
+  send(404, {error: "no such route"});
+}).listen(Number(process.argv[2]), "127.0.0.1", () => console.log("listening"));
+'''
+
+NGINX_CONF = """
+worker_processes 1;
+error_log {tmp}/nginx-error.log;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream app {{ server {upstream}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
 # Each run: the scenario (users, wait, requests), gunicorn's workers and threads, PostgreSQL's
 # max_connections, and the cause the report's first finding must name.
 RUNS = {
@@ -109,9 +170,25 @@ RUNS = {
     "leak": dict(
         expect="Memory growth", workers=1, threads=4, max_connections=50, users=10,
         wait="constant(0.01)", tasks=[("GET /leak", 1, ""), ("GET /health", 1, "")]),
+    "login-storm": dict(
+        expect="POST /login is CPU-bound", workers=2, threads=1, max_connections=50, users=24,
+        spawn_rate=4, rounds=2000000, wait="constant(0.2)",
+        on_start=[("POST /login", 'body = "hunter2"')], tasks=[("GET /health", 1, "")]),
     "growing": dict(
-        expect="gets slower as the run goes on", workers=2, threads=4, max_connections=50,
-        users=8, wait="constant(0.05)", tasks=[("GET /events", 3, ""), ("POST /events", 1, "")]),
+        expect="GET /events gets slower as its data grows", workers=2, threads=4,
+        max_connections=50, users=8, wait="constant(0.05)",
+        tasks=[("GET /events", 3, ""), ("POST /events", 1, "")]),
+    "few-workers": dict(
+        expect="GET /slow holds the server's workers", workers=1, threads=2, max_connections=50,
+        users=10, spawn_rate=1, wait="constant(0.05)",
+        tasks=[("GET /slow", 1, ""), ("GET /health", 2, "")]),
+    "node-growing": dict(
+        stack="node", expect="GET /events gets slower as its data grows", users=8,
+        wait="constant(0.05)", tasks=[("GET /events", 3, ""), ("POST /events", 1, "")]),
+    "nginx-upstream": dict(
+        stack="nginx", expect="GET /slow holds the server's workers", workers=1, threads=2,
+        users=10, spawn_rate=1, wait="constant(0.05)",
+        tasks=[("GET /slow", 1, ""), ("GET /health", 2, "")]),
     "healthy": dict(
         expect=None, workers=2, threads=4, max_connections=100, users=8, wait="constant(0.2)",
         tasks=[("GET /health", 3, ""), ("GET /items/{{random_int 1 100}}", 1, 'name = "/items/[id]"')]),
@@ -139,10 +216,17 @@ def postgres_bin():
     return versions[-1].parent if versions else None
 
 
-def ensure_tools():
-    if postgres_bin() is None:
+def ensure_tools(stacks):
+    apt = []
+    if "gunicorn" in stacks and postgres_bin() is None:
+        apt.append("postgresql")
+    if "node" in stacks and shutil.which("node") is None:
+        apt.append("nodejs")
+    if "nginx" in stacks and not Path("/usr/sbin/nginx").exists():
+        apt.append("nginx")
+    if apt:
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        need(lambda: False, ["apt-get", "install", "-y", "-qq", "postgresql"])
+        need(lambda: False, ["apt-get", "install", "-y", "-qq", *apt])
     for module, package in (("gunicorn", "gunicorn"), ("psycopg2", "psycopg2-binary")):
         need(lambda m=module: subprocess.run([sys.executable, "-c", f"import {m}"],
                                              capture_output=True).returncode == 0,
@@ -190,29 +274,82 @@ class Postgres:
                     stdout=subprocess.DEVNULL)
 
 
+def wait_for(port, proc, what):
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"{what} did not start")
+
+
 def gunicorn(tmp, dsn, run):
     port = free_port()
     workers, threads = run["workers"], run["threads"]
     env = dict(os.environ, ZOO_DSN=dsn, PYTHONPATH=str(tmp),
-               ZOO_QUERY_MS=str(run.get("query_ms", 0)))
+               ZOO_QUERY_MS=str(run.get("query_ms", 0)),
+               ZOO_ROUNDS=str(run.get("rounds", 60000)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "zoo_app:app", "-b", f"127.0.0.1:{port}",
          "-w", str(workers), "--threads", str(threads), "--timeout", "60",
          "--log-level", "warning"], env=env, cwd=tmp)
-    for _ in range(100):
+    wait_for(port, proc, "gunicorn")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def stack(tmp, run):
+    """Starts the run's stack; yields its URL and the monitoring flags for the server that
+    holds the planted cause."""
+    kind = run.get("stack", "gunicorn")
+    if kind == "node":
+        port = free_port()
+        (Path(tmp) / "zoo_app.js").write_text(NODE_APP)
+        proc = subprocess.Popen(["node", str(Path(tmp) / "zoo_app.js"), str(port)],
+                                stdout=subprocess.DEVNULL)
+        wait_for(port, proc, "node")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("gunicorn did not start")
+            yield f"http://127.0.0.1:{port}", ["--monitor-pid", str(proc.pid)]
+        finally:
+            stop(proc)
+    elif kind == "nginx":
+        app, upstream = gunicorn(tmp, "", run)
+        port = free_port()
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port,
+                                          upstream=upstream.removeprefix("http://")))
+        proxy = subprocess.Popen(["/usr/sbin/nginx", "-p", str(tmp), "-c", str(conf),
+                                  "-g", "daemon off;"])
+        wait_for(port, proxy, "nginx")
+        try:
+            yield f"http://127.0.0.1:{port}", ["--monitor-pid", str(app.pid)]
+        finally:
+            stop(proxy)
+            stop(app)
+    else:
+        pg = Postgres(tmp, run["max_connections"])
+        app, url = gunicorn(tmp, pg.app_url, run)
+        try:
+            yield url, ["--monitor-pid", str(app.pid), "--monitor-postgres", pg.url]
+        finally:
+            stop(app)
+            pg.stop()
 
 
 def scenario(run, seconds):
     lines = [f'name = "zoo"', "[load]", f"users = {run['users']}",
-             f"spawn_rate = {run['users'] * 2}", f'run_time = "{seconds}s"', "",
+             f"spawn_rate = {run.get('spawn_rate', run['users'] * 2)}",
+             f'run_time = "{seconds}s"', "",
              "[[user]]", 'class = "Client"', f'wait_time = "{run["wait"]}"']
+    for request, extra in run.get("on_start", []):
+        lines += ["[[user.on_start]]", f'request = "{request}"', extra]
     for request, weight, extra in run["tasks"]:
         lines += ["[[user.task]]", f"weight = {weight}", f'request = "{request}"']
         lines += [extra] if extra else []
@@ -234,38 +371,32 @@ def main():
     ap.add_argument("--only", default=",".join(RUNS))
     ap.add_argument("--keep", metavar="DIR", help="copy each run's record and report here")
     args = ap.parse_args()
-    ensure_tools()
+    names = args.only.split(",")
+    ensure_tools({RUNS[n].get("stack", "gunicorn") for n in names})
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "blast"], cwd=ROOT, check=True)
     blast = str(ROOT / "target/release/blast")
     rows = []
-    for name in args.only.split(","):
+    for name in names:
         run = RUNS[name]
         with tempfile.TemporaryDirectory() as tmp:
             os.chmod(tmp, 0o755)
             (Path(tmp) / "zoo_app.py").write_text(APP)
             (Path(tmp) / "zoo.toml").write_text(scenario(run, args.seconds))
-            pg = Postgres(tmp, run["max_connections"])
-            app, url = gunicorn(tmp, pg.app_url, run)
-            try:
+            with stack(tmp, run) as (url, monitor):
                 record = Path(tmp) / f"{name}.json"
-                cmd = [blast, "-f", str(Path(tmp) / "zoo.toml"), "--host", url,
-                       "--monitor-pid", str(app.pid), "--monitor-postgres", pg.url,
+                cmd = [blast, "-f", str(Path(tmp) / "zoo.toml"), "--host", url, *monitor,
                        "--json", str(record), "-q", "--exit-code-on-error", "0"]
                 print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
                 subprocess.run(cmd, check=True)
-                report_file = Path(tmp) / "report.md"
-                subprocess.run([blast, "report", str(record), "-o", str(report_file)],
-                               check=True, stdout=subprocess.DEVNULL)
-                finding, recommended = first_finding(report_file.read_text())
-                data = json.loads(record.read_text())
-                if args.keep:
-                    Path(args.keep).mkdir(parents=True, exist_ok=True)
-                    shutil.copy(record, Path(args.keep) / f"{name}.json")
-                    shutil.copy(report_file, Path(args.keep) / f"{name}.md")
-            finally:
-                app.terminate()
-                app.wait(timeout=30)
-                pg.stop()
+            report_file = Path(tmp) / "report.md"
+            subprocess.run([blast, "report", str(record), "-o", str(report_file)],
+                           check=True, stdout=subprocess.DEVNULL)
+            finding, recommended = first_finding(report_file.read_text())
+            data = json.loads(record.read_text())
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(record, Path(args.keep) / f"{name}.json")
+                shutil.copy(report_file, Path(args.keep) / f"{name}.md")
         ok = (finding is None and not recommended) if run["expect"] is None \
             else (finding is not None and run["expect"] in finding)
         rows.append((name, data["requests"], data["failures"],

@@ -77,6 +77,12 @@ pub struct NameInterval {
     pub p50_us: u64,
     /// p99 latency in microseconds (0 without requests).
     pub p99_us: u64,
+    /// Mean latency in microseconds (0 without requests): with the rate, the requests in
+    /// flight (Little's law).
+    pub mean_us: f64,
+    /// Response bytes received (headers and bodies), whose size per request follows what
+    /// the server returns (a list that grows, say).
+    pub bytes_received: u64,
 }
 
 /// One interval being merged: what the workers that reported it so far said.
@@ -111,6 +117,8 @@ impl IntervalSummary {
                     failed: s.counters.failed(),
                     p50_us: s.latency_us.value_at_quantile(0.5),
                     p99_us: s.latency_us.value_at_quantile(0.99),
+                    mean_us: s.latency_us.mean(),
+                    bytes_received: s.counters.bytes_received,
                 })
                 .collect(),
         }

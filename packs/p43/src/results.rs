@@ -3,7 +3,7 @@
 //! analysis computed from the data and the top optimisation opportunities.
 
 use blast_engine::{PhaseKind, Schedule};
-use blast_report::html::{charts, load_text};
+use blast_report::html::{charts, evidence_chart, load_text};
 use blast_report::{findings, seconds, svg, Finding, RunRecord};
 use std::fmt::Write;
 use std::time::Duration;
@@ -315,8 +315,23 @@ fn section(
         md.push('\n');
     }
     let _ = writeln!(md, "Findings:\n");
-    for f in found {
-        let _ = writeln!(md, "- {}", f.text);
+    for (i, f) in found.iter().enumerate() {
+        // The series a finding read, drawn beside the report for the reader to check.
+        let links: Vec<String> = (f.evidence.iter().enumerate())
+            .map(|(k, e)| {
+                let file = format!("{stem}-finding{}-{}.svg", i + 1, k + 1);
+                files.push((file.clone(), svg::render(&evidence_chart(e))));
+                format!("[{}]({charts_dir}/{file})", e.label)
+            })
+            .collect();
+        match links.is_empty() {
+            true => {
+                let _ = writeln!(md, "- {}", f.text);
+            }
+            false => {
+                let _ = writeln!(md, "- {} Evidence: {}.", f.text, links.join(", "));
+            }
+        }
     }
     if found.is_empty() {
         let _ = writeln!(

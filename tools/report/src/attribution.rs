@@ -5,13 +5,13 @@
 //!   `--monitor-container`), or the whole host busy;
 //! - database connections near `max_connections`, or sessions waiting on locks
 //!   (`--monitor-postgres`);
-//! - a request whose latency grows with time while the load holds still (work that grows with
-//!   the data: an unbounded list, a missing index);
+//! - why the request that slowed down most did: saturation, growth with data or one endpoint
+//!   holding the workers, each tested against the run's series ([`crate::hypotheses`]);
 //! - which request slowed down first when latency rose, and which was slow throughout.
 //!
 //! Memory growth, errors and the generator's own health have their findings elsewhere.
 
-use crate::finding::{fit, Finding};
+use crate::finding::Finding;
 use crate::record::{Point, RunRecord};
 
 /// A server using this share of its cores is short of CPU.
@@ -23,11 +23,7 @@ const HOST_BUSY_PCT: f64 = 90.0;
 const DB_HEADROOM: f64 = 0.1;
 /// A condition must hold in this share of the intervals to count as the run's.
 const MOST: f64 = 0.5;
-/// A latency trend: a fit this good...
-const TREND_R2: f64 = 0.7;
-/// ...that at least doubles the median from the first to the last steady interval...
-const TREND_GROWTH: f64 = 2.0;
-/// ...to at least this many ms.
+/// A rise in a request's p99 of at least this many ms (and a doubling) is a turn.
 const TREND_MIN_MS: f64 = 10.0;
 
 /// The findings of this module for one run, most telling first.
@@ -43,7 +39,7 @@ pub(crate) fn findings(run: &RunRecord) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(server_cpu(run, &judged));
     out.extend(database(&judged));
-    out.extend(growing_latency(run, &judged));
+    out.extend(crate::hypotheses::explain(run, &judged));
     out.extend(first_to_slow_down(run, &judged));
     out
 }
@@ -115,6 +111,7 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             .map_or(String::new(), |h| format!(", the host up to {h:.0}% busy"));
         let share = held as f64 / measured.len() as f64;
         let finding = Finding {
+evidence: Vec::new(),
             text: format!(
                 "**The server is short of CPU**: {source} used up to {peak:.0}% CPU of its {limit:.0} core(s) ({:.0}% each), at {:.0}%+ of them in {held} of {} intervals{host_text}{}. Requests queue for a CPU: more workers will not help.",
                 peak / limit,
@@ -155,6 +152,7 @@ fn database(points: &[&Point]) -> Option<Finding> {
     if at_limit > 0 {
         let share = at_limit as f64 / measured as f64;
         return Some(Finding {
+evidence: Vec::new(),
             text: format!(
                 "**Database connections at their limit**: up to {:.0} of the {:.0} that max_connections {:.0} leaves to applications ({:.0} active) in {at_limit} of {measured} intervals{}. New connections are refused or wait for a free one.",
                 peak("pg.connections"),
@@ -168,6 +166,7 @@ fn database(points: &[&Point]) -> Option<Finding> {
         });
     }
     (locked > 0).then(|| Finding {
+evidence: Vec::new(),
         text: format!(
             "**Database sessions wait on locks**: up to {:.0} waiting in {locked} of {measured} intervals{}.",
             peak("pg.lock_waits"),
@@ -176,59 +175,6 @@ fn database(points: &[&Point]) -> Option<Finding> {
         action: "Find the contended rows or tables (pg_locks joined with pg_stat_activity) and shorten those transactions.".into(),
         weight: 86.0 + 10.0 * locked as f64 / measured as f64,
     })
-}
-
-/// The intervals where the load held still at its peak: where a trend in latency is the
-/// server's own, not the load's.
-fn steady<'a>(run: &RunRecord, points: &[&'a Point]) -> Vec<&'a Point> {
-    let steady = run.phases.iter().find(|p| p.phase == "steady");
-    let peak = points.iter().map(|p| p.users).max().unwrap_or(0);
-    points
-        .iter()
-        .filter(|p| match steady {
-            Some(s) => p.start_s >= s.start_s - 0.01 && p.t_s <= s.end_s + 0.01,
-            None => p.users == peak,
-        })
-        .copied()
-        .collect()
-}
-
-/// A request whose median keeps growing while the load holds still.
-fn growing_latency(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
-    let steady = steady(run, points);
-    let mut best: Option<(f64, Finding)> = None;
-    for (i, name) in run.names.iter().enumerate() {
-        let series: Vec<(f64, f64)> = steady
-            .iter()
-            .filter_map(|p| Some((p.t_s, p.names.get(i)?.p50_ms?)))
-            .collect();
-        if series.len() < 5 {
-            continue;
-        }
-        let Some((slope, r2)) = fit(&series) else {
-            continue;
-        };
-        let (t0, first) = series[0];
-        let (t1, last) = series[series.len() - 1];
-        let fitted_first = last - slope * (t1 - t0);
-        let from = first.min(fitted_first).max(0.001);
-        if slope <= 0.0 || r2 < TREND_R2 || last < TREND_MIN_MS || last < TREND_GROWTH * from {
-            continue;
-        }
-        let growth = last / from;
-        let finding = Finding {
-            text: format!(
-                "**{} {} gets slower as the run goes on**, at a steady load: its median went from {first:.1} ms at {t0:.0} s to {last:.1} ms at {t1:.0} s ({slope:.2} ms more each second, R² {r2:.2}). Its work grows with the data it reads: an unbounded list, a table scan, a missing index.",
-                name.method, name.name
-            ),
-            action: format!("Bound the work of {} {} (paginate, index, cache) so it stops growing with the data.", name.method, name.name),
-            weight: 85.0 + growth.min(10.0),
-        };
-        if best.as_ref().is_none_or(|(g, _)| growth > *g) {
-            best = Some((growth, finding));
-        }
-    }
-    best.map(|(_, f)| f)
 }
 
 /// When latency rose, the request that slowed down first; and requests slow throughout.
@@ -286,6 +232,7 @@ fn first_to_slow_down(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
     }
     // A pointer for the reader, not a cause: the causes above carry the weight.
     Some(Finding {
+        evidence: Vec::new(),
         text,
         action: String::new(),
         weight: 40.0,
@@ -351,6 +298,7 @@ mod tests {
                     failed: 0,
                     p50_ms: Some(ms),
                     p99_ms: Some(ms),
+                    ..NamePoint::default()
                 })
                 .collect(),
         }
@@ -431,41 +379,6 @@ mod tests {
             "{}",
             db.text
         );
-    }
-
-    #[test]
-    fn a_request_that_grows_with_its_data_is_named() {
-        // /list grows by 2 ms a second at a steady load; /health stays flat.
-        let points = (1..=30)
-            .map(|t| {
-                point(
-                    t as f64,
-                    10.0 + 2.0 * t as f64,
-                    &[],
-                    &[1.0, 2.0 * t as f64 + 1.0],
-                )
-            })
-            .collect();
-        let found = findings(&run(points, &["/health", "/list"]));
-        let trend = found
-            .iter()
-            .find(|f| f.text.contains("gets slower"))
-            .unwrap();
-        assert!(
-            trend
-                .text
-                .starts_with("**GET /list gets slower as the run goes on**"),
-            "{}",
-            trend.text
-        );
-        assert!(trend.text.contains("R² 1.00"), "{}", trend.text);
-        // A flat run has no trend.
-        let flat = (1..=30)
-            .map(|t| point(t as f64, 10.0, &[], &[1.0, 5.0]))
-            .collect();
-        assert!(findings(&run(flat, &["/health", "/list"]))
-            .iter()
-            .all(|f| !f.text.contains("slower")));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A finding of the analysis, and the line fit the analyses share.
 
 /// One finding, with a weight used to rank optimisation opportunities.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Finding {
     /// What the data shows, one paragraph of Markdown.
     pub text: String,
@@ -9,6 +9,17 @@ pub struct Finding {
     pub action: String,
     /// Impact for ranking: larger is more urgent.
     pub weight: f64,
+    /// The series the finding read, for the reader to check (drawn beside it).
+    pub evidence: Vec<Evidence>,
+}
+
+/// One series a finding read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evidence {
+    /// What the values are, with their unit, e.g. "POST /login, mean latency (ms)".
+    pub label: String,
+    /// (seconds from the start of the run, value).
+    pub points: Vec<(f64, f64)>,
 }
 
 /// Least-squares slope and R² of `points`; `None` when they do not vary.

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::finding::Evidence;
 use crate::record::{percent, Latency, RunRecord};
 use crate::svg::{self, escape, Chart, Series, XAxis};
 
@@ -165,6 +166,7 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
 .pass {{ background: #2ca02c; }} .fail {{ background: #d62728; }} .none {{ background: #888; }}
 .facts span {{ display: inline-block; margin-right: 1.5rem; }}
 .charts svg {{ max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5rem 0; }}
+.evidence svg {{ width: 360px; max-width: 48%; height: auto; border: 1px solid #eee; margin: 0 0.5rem 0.5rem 0; }}
 </style></head>
 <body data-ready="no">
 <h1>{} {verdict}</h1>
@@ -214,6 +216,26 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
             r#"<p><span class="badge fail">leak?</span> {}</p>"#,
             escape(g)
         );
+    }
+    // The analysis, each finding beside the series it read.
+    let found: Vec<_> = crate::analysis::findings(record)
+        .into_iter()
+        .filter(|f| !f.action.is_empty())
+        .collect();
+    if !found.is_empty() {
+        out.push_str("<h2>Findings</h2>\n<ol id=\"findings\">\n");
+        for f in &found {
+            let _ = write!(out, "<li><p>{}</p>", inline_markdown(&f.text));
+            if !f.evidence.is_empty() {
+                out.push_str(r#"<div class="evidence">"#);
+                for e in &f.evidence {
+                    out.push_str(&svg::render(&evidence_chart(e)));
+                }
+                out.push_str("</div>");
+            }
+            out.push_str("</li>\n");
+        }
+        out.push_str("</ol>\n");
     }
     if !record.criteria.is_empty() {
         out.push_str("<h2>Criteria</h2>\n<table id=\"criteria\"><tr><th>result</th><th>criterion</th><th>measured</th></tr>\n");
@@ -317,6 +339,41 @@ var drawn = Array.prototype.every.call(charts, function (c) {
 });
 document.body.dataset.ready = charts.length === CHARTS && drawn ? "yes" : "broken";
 "##;
+
+/// One series a finding read, as a small chart.
+pub fn evidence_chart(e: &Evidence) -> Chart {
+    Chart {
+        title: e.label.clone(),
+        x_label: "seconds".into(),
+        y_label: String::new(),
+        x_axis: XAxis::Linear,
+        series: vec![Series {
+            label: e.label.clone(),
+            color: "#1f77b4",
+            points: e.points.clone(),
+        }],
+    }
+}
+
+/// A finding's text as HTML: escaped, with its `**bold**` and `` `code` `` kept.
+fn inline_markdown(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in escape(text).split("**").enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<strong>{part}</strong>");
+        } else {
+            for (j, piece) in part.split('`').enumerate() {
+                match j % 2 {
+                    1 => {
+                        let _ = write!(out, "<code>{piece}</code>");
+                    }
+                    _ => out.push_str(piece),
+                }
+            }
+        }
+    }
+    out
+}
 
 /// The load a run offered: "up to 1000 users (closed model)", "2000.0 requests/s planned
 /// (open model)".

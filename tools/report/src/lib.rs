@@ -23,6 +23,7 @@ mod finding;
 mod hdrlog;
 mod health;
 pub mod html;
+mod hypotheses;
 mod info;
 pub mod merge;
 mod record;
@@ -32,6 +33,7 @@ mod time;
 pub use analysis::{annotate, failing_text, findings, growth, Finding};
 pub use csv::{create_parent, CsvWriter};
 pub use failures::{ErrorKind, FailureLog, FailureRow};
+pub use finding::Evidence;
 pub use hdrlog::HdrLog;
 pub use info::RunInfo;
 pub use record::{

@@ -157,7 +157,7 @@ pub struct GeneratorCheck {
 }
 
 /// One interval of the time series.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// Seconds from the start of the run to the start of the interval, as the clock says.
     #[serde(default)]
@@ -214,6 +214,12 @@ pub struct NamePoint {
     pub p50_ms: Option<f64>,
     /// p99 latency, `null` without requests.
     pub p99_ms: Option<f64>,
+    /// Mean latency, `null` without requests (records before 2026-12-06 have none).
+    #[serde(default)]
+    pub mean_ms: Option<f64>,
+    /// Response bytes received.
+    #[serde(default)]
+    pub bytes_received: u64,
 }
 
 /// One phase of the run (ramp-up, steady, ramp-down) with its own figures.
@@ -615,6 +621,8 @@ fn history(report: &Report, samples: &[Sample]) -> Vec<Point> {
                             failed: n.failed,
                             p50_ms: answered.then(|| ms(n.p50_us)),
                             p99_ms: answered.then(|| ms(n.p99_us)),
+                            mean_ms: answered.then(|| n.mean_us / 1000.0),
+                            bytes_received: n.bytes_received,
                         }
                     })
                     .collect(),
