@@ -97,7 +97,7 @@ fn latency_knee(ramp: &[&Point]) -> Option<Finding> {
     let (users, value) = p99[knee];
     let peak = p99.iter().map(|x| x.1).fold(0.0, f64::max);
     Some(Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!(
             "**Latency bends at about {users} users**: p99 was {base:.2} ms at low load and stays above {:.0} × that from {users} users on ({value:.2} ms there, up to {peak:.2} ms). Requests start queueing: some resource (workers, connections, a lock, the database) is saturated at that concurrency.",
             KNEE_FACTOR
@@ -131,7 +131,7 @@ fn throughput_plateau(ramp: &[&Point]) -> Option<Finding> {
             let rest = &ramp[i..];
             let more_users = rest.last().map_or(p.users, |q| q.users);
             return Some(Finding {
-evidence: Vec::new(),
+                evidence: Vec::new(),
                 text: format!(
                     "**Throughput stops growing at about {:.0} requests/s**: from {} to {} users it went from {:.0} to {:.0} requests/s (+{:.0}%) while users grew {:.0}% and p99 rose from {:.1} to {:.1} ms, and the ramp went on to {more_users} users. Beyond that point extra users only queue.",
                     earlier.rps,
@@ -222,7 +222,7 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
                 .find(|p| p.fails_per_s == peak)
                 .map_or(0.0, |p| p.t_s);
             out.push(Finding {
-evidence: Vec::new(),
+                evidence: Vec::new(),
                 text: format!("**Failures come in bursts**: up to {peak:.0}/s around {at:.0} s into the run against {mean:.1}/s on average, which points to an event (restart, pool exhaustion, GC pause) rather than a steady fault."),
                 action: format!("Correlate the failure burst at {at:.0} s with server logs and metrics."),
                 weight: 25.0,
@@ -262,7 +262,7 @@ fn slowest_names(run: &RunRecord) -> Option<Finding> {
         return None;
     }
     Some(Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!("**Slowest traffic**: {name} carries {:.0}% of requests with p99 {p99:.2} ms (the next slowest request's p99: {others:.2} ms); it weighs most on what users wait for.", share * 100.0),
         action: format!("Optimise {name} (p99 {p99:.2} ms, {:.0}% of traffic).", share * 100.0),
         weight: 10.0 + (p99 * share).min(20.0),
@@ -348,7 +348,7 @@ fn phase_split(run: &RunRecord) -> Option<Finding> {
         .filter_map(|p| Some((p, p99(&p.latency_ms)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some(Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!(
             "**The slow part is the {phase}**: p99 {overall:.1} ms over the run, {worst_p99:.1} ms in the {:.0}-{:.0} s {phase} ({} requests, {} failed); steady-state p99 {steady:.1} ms.",
             worst.start_s,

@@ -111,7 +111,7 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             .map_or(String::new(), |h| format!(", the host up to {h:.0}% busy"));
         let share = held as f64 / measured.len() as f64;
         let finding = Finding {
-evidence: Vec::new(),
+            evidence: Vec::new(),
             text: format!(
                 "**The server is short of CPU**: {source} used up to {peak:.0}% CPU of its {limit:.0} core(s) ({:.0}% each), at {:.0}%+ of them in {held} of {} intervals{host_text}{}. Requests queue for a CPU: more workers will not help.",
                 peak / limit,
@@ -152,7 +152,7 @@ fn database(points: &[&Point]) -> Option<Finding> {
     if at_limit > 0 {
         let share = at_limit as f64 / measured as f64;
         return Some(Finding {
-evidence: Vec::new(),
+            evidence: Vec::new(),
             text: format!(
                 "**Database connections at their limit**: up to {:.0} of the {:.0} that max_connections {:.0} leaves to applications ({:.0} active) in {at_limit} of {measured} intervals{}. New connections are refused or wait for a free one.",
                 peak("pg.connections"),
@@ -166,7 +166,7 @@ evidence: Vec::new(),
         });
     }
     (locked > 0).then(|| Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!(
             "**Database sessions wait on locks**: up to {:.0} waiting in {locked} of {measured} intervals{}.",
             peak("pg.lock_waits"),
@@ -246,29 +246,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn run(points: Vec<Point>, names: &[&str]) -> RunRecord {
-        let mut run: RunRecord = serde_json::from_value(serde_json::json!({
-            "blast_version": "0", "command": [], "target": "t", "host": "h",
-            "started_at": "", "ended_at": "", "duration_s": 30.0, "threads": 1, "cores": 2,
-            "pinned": false, "interrupted": false, "model": "closed", "requests": 3000,
-            "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
-            "rps": 100.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
-            "names": [], "failure_rows": [], "criteria": [], "passed": true,
-            "history": [], "percentiles": []
-        }))
-        .unwrap();
-        run.names = names
-            .iter()
-            .map(|n| {
-                serde_json::from_value(serde_json::json!({
-                    "method": "GET", "name": n, "requests": 100, "failures": 0,
-                    "failed_statuses": {}, "skipped": 0, "rps": 1.0, "avg_content_bytes": 0.0,
-                    "latency_ms": null
-                }))
-                .unwrap()
-            })
-            .collect();
-        run.history = points;
-        run
+        let names: Vec<(&str, &str)> = names.iter().map(|n| ("GET", *n)).collect();
+        crate::record::test_run(points, &names)
     }
 
     /// Interval `t` (1-based) with `monitor` values and per-name p50 = p99 = `ms`.

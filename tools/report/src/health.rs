@@ -180,7 +180,7 @@ pub(crate) fn findings(run: &RunRecord) -> Vec<Finding> {
 fn stalls(run: &RunRecord) -> Option<Finding> {
     let g = &run.generator;
     g.stalled.then(|| Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!(
             "**The generator stalled**: {}",
             g.evidence.split(". ").next().unwrap_or(&g.evidence)
@@ -193,7 +193,7 @@ evidence: Vec::new(),
 fn generator(run: &RunRecord) -> Option<Finding> {
     if run.generator.bound {
         return Some(Finding {
-evidence: Vec::new(),
+            evidence: Vec::new(),
             text: format!("**The generator was the limit**: {}", run.generator.evidence),
             action: "Re-run with more cores for blast (or fewer users per core) before tuning the target.".into(),
             weight: 60.0,
@@ -218,7 +218,7 @@ evidence: Vec::new(),
     let cap = run.max_connections? as f64;
     if needed >= 0.8 * cap {
         return Some(Finding {
-evidence: Vec::new(),
+            evidence: Vec::new(),
             text: format!("**The connection cap was a limit**: {late} of {} sends started more than 2 ms behind schedule; the rate and the mean service time ({:.2} ms) need about {needed:.0} connections busy at once, against --max-connections {cap:.0}. Latency from the intended start includes that wait.", run.requests, service.mean),
             action: "Re-run with a higher --max-connections before tuning the target.".into(),
             weight: 50.0,
@@ -241,7 +241,7 @@ evidence: Vec::new(),
         )
     });
     Some(Finding {
-evidence: Vec::new(),
+        evidence: Vec::new(),
         text: format!("**The server held its connections**: {late} of {} sends started more than 2 ms behind schedule{when}. At the mean service time ({:.2} ms) the rate needs about {needed:.0} of the {cap:.0} connections, so they were all busy only because responses stopped coming: the wait is the server's, and more connections would move the queue into it.", run.requests, service.mean),
         action: "Find what held the server when sends fell behind (a pause, a lock, a slow dependency).".into(),
         weight: 50.0,

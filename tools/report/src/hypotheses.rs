@@ -215,7 +215,7 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
     };
     let Some((weight, title, evidence_text, action)) = survived.first() else {
         return Some(Finding {
-evidence: Vec::new(),
+            evidence: Vec::new(),
             text: format!(
                 "**{label} got slower, cause undetermined** ({head}): its latency rose from {base:.1} ms to {peak:.1} ms, following the requests in flight (r = {r_flight:.2}), the time (r = {r_time:.2}), the data (r = {r_data:.2}).{rejected_text}"
             ),
@@ -522,29 +522,7 @@ mod tests {
     use crate::record::{NamePoint, Sample};
 
     fn run(points: Vec<Point>, names: &[(&str, &str)]) -> RunRecord {
-        let mut run: RunRecord = serde_json::from_value(serde_json::json!({
-            "blast_version": "0", "command": [], "target": "t", "host": "h",
-            "started_at": "", "ended_at": "", "duration_s": 30.0, "threads": 1, "cores": 2,
-            "pinned": false, "interrupted": false, "model": "closed", "requests": 3000,
-            "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
-            "rps": 100.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
-            "names": [], "failure_rows": [], "criteria": [], "passed": true,
-            "history": [], "percentiles": []
-        }))
-        .unwrap();
-        run.names = names
-            .iter()
-            .map(|(method, n)| {
-                serde_json::from_value(serde_json::json!({
-                    "method": method, "name": n, "requests": 100, "failures": 0,
-                    "failed_statuses": {}, "skipped": 0, "rps": 1.0, "avg_content_bytes": 0.0,
-                    "latency_ms": null
-                }))
-                .unwrap()
-            })
-            .collect();
-        run.history = points;
-        run
+        crate::record::test_run(points, names)
     }
 
     /// Interval `t` (1-based) with `users`, `monitor` values and per name (requests, mean ms,

@@ -644,3 +644,31 @@ fn percentiles(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     out.push((100.0, ms(h.max())));
     out
 }
+
+/// A run record of `points` with `names` as (method, name), for the analyses' tests.
+#[cfg(test)]
+pub(crate) fn test_run(points: Vec<Point>, names: &[(&str, &str)]) -> RunRecord {
+    let mut run: RunRecord = serde_json::from_value(serde_json::json!({
+        "blast_version": "0", "command": [], "target": "t", "host": "h",
+        "started_at": "", "ended_at": "", "duration_s": 30.0, "threads": 1, "cores": 2,
+        "pinned": false, "interrupted": false, "model": "closed", "requests": 3000,
+        "failures": 0, "failures_by_class": {}, "cancelled": 0, "skipped": 0,
+        "rps": 100.0, "bytes_sent": 0, "bytes_received": 0, "connections": 10,
+        "names": [], "failure_rows": [], "criteria": [], "passed": true,
+        "history": [], "percentiles": []
+    }))
+    .unwrap();
+    run.names = names
+        .iter()
+        .map(|(method, n)| {
+            serde_json::from_value(serde_json::json!({
+                "method": method, "name": n, "requests": 100, "failures": 0,
+                "failed_statuses": {}, "skipped": 0, "rps": 1.0, "avg_content_bytes": 0.0,
+                "latency_ms": null
+            }))
+            .unwrap()
+        })
+        .collect();
+    run.history = points;
+    run
+}
