@@ -16,7 +16,7 @@ and prints the report's first finding:
 
 - cpu:         POST /login hashes the password (PBKDF2, 60,000 rounds) in a loop: CPU-bound
                all run;
-- login-storm: every user logs in once when it starts (PBKDF2, 1,000,000 rounds), users
+- login-storm: every user logs in once when it starts (PBKDF2, 4,000,000 rounds), users
                arriving 4 a second: the logins queue for the CPU, then the run goes on
                with cheap requests (the case that was once called a table scan);
 - db-conns:    GET /items/ID opens a database connection per request, holds it for a 50 ms
@@ -172,7 +172,7 @@ RUNS = {
         wait="constant(0.01)", tasks=[("GET /leak", 1, ""), ("GET /health", 1, "")]),
     "login-storm": dict(
         expect="POST /login is CPU-bound", workers=2, threads=1, max_connections=50, users=24,
-        spawn_rate=4, rounds=2000000, wait="constant(0.2)",
+        spawn_rate=4, rounds=4000000, wait="constant(0.2)",
         on_start=[("POST /login", 'body = "hunter2"')], tasks=[("GET /health", 1, "")]),
     "growing": dict(
         expect="GET /events gets slower as its data grows", workers=2, threads=4,

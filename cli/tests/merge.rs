@@ -126,13 +126,16 @@ fn shards_merge_exactly_and_the_criteria_judge_the_merged_run() {
     assert_eq!(requests, server.served(), "{v}");
     assert_eq!(v["cancelled"], 0);
     assert!(requests >= 500, "{v}");
-    // The shards' interleaved timetables make one: 300/s for 2 s.
-    assert_eq!(
-        (&v["scheduled_slots"], &v["missed"]),
-        (&600.into(), &0.into()),
-        "{v}"
-    );
-    assert_eq!(requests, 600, "{v}");
+    // The shards' interleaved timetables make one: 300/s for 2 s, every slot sent or (on a
+    // busy machine) missed, and the merge missing what the shards missed.
+    let missed = v["missed"].as_u64().unwrap();
+    assert_eq!(v["scheduled_slots"], 600, "{v}");
+    assert_eq!(requests + missed, 600, "{v}");
+    let shards_missed: u64 = records
+        .iter()
+        .map(|r| read(r)["missed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(missed, shards_missed, "{v}");
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(v["merged"]["shards"], serde_json::json!([1, 2, 3]));
     // The merged percentiles are the sum of the shards' histograms, exactly.
