@@ -14,6 +14,9 @@ const KNEE_MIN_MS: f64 = 10.0;
 /// plateau.
 const USERS_GROWTH: f64 = 0.3;
 const FLAT_GROWTH: f64 = 0.05;
+/// A p99 users wait for: below it, the slowest request of a healthy run (a 12 ms database
+/// query beside a 3 ms health check) is not worth a recommendation.
+const SLOW_MS: f64 = 50.0;
 
 /// Judges a finished run's record from what it recorded: whether the generator was the limit
 /// or stalled (from its interval `samples`), and what grew while the load held.
@@ -233,7 +236,7 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
 }
 
 /// The request that weighs most on what users wait for, when it is worth a look: one of
-/// several, with a p99 someone notices ([`KNEE_MIN_MS`] or more) and at least twice any other's.
+/// several, with a p99 someone waits for ([`SLOW_MS`] or more) and at least twice any other's.
 fn slowest_names(run: &RunRecord) -> Option<Finding> {
     let total = run.requests.max(1) as f64;
     let named: Vec<(String, f64, f64)> = run
@@ -258,7 +261,7 @@ fn slowest_names(run: &RunRecord) -> Option<Finding> {
         .map(|(_, p99, _)| *p99)
         .fold(0.0, f64::max);
     // One request name has nothing to stand out from: the run's own findings say it all.
-    if named.len() < 2 || p99 < KNEE_MIN_MS || p99 < 2.0 * others {
+    if named.len() < 2 || p99 < SLOW_MS || p99 < 2.0 * others {
         return None;
     }
     Some(Finding {

@@ -35,10 +35,35 @@ const CPU_CEILING: f64 = 0.8;
 /// Database connections this close to their limit (a share of it, at least one) are at it.
 const DB_HEADROOM: f64 = 0.1;
 
-/// The explanation that survived for the request that slowed down most, or an undetermined
-/// finding naming what to monitor.
+/// The best-supported explanation among the requests that slowed down, or an undetermined
+/// finding naming what to monitor. Every request that rose is tested: the one that holds
+/// the server is explained, its victims are not (they only wait).
 pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
-    let c = candidate(points)?;
+    // A partial interval (the moment of stopping) is not a level: a single slow request in
+    // it would pass for a rise, and its few users for a load that moved.
+    let mut spans: Vec<f64> = points.iter().map(|p| span(p)).collect();
+    spans.sort_by(f64::total_cmp);
+    let typical = *spans.get(spans.len() / 2)?;
+    let full: Vec<&Point> = points
+        .iter()
+        .filter(|p| span(p) >= typical / 2.0)
+        .copied()
+        .collect();
+    let names = full.iter().map(|p| p.names.len()).max()?;
+    (0..names)
+        .filter(|&c| rise_of(&full, c).is_some())
+        .filter_map(|c| explain_one(run, &full, c))
+        // The strongest explanation; among equals, the request holding most of the work.
+        .max_by(|a, b| {
+            (a.0.weight, a.1)
+                .partial_cmp(&(b.0.weight, b.1))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|(f, _)| f)
+}
+
+/// The finding for request `c`, with its largest share of the requests in flight.
+fn explain_one(run: &RunRecord, points: &[&Point], c: usize) -> Option<(Finding, f64)> {
     let name = &run.names[c];
     let label = format!("{} {}", name.method, name.name);
     let window: Vec<&Point> = points
@@ -47,10 +72,12 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
         .copied()
         .collect();
     let (from, to) = (window.first()?.start_s, window.last()?.t_s);
-    let lat: Vec<f64> = window
-        .iter()
-        .map(|p| latency(p, c).unwrap_or(0.0))
-        .collect();
+    let lat = smooth(
+        &window
+            .iter()
+            .map(|p| latency(p, c).unwrap_or(0.0))
+            .collect::<Vec<_>>(),
+    );
     let base = early(&lat);
     let peak = lat.iter().copied().fold(0.0, f64::max);
     let rose = |v: f64| v >= RISE_FACTOR * base && v - base >= RISE_MIN_MS;
@@ -70,7 +97,11 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
         true => "called alone".to_string(),
         false => format!("beside {}", active.join(", ")),
     };
-    let head = format!("from {from:.0} s to {to:.0} s, {active_text}");
+    let slow = match (rise.first(), rise.last()) {
+        (Some(a), Some(b)) => format!(", slow from {:.0} s to {:.0} s", a.start_s, b.t_s),
+        _ => String::new(),
+    };
+    let head = format!("called from {from:.0} s to {to:.0} s{slow}, {active_text}");
 
     // What each explanation reads.
     let ceiling = ceilings(run, &rise);
@@ -79,7 +110,7 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
     };
     let r_flight = correlation(&series(&in_flight));
     let r_time = correlation(&series(&|p: &Point| p.t_s));
-    let created = created_by(run, points);
+    let created = created_by(run, points, c);
     let r_data = correlation(&series(&|p: &Point| created(p.t_s)))
         .max(correlation(&series(&|p: &Point| size(p, c))));
     let users: Vec<f64> = rise.iter().map(|p| p.users as f64).collect();
@@ -214,26 +245,29 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
         false => format!(" Rejected: {}.", rejected.join("; ")),
     };
     let Some((weight, title, evidence_text, action)) = survived.first() else {
-        return Some(Finding {
-            evidence: Vec::new(),
+        return Some((Finding {
+            evidence,
             text: format!(
                 "**{label} got slower, cause undetermined** ({head}): its latency rose from {base:.1} ms to {peak:.1} ms, following the requests in flight (r = {r_flight:.2}), the time (r = {r_time:.2}), the data (r = {r_data:.2}).{rejected_text}"
             ),
             action: format!("Run again monitoring the target: its server's CPU (--monitor-pid or --monitor-cgroup) and its database (--monitor-postgres), so {label}'s rise can be explained."),
             weight: 60.0,
-        });
+        }, share_peak));
     };
     let also: Vec<&str> = survived[1..].iter().map(|s| s.2.as_str()).collect();
     let also_text = match also.is_empty() {
         true => String::new(),
         false => format!(" Also: {}.", also.join("; ")),
     };
-    Some(Finding {
-        text: format!("{title}: {evidence_text}.{also_text}{rejected_text}"),
-        evidence,
-        action: action.clone(),
-        weight: *weight,
-    })
+    Some((
+        Finding {
+            text: format!("{title}: {evidence_text}.{also_text}{rejected_text}"),
+            evidence,
+            action: action.clone(),
+            weight: *weight,
+        },
+        share_peak,
+    ))
 }
 
 /// What the target was short of during the rise, from the monitored series.
@@ -383,22 +417,34 @@ fn resources(points: &[&Point]) -> Vec<Evidence> {
         .collect()
 }
 
-/// The request whose latency rose most, in ms: where a slow run's time went.
-fn candidate(points: &[&Point]) -> Option<usize> {
-    let names = points.iter().map(|p| p.names.len()).max()?;
-    (0..names)
-        .filter_map(|i| {
-            let lat: Vec<f64> = points.iter().filter_map(|p| latency(p, i)).collect();
-            if lat.len() < 5 {
-                return None;
-            }
-            let base = early(&lat);
-            let peak = lat.iter().copied().fold(0.0, f64::max);
-            let rose = peak >= RISE_FACTOR * base && peak - base >= RISE_MIN_MS;
-            rose.then_some((i, peak - base))
+/// How much request `c`'s latency rose, in ms, when it rose: to twice its early level and
+/// [`RISE_MIN_MS`] more, as a level held for three intervals (their median), not one slow
+/// interval.
+fn rise_of(points: &[&Point], c: usize) -> Option<f64> {
+    let lat = smooth(
+        &points
+            .iter()
+            .filter_map(|p| latency(p, c))
+            .collect::<Vec<_>>(),
+    );
+    if lat.len() < 5 {
+        return None;
+    }
+    let base = early(&lat);
+    let peak = lat.iter().copied().fold(0.0, f64::max);
+    (peak >= RISE_FACTOR * base && peak - base >= RISE_MIN_MS).then_some(peak - base)
+}
+
+/// Each value as the median of itself and its neighbours: the level, without lone spikes.
+fn smooth(values: &[f64]) -> Vec<f64> {
+    (0..values.len())
+        .map(|i| {
+            let mut around: Vec<f64> =
+                values[i.saturating_sub(1)..(i + 2).min(values.len())].to_vec();
+            around.sort_by(f64::total_cmp);
+            around[around.len() / 2]
         })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The median of the first three values: a request's own baseline.
@@ -445,10 +491,12 @@ fn size(p: &Point, i: usize) -> f64 {
         .map_or(0.0, |n| n.bytes_received as f64 / n.requests as f64)
 }
 
-/// The successful POSTs and PUTs finished by time `t`: the data the run created so far.
-fn created_by<'a>(run: &'a RunRecord, points: &'a [&Point]) -> impl Fn(f64) -> f64 + 'a {
+/// The successful POSTs and PUTs of requests other than `c` finished by time `t`: the data
+/// the run created for `c` to read. (`c`'s own calls are not counted: a login's POSTs create
+/// nothing the next login reads.)
+fn created_by<'a>(run: &'a RunRecord, points: &'a [&Point], c: usize) -> impl Fn(f64) -> f64 + 'a {
     let writes: Vec<usize> = (run.names.iter().enumerate())
-        .filter(|(_, n)| matches!(n.method.as_str(), "POST" | "PUT"))
+        .filter(|&(i, n)| i != c && matches!(n.method.as_str(), "POST" | "PUT"))
         .map(|(i, _)| i)
         .collect();
     move |t| {
@@ -584,7 +632,7 @@ mod tests {
                     t as f64,
                     users,
                     monitor,
-                    &[(login_calls, login_ms, 200), (50 * t, items_ms, 500)],
+                    &[(login_calls, login_ms, 200), (20, items_ms, 500)],
                 )
             })
             .collect();
@@ -595,7 +643,7 @@ mod tests {
     fn a_cpu_heavy_endpoint_at_start_is_saturation_not_data_growth() {
         let f = explained(&login_storm(true));
         assert!(
-            f.text.starts_with("**POST /login is CPU-bound: its calls queue while the server is saturated** (from 0 s to 10 s, beside GET /items)"),
+            f.text.starts_with("**POST /login is CPU-bound: its calls queue while the server is saturated** (called from 0 s to 10 s, slow from 3 s to 10 s, beside GET /items)"),
             "{}",
             f.text
         );
@@ -619,8 +667,7 @@ mod tests {
             [
                 "POST /login, mean latency (ms)",
                 "requests in flight (rate × mean latency)",
-                "pid7 CPU (% of one core)",
-                "data created so far (successful POSTs and PUTs)"
+                "pid7 CPU (% of one core)"
             ]
         );
         assert_eq!(
@@ -642,7 +689,7 @@ mod tests {
             first.starts_with("\n<li><p><strong>POST /login is CPU-bound: its calls queue while the server is saturated</strong>"),
             "{first}"
         );
-        assert_eq!(first.matches("<svg").count(), 4, "{first}");
+        assert_eq!(first.matches("<svg").count(), 3, "{first}");
         assert!(
             first.contains(r#"aria-label="pid7 CPU (% of one core)""#),
             "{first}"
@@ -650,15 +697,40 @@ mod tests {
     }
 
     #[test]
-    fn without_monitoring_the_cause_is_undetermined_and_what_to_monitor_is_named() {
+    fn without_monitoring_the_login_storm_is_the_login_holding_the_workers() {
         let f = explained(&login_storm(false));
         assert!(
             f.text
-                .starts_with("**POST /login got slower, cause undetermined**"),
+                .starts_with("**POST /login holds the server's workers**"),
+            "{}",
+            f.text
+        );
+        assert!(
+            f.text
+                .contains("Rejected: growth with data (the load moved"),
+            "{}",
+            f.text
+        );
+    }
+
+    #[test]
+    fn when_nothing_survives_the_cause_is_undetermined_and_what_to_monitor_is_named() {
+        // One request, slower and slower at a steady load, nothing monitored, no data read.
+        let points = (1..=20)
+            .map(|t| point(t as f64, 20, &[], &[(50, 5.0 * t as f64, 100)]))
+            .collect();
+        let f = explained(&run(points, &[("GET", "/x")]));
+        assert!(
+            f.text.starts_with("**GET /x got slower, cause undetermined** (called from 0 s to 20 s, slow from 3 s to 20 s, called alone)"),
             "{}",
             f.text
         );
         assert!(f.action.contains("--monitor-pid"), "{}", f.action);
+        assert_eq!(
+            f.evidence.len(),
+            2,
+            "its latency and the requests in flight"
+        );
     }
 
     #[test]
@@ -677,7 +749,7 @@ mod tests {
             .collect();
         let f = explained(&run(points, &[("POST", "/items"), ("GET", "/search")]));
         assert!(
-            f.text.starts_with("**GET /search gets slower as its data grows** (from 0 s to 30 s, beside POST /items)"),
+            f.text.starts_with("**GET /search gets slower as its data grows** (called from 0 s to 30 s, slow from 4 s to 30 s, beside POST /items)"),
             "{}",
             f.text
         );
