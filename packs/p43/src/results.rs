@@ -317,7 +317,8 @@ fn section(
     let _ = writeln!(md, "Findings:\n");
     for (i, f) in found.iter().enumerate() {
         // The series a finding read, drawn beside the report for the reader to check.
-        let links: Vec<String> = (f.evidence.iter().enumerate())
+        let links: Vec<String> = (f.evidence.iter().filter(|e| !e.points.is_empty()))
+            .enumerate()
             .map(|(k, e)| {
                 let file = format!("{stem}-finding{}-{}.svg", i + 1, k + 1);
                 files.push((file.clone(), svg::render(&evidence_chart(e))));

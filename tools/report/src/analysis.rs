@@ -1,8 +1,8 @@
 //! Bottleneck findings computed from a run's record: where latency bends as users grow, where
 //! throughput stops growing, what the error classes say, whether the generator was the limit.
 
-use crate::finding::fit;
 pub use crate::finding::Finding;
+use crate::finding::{fit, Evidence};
 use crate::record::{Point, RunRecord, Sample};
 
 /// A latency knee: p99 more than this many times its value at low load...
@@ -41,8 +41,10 @@ pub fn findings(run: &RunRecord) -> Vec<Finding> {
     out.extend(crate::health::findings(run));
     out.extend(crate::attribution::findings(run));
     for g in &run.growth {
+        // "pid42.rss_mb grew steadily ...": the series is the first word's.
+        let key = g.split_whitespace().next().unwrap_or_default();
         out.push(Finding {
-            evidence: Vec::new(),
+            evidence: vec![Evidence::monitored(&run.history, key)],
             text: format!("**Memory growth**: {g}."),
             action: format!("Look for a leak: {g}."),
             weight: 80.0,
@@ -100,7 +102,10 @@ fn latency_knee(ramp: &[&Point]) -> Option<Finding> {
     let (users, value) = p99[knee];
     let peak = p99.iter().map(|x| x.1).fold(0.0, f64::max);
     Some(Finding {
-        evidence: Vec::new(),
+        evidence: vec![
+            Evidence::over("p99 latency per interval (ms)", ramp.iter().copied(), |p| p.p99_ms),
+            Evidence::over("users", ramp.iter().copied(), |p| Some(p.users as f64)),
+        ],
         text: format!(
             "**Latency bends at about {users} users**: p99 was {base:.2} ms at low load and stays above {:.0} × that from {users} users on ({value:.2} ms there, up to {peak:.2} ms). Requests start queueing: some resource (workers, connections, a lock, the database) is saturated at that concurrency.",
             KNEE_FACTOR
@@ -134,7 +139,10 @@ fn throughput_plateau(ramp: &[&Point]) -> Option<Finding> {
             let rest = &ramp[i..];
             let more_users = rest.last().map_or(p.users, |q| q.users);
             return Some(Finding {
-                evidence: Vec::new(),
+                evidence: vec![
+                    Evidence::over("requests per second", ramp.iter().copied(), |p| Some(p.rps)),
+                    Evidence::over("users", ramp.iter().copied(), |p| Some(p.users as f64)),
+                ],
                 text: format!(
                     "**Throughput stops growing at about {:.0} requests/s**: from {} to {} users it went from {:.0} to {:.0} requests/s (+{:.0}%) while users grew {:.0}% and p99 rose from {:.1} to {:.1} ms, and the ramp went on to {more_users} users. Beyond that point extra users only queue.",
                     earlier.rps,
@@ -193,8 +201,14 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
         .iter()
         .map(|f| {
             let share = f.occurrences as f64 / total * 100.0;
+            let at = (run.names.iter()).position(|n| n.method == f.method && n.name == f.name);
+            let label = format!("{} {}, failed per second", f.method, f.name);
+            let failed = |p: &Point| {
+                let n = p.names.get(at?)?;
+                Some(n.failed as f64 / (p.t_s - p.start_s).max(1e-3))
+            };
             Finding {
-                evidence: Vec::new(),
+                evidence: vec![Evidence::over(label, &run.history, failed)],
                 text: format!(
                     "**{} × `{}`** on {} {} ({share:.2}% of all requests, {} to {}): {}.",
                     f.occurrences,
@@ -225,7 +239,9 @@ fn errors(run: &RunRecord) -> Vec<Finding> {
                 .find(|p| p.fails_per_s == peak)
                 .map_or(0.0, |p| p.t_s);
             out.push(Finding {
-                evidence: Vec::new(),
+                evidence: vec![Evidence::over("failures per second", &run.history, |p| {
+                    Some(p.fails_per_s)
+                })],
                 text: format!("**Failures come in bursts**: up to {peak:.0}/s around {at:.0} s into the run against {mean:.1}/s on average, which points to an event (restart, pool exhaustion, GC pause) rather than a steady fault."),
                 action: format!("Correlate the failure burst at {at:.0} s with server logs and metrics."),
                 weight: 25.0,
@@ -351,7 +367,7 @@ fn phase_split(run: &RunRecord) -> Option<Finding> {
         .filter_map(|p| Some((p, p99(&p.latency_ms)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some(Finding {
-        evidence: Vec::new(),
+        evidence: vec![Evidence::p99(&run.history), Evidence::users(&run.history)],
         text: format!(
             "**The slow part is the {phase}**: p99 {overall:.1} ms over the run, {worst_p99:.1} ms in the {:.0}-{:.0} s {phase} ({} requests, {} failed); steady-state p99 {steady:.1} ms.",
             worst.start_s,

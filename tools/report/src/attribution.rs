@@ -11,7 +11,7 @@
 //!
 //! Memory growth, errors and the generator's own health have their findings elsewhere.
 
-use crate::finding::Finding;
+use crate::finding::{Evidence, Finding};
 use crate::record::{Point, RunRecord};
 
 /// A server using this share of its cores is short of CPU.
@@ -111,7 +111,10 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
             .map_or(String::new(), |h| format!(", the host up to {h:.0}% busy"));
         let share = held as f64 / measured.len() as f64;
         let finding = Finding {
-            evidence: Vec::new(),
+            evidence: vec![
+                Evidence::monitored(&run.history, &format!("{source}.cpu_pct")),
+                Evidence::p99(&run.history),
+            ],
             text: format!(
                 "**The server is short of CPU**: {source} used up to {peak:.0}% CPU of its {limit:.0} core(s) ({:.0}% each), at {:.0}%+ of them in {held} of {} intervals{host_text}{}. Requests queue for a CPU: more workers will not help.",
                 peak / limit,
@@ -152,7 +155,14 @@ fn database(points: &[&Point]) -> Option<Finding> {
     if at_limit > 0 {
         let share = at_limit as f64 / measured as f64;
         return Some(Finding {
-            evidence: Vec::new(),
+            evidence: vec![
+            Evidence::over("database connections", points.iter().copied(), |p| {
+                p.sample.monitor.get("pg.connections").copied()
+            }),
+            Evidence::over("sessions waiting on locks", points.iter().copied(), |p| {
+                p.sample.monitor.get("pg.lock_waits").copied()
+            }),
+        ],
             text: format!(
                 "**Database connections at their limit**: up to {:.0} of the {:.0} that max_connections {:.0} leaves to applications ({:.0} active) in {at_limit} of {measured} intervals{}. New connections are refused or wait for a free one.",
                 peak("pg.connections"),
@@ -166,7 +176,14 @@ fn database(points: &[&Point]) -> Option<Finding> {
         });
     }
     (locked > 0).then(|| Finding {
-        evidence: Vec::new(),
+        evidence: vec![
+            Evidence::over("database connections", points.iter().copied(), |p| {
+                p.sample.monitor.get("pg.connections").copied()
+            }),
+            Evidence::over("sessions waiting on locks", points.iter().copied(), |p| {
+                p.sample.monitor.get("pg.lock_waits").copied()
+            }),
+        ],
         text: format!(
             "**Database sessions wait on locks**: up to {:.0} waiting in {locked} of {measured} intervals{}.",
             peak("pg.lock_waits"),
@@ -232,7 +249,17 @@ fn first_to_slow_down(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
     }
     // A pointer for the reader, not a cause: the causes above carry the weight.
     Some(Finding {
-        evidence: Vec::new(),
+        evidence: first
+            .map(|(_, i, _, _)| {
+                let n = &run.names[i];
+                Evidence::over(
+                    format!("{} {}, p99 (ms)", n.method, n.name),
+                    points.iter().copied(),
+                    |p| p.names.get(i)?.p99_ms,
+                )
+            })
+            .into_iter()
+            .collect(),
         text,
         action: String::new(),
         weight: 40.0,

@@ -1,4 +1,6 @@
-//! A finding of the analysis, and the line fit the analyses share.
+//! A finding of the analysis, the series it read, and the line fit the analyses share.
+
+use crate::record::Point;
 
 /// One finding, with a weight used to rank optimisation opportunities.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20,6 +22,38 @@ pub struct Evidence {
     pub label: String,
     /// (seconds from the start of the run, value).
     pub points: Vec<(f64, f64)>,
+}
+
+impl Evidence {
+    /// The series `value` gives over a run's intervals, at each interval's end.
+    pub fn over<'a>(
+        label: impl Into<String>,
+        history: impl IntoIterator<Item = &'a Point>,
+        value: impl Fn(&Point) -> Option<f64>,
+    ) -> Evidence {
+        Evidence {
+            label: label.into(),
+            points: history
+                .into_iter()
+                .filter_map(|p| Some((p.t_s, value(p)?)))
+                .collect(),
+        }
+    }
+
+    /// The run's p99 per interval.
+    pub fn p99(history: &[Point]) -> Evidence {
+        Evidence::over("p99 latency per interval (ms)", history, |p| p.p99_ms)
+    }
+
+    /// The users (or connections) per interval.
+    pub fn users(history: &[Point]) -> Evidence {
+        Evidence::over("users", history, |p| Some(p.users as f64))
+    }
+
+    /// A monitored value per interval.
+    pub fn monitored(history: &[Point], key: &str) -> Evidence {
+        Evidence::over(key, history, |p| p.sample.monitor.get(key).copied())
+    }
 }
 
 /// Least-squares slope and R² of `points`; `None` when they do not vary.

@@ -6,7 +6,7 @@
 //! (worker CPU, run-queue waits, steal); the rules that turn those numbers into verdicts live
 //! here.
 
-use crate::finding::Finding;
+use crate::finding::{Evidence, Finding};
 use crate::record::{GeneratorCheck, Point, RunRecord, Sample};
 
 /// A worker above this CPU share of its core is saturated.
@@ -180,7 +180,7 @@ pub(crate) fn findings(run: &RunRecord) -> Vec<Finding> {
 fn stalls(run: &RunRecord) -> Option<Finding> {
     let g = &run.generator;
     g.stalled.then(|| Finding {
-        evidence: Vec::new(),
+        evidence: own_series(run),
         text: format!(
             "**The generator stalled**: {}",
             g.evidence.split(". ").next().unwrap_or(&g.evidence)
@@ -193,7 +193,7 @@ fn stalls(run: &RunRecord) -> Option<Finding> {
 fn generator(run: &RunRecord) -> Option<Finding> {
     if run.generator.bound {
         return Some(Finding {
-            evidence: Vec::new(),
+            evidence: own_series(run),
             text: format!("**The generator was the limit**: {}", run.generator.evidence),
             action: "Re-run with more cores for blast (or fewer users per core) before tuning the target.".into(),
             weight: 60.0,
@@ -202,7 +202,7 @@ fn generator(run: &RunRecord) -> Option<Finding> {
     let late = run.late_sends?;
     if late * 100 <= run.requests.max(1) {
         return Some(Finding {
-            evidence: Vec::new(),
+            evidence: own_series(run),
             text: format!(
                 "The generator kept its schedule: {late} of {} sends started more than 2 ms late.",
                 run.requests
@@ -218,7 +218,7 @@ fn generator(run: &RunRecord) -> Option<Finding> {
     let cap = run.max_connections? as f64;
     if needed >= 0.8 * cap {
         return Some(Finding {
-            evidence: Vec::new(),
+            evidence: own_series(run),
             text: format!("**The connection cap was a limit**: {late} of {} sends started more than 2 ms behind schedule; the rate and the mean service time ({:.2} ms) need about {needed:.0} connections busy at once, against --max-connections {cap:.0}. Latency from the intended start includes that wait.", run.requests, service.mean),
             action: "Re-run with a higher --max-connections before tuning the target.".into(),
             weight: 50.0,
@@ -241,11 +241,28 @@ fn generator(run: &RunRecord) -> Option<Finding> {
         )
     });
     Some(Finding {
-        evidence: Vec::new(),
+        evidence: own_series(run),
         text: format!("**The server held its connections**: {late} of {} sends started more than 2 ms behind schedule{when}. At the mean service time ({:.2} ms) the rate needs about {needed:.0} of the {cap:.0} connections, so they were all busy only because responses stopped coming: the wait is the server's, and more connections would move the queue into it.", run.requests, service.mean),
         action: "Find what held the server when sends fell behind (a pause, a lock, a slow dependency).".into(),
         weight: 50.0,
     })
+}
+
+/// blast's own series: what the generator findings read.
+fn own_series(run: &RunRecord) -> Vec<Evidence> {
+    vec![
+        Evidence::over("blast's event-loop lag (ms)", &run.history, |p| {
+            Some(p.sample.loop_lag_ms)
+        }),
+        Evidence::over("blast's worker CPU (%)", &run.history, |p| {
+            p.sample.worker_cpu_pct
+        }),
+        Evidence::over(
+            "slots due and not yet sent (open model)",
+            &run.history,
+            |p| (run.late_sends.is_some()).then_some(p.backlog as f64),
+        ),
+    ]
 }
 
 #[cfg(test)]

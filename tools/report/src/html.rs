@@ -226,10 +226,17 @@ td:first-child, th:first-child, td.text, #criteria th, #failures th {{ text-alig
         out.push_str("<h2>Findings</h2>\n<ol id=\"findings\">\n");
         for f in &found {
             let _ = write!(out, "<li><p>{}</p>", inline_markdown(&f.text));
-            if !f.evidence.is_empty() {
+            let evidence: Vec<_> = f.evidence.iter().filter(|e| !e.points.is_empty()).collect();
+            if !evidence.is_empty() {
                 out.push_str(r#"<div class="evidence">"#);
-                for e in &f.evidence {
-                    out.push_str(&svg::render(&evidence_chart(e)));
+                for e in evidence {
+                    // Not one of the page's charts, which its script counts.
+                    let chart = svg::render(&evidence_chart(e));
+                    out.push_str(&chart.replacen(
+                        r#"class="chart""#,
+                        r#"class="evidence-chart""#,
+                        1,
+                    ));
                 }
                 out.push_str("</div>");
             }
@@ -382,5 +389,47 @@ pub fn load_text(record: &RunRecord) -> String {
         (Some(users), _) => format!("up to {users} users (closed model)"),
         (None, Some(rate)) => format!("{rate:.1} requests/s planned (open model)"),
         _ => record.model.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{test_run, Point, Sample};
+
+    #[test]
+    fn each_finding_is_shown_beside_the_series_it_read() {
+        let points = (1..=10)
+            .map(|t| Point {
+                start_s: t as f64 - 1.0,
+                t_s: t as f64,
+                users: 10,
+                sample: Sample {
+                    monitor: [("pid1.rss_mb".to_string(), 100.0 * t as f64)].into(),
+                    ..Sample::default()
+                },
+                ..Point::default()
+            })
+            .collect();
+        let mut run = test_run(points, &[("GET", "/")]);
+        run.growth = vec!["pid1.rss_mb grew steadily by 900".into()];
+        let page = render(&run);
+        let findings = page
+            .split(r#"<ol id="findings">"#)
+            .nth(1)
+            .expect("a findings list");
+        let first = findings.split("</li>").next().unwrap();
+        assert!(
+            first.starts_with("\n<li><p><strong>Memory growth</strong>: pid1.rss_mb grew"),
+            "{first}"
+        );
+        // Drawn, but not counted among the page's own charts.
+        assert_eq!(
+            first.matches(r#"class="evidence-chart""#).count(),
+            1,
+            "{first}"
+        );
+        assert!(first.contains(r#"aria-label="pid1.rss_mb""#), "{first}");
+        assert!(!first.contains(r#"class="chart""#), "{first}");
     }
 }

@@ -678,25 +678,6 @@ mod tests {
     }
 
     #[test]
-    fn the_html_report_shows_each_finding_beside_the_series_it_read() {
-        let page = crate::html::render(&login_storm(true));
-        let findings = page
-            .split(r#"<ol id="findings">"#)
-            .nth(1)
-            .expect("a findings list");
-        let first = findings.split("</li>").next().unwrap();
-        assert!(
-            first.starts_with("\n<li><p><strong>POST /login is CPU-bound: its calls queue while the server is saturated</strong>"),
-            "{first}"
-        );
-        assert_eq!(first.matches("<svg").count(), 3, "{first}");
-        assert!(
-            first.contains(r#"aria-label="pid7 CPU (% of one core)""#),
-            "{first}"
-        );
-    }
-
-    #[test]
     fn without_monitoring_the_login_storm_is_the_login_holding_the_workers() {
         let f = explained(&login_storm(false));
         assert!(
