@@ -54,11 +54,7 @@ pub(crate) fn explain(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
         .filter(|&c| rise_of(&full, c).is_some())
         .filter_map(|c| explain_one(run, &full, c))
         // The strongest explanation; among equals, the request holding most of the work.
-        .max_by(|a, b| {
-            (a.0.weight, a.1)
-                .partial_cmp(&(b.0.weight, b.1))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+        .max_by(|a, b| a.0.weight.total_cmp(&b.0.weight).then(a.1.total_cmp(&b.1)))
         .map(|(f, _)| f)
 }
 
