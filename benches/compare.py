@@ -8,6 +8,11 @@ generator's own request count and, from the process accounting of the generator 
 (/usr/bin/time: user+sys CPU seconds and peak RSS), computes requests per generator CPU-second.
 
     python3 benches/compare.py [--duration 10] [--rounds 3] [--conns 64,1000] [--no-oha] [--tls]
+                               [--base REV] [--only blast,wrk]
+
+--base REV adds blast as built from an earlier commit (in a git worktree, with its own target
+folder kept in /tmp/blastlab between runs) and prints the working tree's requests per
+CPU-second against it: how to find which change cost the engine its lead.
 
 With --tls, nginx also serves HTTPS on 127.0.0.1:18443 with a certificate from a CA the
 script makes with openssl; blast verifies it (--ca-cert), wrk never verifies certificates, and
@@ -145,6 +150,18 @@ def run_oha(oha, conns, duration, tmp):
     return requests, s["summary"]["total"], cpu, rss
 
 
+def build_at(rev):
+    """blast built in release mode from commit `rev` (a worktree under /tmp/blastlab)."""
+    tree = LAB / "base-tree"
+    if tree.exists():
+        sh(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT)
+    sh(["git", "worktree", "add", "-q", "--detach", str(tree), rev], cwd=ROOT)
+    target = LAB / "base-target"
+    sh(["cargo", "build", "--release", "-q", "-p", "blast"], cwd=tree,
+       env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+    return str(target / "release/blast")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10)
@@ -152,6 +169,8 @@ def main():
     ap.add_argument("--conns", default="64,1000")
     ap.add_argument("--no-oha", action="store_true")
     ap.add_argument("--tls", action="store_true", help="load nginx over HTTPS instead")
+    ap.add_argument("--base", metavar="REV", help="also run blast built from this commit")
+    ap.add_argument("--only", help="comma-separated generators to run (default: all)")
     args = ap.parse_args()
 
     oha = ensure_tools(not args.no_oha and not args.tls)
@@ -169,6 +188,11 @@ def main():
     }
     if oha:
         tools["oha"] = lambda c, d, t: run_oha(oha, c, d, t)
+    if args.base:
+        base = build_at(args.base)
+        tools["blast@base"] = lambda c, d, t: run_blast(base, "raw", url, extra, c, d, t)
+    if args.only:
+        tools = {k: v for k, v in tools.items() if k in args.only.split(",") or k == "blast@base"}
 
     nginx = start_nginx(conf, url)
     results = {}
@@ -202,7 +226,7 @@ def main():
         print(f"| {name} | {conns} | {rps:,.0f} | {per_cpu:,.0f} | {rss:.1f} MB |")
     print()
     for conns in sorted({c for _, c in med}):
-        for other in ("wrk", "oha"):
+        for other in ("wrk", "oha", "blast@base"):
             for mine in ("blast", "blast-hyper"):
                 if (other, conns) in med and (mine, conns) in med:
                     print(f"c={conns}: {mine} / {other} requests per CPU-second = "
