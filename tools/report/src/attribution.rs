@@ -13,14 +13,10 @@
 
 use crate::finding::{Evidence, Finding};
 use crate::record::{Point, RunRecord};
+use crate::resources::{self, CPU_BUSY};
 
-/// A server using this share of its cores is short of CPU.
-const CPU_BUSY: f64 = 0.8;
 /// The host this busy (all processes together) has no CPU left for the server.
 const HOST_BUSY_PCT: f64 = 90.0;
-/// Database connections this close to their limit (a share of it, or one connection, whichever
-/// is more: a sample each second misses the peaks of short-lived connections) are at it.
-const DB_HEADROOM: f64 = 0.1;
 /// A condition must hold in this share of the intervals to count as the run's.
 const MOST: f64 = 0.5;
 /// A rise in a request's p99 of at least this many ms (and a doubling) is a turn.
@@ -68,26 +64,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// The monitored server's CPU against the cores it may use, or the host at its limit.
 fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
-    // Each monitored source with a CPU % and, where known, the cores it may use.
-    let sources: Vec<String> = points
-        .iter()
-        .flat_map(|p| p.sample.monitor.keys())
-        .filter_map(|k| k.strip_suffix(".cpu_pct"))
-        .filter(|k| !k.starts_with("blast") && *k != "host")
-        .map(str::to_string)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let host_cores = run.cores.filter(|&c| c > 0)? as f64;
     let mut best: Option<(f64, Finding)> = None;
-    for source in sources {
-        let cpu = |p: &Point| p.sample.monitor.get(&format!("{source}.cpu_pct")).copied();
-        let cores = |p: &Point| {
-            let limit = (p.sample.monitor)
-                .get(&format!("{source}.cpu_limit_cores"))
-                .or_else(|| p.sample.monitor.get(&format!("{source}.cpu_cores")));
-            limit.copied().filter(|&c| c > 0.0).unwrap_or(host_cores)
-        };
+    for source in resources::cpu_sources(points) {
+        let cpu = |p: &Point| resources::cpu(p, &source);
+        let cores = |p: &Point| resources::cores(p, &source, host_cores);
         let host = |p: &Point| p.sample.monitor.get("host.cpu_pct").copied();
         let short = |p: &Point| {
             cpu(p).is_some_and(|c| {
@@ -135,12 +116,8 @@ fn server_cpu(run: &RunRecord, points: &[&Point]) -> Option<Finding> {
 /// Database connections against `max_connections`, and sessions waiting on locks.
 fn database(points: &[&Point]) -> Option<Finding> {
     let get = |p: &Point, k: &str| p.sample.monitor.get(k).copied();
-    // What ordinary roles may open (max_connections less the reserved slots), where known.
-    let limit = |p: &Point| get(p, "pg.connection_limit").or_else(|| get(p, "pg.max_connections"));
-    let near = |p: &Point| match (get(p, "pg.connections"), limit(p)) {
-        (Some(n), Some(max)) if max > 0.0 => n >= max - (DB_HEADROOM * max).max(1.0),
-        _ => false,
-    };
+    let limit = |p: &Point| resources::db_connections(p).map(|(_, max)| max);
+    let near = |p: &Point| resources::db_connections(p).is_some_and(resources::db_at_limit);
     let waiting = |p: &Point| get(p, "pg.lock_waits").is_some_and(|w| w > 0.0);
     let measured = points
         .iter()

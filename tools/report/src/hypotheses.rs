@@ -17,6 +17,7 @@
 
 use crate::finding::{fit, Evidence, Finding};
 use crate::record::{Point, RunRecord};
+use crate::resources::{self, CPU_BUSY};
 
 /// A request rose when its latency reached this many times its early median...
 const RISE_FACTOR: f64 = 2.0;
@@ -30,10 +31,6 @@ const STRONG: f64 = 0.8;
 const STILL: f64 = 0.1;
 /// An endpoint holds the workers when its share of the requests in flight reaches this.
 const HOLDING: f64 = 0.5;
-/// CPU use at this share of the cores available is the ceiling.
-const CPU_CEILING: f64 = 0.8;
-/// Database connections this close to their limit (a share of it, at least one) are at it.
-const DB_HEADROOM: f64 = 0.1;
 
 /// The best-supported explanation among the requests that slowed down, or an undetermined
 /// finding naming what to monitor. Every request that rose is tested: the one that holds
@@ -229,7 +226,7 @@ fn explain_one(run: &RunRecord, points: &[&Point], c: usize) -> Option<(Finding,
             Some(in_flight(p))
         }),
     ];
-    evidence.extend(resources(points));
+    evidence.extend(resource_series(points));
     if r_data >= STRONG {
         evidence.push(over(
             "data created so far (successful POSTs and PUTs)".into(),
@@ -306,30 +303,14 @@ impl Ceiling {
 /// The resources of the target against their ceilings in `rise`.
 fn ceilings(run: &RunRecord, rise: &[&Point]) -> Ceiling {
     let host_cores = run.cores.unwrap_or(1).max(1) as f64;
-    let mut sources: Vec<String> = rise
-        .iter()
-        .flat_map(|p| p.sample.monitor.keys())
-        .filter_map(|k| k.strip_suffix(".cpu_pct"))
-        .filter(|k| !k.starts_with("blast") && *k != "host")
-        .map(str::to_string)
-        .collect();
-    sources.sort();
-    sources.dedup();
     let mut below = Vec::new();
-    for source in sources {
-        let cpu = |p: &Point| p.sample.monitor.get(&format!("{source}.cpu_pct")).copied();
-        let cores = |p: &Point| {
-            let m = &p.sample.monitor;
-            m.get(&format!("{source}.cpu_limit_cores"))
-                .or_else(|| m.get(&format!("{source}.cpu_cores")))
-                .copied()
-                .filter(|&c| c > 0.0)
-                .unwrap_or(host_cores)
-        };
+    for source in resources::cpu_sources(rise) {
+        let cpu = |p: &Point| resources::cpu(p, &source);
+        let cores = |p: &Point| resources::cores(p, &source, host_cores);
         let measured: Vec<&&Point> = rise.iter().filter(|p| cpu(p).is_some()).collect();
         let at = measured
             .iter()
-            .filter(|p| cpu(p).is_some_and(|c| c >= CPU_CEILING * 100.0 * cores(p)))
+            .filter(|p| cpu(p).is_some_and(|c| c >= CPU_BUSY * 100.0 * cores(p)))
             .count();
         let peak = measured.iter().filter_map(|p| cpu(p)).fold(0.0, f64::max);
         let limit = measured.iter().map(|p| cores(p)).fold(0.0, f64::max);
@@ -338,7 +319,7 @@ fn ceilings(run: &RunRecord, rise: &[&Point]) -> Ceiling {
                 resource: "the server's CPU",
                 text: format!(
                     "{source} used up to {peak:.0}% CPU of {limit:.0} core(s), at {:.0}%+ of them in {at} of {} intervals of the rise",
-                    CPU_CEILING * 100.0,
+                    CPU_BUSY * 100.0,
                     measured.len()
                 ),
             };
@@ -349,20 +330,12 @@ fn ceilings(run: &RunRecord, rise: &[&Point]) -> Ceiling {
             ));
         }
     }
-    let get = |p: &Point, k: &str| p.sample.monitor.get(k).copied();
     let db: Vec<(f64, f64)> = rise
         .iter()
-        .filter_map(|p| {
-            let n = get(p, "pg.connections")?;
-            let max = get(p, "pg.connection_limit").or_else(|| get(p, "pg.max_connections"))?;
-            Some((n, max))
-        })
+        .filter_map(|p| resources::db_connections(p))
         .collect();
     if !db.is_empty() {
-        let at = db
-            .iter()
-            .filter(|(n, max)| *n >= max - (DB_HEADROOM * max).max(1.0))
-            .count();
+        let at = db.iter().filter(|&&c| resources::db_at_limit(c)).count();
         let (peak, max) = db
             .iter()
             .fold((0.0_f64, 0.0_f64), |a, b| (a.0.max(b.0), a.1.max(b.1)));
@@ -387,30 +360,19 @@ fn ceilings(run: &RunRecord, rise: &[&Point]) -> Ceiling {
 
 /// The monitored resources of the target over the run: each server's CPU, the database's
 /// connections.
-fn resources(points: &[&Point]) -> Vec<Evidence> {
-    let mut keys: Vec<&String> = points
-        .iter()
-        .flat_map(|p| p.sample.monitor.keys())
-        .filter(|k| {
-            k.strip_suffix(".cpu_pct")
-                .is_some_and(|s| !s.starts_with("blast") && s != "host")
-                || *k == "pg.connections"
-        })
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .map(|k| Evidence {
-            label: match k.strip_suffix(".cpu_pct") {
-                Some(source) => format!("{source} CPU (% of one core)"),
-                None => "database connections".into(),
-            },
-            points: points
-                .iter()
-                .filter_map(|p| Some((p.t_s, *p.sample.monitor.get(k)?)))
-                .collect(),
-        })
-        .collect()
+fn resource_series(points: &[&Point]) -> Vec<Evidence> {
+    let cpus = resources::cpu_sources(points).into_iter().map(|source| {
+        let key = format!("{source}.cpu_pct");
+        Evidence::over(
+            format!("{source} CPU (% of one core)"),
+            points.iter().copied(),
+            |p| p.sample.monitor.get(&key).copied(),
+        )
+    });
+    let db = Evidence::over("database connections", points.iter().copied(), |p| {
+        p.sample.monitor.get("pg.connections").copied()
+    });
+    cpus.chain((!db.points.is_empty()).then_some(db)).collect()
 }
 
 /// How much request `c`'s latency rose, in ms, when it rose: to twice its early level and

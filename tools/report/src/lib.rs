@@ -27,6 +27,7 @@ mod hypotheses;
 mod info;
 pub mod merge;
 mod record;
+mod resources;
 pub mod svg;
 mod time;
 
