@@ -2,6 +2,7 @@
 //! the record built and analysed, the summary printed, every output written, the exit decided.
 
 use blast_engine::Report;
+use blast_report::exact::ExactRun;
 use blast_report::{RunInfo, RunRecord, Sample};
 use blast_scenarios::{Criterion, ScenarioScript};
 use std::io::Write;
@@ -50,6 +51,10 @@ pub fn finish(
     let rows = outputs.failure_rows(report, end.ended);
     let mut record = RunRecord::new(report, end.info, end.label, &verdicts, rows, end.samples);
     blast_report::annotate(&mut record, end.samples);
+    if let Some(log) = outputs.take_exact() {
+        let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
+        record.exact = Some(ExactRun::new(report, end.info, criteria, log));
+    }
     amend(&mut record, &verdicts);
     if end.console == Console::Quiet {
         // Quiet prints no summary, but a failed criterion is the answer a CI job waits for.

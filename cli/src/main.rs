@@ -1,6 +1,7 @@
 //! `blast`: parse flags, build a plan, run it, report, map errors to exit codes.
 
 mod args;
+mod compare;
 mod convert;
 mod finish;
 mod k8s;
@@ -32,6 +33,8 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_RUN: u8 = 1;
 /// Exit code when the run happened but a success criterion failed.
 const EXIT_CRITERIA: u8 = 3;
+/// Exit code when `blast compare` found a change that crosses a `--fail-on` gate.
+const EXIT_GATE: u8 = 4;
 /// Exit code after a second Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_ABORTED: u8 = 130;
 
@@ -51,6 +54,7 @@ const EXIT_ABORTED: u8 = 130;
     blast report                                     the P4.3 results report from results/*.json\n  \
     blast selftest                                   this machine's generator ceiling per core\n  \
     blast merge shard-*.json --json run.json         one exact run from its shards' records\n  \
+    blast compare old.json -- new.json               did it get slower, beyond the noise?\n  \
     blast k8s --profile burst --shards 10 --host URL a Kubernetes Job of 10 shards\n\n\
     Exit codes:\n  \
     0    the run completed: every criterion held, or (without criteria) no request failed\n  \
@@ -58,6 +62,7 @@ const EXIT_ABORTED: u8 = 130;
     happen, its results could not be written, or a worker thread panicked\n  \
     2    bad flags or input\n  \
     3    a success criterion failed\n  \
+    4    blast compare: a change crossed a --fail-on gate\n  \
     130  a second Ctrl-C cancelled the requests in flight (results still written)")]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +74,8 @@ struct Cli {
 /// What `blast` does besides a run.
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Compare runs' records: did the new build get slower, beyond the noise?
+    Compare(compare::CompareArgs),
     /// Translate a locustfile into a scenario file (or only check what translates)
     Convert(convert::ConvertArgs),
     /// Print Kubernetes manifests that run a job as shards
@@ -102,6 +109,17 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => {
             untrusted_input("report");
             finish("blast report", report::run(&args), EXIT_USAGE)
+        }
+        Some(Command::Compare(args)) => {
+            untrusted_input("compare");
+            match compare::run(&args) {
+                Ok(false) => ExitCode::SUCCESS,
+                Ok(true) => ExitCode::from(EXIT_GATE),
+                Err(e) => {
+                    eprintln!("blast compare: error: {}", redact::text(&format!("{e:#}")));
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
         }
         Some(Command::Merge(args)) => {
             untrusted_input("merge");

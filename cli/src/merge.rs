@@ -56,7 +56,7 @@ pub fn run(args: &MergeArgs) -> Result<Verdict, Failure> {
         .map_err(usage)?;
     let names = shards.names();
     let started = shards.started_at();
-    let mut outputs = Outputs::create(&args.out, &names, &shards.monitor_keys(), started, false)
+    let mut outputs = Outputs::create(&args.out, &names, &shards.monitor_keys(), started)
         .map_err(Failure::Usage)?;
     let (report, samples) = shards
         .replay(&mut |s, sample| outputs.observe(s, sample, started + s.elapsed))

@@ -16,7 +16,7 @@ pub struct Outputs {
     failures: FailureLog,
     csv: Option<CsvWriter>,
     hdr: Option<HdrLog>,
-    /// A shard's run with --json: every interval exactly, for `blast merge`.
+    /// With --json: every interval exactly, for `blast merge` and `blast compare`.
     exact: Option<ExactLog>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
@@ -28,13 +28,12 @@ pub struct Outputs {
 
 impl Outputs {
     /// Creates every requested file now, before any load is sent; the run (or the merged run)
-    /// starts at `started`. A shard (`shard`) keeps every interval for its record.
+    /// starts at `started`. With --json it keeps every interval for the record.
     pub fn create(
         args: &OutputArgs,
         names: &[Name],
         monitor_keys: &[String],
         started: SystemTime,
-        shard: bool,
     ) -> anyhow::Result<Outputs> {
         let csv = match &args.csv {
             Some(prefix) => Some(
@@ -60,7 +59,7 @@ impl Outputs {
             failures: FailureLog::default(),
             csv,
             hdr,
-            exact: (shard && args.json.is_some()).then(ExactLog::default),
+            exact: args.json.is_some().then(ExactLog::default),
             json: args.json.clone(),
             html: args.html.clone(),
             warned: false,

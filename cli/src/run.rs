@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use blast_engine::{Engine, EngineError};
-use blast_report::exact::ShardData;
 use blast_report::{RunInfo, RunRecord};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -84,9 +83,8 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
     // Fail before the run, not after it, when an output cannot be written.
     // With --start-at the run's intervals start on that time's grid (the HDR log's base time).
     let started = plan.start_at.unwrap_or_else(SystemTime::now);
-    let shard = plan.engine.shard.is_some();
-    let mut outputs = Outputs::create(&plan.out, &names, &monitor.keys(), started, shard)
-        .map_err(Failure::Usage)?;
+    let mut outputs =
+        Outputs::create(&plan.out, &names, &monitor.keys(), started).map_err(Failure::Usage)?;
     let mut samples = Vec::new();
     let console = plan.console;
     if local_target && console != Console::Quiet {
@@ -150,7 +148,6 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
         },
         cores: Some(blast_engine::available_cores().len()),
     };
-    let exact = outputs.take_exact();
     let ending = Ending {
         report: &report,
         samples: &samples,
@@ -163,17 +160,16 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
         program: "blast",
         exit_code_on_error: plan.exit_code_on_error,
     };
-    let shard_data = |record: &mut RunRecord, verdicts: &[blast_scenarios::Verdict]| {
-        if let Some(log) = exact {
-            let criteria = verdicts.iter().map(|v| v.criterion.clone()).collect();
-            record.shard_data = Some(ShardData::new(&report, &info, criteria, log));
-        }
-    };
-    let verdict = finish(ending, &mut outputs, shard_data, |record| {
-        if let Some(w) = watcher {
-            w.finished(record);
-        }
-    })?;
+    let verdict = finish(
+        ending,
+        &mut outputs,
+        |_, _| (),
+        |record| {
+            if let Some(w) = watcher {
+                w.finished(record);
+            }
+        },
+    )?;
     Ok(match signals.load(Ordering::Relaxed) >= 2 {
         true => Verdict::Aborted,
         false => verdict,

@@ -517,7 +517,7 @@ fn start_at_waits_for_its_time_and_says_how_late_it_started() {
     // together line up even when one is a little late.
     let interval_ns = 1_000_000_000u64;
     let at_ns = (at.parse::<f64>().unwrap() * 1000.0).round() as u64 * 1_000_000;
-    let first_ns = v["shard_data"]["started_at_ns"].as_u64().unwrap();
+    let first_ns = v["exact"]["started_at_ns"].as_u64().unwrap();
     assert_eq!((first_ns - at_ns) % interval_ns, 0, "{v}");
 }
 

@@ -67,7 +67,7 @@ fn merge(records: &[PathBuf], extra: &[&str]) -> Output {
 fn summed_histogram(records: &[PathBuf]) -> Histogram<u64> {
     let mut sum = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
     for r in records {
-        for name in read(r)["shard_data"]["names"].as_array().unwrap() {
+        for name in read(r)["exact"]["names"].as_array().unwrap() {
             let bytes = STANDARD.decode(name["latency"].as_str().unwrap()).unwrap();
             let h: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
@@ -174,27 +174,25 @@ fn a_merge_refuses_records_that_are_not_one_run_in_one_line() {
         std::fs::write(&path, v.to_string()).unwrap();
         path
     };
-    let other_run = changed("run.json", &|v| v["shard_data"]["run_id"] = "x".into());
+    let other_run = changed("run.json", &|v| v["exact"]["run_id"] = "x".into());
     let other_scenario = changed("scenario.json", &|v| {
-        v["shard_data"]["scenario_digest"] = "0".into()
+        v["exact"]["scenario_digest"] = "0".into()
     });
     let other_load = changed("load.json", &|v| {
-        v["shard_data"]["run_time_ns"] = 5_000_000_000u64.into()
+        v["exact"]["run_time_ns"] = 5_000_000_000u64.into()
     });
     let no_data = changed("old.json", &|v| {
-        v.as_object_mut().unwrap().remove("shard_data");
+        v.as_object_mut().unwrap().remove("exact");
     });
     let cut = changed("cut.json", &|v| {
-        v["shard_data"]["intervals"].as_array_mut().unwrap().pop();
+        v["exact"]["intervals"].as_array_mut().unwrap().pop();
     });
     // Crafted records that are consistent with the first in what it compares, but not in
     // themselves.
-    let no_count = changed("count.json", &|v| v["shard_data"]["count"] = 0.into());
-    let no_interval = changed("interval.json", &|v| {
-        v["shard_data"]["interval_ns"] = 0.into()
-    });
+    let no_count = changed("count.json", &|v| v["exact"]["count"] = 0.into());
+    let no_interval = changed("interval.json", &|v| v["exact"]["interval_ns"] = 0.into());
     let extra_names = changed("names.json", &|v| {
-        let names = &mut v["shard_data"]["intervals"][0]["names"];
+        let names = &mut v["exact"]["intervals"][0]["names"];
         let copy = names.clone();
         names
             .as_array_mut()
@@ -209,7 +207,7 @@ fn a_merge_refuses_records_that_are_not_one_run_in_one_line() {
         (vec![first.clone(), other_run], "run ids"),
         (vec![first.clone(), other_scenario], "different scenarios"),
         (vec![first.clone(), other_load], "different loads"),
-        (vec![first.clone(), no_data], "has no shard data"),
+        (vec![first.clone(), no_data], "has no exact data"),
         (vec![first.clone(), cut], "a record was changed or cut"),
         (vec![first.clone(), not_json], "is not a blast run record"),
         (vec![first.clone(), no_count], "it says it is shard 2/0"),
@@ -266,7 +264,7 @@ fn a_record_reads_back_the_same_and_merging_one_run_reproduces_it() {
     let text = std::fs::read_to_string(&record).unwrap();
     let parsed = RunRecord::from_json(&text).unwrap();
     assert_eq!(parsed.to_json(), text);
-    assert!(parsed.shard_data.is_some());
+    assert!(parsed.exact.is_some());
 
     let again = out.join("again.json");
     let m = merge(

@@ -48,7 +48,7 @@ pub struct ExactInterval {
 
 /// Everything `blast merge` needs from one shard's run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShardData {
+pub struct ExactRun {
     /// [`FORMAT`] when written.
     pub format: u32,
     /// The same for every shard of one run (`--run-id`, or derived from `--start-at`).
@@ -130,11 +130,11 @@ impl ExactLog {
     }
 }
 
-impl ShardData {
+impl ExactRun {
     /// The shard data of a finished run whose intervals `log` kept.
-    pub fn new(report: &Report, info: &RunInfo, criteria: Vec<String>, log: ExactLog) -> ShardData {
+    pub fn new(report: &Report, info: &RunInfo, criteria: Vec<String>, log: ExactLog) -> ExactRun {
         let ns = |d: Duration| d.as_nanos() as u64;
-        ShardData {
+        ExactRun {
             format: FORMAT,
             run_id: info.run_id.clone(),
             index: report.shard.index + 1,

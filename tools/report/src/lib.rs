@@ -5,6 +5,7 @@
 //! - [`CsvWriter`]: Locust-compatible `--csv` files, rewritten each second and finished at the end.
 //! - [`HdrLog`]: per-interval histograms in HdrHistogram's interval-log format.
 //! - [`html`]: the self-contained HTML report, with charts drawn by [`svg`].
+//! - [`compare`]: whether new runs differ from base runs beyond their noise.
 //! - [`findings`]: a bottleneck analysis computed from the data of one or several runs
 //!   ([`Finding`]).
 //!
@@ -16,6 +17,7 @@
 
 mod analysis;
 mod attribution;
+pub mod compare;
 mod csv;
 pub mod exact;
 mod failures;

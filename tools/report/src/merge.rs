@@ -5,7 +5,7 @@ use blast_engine::{Name, Replay, Report, RunEnd, RunShape, Snapshot};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::exact::{ShardData, FORMAT};
+use crate::exact::{ExactRun, FORMAT};
 use crate::info::RunInfo;
 use crate::record::{MergedFrom, RunRecord, Sample};
 
@@ -21,7 +21,7 @@ pub struct Shards {
 
 /// What every shard record holds whoever wrote it: records are untrusted input, and what the
 /// merge relies on is checked before it does.
-fn consistent(d: &ShardData, names: usize) -> Result<(), String> {
+fn consistent(d: &ExactRun, names: usize) -> Result<(), String> {
     if d.count == 0 || d.index == 0 || d.index > d.count {
         return Err(format!("it says it is shard {}/{}", d.index, d.count));
     }
@@ -38,8 +38,8 @@ fn consistent(d: &ShardData, names: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn data(record: &RunRecord) -> &ShardData {
-    record.shard_data.as_ref().expect("checked in Shards::new")
+fn data(record: &RunRecord) -> &ExactRun {
+    record.exact.as_ref().expect("checked in Shards::new")
 }
 
 impl Shards {
@@ -50,9 +50,9 @@ impl Shards {
             return Err("no records to merge".into());
         }
         for (file, r) in &records {
-            match &r.shard_data {
-                None => return Err(format!("{file} has no shard data: only the --json record of a run with --shard I/N keeps it (not a plain run's, nor a merge's)")),
-                Some(d) if d.format != FORMAT => return Err(format!("{file} has shard data of format {}; this blast reads format {FORMAT}", d.format)),
+            match &r.exact {
+                None => return Err(format!("{file} has no exact data (`exact`): records written before blast 2026-12-07 kept it only for --shard runs")),
+                Some(d) if d.format != FORMAT => return Err(format!("{file} has exact data of format {}; this blast reads format {FORMAT}", d.format)),
                 Some(d) => consistent(d, r.names_list().len())
                     .map_err(|why| format!("{file} is not a consistent shard record: {why}"))?,
             }
@@ -126,7 +126,7 @@ impl Shards {
         })
     }
 
-    fn first(&self) -> &ShardData {
+    fn first(&self) -> &ExactRun {
         data(&self.parts[0].1)
     }
 
@@ -258,13 +258,13 @@ impl Shards {
 
     /// How the merged run ended: the latest end and stop of any shard, every worker.
     fn end(&self) -> RunEnd {
-        let shards: Vec<(Duration, &ShardData)> = self
+        let shards: Vec<(Duration, &ExactRun)> = self
             .parts
             .iter()
             .zip(&self.shifts)
             .map(|((_, r), (_, offset))| (*offset, data(r)))
             .collect();
-        let across = |f: fn(&ShardData) -> u64| {
+        let across = |f: fn(&ExactRun) -> u64| {
             shards
                 .iter()
                 .map(move |(offset, d)| *offset + Duration::from_nanos(f(d)))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::exact::ShardData;
+use crate::exact::ExactRun;
 use crate::failures::FailureRow;
 use crate::info::RunInfo;
 use crate::time::utc_seconds;
@@ -402,9 +402,10 @@ pub struct RunRecord {
     /// Monitored values that grew steadily under constant load (possible leaks).
     #[serde(default)]
     pub growth: Vec<String>,
-    /// What an exact merge of shards needs: every interval's histograms and counters.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub shard_data: Option<ShardData>,
+    /// The run exactly, every interval's histograms and counters: what `blast merge` and
+    /// `blast compare` read (called `shard_data` before 2026-12-07, when shards alone kept it).
+    #[serde(skip_serializing_if = "Option::is_none", default, alias = "shard_data")]
+    pub exact: Option<ExactRun>,
 }
 
 impl RunRecord {
@@ -528,7 +529,7 @@ impl RunRecord {
             // Judged by the analysis layer (`analysis::annotate`), which reads the record.
             generator: GeneratorCheck::default(),
             growth: Vec::new(),
-            shard_data: None,
+            exact: None,
         };
         match &report.schedule {
             Schedule::Closed { users } => {
