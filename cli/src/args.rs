@@ -261,6 +261,12 @@ pub struct Args {
     #[arg(help_heading = "Monitoring")]
     pub monitor_cmds: Vec<crate::monitor::MonitorCommand>,
 
+    /// Serve live metrics for Prometheus at http://HOST:PORT/metrics while the run lasts (port 0
+    /// picks one, printed); the web UI serves them on its own port.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "web")]
+    #[arg(help_heading = "Outputs")]
+    pub metrics_addr: Option<String>,
+
     /// Serve the web UI (and Locust's HTTP API) instead of running at once: start, steer and
     /// stop runs from a browser or a script.
     #[arg(long)]

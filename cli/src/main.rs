@@ -6,6 +6,7 @@ mod convert;
 mod finish;
 mod k8s;
 mod merge;
+mod metrics;
 mod monitor;
 mod outputs;
 mod plan;

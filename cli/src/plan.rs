@@ -41,6 +41,8 @@ pub struct RunPlan {
     pub engine: EngineSettings,
     /// The result files.
     pub out: OutputArgs,
+    /// Where to serve live metrics for Prometheus, if anywhere.
+    pub metrics_addr: Option<String>,
     /// What is sampled besides the generator.
     pub monitor: Sources,
     /// What the console shows.
@@ -223,6 +225,7 @@ impl RunPlan {
                 insecure: args.insecure,
             },
             out: args.out.clone(),
+            metrics_addr: args.metrics_addr.clone(),
             monitor: Sources {
                 pid: args.monitor_pid,
                 cgroup: args.monitor_cgroup.clone(),

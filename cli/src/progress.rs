@@ -302,6 +302,7 @@ mod tests {
             cumulative: names,
             cumulative_total: &names[0],
             users: 64,
+            in_flight: 0,
             loop_lag_us: 0,
             backlog: 0,
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::finish::{finish, Ending, Failure, Verdict};
+use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::outputs::Outputs;
 use crate::plan::{Console, Job, RunPlan};
@@ -94,6 +95,15 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
         };
         println!("no {missing} given: using the built-in reference target, {url}");
     }
+    let metrics = match &plan.metrics_addr {
+        Some(addr) => {
+            let metrics = Metrics::new();
+            let bound = crate::metrics::serve(addr, metrics.clone()).map_err(Failure::Usage)?;
+            eprintln!("metrics for Prometheus: http://{bound}/metrics");
+            Some(metrics)
+        }
+        None => None,
+    };
     let signals = match watcher {
         Some(w) => {
             w.started(engine.handle(), engine.plan(), &plan.criteria);
@@ -107,6 +117,9 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
     let on_interval = |s: &blast_engine::Snapshot<'_>| {
         let sample = monitor.sample(s.loop_lag_us);
         outputs.observe(s, &sample, SystemTime::now());
+        if let Some(m) = &metrics {
+            m.observe(&names, s, &sample);
+        }
         if let Some(w) = watcher {
             w.interval(s, &sample);
         }

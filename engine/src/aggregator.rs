@@ -39,6 +39,8 @@ pub struct Snapshot<'a> {
     pub cumulative_total: &'a Stats,
     /// Users running at the end of the interval (open model: open connections).
     pub users: u64,
+    /// Requests sent and not finished at the end of the interval.
+    pub in_flight: u64,
     /// How late the busiest worker's event loop ran a timer in the interval, in microseconds.
     pub loop_lag_us: u64,
     /// Open model: slots due by the end of the interval and not sent yet (the backlog).
@@ -91,6 +93,7 @@ struct Pending {
     start: Duration,
     end: Duration,
     users: u64,
+    in_flight: u64,
     lag_us: u64,
     backlog: u64,
     /// Every worker that reported it was shipping its last delta.
@@ -192,6 +195,7 @@ impl Aggregator {
             start: delta.span.0,
             end: delta.span.1,
             users: 0,
+            in_flight: 0,
             lag_us: 0,
             backlog: 0,
             last: true,
@@ -199,6 +203,7 @@ impl Aggregator {
         p.start = p.start.min(delta.span.0);
         p.end = p.end.max(delta.span.1);
         p.users += delta.users;
+        p.in_flight += delta.in_flight;
         p.lag_us = p.lag_us.max(delta.lag_max_us);
         p.backlog += delta.slots.1;
         p.last &= delta.last;
@@ -257,6 +262,7 @@ impl Aggregator {
                 cumulative: &self.cumulative,
                 cumulative_total: &cumulative_total,
                 users: p.users,
+                in_flight: p.in_flight,
                 loop_lag_us: p.lag_us,
                 backlog: p.backlog,
             };
@@ -301,6 +307,7 @@ mod tests {
             span: (secs(tick), secs(tick + 1)),
             names: vec![s],
             users: 1,
+            in_flight: 0,
             slots: (0, 0),
             lag_max_us: 0,
             last,

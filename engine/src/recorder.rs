@@ -29,6 +29,8 @@ pub struct Delta {
     pub names: Vec<Stats>,
     /// Users (or open-model connections) running when the delta was taken.
     pub users: u64,
+    /// Requests sent and not finished when the delta was taken.
+    pub in_flight: u64,
     /// Open model: the worker's slots due so far, and those of them not sent yet (at the last
     /// delta: never sent, i.e. missed).
     pub slots: (u64, u64),
@@ -196,6 +198,7 @@ impl Recorder {
             span: shape.span,
             names: std::mem::replace(&mut self.names, fresh),
             users: shape.users,
+            in_flight: self.in_flight.iter().sum(),
             slots: shape.slots,
             lag_max_us: std::mem::take(&mut self.lag_max).as_micros() as u64,
             last: shape.last,

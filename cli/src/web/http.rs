@@ -113,6 +113,11 @@ async fn respond(web: &Web, defaults: &Value, req: Request<Incoming>, peer: Sock
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/") => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        (Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            crate::metrics::CONTENT_TYPE,
+            web.metrics.render(),
+        ),
         (Method::POST, "/swarm") => {
             let Ok(body) = Limited::new(req.into_body(), MAX_BODY as usize)
                 .collect()

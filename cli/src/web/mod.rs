@@ -92,6 +92,8 @@ pub struct Web {
     allowed_hosts: Vec<String>,
     /// Whether the flags or the scenario name a target (else runs load the built-in one).
     has_target: bool,
+    /// Every run's live metrics, for Prometheus at `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Web {
@@ -201,6 +203,7 @@ pub fn serve(args: &Args) -> Result<Verdict, Failure> {
         bound: addr.ip(),
         allowed_hosts: args.web_allowed_hosts.clone(),
         has_target: defaults["host"].is_string(),
+        metrics: crate::metrics::Metrics::new(),
     });
     let server = web.clone();
     std::thread::Builder::new()
@@ -426,6 +429,7 @@ impl Watcher for Web {
 
     fn interval(&self, snapshot: &Snapshot<'_>, sample: &Sample) {
         let mut s = lock(&self.state);
+        self.metrics.observe(&s.names, snapshot, sample);
         let now = std::time::SystemTime::now();
         s.failures.observe(snapshot, now);
         let rows = {

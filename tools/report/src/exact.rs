@@ -187,6 +187,8 @@ impl ExactRun {
                 .map(ExactStats::decode)
                 .collect::<Result<_, _>>()?,
             users: iv.users,
+            // Not kept: a replayed run has nothing in flight to show.
+            in_flight: 0,
             // The aggregator reads the backlog from the second count, and the run's slots
             // from the last delta.
             slots: if last { self.slots } else { (0, iv.backlog) },
