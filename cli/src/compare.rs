@@ -130,7 +130,7 @@ fn runs(paths: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
                 .collect::<Vec<_>>()
                 .join("+");
             if records.iter().any(|(_, r)| r.exact.is_none()) {
-                bail!("{file} has no exact data (`exact`): records written before blast 2026-12-07 kept it only for --shard runs");
+                bail!("{file} has no exact data (`exact`): records written before blast 2026-12-06 kept it only for --shard runs");
             }
             Run::read(file.clone(), records).map_err(|e| anyhow!("{file}: {e}"))
         })

@@ -303,6 +303,48 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn the_grafana_dashboard_reads_only_metrics_blast_exports() {
+        let metrics = Metrics::new();
+        let mut stats = Stats::new(false);
+        stats.record(Duration::from_millis(5), Duration::ZERO);
+        stats.counters.ok = 1;
+        let names = [Name {
+            method: "GET".into(),
+            name: "/".into(),
+        }];
+        let snapshot = Snapshot {
+            start: Duration::ZERO,
+            elapsed: Duration::from_secs(1),
+            span: Duration::from_secs(1),
+            window: std::slice::from_ref(&stats),
+            window_total: &stats,
+            cumulative: std::slice::from_ref(&stats),
+            cumulative_total: &stats,
+            users: 1,
+            in_flight: 0,
+            loop_lag_us: 0,
+            backlog: 0,
+        };
+        metrics.observe(&names, &snapshot, &Sample::default());
+        let scrape = metrics.render();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana-dashboard.json")).unwrap();
+        let mut checked = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                    if word.starts_with("blast_") {
+                        assert!(scrape.contains(&format!("\n{word}")), "{word} in {expr}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked >= 10);
+    }
+
+    #[test]
     fn buckets_are_at_most_their_ratio_apart_over_the_whole_range() {
         for ratio in [1.01, 1.05] {
             let b = bounds(ratio);

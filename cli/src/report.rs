@@ -1,10 +1,13 @@
-//! `blast report`: the P4.3 results report from the JSON records of several runs.
+//! `blast report`: the runs found as a trend (each against the previous run of its scenario),
+//! and the P4.3 results report from their JSON records.
 
 use anyhow::{bail, Context};
+use blast_report::compare::{history, Options};
 use blast_report::RunRecord;
 use std::path::{Path, PathBuf};
 
-/// Writes the P4.3 results report from runs' --json records.
+/// Lists runs' --json records as a trend, each against the previous run of its scenario, and
+/// writes the P4.3 results report from them.
 #[derive(clap::Args, Debug)]
 #[command(max_term_width = 100)]
 pub struct ReportArgs {
@@ -48,7 +51,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         match RunRecord::from_json(&text) {
-            Ok(run) => runs.push(run),
+            Ok(run) => runs.push((file.display().to_string(), run)),
             Err(_) if !named => eprintln!(
                 "blast report: warning: skipping {}: not a blast run record (blast --json)",
                 file.display()
@@ -67,6 +70,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     let stem = args.out.file_stem().unwrap_or_default().to_string_lossy();
     let charts_name = format!("{stem}-charts");
+    print!("{}", history(runs.clone(), &Options::default()));
+    let runs: Vec<RunRecord> = runs.into_iter().map(|(_, r)| r).collect();
     let (markdown, charts) = blast_p43::results::render(&runs, &charts_name);
     let dir = args
         .out

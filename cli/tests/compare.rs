@@ -39,7 +39,17 @@ fn runs_together(jobs: &[(&Server, &PathBuf)]) {
         .map(|(server, record)| {
             Command::new(env!("CARGO_BIN_EXE_blast"))
                 .arg(format!("{}/", server.url()))
-                .args(["--rate", "200", "-t", "8s", "--no-pin", "-q"])
+                // One worker each: up to seven runs share the machine's two cores.
+                .args([
+                    "--rate",
+                    "200",
+                    "-t",
+                    "8s",
+                    "--threads",
+                    "1",
+                    "--no-pin",
+                    "-q",
+                ])
                 .args(["--exit-code-on-error", "0", "--json"])
                 .arg(record)
                 .stdout(Stdio::piped())
@@ -204,25 +214,61 @@ fn a_planted_slowdown_and_failure_rate_are_found_within_their_intervals() {
     }
 
     // The gates: crossed ones exit 4 and say which row; uncrossed ones exit 0.
-    let (out, _) = compare(&["--fail-on", "p99>+10%", path(&b[0]), "--", path(&s[0])]);
+    let sides = |new: &[PathBuf]| -> Vec<String> {
+        let mut v: Vec<String> = b.iter().map(|p| path(p).to_string()).collect();
+        v.push("--".into());
+        v.extend(new.iter().map(|p| path(p).to_string()));
+        v
+    };
+    let gated = |gates: &[&str], new: &[PathBuf]| {
+        let mut args: Vec<String> = gates
+            .iter()
+            .flat_map(|g| ["--fail-on".to_string(), g.to_string()])
+            .collect();
+        args.extend(sides(new));
+        compare(&args.iter().map(String::as_str).collect::<Vec<_>>()).0
+    };
+    let out = gated(&["p99>+10%"], s);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("p99 of all requests: +"),
         "{}",
         stderr(&out)
     );
-    let (out, _) = compare(&[
-        "--fail-on",
-        "p99>+30%",
-        "--fail-on",
-        "rps<-5%",
-        path(&b[0]),
-        "--",
-        path(&s[0]),
-    ]);
+    let out = gated(&["p99>+30%", "rps<-5%"], s);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let (out, _) = compare(&["--fail-on", "failures>+1pp", path(&b[0]), "--", path(f)]);
+    let out = gated(&["failures>+1pp"], std::slice::from_ref(f));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+
+    // A folder of runs as a trend: each against the previous run of its job, whichever order
+    // their start times give (they started together): the verdict follows the two targets.
+    let out = Command::new(env!("CARGO_BIN_EXE_blast"))
+        .args(["report", path(files[0].parent().unwrap()), "-o"])
+        .arg(temp("planted-report", "report.md"))
+        .output()
+        .unwrap();
+    let history = String::from_utf8(out.stdout).unwrap();
+    let group = |file: &str| match file.trim_end_matches(".json").parse::<u8>().unwrap() {
+        0..=2 => "base",
+        3..=5 => "slow",
+        _ => "failing",
+    };
+    let lines: Vec<&str> = history.lines().skip(1).take(7).collect();
+    assert!(lines[0].ends_with("first of its scenario"), "{history}");
+    for line in &lines[1..] {
+        let (head, verdict) = line.split_once(" vs ").expect(&history);
+        let file = head.split_whitespace().nth(1).unwrap();
+        let (before, verdict) = verdict.split_once(": ").unwrap();
+        let expected = match (group(before), group(file)) {
+            (a, b) if a == b => "no change",
+            ("base", "slow") => "slower: p50 +",
+            ("slow", "base") => "faster: p50 -",
+            (_, "failing") => "more failures: +5.00pp",
+            ("failing", _) => "fewer failures: -5.00pp",
+            _ => unreachable!(),
+        };
+        assert!(verdict.starts_with(expected), "{line}\n{history}");
+    }
 
     // The terminal table fits 80 columns (the lines naming files are as long as their paths);
     // the Markdown table and the page are written.

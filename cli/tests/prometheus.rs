@@ -27,7 +27,9 @@ fn listening_port(pid: u32) -> Option<u16> {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter_map(|l| {
             let l = l.to_string_lossy().into_owned();
-            l.strip_prefix("socket:[")?.strip_suffix(']').map(String::from)
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(String::from)
         })
         .collect();
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
@@ -66,7 +68,10 @@ fn start_prometheus(dir: &Path, metrics: &str) -> (Prometheus, u16) {
     .unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg("--web.listen-address=127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -80,7 +85,10 @@ fn start_prometheus(dir: &Path, metrics: &str) -> (Prometheus, u16) {
                 return (prometheus, port);
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Prometheus did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -110,7 +118,10 @@ fn prometheus_scrapes_a_live_run_and_its_p99_is_within_one_percent_of_blasts() {
         .unwrap();
     let mut lines = BufReader::new(blast.stderr.take().unwrap()).lines();
     let metrics = loop {
-        let line = lines.next().expect("blast prints where its metrics are").unwrap();
+        let line = lines
+            .next()
+            .expect("blast prints where its metrics are")
+            .unwrap();
         if let Some(url) = line.strip_prefix("metrics for Prometheus: http://") {
             break url.trim_end_matches("/metrics").to_string();
         }

@@ -226,6 +226,21 @@ fn swarm_retarget_reset_stop_and_the_csv_endpoints_work_like_locusts() {
         assert!(start.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // /metrics, for Prometheus: its counters add the runs up.
+    let second_record: serde_json::Value =
+        serde_json::from_str(&ui.get("/blast/record.json")).unwrap();
+    let metrics = ui.get("/metrics");
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("blast_requests_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        counted,
+        record["requests"].as_u64().unwrap() + second_record["requests"].as_u64().unwrap(),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"));
     let second = PathBuf::from(format!("{prefix_text}-2_stats.csv"));
     assert!(second.exists(), "{}", second.display());
     assert_eq!(

@@ -622,18 +622,21 @@ pub fn compare(
             }
             warnings.push(why);
         }
-        if r.host != first.host {
-            warnings.push(format!(
-                "{} and {} ran against different hosts: {} and {}",
-                first.file, r.file, first.host, r.host
-            ));
-        }
         if r.load != first.load {
             warnings.push(format!(
                 "{} and {} ran different loads: {} against {}",
                 first.file, r.file, first.load, r.load
             ));
         }
+    }
+    let mut hosts: Vec<&str> = all.iter().map(|r| r.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    if hosts.len() > 1 {
+        warnings.push(format!(
+            "the runs ran against different hosts: {}",
+            hosts.join(", ")
+        ));
     }
     let (b, n) = (Side::new(base), Side::new(new));
     let names = |side: &[Run]| -> Vec<String> {
@@ -865,6 +868,95 @@ fn erfc(x: f64) -> f64 {
     } else {
         2.0 - r
     }
+}
+
+impl Comparison {
+    /// The whole run's judged changes in a few words: `no change`, or each change with its
+    /// figure, e.g. `slower: p99 +12.3%, p90 +8.0%; more failures: +2.00pp`.
+    pub fn verdict_summary(&self) -> String {
+        let Some(row) = self.rows.first() else {
+            return "no requests to compare".into();
+        };
+        let mut by_verdict: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in &row.changes {
+            if !matches!(c.verdict, Verdict::Better | Verdict::Worse) {
+                continue;
+            }
+            let what = format!("{} {}", c.stat.key(), change_text(c)).replace("failures ", "");
+            match by_verdict.iter_mut().find(|(v, _)| *v == c.verdict_text()) {
+                Some((_, list)) => list.push(what),
+                None => by_verdict.push((c.verdict_text(), vec![what])),
+            }
+        }
+        if by_verdict.is_empty() {
+            return "no change".into();
+        }
+        by_verdict
+            .iter()
+            .map(|(v, list)| format!("{v}: {}", list.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// A folder of runs as a trend: one line per run, oldest first, with its requests/s and p99
+/// and the verdict against the previous run of the same job (scenario, or URL requests).
+pub fn history(records: Vec<(String, RunRecord)>, options: &Options) -> String {
+    // Files of one folder: their names say enough.
+    let mut records: Vec<(String, RunRecord)> = records
+        .into_iter()
+        .map(|(file, r)| {
+            let name = std::path::Path::new(&file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            (name.unwrap_or(file), r)
+        })
+        .collect();
+    records.sort_by(|a, b| (&a.1.started_at, &a.0).cmp(&(&b.1.started_at, &b.0)));
+    let mut out =
+        String::from("Runs by time, each against the previous run of the same scenario:\n");
+    let mut previous: Vec<Run> = Vec::new();
+    for (file, record) in records {
+        let p99 = record
+            .latency_ms
+            .as_ref()
+            .map_or("-".into(), |l| format!("{:.2} ms", l.p99));
+        let head = format!(
+            "{}  {}  {:.1}/s  p99 {p99}",
+            record.started_at,
+            truncate(&file, 30),
+            record.rps
+        );
+        let verdict = match record.exact {
+            None => "(no exact data: written before 2026-12-06)".to_string(),
+            Some(_) => match Run::read(file.clone(), vec![(file.clone(), record)]) {
+                Err(e) => format!("(cannot be read: {e})"),
+                Ok(run) => {
+                    let before = previous.iter().rposition(|p| p.identity == run.identity);
+                    let verdict = match before {
+                        None => "first of its scenario".to_string(),
+                        Some(i) => match compare(
+                            &previous[i..=i],
+                            std::slice::from_ref(&run),
+                            options,
+                            false,
+                        ) {
+                            Ok(c) => format!(
+                                "vs {}: {}",
+                                truncate(&previous[i].file, 30),
+                                c.verdict_summary()
+                            ),
+                            Err(e) => e,
+                        },
+                    };
+                    previous.push(run);
+                    verdict
+                }
+            },
+        };
+        let _ = writeln!(out, "{head}  {verdict}");
+    }
+    out
 }
 
 /// One interval of a run's timeline: its end (s), requests/s and p99 (ms).

@@ -51,7 +51,7 @@ impl Shards {
         }
         for (file, r) in &records {
             match &r.exact {
-                None => return Err(format!("{file} has no exact data (`exact`): records written before blast 2026-12-07 kept it only for --shard runs")),
+                None => return Err(format!("{file} has no exact data (`exact`): records written before blast 2026-12-06 kept it only for --shard runs")),
                 Some(d) if d.format != FORMAT => return Err(format!("{file} has exact data of format {}; this blast reads format {FORMAT}", d.format)),
                 Some(d) => consistent(d, r.names_list().len())
                     .map_err(|why| format!("{file} is not a consistent shard record: {why}"))?,

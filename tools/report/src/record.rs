@@ -403,7 +403,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub growth: Vec<String>,
     /// The run exactly, every interval's histograms and counters: what `blast merge` and
-    /// `blast compare` read (called `shard_data` before 2026-12-07, when shards alone kept it).
+    /// `blast compare` read (called `shard_data` before 2026-12-06, when shards alone kept it).
     #[serde(skip_serializing_if = "Option::is_none", default, alias = "shard_data")]
     pub exact: Option<ExactRun>,
 }
