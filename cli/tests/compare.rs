@@ -101,6 +101,11 @@ fn change<'a>(c: &'a Value, stat: &str) -> &'a Value {
         .unwrap()
 }
 
+fn interval(change: &Value) -> (f64, f64) {
+    let bound = |i: usize| change["interval"][i].as_f64().unwrap();
+    (bound(0), bound(1))
+}
+
 /// 20 comparisons of two runs of one configuration (run in pairs, two pairs at a time). The
 /// minimum effect (5 %) on top of the interval is what keeps noise from being called a
 /// change, so the expected count of comparisons with a judged change is far below 1 in 20; a
@@ -177,10 +182,7 @@ fn a_planted_slowdown_and_failure_rate_are_found_within_their_intervals() {
     // 0.2 % at these delays: the interval must contain 20 %.
     for stat in ["p50", "p90", "p99"] {
         let ch = change(&c, stat);
-        let (lo, hi) = (
-            ch["interval"][0].as_f64().unwrap(),
-            ch["interval"][1].as_f64().unwrap(),
-        );
+        let (lo, hi) = interval(ch);
         assert_eq!(ch["verdict"], "worse", "{stat}: {ch}");
         assert!(
             lo <= 20.0 && 20.0 <= hi,
@@ -200,10 +202,7 @@ fn a_planted_slowdown_and_failure_rate_are_found_within_their_intervals() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ch = change(&c, "failures");
-    let (lo, hi) = (
-        ch["interval"][0].as_f64().unwrap(),
-        ch["interval"][1].as_f64().unwrap(),
-    );
+    let (lo, hi) = interval(ch);
     assert_eq!(ch["verdict"], "worse", "{ch}");
     assert!(
         lo <= 5.0 && 5.0 <= hi,

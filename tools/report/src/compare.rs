@@ -1177,18 +1177,9 @@ impl Comparison {
         out.push_str("| request | figure | base | new | change | 95% interval | U test p | verdict |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n");
         for row in &self.rows {
             for c in &row.changes {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                    row.name.replace('|', "\\|"),
-                    c.stat.key(),
-                    value_text(c.stat, c.base),
-                    value_text(c.stat, c.new),
-                    change_text(c),
-                    interval_text(c),
-                    c.mann_whitney_p.map_or("-".into(), |p| format!("{p:.3}")),
-                    c.verdict_text()
-                );
+                let mut cells = cells(&row.name, c);
+                cells[0] = cells[0].replace('|', "\\|");
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
             }
         }
         let _ = writeln!(out, "\n{}.", self.method);
@@ -1246,18 +1237,11 @@ impl Comparison {
                     Verdict::Worse => "worse",
                     _ => "same",
                 };
-                let _ = write!(
-                    rows,
-                    "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(&row.name),
-                    c.stat.key(),
-                    value_text(c.stat, c.base),
-                    value_text(c.stat, c.new),
-                    change_text(c),
-                    interval_text(c),
-                    c.mann_whitney_p.map_or("-".into(), |p| format!("{p:.3}")),
-                    c.verdict_text()
-                );
+                let cells: Vec<String> = cells(&row.name, c)
+                    .iter()
+                    .map(|cell| format!("<td>{}</td>", escape(cell)))
+                    .collect();
+                let _ = write!(rows, "<tr class=\"{class}\">{}</tr>", cells.concat());
             }
         }
         let notes: String = self
@@ -1274,6 +1258,20 @@ impl Comparison {
             render(&timeline("p99 per interval", "ms", |p| p.2)),
         )
     }
+}
+
+/// One change as the Markdown and HTML tables show it.
+fn cells(name: &str, c: &Change) -> [String; 8] {
+    [
+        name.to_string(),
+        c.stat.key().to_string(),
+        value_text(c.stat, c.base),
+        value_text(c.stat, c.new),
+        change_text(c),
+        interval_text(c),
+        c.mann_whitney_p.map_or("-".into(), |p| format!("{p:.3}")),
+        c.verdict_text().to_string(),
+    ]
 }
 
 fn truncate(text: &str, width: usize) -> String {
@@ -1377,6 +1375,7 @@ mod tests {
         let (x, y) = (nums("x"), nums("y"));
         let ci = nums("mean_ci_x");
         let ours = mean_interval(&x, 200_000, 7);
+        eprintln!("the mean's 95% interval: blast {ours:?}, SciPy {ci:?}");
         three_digits(ours.0, ci[0], "the mean's interval, low");
         three_digits(ours.1, ci[1], "the mean's interval, high");
         three_digits(
