@@ -302,30 +302,56 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn the_grafana_dashboard_reads_only_metrics_blast_exports() {
-        let metrics = Metrics::new();
+    /// One interval in which each of `names` finished one request of 5 ms.
+    fn observe_one_each(metrics: &Metrics, names: &[Name]) {
         let mut stats = Stats::new(false);
         stats.record(Duration::from_millis(5), Duration::ZERO);
         stats.counters.ok = 1;
-        let names = [Name {
-            method: "GET".into(),
-            name: "/".into(),
-        }];
+        let window = vec![stats.clone(); names.len()];
         let snapshot = Snapshot {
             start: Duration::ZERO,
             elapsed: Duration::from_secs(1),
             span: Duration::from_secs(1),
-            window: std::slice::from_ref(&stats),
+            window: &window,
             window_total: &stats,
-            cumulative: std::slice::from_ref(&stats),
+            cumulative: &window,
             cumulative_total: &stats,
             users: 1,
             in_flight: 0,
             loop_lag_us: 0,
             backlog: 0,
         };
-        metrics.observe(&names, &snapshot, &Sample::default());
+        metrics.observe(names, &snapshot, &Sample::default());
+    }
+
+    fn name(path: String) -> Name {
+        Name {
+            method: "GET".into(),
+            name: path,
+        }
+    }
+
+    #[test]
+    fn names_beyond_the_cap_are_counted_as_other() {
+        let metrics = Metrics::new();
+        let names: Vec<Name> = (0..MAX_NAMES + 10)
+            .map(|i| name(format!("/item/{i}")))
+            .collect();
+        observe_one_each(&metrics, &names);
+        observe_one_each(&metrics, &names);
+        let scrape = metrics.render();
+        let requests: Vec<&str> = scrape
+            .lines()
+            .filter(|l| l.starts_with("blast_requests_total{"))
+            .collect();
+        assert_eq!(requests.len(), MAX_NAMES + 1);
+        assert!(scrape.contains("blast_requests_total{method=\"other\",name=\"other\"} 20\n"));
+    }
+
+    #[test]
+    fn the_grafana_dashboard_reads_only_metrics_blast_exports() {
+        let metrics = Metrics::new();
+        observe_one_each(&metrics, &[name("/".into())]);
         let scrape = metrics.render();
         let dashboard: serde_json::Value =
             serde_json::from_str(include_str!("../../docs/grafana-dashboard.json")).unwrap();

@@ -178,6 +178,17 @@ fn a_planted_slowdown_and_failure_rate_are_found_within_their_intervals() {
     let (out, c) = compare(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(c["method"].as_str().unwrap().starts_with("two-stage"));
+    let rows: Vec<&str> = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        ["all requests", "GET /"],
+        "each row once, however many runs"
+    );
     // The machine adds about a millisecond to both sides, which dilutes the 20 % by about
     // 0.2 % at these delays: the interval must contain 20 %.
     for stat in ["p50", "p90", "p99"] {

@@ -446,6 +446,56 @@ fn the_html_report_renders_in_chromium_without_script_errors() {
 }
 
 #[test]
+#[ignore = "needs Chromium: .ci/run installs it and runs the ignored tests"]
+fn the_compare_page_renders_in_chromium_with_both_sides_drawn() {
+    let (a, b) = (run("compare-a", &[]), run("compare-b", &[]));
+    let page = a.file("compare.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_blast"))
+        .args(["compare", "--html"])
+        .args([&page, &a.file("run.json")])
+        .arg("--")
+        .arg(b.file("run.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chromium = chromium()
+        .expect("Chromium is not installed (.ci/run installs it: apt-get install chromium)");
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    // Three charts (the distributions, requests/s and p99 over time), each with a line per
+    // side (the distribution) or per run (the timelines).
+    assert_eq!(dom.matches(r#"class="chart""#).count(), 3, "{dom}");
+    assert_eq!(dom.matches("<polyline").count(), 2 + 2 + 2, "{dom}");
+    for text in [
+        "all requests",
+        "Latency distribution",
+        "base: ",
+        "new: ",
+        "p99.9",
+    ] {
+        assert!(dom.contains(text), "{text}");
+    }
+}
+
+#[test]
 fn blast_report_writes_the_results_report_from_run_records() {
     let dir = std::env::temp_dir().join(format!("blast-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -640,11 +640,12 @@ pub fn compare(
     }
     let (b, n) = (Side::new(base), Side::new(new));
     let names = |side: &[Run]| -> Vec<String> {
-        let mut v: Vec<String> = side
-            .iter()
-            .flat_map(|r| r.rows.iter().map(|(n, _)| n.clone()))
-            .collect();
-        v.dedup();
+        let mut v: Vec<String> = Vec::new();
+        for (name, _) in side.iter().flat_map(|r| &r.rows) {
+            if !v.contains(name) {
+                v.push(name.clone());
+            }
+        }
         v
     };
     let (base_names, new_names) = (names(base), names(new));
@@ -967,8 +968,8 @@ type TimePoint = (f64, f64, Option<f64>);
 struct ChartData {
     /// (percentile, ms) of each side's pooled latency.
     distributions: [Vec<(f64, f64)>; 2],
-    /// Per run: (side, file, [(t, rps, p99 ms)]).
-    timelines: Vec<(usize, String, Vec<TimePoint>)>,
+    /// Per run: (side, its timeline).
+    timelines: Vec<(usize, Vec<TimePoint>)>,
 }
 
 impl ChartData {
@@ -1004,7 +1005,7 @@ impl ChartData {
                             (t, f.get(Stat::Rps, 1.0).unwrap_or(0.0), f.quantiles[2])
                         })
                         .collect();
-                    (side, r.file.clone(), points)
+                    (side, points)
                 })
             })
             .collect();
@@ -1219,8 +1220,8 @@ impl Comparison {
                 .charts
                 .timelines
                 .iter()
-                .map(|(side, file, points)| Series {
-                    label: format!("{}: {file}", side_name[*side]),
+                .map(|(side, points)| Series {
+                    label: side_name[*side].into(),
                     color: COLORS[*side],
                     points: points
                         .iter()
@@ -1269,7 +1270,11 @@ fn cells(name: &str, c: &Change) -> [String; 8] {
         value_text(c.stat, c.new),
         change_text(c),
         interval_text(c),
-        c.mann_whitney_p.map_or("-".into(), |p| format!("{p:.3}")),
+        match c.mann_whitney_p {
+            None => "-".into(),
+            Some(p) if p < 0.001 => "<0.001".into(),
+            Some(p) => format!("{p:.3}"),
+        },
         c.verdict_text().to_string(),
     ]
 }

@@ -158,6 +158,8 @@ pub fn render(chart: &Chart) -> String {
 
     // Lines and legend.
     let mut legend_x = WIDTH - RIGHT;
+    // Lines of one kind (say, several runs of one side) share a label: one legend entry.
+    let mut shown: Vec<&str> = Vec::new();
     for series in chart.series.iter().rev() {
         let path: Vec<String> = series
             .points
@@ -173,6 +175,10 @@ pub fn render(chart: &Chart) -> String {
             path.join(" "),
             escape(&series.label)
         );
+        if shown.contains(&series.label.as_str()) {
+            continue;
+        }
+        shown.push(&series.label);
         let width = 22.0 + 7.0 * series.label.len() as f64;
         legend_x -= width;
         let _ = write!(
