@@ -1383,6 +1383,13 @@ mod tests {
         eprintln!("the mean's 95% interval: blast {ours:?}, SciPy {ci:?}");
         three_digits(ours.0, ci[0], "the mean's interval, low");
         three_digits(ours.1, ci[1], "the mean's interval, high");
+        eprintln!(
+            "U test p: blast {:?} and {:?}, SciPy {} and {}",
+            mann_whitney(&x, &y),
+            mann_whitney(&nums("ties_x"), &nums("ties_y")),
+            fixture["mannwhitneyu_p"],
+            fixture["mannwhitneyu_ties_p"]
+        );
         three_digits(
             mann_whitney(&x, &y).unwrap(),
             fixture["mannwhitneyu_p"].as_f64().unwrap(),
