@@ -319,11 +319,17 @@ impl Local {
             // Tokio keeps a task's panic to itself; this makes it end the run instead.
             let _guard = PanicGuard(&local.shared);
             type Tls = TlsStream<TcpStream>;
+            // Boxed, each user's future has its own size, not the largest of the four: a
+            // plain connection's user does not carry room for a TLS handshake.
             match (local.plan.client, local.plan.target.tls) {
-                (Client::Raw, false) => local.user::<RawConnection<TcpStream>>(slot).await,
-                (Client::Raw, true) => local.user::<RawConnection<Tls>>(slot).await,
-                (Client::Hyper, false) => local.user::<HyperConnection<TcpStream>>(slot).await,
-                (Client::Hyper, true) => local.user::<HyperConnection<Tls>>(slot).await,
+                (Client::Raw, false) => {
+                    Box::pin(local.user::<RawConnection<TcpStream>>(slot)).await
+                }
+                (Client::Raw, true) => Box::pin(local.user::<RawConnection<Tls>>(slot)).await,
+                (Client::Hyper, false) => {
+                    Box::pin(local.user::<HyperConnection<TcpStream>>(slot)).await
+                }
+                (Client::Hyper, true) => Box::pin(local.user::<HyperConnection<Tls>>(slot)).await,
             }
             local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);
@@ -370,7 +376,9 @@ impl Local {
 
     /// Opens a connection for a request of `name`, counting it.
     async fn connect<C: Connection>(&self, name: usize) -> Result<C, ConnectFailure> {
-        let (conn, opened) = C::open(&self.connector).await?;
+        // Boxed: a connect (a TLS handshake's state included) happens once per connection, and
+        // inline it would make every user's future as large as the handshake for its whole life.
+        let (conn, opened) = Box::pin(C::open(&self.connector)).await?;
         self.recorder.borrow_mut().connected(name, &opened);
         Ok(conn)
     }
