@@ -11,8 +11,13 @@ use super::{io_failure, Broken, ConnectFailure, Connection, Connector, Exchange,
 use super::{Received, Transport};
 use crate::stats::FailureClass;
 
-/// Read buffer size per connection; it grows only for response heads larger than this.
-const INITIAL_BUFFER: usize = 4 * 1024;
+/// Read buffer size per connection: a typical response head and small body fit. It doubles
+/// when a read fills it (a large response, up to [`MAX_READ_BUFFER`], or a large head) and
+/// goes back to this after a response that fit in it.
+const INITIAL_BUFFER: usize = 1024;
+/// The most a read buffer grows to for bodies: larger reads save no system call worth the
+/// memory at thousands of connections.
+const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Largest response head accepted (status line and headers); more is a protocol failure.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most headers accepted in one response.
@@ -86,6 +91,15 @@ impl<S: Transport> Connection for RawConnection<S> {
     }
 
     async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
+        // The last response fit in the initial buffer: give back what a larger one grew.
+        if self.buf.len() > INITIAL_BUFFER
+            && self.received <= INITIAL_BUFFER as u64
+            && self.start == self.end
+        {
+            self.buf.truncate(INITIAL_BUFFER);
+            self.buf.shrink_to_fit();
+            (self.start, self.end) = (0, 0);
+        }
         self.received = 0;
         into.clear();
         let mut written = 0;
@@ -239,6 +253,10 @@ impl<S: Transport> RawConnection<S> {
             Ok(n) => {
                 self.end += n;
                 self.received += n as u64;
+                // The read filled the buffer: more is likely waiting, so read more at a time.
+                if self.end == self.buf.len() && self.buf.len() < MAX_READ_BUFFER {
+                    self.buf.resize(self.buf.len() * 2, 0);
+                }
                 Ok(())
             }
             Err(e) => Err(io_failure(&e)),
@@ -537,5 +555,39 @@ mod tests {
         );
         let conflicting = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok";
         at_every_split(GET, conflicting, false, failed(FailureClass::Protocol));
+    }
+
+    #[test]
+    fn the_buffer_grows_for_a_large_response_and_shrinks_after_one_that_fits() {
+        use tokio::io::AsyncWriteExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, mut server) = tokio::io::duplex(256 * 1024);
+            let mut conn = duplex::connection(client);
+            let mut into = Received::default();
+            let big = vec![b'x'; 100_000];
+            let mut sizes = Vec::new();
+            for body in [&big[..], b"ok", b"ok"] {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                server
+                    .write_all(&[head.as_bytes(), body].concat())
+                    .await
+                    .unwrap();
+                let exchange = conn.send(GET, &mut into).await.unwrap();
+                assert_eq!((exchange.status, into.body_len), (200, body.len() as u64));
+                sizes.push(conn.buf.len());
+            }
+            // Grown by the large body; kept for the next response (which might be as large);
+            // back to the initial size once a response fit in it.
+            assert!(
+                sizes[0] > INITIAL_BUFFER && sizes[0] <= MAX_READ_BUFFER,
+                "{sizes:?}"
+            );
+            assert_eq!(sizes[1], sizes[0]);
+            assert_eq!(sizes[2], INITIAL_BUFFER);
+        });
     }
 }
