@@ -403,32 +403,26 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
+/// The page as headless Chromium builds it (its scripts run), and Chromium's console.
+fn dump_dom(page: &Path) -> (String, String) {
+    let chromium = chromium()
+        .expect("Chromium is not installed (.ci/run installs it: apt-get install chromium)");
+    let out = Command::new(chromium)
+        .args(["--headless=new", "--no-sandbox", "--disable-gpu"])
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{console}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
 #[test]
 #[ignore = "needs Chromium: .ci/run installs it and runs the ignored tests"]
 fn the_html_report_renders_in_chromium_without_script_errors() {
     let run = run("html", &[]);
-    let chromium = chromium()
-        .expect("Chromium is not installed (.ci/run installs it: apt-get install chromium)");
-    let url = format!("file://{}", run.file("run.html").display());
-    let out = Command::new(chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let console = String::from_utf8_lossy(&out.stderr);
+    let (dom, console) = dump_dom(&run.file("run.html"));
     assert!(!console.contains("Uncaught"), "script error: {console}");
     // The page's own script marks it ready only when all four charts are drawn.
     assert!(dom.contains(r#"data-ready="yes""#), "not ready:\n{console}");
@@ -462,24 +456,7 @@ fn the_compare_page_renders_in_chromium_with_both_sides_drawn() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let chromium = chromium()
-        .expect("Chromium is not installed (.ci/run installs it: apt-get install chromium)");
-    let out = Command::new(chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--dump-dom",
-        ])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let (dom, _) = dump_dom(&page);
     // Three charts (the distributions, requests/s and p99 over time), each with a line per
     // side (the distribution) or per run (the timelines).
     assert_eq!(dom.matches(r#"class="chart""#).count(), 3, "{dom}");
@@ -487,8 +464,8 @@ fn the_compare_page_renders_in_chromium_with_both_sides_drawn() {
     for text in [
         "all requests",
         "Latency distribution",
-        "base: ",
-        "new: ",
+        ">base<",
+        ">new<",
         "p99.9",
     ] {
         assert!(dom.contains(text), "{text}");
