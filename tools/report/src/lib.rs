@@ -17,6 +17,7 @@
 
 mod analysis;
 mod attribution;
+mod bootstrap;
 pub mod compare;
 mod csv;
 pub mod exact;
