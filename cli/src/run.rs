@@ -81,6 +81,16 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
         .map_err(|e| usage(anyhow::anyhow!(e)))?;
     // The plan is checked before any output file is created, so bad input leaves none.
     let engine = Engine::new(engine_plan).map_err(usage)?;
+    // A metrics address that cannot be bound is bad input: found before any file is created.
+    let metrics = match &plan.metrics_addr {
+        Some(addr) => {
+            let metrics = Metrics::new();
+            let bound = crate::metrics::serve(addr, metrics.clone()).map_err(Failure::Usage)?;
+            eprintln!("metrics for Prometheus: http://{bound}/metrics");
+            Some(metrics)
+        }
+        None => None,
+    };
     // Fail before the run, not after it, when an output cannot be written.
     // With --start-at the run's intervals start on that time's grid (the HDR log's base time).
     let started = plan.start_at.unwrap_or_else(SystemTime::now);
@@ -95,15 +105,6 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
         };
         println!("no {missing} given: using the built-in reference target, {url}");
     }
-    let metrics = match &plan.metrics_addr {
-        Some(addr) => {
-            let metrics = Metrics::new();
-            let bound = crate::metrics::serve(addr, metrics.clone()).map_err(Failure::Usage)?;
-            eprintln!("metrics for Prometheus: http://{bound}/metrics");
-            Some(metrics)
-        }
-        None => None,
-    };
     let signals = match watcher {
         Some(w) => {
             w.started(engine.handle(), engine.plan(), &plan.criteria);

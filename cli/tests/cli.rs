@@ -105,7 +105,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 41] = [
+    let cases: [&[&str]; 42] = [
         &["--start-at", "tomorrow"],
         &["--shard", "0/3"],
         &["--shard", "4/3"],
@@ -148,6 +148,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["http://127.0.0.1:1/", "--threads", "-1"],
         &["http://127.0.0.1:1/", "-t", "-5s"],
         &["--profile", "burst", "--peak", "-5"],
+        &["http://127.0.0.1:1/", "--metrics-addr", "nowhere"],
     ];
     std::fs::remove_file(bad_file).unwrap();
     for args in cases {
