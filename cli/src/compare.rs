@@ -129,10 +129,11 @@ fn runs(paths: &[PathBuf]) -> anyhow::Result<Vec<Run>> {
                 .map(|(f, _)| f.as_str())
                 .collect::<Vec<_>>()
                 .join("+");
-            if records.iter().any(|(_, r)| r.exact.is_none()) {
-                bail!("{file} has no exact data (`exact`): records written before blast 2026-12-06 kept it only for --shard runs");
-            }
-            Run::read(file.clone(), records).map_err(|e| anyhow!("{file}: {e}"))
+            // Most of its errors name the files already (a record without exact data, say).
+            Run::read(file.clone(), records).map_err(|e| match e.contains(&file) {
+                true => anyhow!(e),
+                false => anyhow!("{file}: {e}"),
+            })
         })
         .collect()
 }

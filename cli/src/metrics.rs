@@ -132,8 +132,7 @@ impl Metrics {
     pub fn observe(&self, names: &[Name], snapshot: &Snapshot<'_>, sample: &Sample) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let s = &mut *s;
-        let fine = s.fine.clone();
-        s.run_latency.add(&fine, snapshot.window_total);
+        s.run_latency.add(&s.fine, snapshot.window_total);
         for (name, stats) in names.iter().zip(snapshot.window) {
             let mut key = (name.method.clone(), name.name.clone());
             if !s.names.contains_key(&key) && s.names.len() >= MAX_NAMES {

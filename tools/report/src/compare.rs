@@ -281,9 +281,8 @@ impl Run {
                 ));
             }
         }
-        let first = records.first().map(|(_, r)| r.clone()).ok_or("no record")?;
+        let host = records.first().ok_or("no record")?.1.host.clone();
         let shards = Shards::new(records)?;
-        let exact = first.exact.as_ref().expect("checked by Shards::new");
         let names: Vec<String> = shards
             .names()
             .iter()
@@ -302,6 +301,7 @@ impl Run {
                 row.1.push(Cell::of(stats));
             }
         })?;
+        let exact = shards.first();
         let interval = exact.interval_ns as f64 / 1e9;
         Ok(Run {
             file,
@@ -313,7 +313,7 @@ impl Run {
                 Some(_) => exact.scenario_digest.clone(),
                 None => rows[1..].iter().map(|(n, _)| n.as_str()).collect(),
             },
-            host: first.host.clone(),
+            host,
             load: format!(
                 "{} for {:.0} s",
                 serde_json::to_string(&exact.schedule).unwrap_or_default(),
@@ -487,24 +487,12 @@ impl<'a> Table<'a> {
                 counts[at as usize] += w * k;
             }
         }
-        let total: u64 = counts.iter().sum();
-        let mut quantiles = [None; 4];
-        if total > 0 {
-            // As HdrHistogram: the first value whose cumulative count reaches ceil(q × total).
-            let targets = Stat::QUANTILES.map(|q| ((q * total as f64).ceil() as u64).max(1));
-            let (mut seen, mut next) = (0, 0);
-            for (at, k) in counts.iter().enumerate() {
-                seen += k;
-                while next < 4 && seen >= targets[next] {
-                    quantiles[next] = Some(self.values[at] as f64 / 1000.0);
-                    next += 1;
-                }
-            }
-        }
-        let max = counts
-            .iter()
-            .rposition(|k| *k > 0)
-            .map(|at| self.values[at] as f64 / 1000.0);
+        let (quantiles, max) = latency_summary(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(at, k)| (self.values[at], *k)),
+        );
         Figures {
             requests,
             failed,
@@ -516,12 +504,52 @@ impl<'a> Table<'a> {
 }
 
 impl Table<'_> {
-    /// The figures of interval `i` alone.
+    /// The figures of interval `i` alone, from its own cell.
     fn interval(&self, i: usize) -> Figures {
-        let mut one = vec![0; self.cells.len()];
-        one[i] = 1;
-        self.figures(Some(&one), &mut Vec::new())
+        let cell = self.cells[i];
+        let (quantiles, max) = latency_summary(cell.latency.iter().copied());
+        Figures {
+            requests: cell.requests as f64,
+            failed: cell.failed as f64,
+            secs: self.secs[i],
+            quantiles,
+            max,
+        }
     }
+
+    /// The figures of each whole interval with requests, for the U test.
+    fn whole_intervals(&self, side: &Side) -> Vec<Figures> {
+        let partial = side.partial();
+        (0..self.cells.len())
+            .filter(|&i| !partial[i] && self.cells[i].requests > 0)
+            .map(|i| self.interval(i))
+            .collect()
+    }
+}
+
+/// The percentiles ([`Stat::QUANTILES`]) and the max, in ms, of latencies given as ascending
+/// (µs, count) pairs: as HdrHistogram reads them, the first value whose cumulative count
+/// reaches ceil(q × total).
+fn latency_summary(
+    latency: impl Iterator<Item = (u64, u64)> + Clone,
+) -> ([Option<f64>; 4], Option<f64>) {
+    let total: u64 = latency.clone().map(|(_, k)| k).sum();
+    let mut quantiles = [None; 4];
+    let mut max = None;
+    if total == 0 {
+        return (quantiles, max);
+    }
+    let targets = Stat::QUANTILES.map(|q| ((q * total as f64).ceil() as u64).max(1));
+    let (mut seen, mut next) = (0, 0);
+    for (value, k) in latency.filter(|(_, k)| *k > 0) {
+        seen += k;
+        while next < 4 && seen >= targets[next] {
+            quantiles[next] = Some(value as f64 / 1000.0);
+            next += 1;
+        }
+        max = Some(value as f64 / 1000.0);
+    }
+    (quantiles, max)
 }
 
 impl Figures {
@@ -617,18 +645,26 @@ pub fn compare(
             .collect()
     };
     let (base_draws, new_draws) = (draws(&b, &mut rng), draws(&n, &mut rng));
+    // Rows in parallel, one share of them per core (not a thread per request name).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = shared.len().div_ceil(cores).max(1);
     let rows: Vec<Row> = std::thread::scope(|scope| {
         let handles: Vec<_> = shared
-            .iter()
-            .map(|name| {
+            .chunks(share)
+            .map(|names| {
                 let (b, n) = (&b, &n);
                 let (bd, nd) = (&base_draws, &new_draws);
-                scope.spawn(move || compare_row(name, (b, bd), (n, nd), options))
+                scope.spawn(move || {
+                    names
+                        .iter()
+                        .map(|name| compare_row(name, (b, bd), (n, nd), options))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a row's comparison panicked"))
+            .flat_map(|h| h.join().expect("a row's comparison panicked"))
             .collect()
     });
     let blocks = b.layout.iter().chain(&n.layout).map(|l| l.2).collect();
@@ -682,6 +718,7 @@ fn compare_row(name: &str, base: Draws, new: Draws, options: &Options) -> Row {
             }
         }
     }
+    let (b_intervals, n_intervals) = (bt.whole_intervals(base.0), nt.whole_intervals(new.0));
     let changes = Stat::ALL
         .into_iter()
         .zip(boot)
@@ -701,8 +738,8 @@ fn compare_row(name: &str, base: Draws, new: Draws, options: &Options) -> Row {
                 change,
                 interval,
                 mann_whitney_p: mann_whitney(
-                    &per_interval(&bt, base.0, stat),
-                    &per_interval(&nt, new.0, stat),
+                    &values(&b_intervals, stat),
+                    &values(&n_intervals, stat),
                 ),
                 verdict,
             }
@@ -748,13 +785,9 @@ fn judge(
     }
 }
 
-/// The figure in each whole interval with requests, for the U test.
-fn per_interval(table: &Table, side: &Side, stat: Stat) -> Vec<f64> {
-    let partial = side.partial();
-    (0..table.cells.len())
-        .filter(|&i| !partial[i] && table.cells[i].requests > 0)
-        .filter_map(|i| table.interval(i).get(stat, 1.0))
-        .collect()
+/// One figure of each of `intervals`.
+fn values(intervals: &[Figures], stat: Stat) -> Vec<f64> {
+    intervals.iter().filter_map(|f| f.get(stat, 1.0)).collect()
 }
 
 impl Comparison {

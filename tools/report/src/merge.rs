@@ -126,7 +126,8 @@ impl Shards {
         })
     }
 
-    fn first(&self) -> &ExactRun {
+    /// The first shard's exact data: its scenario, load and interval are every shard's.
+    pub fn first(&self) -> &ExactRun {
         data(&self.parts[0].1)
     }
 
