@@ -1,5 +1,5 @@
 //! No secret given on the command line reaches an artifact: runs with an `Authorization`
-//! header, a `user:password@` URL, a PostgreSQL monitor with a password and web credentials
+//! header, a `user:password@` URL with an `api_key` in its query, a PostgreSQL monitor with a password and web credentials
 //! write their CSV files, JSON records, HTML pages, HDR logs, `blast report`'s markdown and
 //! `blast k8s`'s Job, and print their summaries and logs; none of them holds a secret.
 //! PostgreSQL is Debian's, installed by `.ci/run`, on a Unix socket in a private folder.
@@ -8,7 +8,13 @@ use blast_target::{Config, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const SECRETS: [&str; 4] = ["S3CRET-header", "pw-in-url", "pw-of-postgres", "pw-of-web"];
+const SECRETS: [&str; 5] = [
+    "S3CRET-header",
+    "pw-in-url",
+    "pw-in-query",
+    "pw-of-postgres",
+    "pw-of-web",
+];
 
 /// A PostgreSQL server of its own, listening only on a Unix socket in `dir`; stopped when
 /// dropped.
@@ -134,7 +140,8 @@ fn no_artifact_keeps_a_secret_from_the_command_line() {
     let postgres = Postgres::start(scratch.path());
     let out = tempfile::tempdir().unwrap();
     let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
-    let url = server.url().replace("http://", "http://alice:pw-in-url@") + "/";
+    let host = server.url().replace("http://", "http://alice:pw-in-url@");
+    let url = format!("{host}/?api_key=pw-in-query");
     let file = |name: &str| out.path().join(name).to_str().unwrap().to_string();
     let (pg, header) = (postgres.url(), "Authorization: Bearer S3CRET-header");
     let common = [&url, "-H", header, "--monitor-postgres", &pg];
@@ -193,7 +200,7 @@ fn no_artifact_keeps_a_secret_from_the_command_line() {
     assert!(Path::new(&report).exists());
 
     // blast k8s: the Job and any ConfigMap hold no secret (the Secret holds them).
-    let mut args = vec!["k8s", "--shards", "2", "--host", &url, "-H", header];
+    let mut args = vec!["k8s", "--shards", "2", "--host", &host, "-H", header];
     args.extend(["--monitor-postgres", &pg]);
     let k8s = blast(&args);
     let list: serde_json::Value = serde_json::from_slice(&k8s.stdout).unwrap();

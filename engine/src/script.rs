@@ -134,7 +134,8 @@ impl Requests {
             .iter()
             .map(|t| Name {
                 method: t.method().to_string(),
-                name: t.name.clone(),
+                // A name is written to every output and served as a metrics label.
+                name: crate::redact::text(&t.name),
             })
             .collect();
         Requests {

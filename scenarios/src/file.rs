@@ -717,12 +717,14 @@ impl Compiler {
         let method = method.to_ascii_uppercase();
         let template =
             Template::compile(path, Place::Url, vars).or_else(|e| at(span.clone(), e))?;
+        // A name is written to every output and served as a metrics label: no secret in it.
         let name = Name {
             method: method.clone(),
-            name: s
-                .name
-                .clone()
-                .unwrap_or_else(|| Template::display_name(path)),
+            name: blast_engine::redact::text(
+                &s.name
+                    .clone()
+                    .unwrap_or_else(|| Template::display_name(path)),
+            ),
         };
         let name = match self.names.iter().position(|n| *n == name) {
             Some(i) => i,
