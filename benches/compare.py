@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side comparison of blast, wrk and oha against nginx on loopback.
+"""Side-by-side comparison of blast, wrk and oha (HTTP/2: h2load and oha) against nginx on loopback.
 
 nginx (one worker, benches/nginx-bench.conf) is pinned to one core and each generator to the
 other. Runs are interleaved (each round runs every tool once, in a rotating order) so machine
@@ -8,7 +8,7 @@ generator's own request count and, from the process accounting of the generator 
 (/usr/bin/time: user+sys CPU seconds and peak RSS), computes requests per generator CPU-second.
 
     python3 benches/compare.py [--duration 10] [--rounds 3] [--conns 64,1000] [--no-oha] [--tls]
-                               [--base REV] [--only blast,wrk]
+                               [--base REV] [--only blast,wrk] [--http2 --streams 100]
 
 --base REV adds blast as built from an earlier commit (in a git worktree, with its own target
 folder kept in /tmp/blastlab between runs) and prints the working tree's requests per
@@ -17,6 +17,11 @@ CPU-second against it: how to find which change cost the engine its lead.
 With --tls, nginx also serves HTTPS on 127.0.0.1:18443 with a certificate from a CA the
 script makes with openssl; blast verifies it (--ca-cert), wrk never verifies certificates, and
 oha is left out. Connections are keep-alive, so handshakes happen once per connection.
+
+With --http2, the generators speak HTTP/2 to nginx (h2c with prior knowledge on 127.0.0.1:18082,
+or with --tls over TLS on 18443 chosen by ALPN) with --conns connections of --streams concurrent
+streams each: blast -u conns*streams --streams S, h2load -c conns -m S (Debian's
+nghttp2-client), oha --http2 -c conns -p S.
 
 Installs wrk, nginx and GNU time from Debian packages when missing, and oha with
 `cargo install oha` (skipped with a note if that fails). Loopback only, every run bounded.
@@ -38,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAB = Path("/tmp/blastlab")
 URL = "http://127.0.0.1:18080/"
+H2C_URL = "http://127.0.0.1:18082/"
 TLS_URL = "https://127.0.0.1:18443/"
 GENERATOR_CORE, SERVER_CORE = "0", "1"
 
@@ -47,7 +53,8 @@ def sh(cmd, **kw):
 
 
 def ensure_tools(want_oha):
-    missing = [p for p, b in [("wrk", "wrk"), ("nginx", "nginx"), ("time", "/usr/bin/time")]
+    missing = [p for p, b in [("wrk", "wrk"), ("nginx", "nginx"), ("time", "/usr/bin/time"),
+                              ("nghttp2-client", "h2load")]
                if not shutil.which(b)]
     if missing:
         print(f"installing {' '.join(missing)} from Debian packages", flush=True)
@@ -61,9 +68,9 @@ def ensure_tools(want_oha):
     return oha if want_oha and Path(oha).exists() else None
 
 
-def tls_conf():
-    """The bench config plus an HTTPS listener on 18443 with a fresh certificate from a fresh
-    CA; returns (config path, CA certificate path)."""
+def tls_conf(http2=False):
+    """The bench config plus an HTTPS listener on 18443 (offering HTTP/2 too with `http2`) with
+    a fresh certificate from a fresh CA; returns (config path, CA certificate path)."""
     tls = LAB / "tls"
     tls.mkdir(parents=True, exist_ok=True)
     ca, ca_key = tls / "ca.pem", tls / "ca.key"
@@ -83,7 +90,7 @@ def tls_conf():
     assert base.endswith("}")
     server = f"""
     server {{
-        listen 127.0.0.1:18443 ssl backlog=4096;
+        listen 127.0.0.1:18443 ssl{" http2" if http2 else ""} backlog=4096;
         server_name _;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -135,6 +142,33 @@ def run_blast(blast, client, url, extra, conns, duration, tmp):
     return s["requests"], s["duration_s"], cpu, rss
 
 
+def run_blast_h2(blast, url, extra, conns, streams, duration, tmp):
+    out = tmp / f"blast-h2-{conns}.json"
+    _, cpu, rss = timed([blast, url, "--http2", "-u", str(conns * streams), "--streams",
+                         str(streams), "-t", f"{duration}s", "--json", str(out), *extra], out)
+    s = json.loads(out.read_text())
+    assert s["protocol"] == "h2", s["protocol"]
+    return s["requests"], s["duration_s"], cpu, rss
+
+
+def run_h2load(url, conns, streams, duration, tmp):
+    stdout, cpu, rss = timed(["h2load", "-c", str(conns), "-m", str(streams), "-D", str(duration),
+                              url], tmp / f"h2load-{conns}")
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", stdout).group(1))
+    m = re.search(r"finished in ([\d.]+)(m?s)", stdout)
+    secs = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+    return done, secs, cpu, rss
+
+
+def run_oha_h2(oha, url, conns, streams, duration, tmp):
+    stdout, cpu, rss = timed([oha, "--http2", "-z", f"{duration}s", "-c", str(conns), "-p",
+                              str(streams), "--insecure", "--no-tui", "--output-format", "json",
+                              url], tmp / f"oha-h2-{conns}")
+    s = json.loads(stdout)
+    requests = sum(s["statusCodeDistribution"].values()) + sum(s.get("errorDistribution", {}).values())
+    return requests, s["summary"]["total"], cpu, rss
+
+
 def run_wrk(url, conns, duration, tmp):
     stdout, cpu, rss = timed(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", url], tmp / f"wrk-{conns}")
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", stdout)
@@ -171,30 +205,43 @@ def main():
     ap.add_argument("--tls", action="store_true", help="load nginx over HTTPS instead")
     ap.add_argument("--base", metavar="REV", help="also run blast built from this commit")
     ap.add_argument("--only", help="comma-separated generators to run (default: all)")
+    ap.add_argument("--http2", action="store_true", help="HTTP/2: blast, h2load and oha")
+    ap.add_argument("--streams", type=int, default=100, help="HTTP/2 streams per connection")
     args = ap.parse_args()
 
-    oha = ensure_tools(not args.no_oha and not args.tls)
+    oha = ensure_tools(not args.no_oha and (args.http2 or not args.tls))
     sh(["cargo", "build", "--release", "-q", "-p", "blast"], cwd=ROOT)
     blast = str(ROOT / "target/release/blast")
     if args.tls:
-        conf, cert = tls_conf()
+        conf, cert = tls_conf(args.http2)
         url, extra = TLS_URL, ["--ca-cert", str(cert)]
     else:
-        conf, url, extra = ROOT / "benches" / "nginx-bench.conf", URL, []
-    tools = {
-        "blast": lambda c, d, t: run_blast(blast, "raw", url, extra, c, d, t),
-        "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", url, extra, c, d, t),
-        "wrk": lambda c, d, t: run_wrk(url, c, d, t),
-    }
-    if oha:
-        tools["oha"] = lambda c, d, t: run_oha(oha, c, d, t)
+        conf, extra = ROOT / "benches" / "nginx-bench.conf", []
+        url = H2C_URL if args.http2 else URL
+    if args.http2:
+        m = args.streams
+        tools = {
+            "blast": lambda c, d, t: run_blast_h2(blast, url, extra, c, m, d, t),
+            "h2load": lambda c, d, t: run_h2load(url, c, m, d, t),
+        }
+        if oha:
+            tools["oha"] = lambda c, d, t: run_oha_h2(oha, url, c, m, d, t)
+    else:
+        tools = {
+            "blast": lambda c, d, t: run_blast(blast, "raw", url, extra, c, d, t),
+            "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", url, extra, c, d, t),
+            "wrk": lambda c, d, t: run_wrk(url, c, d, t),
+        }
+        if oha:
+            tools["oha"] = lambda c, d, t: run_oha(oha, c, d, t)
     if args.base:
         base = build_at(args.base)
         tools["blast@base"] = lambda c, d, t: run_blast(base, "raw", url, extra, c, d, t)
     if args.only:
         tools = {k: v for k, v in tools.items() if k in args.only.split(",") or k == "blast@base"}
 
-    nginx = start_nginx(conf, url)
+    # nginx answers the readiness check in HTTP/1.1, which its h2c port does not speak.
+    nginx = start_nginx(conf, URL if url == H2C_URL else url)
     results = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +260,8 @@ def main():
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(timeout=10)
 
-    print(f"\nmedians over {args.rounds} interleaved rounds, {args.duration} s each, {url}, "
+    streams = f" x {args.streams} streams" if args.http2 else ""
+    print(f"\nmedians over {args.rounds} interleaved rounds, {args.duration} s each, {url}{streams}, "
           f"nginx on core {SERVER_CORE}, generator on core {GENERATOR_CORE}:\n")
     print(f"| generator | conns | requests/s | requests per generator CPU-second | peak RSS |")
     print(f"| --- | --- | --- | --- | --- |")
@@ -226,7 +274,7 @@ def main():
         print(f"| {name} | {conns} | {rps:,.0f} | {per_cpu:,.0f} | {rss:.1f} MB |")
     print()
     for conns in sorted({c for _, c in med}):
-        for other in ("wrk", "oha", "blast@base"):
+        for other in ("wrk", "h2load", "oha", "blast@base"):
             for mine in ("blast", "blast-hyper"):
                 if (other, conns) in med and (mine, conns) in med:
                     print(f"c={conns}: {mine} / {other} requests per CPU-second = "

@@ -153,6 +153,26 @@ pub struct Args {
     #[arg(help_heading = "Engine")]
     pub client: ClientArg,
 
+    /// Speak HTTP/1.1 only. By default an https:// target is offered HTTP/2 too (ALPN) and
+    /// the server's choice is spoken; http:// is HTTP/1.1.
+    #[arg(long, conflicts_with = "http2")]
+    #[arg(help_heading = "HTTP")]
+    pub http1: bool,
+
+    /// Speak HTTP/2: an https:// server must choose it by ALPN; on http:// it is h2c with
+    /// prior knowledge.
+    #[arg(long)]
+    #[arg(help_heading = "HTTP")]
+    pub http2: bool,
+
+    /// HTTP/2: users per connection, each with one request (stream) in flight, as h2load's -m
+    /// and oha's -p. -u 1000 --streams 100 is 10 connections of 100 streams. The server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS caps it (the summary says so). Default: 1, a connection
+    /// per user as with HTTP/1.1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = whole_from_1)]
+    #[arg(help_heading = "HTTP", allow_negative_numbers = true)]
+    pub streams: u64,
+
     /// Do not pin worker threads to cores.
     #[arg(long)]
     #[arg(help_heading = "Engine")]

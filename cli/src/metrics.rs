@@ -85,7 +85,7 @@ type Fmt = Result<(), std::fmt::Error>;
 #[derive(Clone, Debug)]
 struct Series {
     requests: u64,
-    failures: [u64; 9],
+    failures: [u64; blast_engine::CLASSES],
     latency: Buckets,
 }
 
@@ -145,7 +145,7 @@ impl Metrics {
             let coarse = &s.coarse;
             let series = s.names.entry(key).or_insert_with(|| Series {
                 requests: 0,
-                failures: [0; 9],
+                failures: [0; blast_engine::CLASSES],
                 latency: Buckets::new(coarse),
             });
             series.requests += stats.counters.requests();

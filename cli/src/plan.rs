@@ -8,8 +8,8 @@
 
 use anyhow::{bail, Context};
 use blast_engine::{
-    available_cores, redact, Client, Plan, RequestTemplate, Requests, Schedule, Shard, Target,
-    TlsOptions,
+    available_cores, redact, Client, Plan, Protocol, RequestTemplate, Requests, Schedule, Shard,
+    Target, TlsOptions,
 };
 use blast_scenarios::{Criterion, Load, Scenario};
 use bytes::Bytes;
@@ -113,6 +113,10 @@ pub struct EngineSettings {
     pub pin: bool,
     /// The HTTP/1.1 client.
     pub client: ClientArg,
+    /// `--http1` or `--http2`; none lets ALPN choose.
+    pub http: Option<Protocol>,
+    /// `--streams`.
+    pub streams: usize,
     /// Retry once on a reused connection that closed.
     pub retry: bool,
     /// `--reset-stats`.
@@ -214,6 +218,12 @@ impl RunPlan {
                 workers,
                 pin: !args.no_pin,
                 client: args.client,
+                http: match (args.http1, args.http2) {
+                    (true, _) => Some(Protocol::Http1),
+                    (_, true) => Some(Protocol::Http2),
+                    _ => None,
+                },
+                streams: args.streams as usize,
                 retry: !args.no_retry,
                 reset_stats: args.reset_stats,
                 shard: args.shard,
@@ -317,6 +327,8 @@ impl RunPlan {
             ClientArg::Raw => Client::Raw,
             ClientArg::Hyper => Client::Hyper,
         };
+        plan.http = e.http;
+        plan.streams = e.streams;
         plan.retry = e.retry;
         plan.reset_stats = e.reset_stats;
         plan.shard = e.shard.unwrap_or_default();

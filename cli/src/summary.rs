@@ -91,9 +91,37 @@ impl Text {
     }
 }
 
-/// Connections opened and how they behaved, one short field each: reconnects and retries
-/// (never failures), connect time, TLS handshakes, redirects followed.
-fn connection_lines(out: &mut Text, c: &blast_engine::Counters) {
+/// The protocol, connections opened and how they behaved, one short field each: HTTP/2's
+/// streams and flow-control waits, reconnects and retries (never failures), connect time, TLS
+/// handshakes, redirects followed.
+fn connection_lines(out: &mut Text, report: &Report) {
+    let c = &report.total.counters;
+    let protocol = match report.streams {
+        Some(s) if s.used() < s.asked => format!(
+            "{}, {} streams per connection (the server allows {} of the {} asked)",
+            report.protocol.as_str(),
+            s.used(),
+            s.used(),
+            s.asked
+        ),
+        Some(s) => format!(
+            "{}, up to {} stream(s) per connection",
+            report.protocol.as_str(),
+            s.used()
+        ),
+        None => report.protocol.as_str().to_string(),
+    };
+    out.field("protocol", &protocol);
+    if c.flow_control_stalls > 0 {
+        out.field(
+            "flow control",
+            &format!(
+                "{} request bodies waited for window, {:.1} ms in all",
+                c.flow_control_stalls,
+                c.flow_control_stall_us as f64 / 1e3
+            ),
+        );
+    }
     let connect = c
         .mean_connect()
         .map(|d| format!("; connect {:.2} ms avg", d.as_secs_f64() * 1e3))
@@ -232,7 +260,7 @@ pub fn render(
             bytes(c.bytes_received)
         ),
     );
-    connection_lines(&mut out, c);
+    connection_lines(&mut out, report);
     if record.phases.len() > 1 {
         let parts = record.phases.iter().map(|p| {
             let p99 = p

@@ -6,7 +6,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::aggregator::{total, Aggregator, IntervalSummary, PhaseReport, Snapshot};
-use crate::connection::{Connection, RawConnection};
+use crate::connection::{negotiated, with_alpn, Connection, H2Connection, Protocol};
+use crate::connection::{RawConnection, Transport};
 use crate::control::{RunHandle, Shared};
 use crate::plan::{available_cores, Plan};
 use crate::schedule::Schedule;
@@ -66,6 +67,34 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// Why the results are incomplete: the message of a worker thread that panicked.
     pub incomplete: Option<String>,
+    /// The HTTP version spoken.
+    pub protocol: Protocol,
+    /// HTTP/2: the streams per connection asked for and what the server allows.
+    pub streams: Option<StreamLimit>,
+}
+
+/// HTTP/2: concurrent streams per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamLimit {
+    /// Users per connection asked for ([`Plan::streams`]).
+    pub asked: usize,
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS`, when it set one.
+    pub server: Option<usize>,
+}
+
+impl StreamLimit {
+    /// Streams per connection in use: the server's limit where it is lower than asked.
+    pub fn used(&self) -> usize {
+        self.server.map_or(self.asked, |s| s.min(self.asked))
+    }
+}
+
+/// What the probe settled before the run.
+struct Negotiated {
+    protocol: Protocol,
+    /// The TLS configuration offering exactly that protocol.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    streams: Option<StreamLimit>,
 }
 
 impl Report {
@@ -104,25 +133,72 @@ impl Engine {
     }
 
     /// Opens and drops one connection the way workers will (every address, TLS included), so a
-    /// dead target or an untrusted certificate is one clear error before the run.
-    fn probe(&self) -> Result<(), EngineError> {
+    /// dead target or an untrusted certificate is one clear error before the run. Over TLS,
+    /// it also learns which protocol the server picks by ALPN; with HTTP/2, the server's
+    /// stream limit.
+    fn probe(&self) -> Result<Negotiated, EngineError> {
         let plan = &self.plan;
-        let connector = plan.connector(self.tls.as_ref());
+        let unreachable = |why: String| EngineError::Unreachable {
+            origin: plan.target.origin(),
+            why,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(EngineError::Thread)?;
-        let opened = runtime.block_on(async {
-            match self.tls {
-                Some(_) => RawConnection::<TlsStream<TcpStream>>::open(&connector)
-                    .await
-                    .map(drop),
-                None => RawConnection::<TcpStream>::open(&connector).await.map(drop),
-            }
-        });
-        opened.map_err(|failure| EngineError::Unreachable {
-            origin: plan.target.origin(),
-            why: failure.reason,
+        // HTTP/2 connections run their driver as a local task.
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let protocol = match &self.tls {
+                Some(config) => {
+                    let offered = match plan.http {
+                        Some(p) => vec![p],
+                        None => vec![Protocol::Http2, Protocol::Http1],
+                    };
+                    let connector = plan.connector(Some(&with_alpn(config, &offered)));
+                    let (stream, _) = TlsStream::<TcpStream>::open(&connector)
+                        .await
+                        .map_err(|f| unreachable(f.reason))?;
+                    let chosen = negotiated(&stream);
+                    if plan.http == Some(Protocol::Http2) && chosen != Protocol::Http2 {
+                        return Err(unreachable(
+                            "the server does not offer HTTP/2 (ALPN h2): leave out --http2".into(),
+                        ));
+                    }
+                    chosen
+                }
+                None => plan.http.unwrap_or(Protocol::Http1),
+            };
+            let tls = self
+                .tls
+                .as_ref()
+                .map(|config| with_alpn(config, &[protocol]));
+            let connector = plan.connector(tls.as_ref());
+            let streams = match (protocol, tls.is_some()) {
+                (Protocol::Http1, false) => {
+                    RawConnection::<TcpStream>::open(&connector)
+                        .await
+                        .map_err(|f| unreachable(f.reason))?;
+                    None
+                }
+                (Protocol::Http1, true) => None,
+                (Protocol::Http2, false) => Some(server_streams::<TcpStream>(&connector).await),
+                (Protocol::Http2, true) => {
+                    Some(server_streams::<TlsStream<TcpStream>>(&connector).await)
+                }
+            };
+            let streams = match streams {
+                Some(server) => Some(StreamLimit {
+                    asked: plan.streams,
+                    server: server.map_err(|f| unreachable(f.reason))?,
+                }),
+                None => None,
+            };
+            Ok(Negotiated {
+                protocol,
+                tls,
+                streams,
+            })
         })
     }
 
@@ -142,7 +218,7 @@ impl Engine {
     pub fn run(&self, mut observer: impl FnMut(&Snapshot)) -> Result<Report, EngineError> {
         let plan = &self.plan;
         // One probe up front: a dead target is a clear error now, not a run full of failures.
-        self.probe()?;
+        let negotiated = self.probe()?;
 
         let workers = plan.schedule.useful_workers(plan.workers, plan.shard);
         let cores = available_cores();
@@ -161,7 +237,8 @@ impl Engine {
                 core: pin.then(|| cores[index % cores.len()]),
                 start,
                 plan: plan.clone(),
-                tls: self.tls.clone(),
+                tls: negotiated.tls.clone(),
+                protocol: negotiated.protocol,
                 shared: self.shared.clone(),
                 stop: self.shared.subscribe(),
                 deltas: tx.clone(),
@@ -232,6 +309,8 @@ impl Engine {
             slots,
             phases,
             incomplete: self.shared.panic_message(),
+            protocol: negotiated.protocol,
+            streams: negotiated.streams,
         })
     }
 }
@@ -248,6 +327,14 @@ impl NameReport {
             })
             .collect()
     }
+}
+
+/// HTTP/2: the server's stream limit, from one connection (`None`: it set none).
+async fn server_streams<S: Transport>(
+    connector: &crate::connection::Connector,
+) -> Result<Option<usize>, crate::connection::ConnectFailure> {
+    let (conn, _) = H2Connection::<S>::open(connector).await?;
+    Ok(Some(conn.server_streams()).filter(|&n| n != usize::MAX))
 }
 
 /// The run's wall-clock start, its monotonic twin and how late it is. With a start time the

@@ -37,9 +37,9 @@ mod stats;
 mod worker;
 
 pub use aggregator::{IntervalSummary, NameInterval, PhaseReport, Snapshot};
-pub use connection::{Client, TlsOptions};
+pub use connection::{Client, Protocol, TlsOptions};
 pub use control::RunHandle;
-pub use engine::{Engine, NameReport, Report};
+pub use engine::{Engine, NameReport, Report, StreamLimit};
 pub use error::EngineError;
 pub use plan::{available_cores, Plan, Shard};
 pub use recorder::Delta;
@@ -48,7 +48,7 @@ pub use replay::{Replay, RunEnd, RunShape};
 pub use request::{RequestTemplate, Target};
 pub use schedule::{PhaseKind, Schedule, Shape, Stage};
 pub use script::{Action, Name, Reply, Requests, Script, User, UserId, MAX_KEPT_BODY};
-pub use stats::{new_histogram, Counters, FailureClass, Stats, MAX_REASONS};
+pub use stats::{new_histogram, Counters, FailureClass, Stats, CLASSES, MAX_REASONS};
 pub use worker::LATE_AFTER;
 
 /// Entry points for `cargo fuzz` (`fuzz/`), built only with `--cfg fuzzing`.

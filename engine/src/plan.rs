@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{Client, Connector, TlsOptions};
+use crate::connection::{Client, Connector, Protocol, TlsOptions};
 use crate::request::Target;
 use crate::schedule::Schedule;
 use crate::script::Script;
@@ -20,6 +20,14 @@ pub struct Plan {
     pub schedule: Schedule,
     /// HTTP/1.1 client implementation. Default: [`Client::Raw`].
     pub client: Client,
+    /// The HTTP version to speak; `None` lets TLS's ALPN choose (HTTP/2 where the server offers
+    /// it), and means HTTP/1.1 on `http://` (HTTP/2 there is h2c with prior knowledge).
+    /// Default: `None`.
+    pub http: Option<Protocol>,
+    /// HTTP/2: users (concurrent streams) per connection at most; the server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` may lower it. Default: 1, a connection per user as
+    /// with HTTP/1.1.
+    pub streams: usize,
     /// How `https://` targets are trusted. Default: the platform's root certificates.
     pub tls: TlsOptions,
     /// Send a request again, once, on a fresh connection when a reused connection closed
@@ -75,6 +83,8 @@ impl Plan {
             script: Arc::new(script),
             schedule,
             client: Client::default(),
+            http: None,
+            streams: 1,
             tls: TlsOptions::default(),
             retry: true,
             run_time: Duration::from_secs(10),
@@ -97,7 +107,12 @@ impl Plan {
                 .expect("Target::parse refuses a TLS host that is not a server name");
             (tokio_rustls::TlsConnector::from(config.clone()), name)
         });
-        Connector::new(self.target.addrs.clone(), self.connect_timeout, tls)
+        Connector::new(
+            self.target.addrs.clone(),
+            self.connect_timeout,
+            tls,
+            self.streams,
+        )
     }
 
     pub(crate) fn validate(&self) -> Result<(), EngineError> {
@@ -116,6 +131,17 @@ impl Plan {
         }
         if self.script.names().is_empty() {
             return bad("no requests to send");
+        }
+        if self.streams == 0 {
+            return bad("streams must be at least 1");
+        }
+        if self.streams > 1 && self.http == Some(Protocol::Http1) {
+            return bad(
+                "--streams needs HTTP/2: HTTP/1.1 sends one request at a time per connection",
+            );
+        }
+        if self.streams > 1 && !self.target.tls && self.http.is_none() {
+            return bad("--streams needs HTTP/2: add --http2 to speak it on http:// (h2c)");
         }
         if self.workers == 0 {
             return bad("threads must be at least 1");

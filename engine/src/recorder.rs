@@ -134,7 +134,7 @@ impl Recorder {
     pub fn broke(
         &mut self,
         name: usize,
-        class: FailureClass,
+        (class, reason): (FailureClass, Option<&str>),
         (latency, service): (Duration, Duration),
         written: u64,
     ) {
@@ -142,8 +142,18 @@ impl Recorder {
         let stats = &mut self.names[name];
         stats.record_failed(latency, service);
         let c = &mut stats.counters;
-        c.fail(class);
+        match reason {
+            Some(reason) => c.fail_because(class, reason),
+            None => c.fail(class),
+        }
         c.bytes_sent += written;
+    }
+
+    /// HTTP/2: a request body of `name` waited `wait` for the server's flow-control window.
+    pub fn flow_stalled(&mut self, name: usize, wait: Duration) {
+        let c = &mut self.names[name].counters;
+        c.flow_control_stalls += 1;
+        c.flow_control_stall_us += wait.as_micros() as u64;
     }
 
     /// The worker's event loop ran a timer `lag` late.
@@ -159,10 +169,11 @@ impl Recorder {
     /// A request could not be sent because no connection could be opened.
     pub fn unconnected(&mut self, name: usize, failure: &ConnectFailure) {
         let c = &mut self.names[name].counters;
-        // A TCP failure's class and refusal flag say it all; a TLS failure needs its reason.
+        // A TCP failure's class and refusal flag say it all; a TLS or HTTP/2 handshake
+        // failure needs its reason.
         match failure.class {
-            FailureClass::Tls => c.fail_because(failure.class, &failure.reason),
-            class => c.fail(class),
+            FailureClass::Connect => c.fail(FailureClass::Connect),
+            class => c.fail_because(class, &failure.reason),
         }
         c.refused += u64::from(failure.refused);
     }
@@ -226,7 +237,7 @@ mod tests {
             (10, 20),
             2,
         );
-        r.broke(0, FailureClass::Timeout, times, 0);
+        r.broke(0, (FailureClass::Timeout, None), times, 0);
         let refused = ConnectFailure {
             class: FailureClass::Connect,
             refused: true,

@@ -4,7 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::aggregator::{total, Aggregator, Snapshot};
-use crate::engine::{NameReport, Report};
+use crate::connection::Protocol;
+use crate::engine::{NameReport, Report, StreamLimit};
 use crate::plan::Shard;
 use crate::recorder::Delta;
 use crate::schedule::Schedule;
@@ -23,6 +24,10 @@ pub struct RunShape {
     pub interval: Duration,
     /// Whether the stats were reset at the end of the ramp-up.
     pub reset_stats: bool,
+    /// The HTTP version spoken.
+    pub protocol: Protocol,
+    /// HTTP/2: the streams per connection asked for and what the server allows.
+    pub streams: Option<StreamLimit>,
 }
 
 /// How the replayed run ended: what the sources say together.
@@ -96,6 +101,8 @@ impl Replay {
             slots,
             phases,
             incomplete: end.incomplete,
+            protocol: self.shape.protocol,
+            streams: self.shape.streams,
         }
     }
 }

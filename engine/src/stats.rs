@@ -33,11 +33,19 @@ pub enum FailureClass {
     Redirect,
     /// The response failed a check of its body (Locust's `catch_response`); the reason is kept.
     Check,
+    /// HTTP/2: the server reset the request's stream (RST_STREAM); its error code is the reason.
+    StreamReset,
+    /// HTTP/2: the server closed the connection with GOAWAY before answering the request (and
+    /// the one retry, where allowed, failed too); its error code is the reason.
+    GoAway,
 }
+
+/// How many failure classes there are.
+pub const CLASSES: usize = FailureClass::ALL.len();
 
 impl FailureClass {
     /// Every class, in the order used by [`Counters::failures`].
-    pub const ALL: [FailureClass; 9] = [
+    pub const ALL: [FailureClass; 11] = [
         FailureClass::Connect,
         FailureClass::Tls,
         FailureClass::Timeout,
@@ -47,6 +55,8 @@ impl FailureClass {
         FailureClass::Capture,
         FailureClass::Redirect,
         FailureClass::Check,
+        FailureClass::StreamReset,
+        FailureClass::GoAway,
     ];
 
     /// Short lowercase name used in summaries and JSON keys.
@@ -61,6 +71,8 @@ impl FailureClass {
             FailureClass::Capture => "capture",
             FailureClass::Redirect => "redirect",
             FailureClass::Check => "check",
+            FailureClass::StreamReset => "stream_reset",
+            FailureClass::GoAway => "goaway",
         }
     }
 
@@ -81,7 +93,7 @@ pub struct Counters {
     pub ok: u64,
     /// Failed requests by [`FailureClass`], indexed in the order of [`FailureClass::ALL`].
     #[serde(with = "by_class", skip_serializing_if = "all_zero")]
-    pub failures: [u64; 9],
+    pub failures: [u64; CLASSES],
     /// Status failures by status code.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub failed_statuses: BTreeMap<u16, u64>,
@@ -131,6 +143,12 @@ pub struct Counters {
     /// Total TLS handshake time, in microseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub tls_handshake_us: u64,
+    /// HTTP/2: request bodies that had to wait for the server's flow-control window.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flow_control_stalls: u64,
+    /// HTTP/2: total time request bodies waited for flow-control window, in microseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flow_control_stall_us: u64,
     /// Why failures happened where the class alone does not say (a TLS error, a redirect's
     /// location), with counts; at most [`MAX_REASONS`] distinct reasons are kept.
     #[serde(with = "triples", skip_serializing_if = "BTreeMap::is_empty")]
@@ -212,6 +230,8 @@ impl Counters {
         self.tls_handshakes += other.tls_handshakes;
         self.tls_resumed += other.tls_resumed;
         self.tls_handshake_us += other.tls_handshake_us;
+        self.flow_control_stalls += other.flow_control_stalls;
+        self.flow_control_stall_us += other.flow_control_stall_us;
         for ((class, reason), n) in &other.reasons {
             self.add_reason(*class, reason, *n);
         }
@@ -310,7 +330,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-fn all_zero(counts: &[u64; 9]) -> bool {
+fn all_zero(counts: &[u64; CLASSES]) -> bool {
     counts.iter().all(|n| *n == 0)
 }
 
@@ -321,7 +341,10 @@ mod by_class {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(counts: &[u64; 9], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        counts: &[u64; super::CLASSES],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_map(
             FailureClass::ALL
                 .iter()
@@ -330,9 +353,9 @@ mod by_class {
         )
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u64; 9], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u64; super::CLASSES], D::Error> {
         let map = BTreeMap::<FailureClass, u64>::deserialize(d)?;
-        let mut counts = [0; 9];
+        let mut counts = [0; super::CLASSES];
         for (class, n) in map {
             counts[class.index()] = n;
         }

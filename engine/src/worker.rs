@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
-use crate::connection::{HyperConnection, RawConnection, Received};
+use crate::connection::{H2Connection, HyperConnection, Protocol, RawConnection, Received};
 use crate::control::{Shared, ABORT, STOP};
 use crate::deadline::Deadlines;
 use crate::plan::Plan;
@@ -57,6 +57,8 @@ pub(crate) struct WorkerSpec {
     pub start: Instant,
     pub plan: Arc<Plan>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The HTTP version the probe settled on.
+    pub protocol: Protocol,
     pub shared: Arc<Shared>,
     pub stop: watch::Receiver<u8>,
     pub deltas: Sender<Delta>,
@@ -67,6 +69,7 @@ pub(crate) struct WorkerSpec {
 /// State shared by the tasks of one worker (same thread only).
 struct Local {
     plan: Arc<Plan>,
+    protocol: Protocol,
     shared: Arc<Shared>,
     connector: Connector,
     index: usize,
@@ -132,7 +135,12 @@ async fn drive(mut spec: WorkerSpec) {
             let pacer = Pacer::new(spec.start, deadline, rate, stream, streams);
             let shard_cap = even_share(*max_connections, shard.index, shard.count);
             let limit = even_share(shard_cap, spec.index, spec.workers).max(1);
-            (Some(pacer), limit)
+            // HTTP/2: streams are the unit of concurrency, `streams` to a connection.
+            let streams = match spec.protocol {
+                Protocol::Http2 => plan.streams as u64,
+                Protocol::Http1 => 1,
+            };
+            (Some(pacer), limit * streams)
         }
     };
     let local = Rc::new(Local {
@@ -140,6 +148,7 @@ async fn drive(mut spec: WorkerSpec) {
         connector: plan.connector(spec.tls.as_ref()),
         shared: spec.shared.clone(),
         plan: plan.clone(),
+        protocol: spec.protocol,
         index: spec.index,
         workers: spec.workers,
         pacer,
@@ -319,17 +328,25 @@ impl Local {
             // Tokio keeps a task's panic to itself; this makes it end the run instead.
             let _guard = PanicGuard(&local.shared);
             type Tls = TlsStream<TcpStream>;
-            // Boxed, each user's future has its own size, not the largest of the four: a
+            // Boxed, each user's future has its own size, not the largest of the six: a
             // plain connection's user does not carry room for a TLS handshake.
-            match (local.plan.client, local.plan.target.tls) {
-                (Client::Raw, false) => {
+            match (local.protocol, local.plan.client, local.plan.target.tls) {
+                (Protocol::Http2, _, false) => {
+                    Box::pin(local.user::<H2Connection<TcpStream>>(slot)).await
+                }
+                (Protocol::Http2, _, true) => Box::pin(local.user::<H2Connection<Tls>>(slot)).await,
+                (Protocol::Http1, Client::Raw, false) => {
                     Box::pin(local.user::<RawConnection<TcpStream>>(slot)).await
                 }
-                (Client::Raw, true) => Box::pin(local.user::<RawConnection<Tls>>(slot)).await,
-                (Client::Hyper, false) => {
+                (Protocol::Http1, Client::Raw, true) => {
+                    Box::pin(local.user::<RawConnection<Tls>>(slot)).await
+                }
+                (Protocol::Http1, Client::Hyper, false) => {
                     Box::pin(local.user::<HyperConnection<TcpStream>>(slot)).await
                 }
-                (Client::Hyper, true) => Box::pin(local.user::<HyperConnection<Tls>>(slot)).await,
+                (Protocol::Http1, Client::Hyper, true) => {
+                    Box::pin(local.user::<HyperConnection<Tls>>(slot)).await
+                }
             }
             local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);
@@ -379,12 +396,15 @@ impl Local {
         // Boxed: a connect (a TLS handshake's state included) happens once per connection, and
         // inline it would make every user's future as large as the handshake for its whole life.
         let (conn, opened) = Box::pin(C::open(&self.connector)).await?;
-        self.recorder.borrow_mut().connected(name, &opened);
+        if let Some(opened) = opened {
+            self.recorder.borrow_mut().connected(name, &opened);
+        }
         Ok(conn)
     }
 
     /// Sends `request` on `conn`, and once more on a fresh connection where Go's `net/http`
-    /// would: a reused connection closed before answering (see [`Broken::retryable`]).
+    /// would (a reused connection closed before answering) or the server says it did not
+    /// process it (see [`Broken::retryable`]).
     async fn exchange<C: Connection>(
         &self,
         name: usize,
@@ -395,7 +415,7 @@ impl Local {
     ) -> Result<Exchange, Broken> {
         let c = conn.as_mut().expect("a connection is open before sending");
         let first = match c.send(request, received).await {
-            Err(broken) if reused && self.plan.retry && broken.retryable(request) => broken,
+            Err(broken) if self.plan.retry && broken.retryable(request, reused) => broken,
             done => return done,
         };
         self.recorder.borrow_mut().retried(name);
@@ -404,6 +424,8 @@ impl Local {
             class: f.class,
             written: first.written,
             answered: false,
+            unprocessed: false,
+            reason: None,
         })?;
         // The first attempt's bytes went out too.
         match conn.insert(fresh).send(request, received).await {
@@ -540,7 +562,7 @@ impl Local {
             });
             self.recorder.borrow_mut().sent(name, late);
             received.keep = keep_body;
-            let written_before = conn.as_ref().map_or(0, C::written);
+            let write_mark = conn.as_ref().map_or(0, C::write_mark);
             let exchange = self.exchange(name, &mut conn, reused, &request, &mut received);
             let outcome = deadline
                 .within(sent_at + timeout, std::pin::pin!(exchange))
@@ -548,6 +570,9 @@ impl Local {
             let done = Instant::now();
             let broken = match outcome {
                 Ok(Ok(exchange)) => {
+                    if let Some(wait) = exchange.flow_stall {
+                        self.recorder.borrow_mut().flow_stalled(name, wait);
+                    }
                     reuse_until = received.keep_alive.map(|t| done + reusable_idle(t));
                     let mut hops = chain_so_far;
                     hops.sent += exchange.sent;
@@ -608,15 +633,15 @@ impl Local {
                 // The late response would arrive on this connection: it is replaced below.
                 Err(_elapsed) => Broken {
                     class: FailureClass::Timeout,
-                    written: conn
-                        .as_ref()
-                        .map_or(0, |c| c.written().saturating_sub(written_before)),
+                    written: conn.as_ref().map_or(0, |c| c.written_since(write_mark)),
                     answered: false,
+                    unprocessed: false,
+                    reason: None,
                 },
             };
             self.recorder.borrow_mut().broke(
                 name,
-                broken.class,
+                (broken.class, broken.reason),
                 (done - chain_so_far.from, done - chain_so_far.sent_at),
                 chain_so_far.sent + broken.written,
             );

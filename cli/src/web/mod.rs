@@ -416,6 +416,8 @@ impl Watcher for Web {
             slots: (0, 0),
             phases: Vec::new(),
             incomplete: None,
+            protocol: plan.http.unwrap_or_default(),
+            streams: None,
         });
         s.failures = blast_report::FailureLog::default();
         s.live_criteria = json!([]);

@@ -19,15 +19,15 @@ use crate::stats::FailureClass;
 
 /// Bytes moved over one connection so far, shared with its driver task on the same thread.
 #[derive(Default)]
-struct Wire {
-    read: Cell<u64>,
-    written: Cell<u64>,
+pub(super) struct Wire {
+    pub read: Cell<u64>,
+    pub written: Cell<u64>,
 }
 
 /// A stream that counts the bytes going through it.
-struct Counted<S> {
-    stream: S,
-    wire: Rc<Wire>,
+pub(super) struct Counted<S> {
+    pub stream: S,
+    pub wire: Rc<Wire>,
 }
 
 impl<S: Transport> AsyncRead for Counted<S> {
@@ -91,7 +91,7 @@ pub(crate) struct HyperConnection<S> {
 }
 
 impl<S: Transport> Connection for HyperConnection<S> {
-    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+    async fn open(connector: &Connector) -> Result<(Self, Option<Opened>), ConnectFailure> {
         let (stream, opened) = S::open(connector).await?;
         let wire = Rc::new(Wire::default());
         let io = TokioIo::new(Counted {
@@ -114,11 +114,15 @@ impl<S: Transport> Connection for HyperConnection<S> {
             wire,
             transport: PhantomData,
         };
-        Ok((conn, opened))
+        Ok((conn, Some(opened)))
     }
 
-    fn written(&self) -> u64 {
+    fn write_mark(&self) -> u64 {
         self.wire.written.get()
+    }
+
+    fn written_since(&self, mark: u64) -> u64 {
+        self.wire.written.get() - mark
     }
 
     async fn is_usable(&mut self) -> bool {
@@ -132,6 +136,8 @@ impl<S: Transport> Connection for HyperConnection<S> {
             class,
             written: 0,
             answered: false,
+            unprocessed: false,
+            reason: None,
         })?;
         // A close before any byte of the response is a dropped keep-alive connection; a close
         // inside it is a broken response.
@@ -145,6 +151,8 @@ impl<S: Transport> Connection for HyperConnection<S> {
                 class,
                 written: self.wire.written.get() - written0,
                 answered,
+                unprocessed: false,
+                reason: None,
             }
         };
         let response = self.sender.send_request(request).await.map_err(fail)?;
@@ -163,6 +171,7 @@ impl<S: Transport> Connection for HyperConnection<S> {
             status,
             sent: self.wire.written.get() - written0,
             received: self.wire.read.get() - read0,
+            flow_stall: None,
         })
     }
 }

@@ -1,8 +1,11 @@
-//! Connections: the two HTTP/1.1 clients a worker can use, over plain TCP or TLS.
+//! Connections: the two HTTP/1.1 clients and the HTTP/2 client a worker can use, over plain
+//! TCP or TLS.
 //!
-//! The client and the transport are chosen once per run ([`Client`], the target's scheme); the
-//! worker loop is generic over [`Connection`], so nothing branches on them per request.
+//! The protocol, the client and the transport are chosen once per run ([`Protocol`], [`Client`],
+//! the target's scheme); the worker loop is generic over [`Connection`], so nothing branches on
+//! them per request.
 
+mod h2;
 mod hyper;
 pub(crate) mod raw;
 mod tls;
@@ -14,8 +17,11 @@ use std::time::Duration;
 use crate::script::MAX_KEPT_BODY;
 use crate::stats::FailureClass;
 
+pub(crate) use self::h2::negotiated;
+pub(crate) use self::h2::{H2Connection, H2Pool};
 pub(crate) use self::hyper::HyperConnection;
 pub(crate) use self::raw::RawConnection;
+pub(crate) use self::tls::with_alpn;
 pub use self::tls::TlsOptions;
 pub(crate) use self::transport::{ConnectFailure, Connector, Opened, Transport};
 
@@ -31,6 +37,36 @@ pub enum Client {
     Hyper,
 }
 
+/// The HTTP version a run speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Protocol {
+    /// HTTP/1.1: one request at a time per connection.
+    #[default]
+    #[serde(rename = "h1")]
+    Http1,
+    /// HTTP/2: several users' requests multiplexed as streams on one connection.
+    #[serde(rename = "h2")]
+    Http2,
+}
+
+impl Protocol {
+    /// The name users know: `HTTP/1.1` or `HTTP/2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2",
+        }
+    }
+
+    /// The protocol's ALPN identifier.
+    pub(crate) fn alpn(self) -> &'static [u8] {
+        match self {
+            Protocol::Http1 => b"http/1.1",
+            Protocol::Http2 => b"h2",
+        }
+    }
+}
+
 /// What one exchange produced when the server answered.
 pub(crate) struct Exchange {
     /// Response status code.
@@ -39,6 +75,8 @@ pub(crate) struct Exchange {
     pub sent: u64,
     /// Bytes read for this response.
     pub received: u64,
+    /// HTTP/2: how long the request body waited for the server's flow-control window.
+    pub flow_stall: Option<Duration>,
 }
 
 /// What a user keeps of a response besides its status; reused from request to request.
@@ -165,13 +203,19 @@ pub(crate) struct Broken {
     pub written: u64,
     /// Whether any byte of the response arrived.
     pub answered: bool,
+    /// The server is known not to have processed the request (HTTP/2: a stream above a
+    /// GOAWAY's last stream id, or refused with REFUSED_STREAM), so any request may be sent
+    /// again.
+    pub unprocessed: bool,
+    /// Why, where the class alone does not say (an HTTP/2 error code).
+    pub reason: Option<&'static str>,
 }
 
 impl Broken {
-    /// Whether the request may be sent again on a fresh connection, by Go's `net/http` rule:
-    /// the server closed the connection before answering, and the request is idempotent or
-    /// none of it was written.
-    pub fn retryable(&self, request: &[u8]) -> bool {
+    /// Whether the request may be sent again on a fresh connection: the server says it did not
+    /// process it (HTTP/2), or, by Go's `net/http` rule, a reused connection was closed before
+    /// answering and the request is idempotent or none of it was written.
+    pub fn retryable(&self, request: &[u8], reused: bool) -> bool {
         const IDEMPOTENT: [&[u8]; 6] = [
             b"GET ",
             b"HEAD ",
@@ -180,20 +224,28 @@ impl Broken {
             b"PUT ",
             b"DELETE ",
         ];
-        self.class == FailureClass::Reset
+        if self.unprocessed {
+            return true;
+        }
+        reused
+            && self.class == FailureClass::Reset
             && !self.answered
             && (self.written == 0 || IDEMPOTENT.iter().any(|m| request.starts_with(m)))
     }
 }
 
-/// One keep-alive HTTP/1.1 connection, owned by one task.
+/// One user's keep-alive connection: its own for HTTP/1.1, a share of one for HTTP/2.
 pub(crate) trait Connection: Sized {
-    /// Opens a connection through `connector` and prepares it for HTTP/1.1.
-    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
+    /// Opens a connection through `connector` and prepares it for its protocol; `None` in
+    /// place of what opening cost when the user joined a connection already open (HTTP/2).
+    async fn open(connector: &Connector) -> Result<(Self, Option<Opened>), ConnectFailure>;
 
-    /// Bytes written on this connection so far (a request cut off by its timeout counts what
-    /// went out of it).
-    fn written(&self) -> u64;
+    /// A mark to pass to [`Connection::written_since`] later.
+    fn write_mark(&self) -> u64;
+
+    /// Bytes written for this user's request since `mark` (a request cut off by its timeout
+    /// counts what went out of it).
+    fn written_since(&self, mark: u64) -> u64;
 
     /// Whether the connection can take another request: blast has not closed it, and the peer
     /// has neither closed it nor sent bytes nobody asked for.
@@ -232,18 +284,29 @@ mod tests {
             class: FailureClass::Reset,
             written,
             answered,
+            unprocessed: false,
+            reason: None,
         };
-        assert!(reset(30, false).retryable(b"GET / HTTP/1.1\r\n\r\n"));
-        assert!(reset(30, false).retryable(b"DELETE /x HTTP/1.1\r\n\r\n"));
-        assert!(!reset(30, false).retryable(b"POST /x HTTP/1.1\r\n\r\n"));
-        assert!(reset(0, false).retryable(b"POST /x HTTP/1.1\r\n\r\n"));
-        assert!(!reset(30, true).retryable(b"GET / HTTP/1.1\r\n\r\n"));
+        let (get, post) = (b"GET / HTTP/1.1\r\n\r\n", b"POST /x HTTP/1.1\r\n\r\n");
+        assert!(reset(30, false).retryable(get, true));
+        assert!(reset(30, false).retryable(b"DELETE /x HTTP/1.1\r\n\r\n", true));
+        assert!(!reset(30, false).retryable(post, true));
+        assert!(reset(0, false).retryable(post, true));
+        assert!(!reset(30, true).retryable(get, true));
+        // A fresh connection that fails is the server's answer, not a stale keep-alive.
+        assert!(!reset(0, false).retryable(get, false));
         let timeout = Broken {
             class: FailureClass::Timeout,
-            written: 0,
-            answered: false,
+            ..reset(0, false)
         };
-        assert!(!timeout.retryable(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!timeout.retryable(get, true));
+        // HTTP/2 streams the server did not process are sent again, whatever the method.
+        let refused = Broken {
+            class: FailureClass::GoAway,
+            unprocessed: true,
+            ..reset(30, false)
+        };
+        assert!(refused.retryable(post, false));
     }
 
     #[test]

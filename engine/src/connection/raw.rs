@@ -55,7 +55,7 @@ pub(crate) struct RawConnection<S> {
 }
 
 impl<S: Transport> Connection for RawConnection<S> {
-    async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
+    async fn open(connector: &Connector) -> Result<(Self, Option<Opened>), ConnectFailure> {
         let (stream, opened) = S::open(connector).await?;
         let conn = RawConnection {
             stream,
@@ -66,11 +66,15 @@ impl<S: Transport> Connection for RawConnection<S> {
             written: 0,
             open: true,
         };
-        Ok((conn, opened))
+        Ok((conn, Some(opened)))
     }
 
-    fn written(&self) -> u64 {
+    fn write_mark(&self) -> u64 {
         self.written
+    }
+
+    fn written_since(&self, mark: u64) -> u64 {
+        self.written - mark
     }
 
     async fn is_usable(&mut self) -> bool {
@@ -115,6 +119,7 @@ impl<S: Transport> Connection for RawConnection<S> {
                 status,
                 sent: written,
                 received: self.received,
+                flow_stall: None,
             }),
             Err(class) => {
                 self.open = false;
@@ -122,6 +127,8 @@ impl<S: Transport> Connection for RawConnection<S> {
                     class,
                     written,
                     answered: self.received > 0,
+                    unprocessed: false,
+                    reason: None,
                 })
             }
         }
@@ -350,6 +357,8 @@ mod duplex {
     use tokio::io::DuplexStream;
 
     impl Transport for DuplexStream {
+        const TLS: bool = false;
+
         async fn open(_connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
             unreachable!("tests build their connections from a duplex pair")
         }

@@ -11,6 +11,7 @@ use rustls::{
 };
 use std::sync::Arc;
 
+use super::Protocol;
 use crate::EngineError;
 
 /// The name a TLS connection presents (SNI) and checks the certificate against.
@@ -66,7 +67,6 @@ impl TlsOptions {
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config.resumption = rustls::client::Resumption::in_memory_sessions(RESUMABLE_SESSIONS);
         Ok(Arc::new(config))
     }
@@ -111,6 +111,13 @@ impl TlsOptions {
         }
         Ok(roots)
     }
+}
+
+/// `config` offering `protocols` by ALPN, in order of preference; it shares the session cache.
+pub(crate) fn with_alpn(config: &ClientConfig, protocols: &[Protocol]) -> Arc<ClientConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = protocols.iter().map(|p| p.alpn().to_vec()).collect();
+    Arc::new(config)
 }
 
 /// Why a TLS handshake failed, in one line a user can act on.

@@ -14,6 +14,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::tls::{tls_reason, ServerName};
+use super::H2Pool;
 use crate::stats::FailureClass;
 
 /// What opening a connection cost.
@@ -28,7 +29,8 @@ pub(crate) struct Opened {
 /// Why a connection could not be opened.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnectFailure {
-    /// [`FailureClass::Connect`] or [`FailureClass::Tls`].
+    /// [`FailureClass::Connect`], [`FailureClass::Tls`], or [`FailureClass::Protocol`] when
+    /// the server does not speak HTTP/2 where asked to.
     pub class: FailureClass,
     /// Nothing was listening (every address refused).
     pub refused: bool,
@@ -59,22 +61,27 @@ pub(crate) struct Connector {
     addrs: Arc<[SocketAddr]>,
     /// The address that connected last; tried first, so a dead address costs one attempt.
     preferred: Cell<usize>,
-    timeout: Duration,
+    pub timeout: Duration,
     tls: Option<(TlsConnector, ServerName)>,
+    /// HTTP/2: this thread's shared connections.
+    pub h2: H2Pool,
 }
 
 impl Connector {
-    /// A connector for `addrs` (in resolver order), with TLS when `tls` is given.
+    /// A connector for `addrs` (in resolver order), with TLS when `tls` is given; HTTP/2
+    /// connections take up to `streams` users each.
     pub fn new(
         addrs: Arc<[SocketAddr]>,
         timeout: Duration,
         tls: Option<(TlsConnector, ServerName)>,
+        streams: usize,
     ) -> Connector {
         Connector {
             addrs,
             preferred: Cell::new(0),
             timeout,
             tls,
+            h2: H2Pool::new(streams),
         }
     }
 
@@ -122,11 +129,16 @@ async fn tcp_connect(addr: SocketAddr, connect_timeout: Duration) -> io::Result<
 
 /// A byte stream a connection runs over.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
+    /// Whether the stream is TLS (`https://`).
+    const TLS: bool;
+
     /// Opens one stream to the connector's target.
     async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
 }
 
 impl Transport for TcpStream {
+    const TLS: bool = false;
+
     async fn open(connector: &Connector) -> Result<(TcpStream, Opened), ConnectFailure> {
         let (stream, connect) = connector.tcp().await?;
         Ok((
@@ -140,6 +152,8 @@ impl Transport for TcpStream {
 }
 
 impl Transport for TlsStream<TcpStream> {
+    const TLS: bool = true;
+
     async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
         let (tls, name) = connector
             .tls

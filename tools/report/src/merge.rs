@@ -212,6 +212,8 @@ impl Shards {
             run_time: Duration::from_nanos(a.run_time_ns),
             interval: Duration::from_nanos(a.interval_ns),
             reset_stats: a.reset_stats,
+            protocol: self.parts[0].1.protocol,
+            streams: self.parts[0].1.streams,
         };
         let mut replay = Replay::new(shape, self.parts.len());
         // Samples by merged tick; a snapshot's tick is its place in the history.

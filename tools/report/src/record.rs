@@ -2,7 +2,7 @@
 //! reads it back. Keys are documented in `docs/outputs.md`.
 
 use blast_engine::redact;
-use blast_engine::{Counters, FailureClass, Name, Report, Schedule};
+use blast_engine::{Counters, FailureClass, Name, Protocol, Report, Schedule, StreamLimit};
 use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -258,6 +258,20 @@ pub struct ConnectionRecord {
     pub tls_resumed: u64,
     /// Mean TLS handshake time, `null` without handshakes.
     pub tls_handshake_ms_mean: Option<f64>,
+    /// HTTP/2: request bodies that waited for the server's flow-control window.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_control_stalls: u64,
+    /// HTTP/2: total time request bodies waited for window, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub flow_control_stall_ms: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 impl ConnectionRecord {
@@ -272,6 +286,8 @@ impl ConnectionRecord {
             tls_handshakes: c.tls_handshakes,
             tls_resumed: c.tls_resumed,
             tls_handshake_ms_mean: ms(c.mean_tls_handshake()),
+            flow_control_stalls: c.flow_control_stalls,
+            flow_control_stall_ms: c.flow_control_stall_us as f64 / 1e3,
         }
     }
 }
@@ -378,6 +394,13 @@ pub struct RunRecord {
     pub bytes_received: u64,
     /// Connections opened.
     pub connections: u64,
+    /// The HTTP version spoken: `h1` or `h2`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// HTTP/2: streams per connection asked for (`asked`) and the server's limit (`server`,
+    /// its SETTINGS_MAX_CONCURRENT_STREAMS, when it set one).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub streams: Option<StreamLimit>,
     /// How connections behaved: reconnects, retries, redirects, connect and TLS times.
     #[serde(default)]
     pub connection: ConnectionRecord,
@@ -470,6 +493,8 @@ impl RunRecord {
             bytes_sent: c.bytes_sent,
             bytes_received: c.bytes_received,
             connections: c.connections,
+            protocol: report.protocol,
+            streams: report.streams,
             connection: ConnectionRecord::of(c),
             // Phases the run never reached (it was stopped early) are left out.
             phases: report
