@@ -1,0 +1,237 @@
+//! HTTP/2 against a server that acts as real ones can: it caps concurrent streams, sends GOAWAY
+//! after some requests on a connection, resets streams. The server is the `h2` crate's, on
+//! port 0 of 127.0.0.1, speaking h2c with prior knowledge; it counts what it sees, so every
+//! figure blast reports is checked against the other side of the socket.
+
+use blast_engine::{
+    Engine, EngineError, FailureClass, Plan, Protocol, Report, RequestTemplate, Requests,
+    Schedule, StreamLimit, Target,
+};
+use bytes::Bytes;
+use h2::Reason;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the test server behaves.
+#[derive(Clone, Copy, Default)]
+struct Behaviour {
+    /// Its SETTINGS_MAX_CONCURRENT_STREAMS.
+    max_streams: Option<u32>,
+    /// Shut a connection down gracefully (GOAWAY) after this many requests on it.
+    goaway_after: Option<u64>,
+    /// Reset every stream with this error code instead of answering.
+    reset: Option<Reason>,
+    /// Answer after this long.
+    delay: Duration,
+}
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicU64,
+    streams: AtomicU64,
+    answered: AtomicU64,
+    /// The most streams in flight at once on one connection.
+    max_in_flight: AtomicU64,
+}
+
+fn serve(behaviour: Behaviour) -> (SocketAddr, Arc<Seen>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let counts = seen.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(connection(socket, behaviour, counts.clone()));
+            }
+        });
+    });
+    (addr, seen)
+}
+
+async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>) {
+    seen.connections.fetch_add(1, Ordering::Relaxed);
+    let mut builder = h2::server::Builder::new();
+    if let Some(max) = b.max_streams {
+        builder.max_concurrent_streams(max);
+    }
+    let Ok(mut conn) = builder.handshake::<_, Bytes>(socket).await else {
+        return;
+    };
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let mut taken = 0;
+    while let Some(Ok((_request, mut respond))) = conn.accept().await {
+        seen.streams.fetch_add(1, Ordering::Relaxed);
+        taken += 1;
+        if b.goaway_after == Some(taken) {
+            conn.graceful_shutdown();
+        }
+        if let Some(reason) = b.reset {
+            respond.send_reset(reason);
+            continue;
+        }
+        let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        seen.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        let (seen, in_flight) = (seen.clone(), in_flight.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(b.delay).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let response = http::Response::builder().status(200).body(()).unwrap();
+            if let Ok(mut body) = respond.send_response(response, false) {
+                if body.send_data(Bytes::from_static(b"ok"), true).is_ok() {
+                    seen.answered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+/// `users` users on 2 workers sending GET / over HTTP/2, `streams` to a connection.
+fn plan(addr: SocketAddr, users: u64, streams: usize) -> Plan {
+    let (target, _) = Target::parse(&format!("http://{addr}/")).unwrap();
+    let template = RequestTemplate::new(&target, "GET", "/", &[], Bytes::new()).unwrap();
+    let mut plan = Plan::new(target, Requests::new(vec![template]), Schedule::users(users));
+    plan.http = Some(Protocol::Http2);
+    plan.streams = streams;
+    plan.workers = 2;
+    // Tests run side by side; pinning them all to the same cores would only slow them down.
+    plan.pin = false;
+    plan.run_time = Duration::from_millis(1500);
+    plan.interval = Duration::from_millis(250);
+    plan
+}
+
+fn run(plan: Plan) -> Report {
+    Engine::new(plan).unwrap().run(|_| {}).unwrap()
+}
+
+#[test]
+fn users_share_connections_a_stream_each() {
+    let (addr, seen) = serve(Behaviour {
+        delay: Duration::from_millis(20),
+        ..Behaviour::default()
+    });
+    let report = run(plan(addr, 8, 4));
+    let c = &report.total.counters;
+    assert_eq!(report.protocol, Protocol::Http2);
+    assert_eq!(c.failed(), 0, "{c:?}");
+    assert_eq!(c.cancelled, 0, "{c:?}");
+    // 4 users a worker, 4 to a connection: one connection each, and the probe's.
+    assert_eq!(c.connections, 2, "{c:?}");
+    assert_eq!(seen.connections.load(Ordering::Relaxed), 3);
+    // Never more than the 4 users of a connection at once; more than one (a busy machine may
+    // keep some of them from overlapping, never all).
+    assert!((2..=4).contains(&seen.max_in_flight.load(Ordering::Relaxed)));
+    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+    assert!(c.requests() > 10, "{c:?}");
+    assert!(c.bytes_sent > 0 && c.bytes_received > 0, "{c:?}");
+}
+
+#[test]
+fn the_servers_stream_limit_caps_users_per_connection() {
+    let (addr, seen) = serve(Behaviour {
+        max_streams: Some(2),
+        delay: Duration::from_millis(20),
+        ..Behaviour::default()
+    });
+    let report = run(plan(addr, 8, 8));
+    let c = &report.total.counters;
+    assert_eq!(
+        report.streams,
+        Some(StreamLimit {
+            asked: 8,
+            server: Some(2)
+        })
+    );
+    assert_eq!(c.failed(), 0, "{c:?}");
+    // 4 users a worker, 2 to a connection.
+    assert_eq!(c.connections, 4, "{c:?}");
+    assert!(seen.max_in_flight.load(Ordering::Relaxed) <= 2);
+    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+}
+
+#[test]
+fn goaway_moves_users_to_new_connections_without_a_failure() {
+    let (addr, seen) = serve(Behaviour {
+        goaway_after: Some(25),
+        delay: Duration::from_millis(2),
+        ..Behaviour::default()
+    });
+    let report = run(plan(addr, 8, 4));
+    let c = &report.total.counters;
+    assert_eq!(c.failed(), 0, "{c:?}");
+    assert_eq!(c.cancelled, 0, "{c:?}");
+    // 2 connections take 50 requests before their GOAWAYs; more need new connections.
+    assert!(c.requests() <= 50 || c.connections > 2, "{c:?}");
+    // Every stream the server took was answered, and blast counted each answer once (a
+    // stream above a GOAWAY's last id was sent again, not counted twice).
+    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+    assert_eq!(seen.streams.load(Ordering::Relaxed), seen.answered.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_reset_stream_is_its_own_failure_class_with_its_error_code() {
+    let (addr, seen) = serve(Behaviour {
+        reset: Some(Reason::INTERNAL_ERROR),
+        ..Behaviour::default()
+    });
+    let mut plan = plan(addr, 2, 1);
+    plan.run_time = Duration::from_millis(500);
+    let report = run(plan);
+    let c = &report.total.counters;
+    assert!(c.requests() > 0);
+    assert_eq!(c.failures_of(FailureClass::StreamReset), c.requests(), "{c:?}");
+    assert_eq!(c.retries, 0, "{c:?}");
+    let reason = (FailureClass::StreamReset, "INTERNAL_ERROR".to_string());
+    assert_eq!(c.reasons.get(&reason), Some(&c.requests()), "{c:?}");
+    assert_eq!(seen.streams.load(Ordering::Relaxed), c.requests());
+}
+
+#[test]
+fn a_refused_stream_is_sent_once_more() {
+    let (addr, seen) = serve(Behaviour {
+        reset: Some(Reason::REFUSED_STREAM),
+        ..Behaviour::default()
+    });
+    let mut plan = plan(addr, 2, 1);
+    plan.run_time = Duration::from_millis(500);
+    let report = run(plan);
+    let c = &report.total.counters;
+    assert!(c.requests() > 0);
+    assert_eq!(c.failures_of(FailureClass::StreamReset), c.requests(), "{c:?}");
+    // REFUSED_STREAM says the server did not process it: one retry each, then the failure.
+    assert_eq!(c.retries, c.requests(), "{c:?}");
+    assert_eq!(seen.streams.load(Ordering::Relaxed), 2 * c.requests());
+}
+
+#[test]
+fn prior_knowledge_to_an_http1_server_is_one_clear_error() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let server = blast_target::Server::start(loopback, blast_target::Config::default()).unwrap();
+    let plan = plan(server.addr(), 1, 1);
+    let error = Engine::new(plan).unwrap().run(|_| {}).unwrap_err();
+    assert!(matches!(error, EngineError::Unreachable { .. }), "{error}");
+    assert!(
+        error.to_string().contains("did not answer in HTTP/2"),
+        "{error}"
+    );
+}
+
+#[test]
+fn streams_without_http2_are_refused() {
+    let (addr, _) = serve(Behaviour::default());
+    let mut plan = plan(addr, 2, 4);
+    plan.http = None;
+    let error = Engine::new(plan).err().expect("the plan is refused");
+    assert!(error.to_string().contains("--http2"), "{error}");
+}
