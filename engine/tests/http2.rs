@@ -4,8 +4,8 @@
 //! figure blast reports is checked against the other side of the socket.
 
 use blast_engine::{
-    Engine, EngineError, FailureClass, Plan, Protocol, Report, RequestTemplate, Requests,
-    Schedule, StreamLimit, Target,
+    Engine, EngineError, FailureClass, Plan, Protocol, Report, RequestTemplate, Requests, Schedule,
+    StreamLimit, Target,
 };
 use bytes::Bytes;
 use h2::Reason;
@@ -100,7 +100,11 @@ async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>
 fn plan(addr: SocketAddr, users: u64, streams: usize) -> Plan {
     let (target, _) = Target::parse(&format!("http://{addr}/")).unwrap();
     let template = RequestTemplate::new(&target, "GET", "/", &[], Bytes::new()).unwrap();
-    let mut plan = Plan::new(target, Requests::new(vec![template]), Schedule::users(users));
+    let mut plan = Plan::new(
+        target,
+        Requests::new(vec![template]),
+        Schedule::users(users),
+    );
     plan.http = Some(Protocol::Http2);
     plan.streams = streams;
     plan.workers = 2;
@@ -176,7 +180,10 @@ fn goaway_moves_users_to_new_connections_without_a_failure() {
     // Every stream the server took was answered, and blast counted each answer once (a
     // stream above a GOAWAY's last id was sent again, not counted twice).
     assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
-    assert_eq!(seen.streams.load(Ordering::Relaxed), seen.answered.load(Ordering::Relaxed));
+    assert_eq!(
+        seen.streams.load(Ordering::Relaxed),
+        seen.answered.load(Ordering::Relaxed)
+    );
 }
 
 #[test]
@@ -190,7 +197,11 @@ fn a_reset_stream_is_its_own_failure_class_with_its_error_code() {
     let report = run(plan);
     let c = &report.total.counters;
     assert!(c.requests() > 0);
-    assert_eq!(c.failures_of(FailureClass::StreamReset), c.requests(), "{c:?}");
+    assert_eq!(
+        c.failures_of(FailureClass::StreamReset),
+        c.requests(),
+        "{c:?}"
+    );
     assert_eq!(c.retries, 0, "{c:?}");
     let reason = (FailureClass::StreamReset, "INTERNAL_ERROR".to_string());
     assert_eq!(c.reasons.get(&reason), Some(&c.requests()), "{c:?}");
@@ -208,7 +219,11 @@ fn a_refused_stream_is_sent_once_more() {
     let report = run(plan);
     let c = &report.total.counters;
     assert!(c.requests() > 0);
-    assert_eq!(c.failures_of(FailureClass::StreamReset), c.requests(), "{c:?}");
+    assert_eq!(
+        c.failures_of(FailureClass::StreamReset),
+        c.requests(),
+        "{c:?}"
+    );
     // REFUSED_STREAM says the server did not process it: one retry each, then the failure.
     assert_eq!(c.retries, c.requests(), "{c:?}");
     assert_eq!(seen.streams.load(Ordering::Relaxed), 2 * c.requests());

@@ -153,6 +153,9 @@ pub(crate) fn tls_reason(e: &std::io::Error) -> String {
         {
             "the server presents a CA certificate (CA:TRUE) as its own: pass that very certificate with --ca-cert, or --insecure".into()
         }
+        rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
+            "the server takes none of the protocols offered by ALPN (--http2 offers only h2)".into()
+        }
         rustls::Error::InvalidMessage(_) => {
             "the server did not answer in TLS (is it a plain http:// port?)".into()
         }
