@@ -319,6 +319,7 @@ mod tests {
             in_flight: 0,
             loop_lag_us: 0,
             backlog: 0,
+            protocol: blast_engine::Protocol::Http1,
         };
         metrics.observe(names, &snapshot, &Sample::default());
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::connection::Protocol;
 use crate::recorder::Delta;
 use crate::schedule::{PhaseKind, Schedule};
 use crate::stats::{Counters, Stats};
@@ -45,6 +46,8 @@ pub struct Snapshot<'a> {
     pub loop_lag_us: u64,
     /// Open model: slots due by the end of the interval and not sent yet (the backlog).
     pub backlog: u64,
+    /// The HTTP version the run speaks.
+    pub protocol: Protocol,
 }
 
 /// One interval of the run's time series: small and fixed-size, so history grows with time only.
@@ -130,6 +133,8 @@ impl IntervalSummary {
 
 /// Merges deltas as they arrive; emits an interval once every live worker has reported it.
 pub(crate) struct Aggregator {
+    /// The HTTP version the run speaks, shown in every snapshot (HTTP/1.1 until set).
+    pub protocol: Protocol,
     interval: Duration,
     cumulative: Vec<Stats>,
     /// Per tick: what the workers reported for it so far.
@@ -167,6 +172,7 @@ impl Aggregator {
         let with_service = matches!(schedule, Schedule::Open { .. });
         let template: Vec<Stats> = (0..names).map(|_| Stats::new(with_service)).collect();
         Aggregator {
+            protocol: Protocol::Http1,
             interval,
             cumulative: template.clone(),
             pending: BTreeMap::new(),
@@ -265,6 +271,7 @@ impl Aggregator {
                 in_flight: p.in_flight,
                 loop_lag_us: p.lag_us,
                 backlog: p.backlog,
+                protocol: self.protocol,
             };
             self.history.push(IntervalSummary::of(&snapshot));
             observer(&snapshot);

@@ -266,6 +266,7 @@ impl Engine {
             plan.interval,
             plan.reset_stats,
         );
+        aggregator.protocol = negotiated.protocol;
         for delta in rx {
             let worker = delta.worker;
             let merged = aggregator.absorb(delta, &mut observer);

@@ -61,7 +61,7 @@ pub struct Replay {
 impl Replay {
     /// A replay of `sources` processes (each fed as one worker).
     pub fn new(shape: RunShape, sources: usize) -> Replay {
-        let aggregator = Aggregator::new(
+        let mut aggregator = Aggregator::new(
             sources,
             shape.names.len(),
             &shape.schedule,
@@ -69,6 +69,7 @@ impl Replay {
             shape.interval,
             shape.reset_stats,
         );
+        aggregator.protocol = shape.protocol;
         Replay { shape, aggregator }
     }
 

@@ -19,7 +19,7 @@ const HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures
 const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
 const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
 /// blast's own per-second columns; monitored values follow, one column each.
-const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated,Interval (s),Run Queue Wait (ms),Generator Stalled,Slots Behind";
+const BLAST_HEADER: &str = "Timestamp,Elapsed (s),User Count,Requests/s,Failures/s,Generator CPU % (busiest worker),Event Loop Lag (ms),Generator Saturated,Interval (s),Run Queue Wait (ms),Generator Stalled,Slots Behind,Protocol";
 
 /// `PREFIX_KIND.csv`.
 fn suffixed(prefix: &Path, kind: &str) -> PathBuf {
@@ -179,6 +179,7 @@ impl CsvWriter {
                 .map_or(String::new(), |q| format!("{q:.3}")),
             u8::from(sample.stalled()).to_string(),
             snapshot.backlog.to_string(),
+            snapshot.protocol.as_str().to_string(),
         ];
         for key in &self.monitor_keys {
             cols.push(

@@ -23,7 +23,8 @@ pub enum ErrorKind {
     Capture,
     /// A response with a status that does not count as success.
     Status(u16),
-    /// A failure whose class needs its reason: a TLS error, a redirect not followed.
+    /// A failure whose class needs its reason: a TLS error, a redirect not followed, an
+    /// HTTP/2 error code.
     Reason(FailureClass, String),
     /// Failures of a class beyond the distinct reasons kept.
     Other(FailureClass),
@@ -38,7 +39,6 @@ impl ErrorKind {
             (ErrorKind::Connect, connect - c.refused.min(connect)),
             (ErrorKind::Timeout, c.failures_of(FailureClass::Timeout)),
             (ErrorKind::Reset, c.failures_of(FailureClass::Reset)),
-            (ErrorKind::Protocol, c.failures_of(FailureClass::Protocol)),
         ];
         // A failure status may come with its reason (a header left out for want of a
         // variable): those rows are apart from the code's plain one.
@@ -63,10 +63,13 @@ impl ErrorKind {
         // Classes whose failures carry their reasons; the rest of each class has a row of its
         // own (a capture's generic one, for records from before reasons).
         for class in [
+            FailureClass::Protocol,
             FailureClass::Capture,
             FailureClass::Check,
             FailureClass::Tls,
             FailureClass::Redirect,
+            FailureClass::StreamReset,
+            FailureClass::GoAway,
         ] {
             let mut explained = 0;
             for ((of, reason), n) in &c.reasons {
@@ -77,6 +80,7 @@ impl ErrorKind {
             }
             let rest = c.failures_of(class).saturating_sub(explained);
             let kind = match class {
+                FailureClass::Protocol => ErrorKind::Protocol,
                 FailureClass::Capture => ErrorKind::Capture,
                 other => ErrorKind::Other(other),
             };
@@ -102,10 +106,20 @@ impl ErrorKind {
             ErrorKind::Reason(FailureClass::Tls, reason) => {
                 format!("SSLError({:?})", redact::text(reason))
             }
+            // HTTP/2 error codes, as Python's h2 names its exceptions.
+            ErrorKind::Reason(FailureClass::StreamReset, code) => {
+                format!("StreamResetError({code})")
+            }
+            ErrorKind::Reason(FailureClass::GoAway, code) => format!("GoAwayError({code})"),
+            ErrorKind::Reason(FailureClass::Protocol, reason) => {
+                format!("ProtocolError({reason:?})")
+            }
             // A redirect's location or a check's words may carry a URL's credentials.
             ErrorKind::Reason(_, reason) => redact::text(reason),
             ErrorKind::Other(FailureClass::Tls) => "SSLError('other reasons')".into(),
             ErrorKind::Other(FailureClass::Check) => "CheckError('other checks')".into(),
+            ErrorKind::Other(FailureClass::StreamReset) => "StreamResetError('other codes')".into(),
+            ErrorKind::Other(FailureClass::GoAway) => "GoAwayError('other codes')".into(),
             ErrorKind::Other(_) => "RedirectError('other locations')".into(),
         }
     }
@@ -243,6 +257,26 @@ mod tests {
             .into_iter()
             .find(|(k, _)| *k == ErrorKind::Other(FailureClass::Redirect));
         assert_eq!(rest.map(|(_, n)| n), Some(3));
+    }
+
+    #[test]
+    fn http2_failures_read_with_their_error_codes() {
+        let mut c = Counters::default();
+        c.fail_because(FailureClass::StreamReset, "INTERNAL_ERROR");
+        c.fail_because(FailureClass::GoAway, "ENHANCE_YOUR_CALM");
+        c.fail(FailureClass::Protocol);
+        let texts: Vec<_> = ErrorKind::counts(&c)
+            .iter()
+            .map(|(k, n)| (k.text(), *n))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("BadStatusLine('response is not valid HTTP/1.1')".into(), 1),
+                ("StreamResetError(INTERNAL_ERROR)".into(), 1),
+                ("GoAwayError(ENHANCE_YOUR_CALM)".into(), 1),
+            ]
+        );
     }
 
     #[test]
