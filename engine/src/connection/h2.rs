@@ -240,7 +240,29 @@ pub(crate) struct H2Connection<S> {
     link: Rc<Link>,
     send: SendRequest<Bytes>,
     scheme: Scheme,
+    /// The last request converted, as wire bytes and as an HTTP/2 head: a user that sends the
+    /// same request again (every `blast URL` user) skips the parse.
+    last: Option<(Vec<u8>, Head)>,
     transport: PhantomData<S>,
+}
+
+/// An HTTP/2 request head and the body that follows it.
+#[derive(Clone)]
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Head {
+    fn request(&self) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
 }
 
 impl<S> Drop for H2Connection<S> {
@@ -303,6 +325,7 @@ impl<S: Transport> Connection for H2Connection<S> {
             link,
             send,
             scheme,
+            last: None,
             transport: PhantomData,
         };
         Ok((conn, opened))
@@ -329,8 +352,14 @@ impl<S: Transport> Connection for H2Connection<S> {
 
     async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
         into.clear();
-        let result = match from_wire(request, &self.scheme) {
-            Ok((head, body)) => self.stream(head, body, into).await,
+        let head = match &self.last {
+            Some((wire, head)) if wire[..] == *request => Ok(head.clone()),
+            _ => from_wire(request, &self.scheme).inspect(|head| {
+                self.last = Some((request.to_vec(), head.clone()));
+            }),
+        };
+        let result = match head {
+            Ok(head) => self.stream(head.request(), head.body, into).await,
             Err(class) => Err(Failure {
                 class,
                 reason: None,
@@ -460,7 +489,7 @@ fn reason_name(reason: Reason) -> &'static str {
 /// The HTTP/2 request for wire bytes written as HTTP/1.1 (scripts write every request that
 /// way): the head with `Host` as `:authority` and HTTP/1.1's connection headers left out, and
 /// the body. A request that does not convert is the script's fault, counted as protocol.
-fn from_wire(wire: &[u8], scheme: &Scheme) -> Result<(Request<()>, Bytes), FailureClass> {
+fn from_wire(wire: &[u8], scheme: &Scheme) -> Result<Head, FailureClass> {
     fn bad<E>(_: E) -> FailureClass {
         FailureClass::Protocol
     }
@@ -472,10 +501,9 @@ fn from_wire(wire: &[u8], scheme: &Scheme) -> Result<(Request<()>, Bytes), Failu
     let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
         return Err(FailureClass::Protocol);
     };
-    let mut request = Request::new(());
-    *request.method_mut() = Method::from_bytes(method.as_bytes()).map_err(bad)?;
+    let method = Method::from_bytes(method.as_bytes()).map_err(bad)?;
     let mut authority = None;
-    let map = request.headers_mut();
+    let mut map = http::HeaderMap::with_capacity(parsed.headers.len());
     for h in parsed.headers.iter() {
         if h.name.eq_ignore_ascii_case("host") {
             authority = Some(h.value);
@@ -488,13 +516,18 @@ fn from_wire(wire: &[u8], scheme: &Scheme) -> Result<(Request<()>, Bytes), Failu
         }
     }
     let authority = authority.ok_or(FailureClass::Protocol)?;
-    *request.uri_mut() = Uri::builder()
+    let uri = Uri::builder()
         .scheme(scheme.clone())
         .authority(authority)
         .path_and_query(path)
         .build()
         .map_err(bad)?;
-    Ok((request, Bytes::copy_from_slice(&wire[len..])))
+    Ok(Head {
+        method,
+        uri,
+        headers: map,
+        body: Bytes::copy_from_slice(&wire[len..]),
+    })
 }
 
 /// The protocol a TLS connection agreed on by ALPN (HTTP/1.1 when the server chose none).
@@ -512,17 +545,17 @@ mod tests {
     #[test]
     fn http1_requests_become_http2_heads() {
         let wire = b"POST /a?b=1 HTTP/1.1\r\nHost: example.com:8443\r\nConnection: keep-alive\r\nContent-Length: 2\r\nX-Id: 7\r\n\r\nhi";
-        let (head, body) = from_wire(wire, &Scheme::HTTPS).unwrap();
+        let head = from_wire(wire, &Scheme::HTTPS).unwrap().request();
         assert_eq!(head.method(), Method::POST);
         assert_eq!(head.uri().to_string(), "https://example.com:8443/a?b=1");
         let names: Vec<_> = head.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-length", "x-id"]);
-        assert_eq!(&body[..], b"hi");
+        assert_eq!(&from_wire(wire, &Scheme::HTTPS).unwrap().body[..], b"hi");
         let chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-        assert_eq!(
-            from_wire(chunked, &Scheme::HTTP).unwrap_err(),
-            FailureClass::Protocol
-        );
+        assert!(matches!(
+            from_wire(chunked, &Scheme::HTTP),
+            Err(FailureClass::Protocol)
+        ));
         let no_host = b"GET / HTTP/1.1\r\n\r\n";
         assert!(from_wire(no_host, &Scheme::HTTP).is_err());
     }
