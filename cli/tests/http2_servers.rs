@@ -1,7 +1,7 @@
 //! HTTP/2 against real servers: nginx over TLS (chosen by ALPN, and HTTP/1.1 where the server
 //! offers only that) and h2c with prior knowledge, with GOAWAY mid-run from its
 //! `keepalive_requests`, every request reconciled with its access log; and hypercorn, a Python
-//! HTTP/2 server from PyPI. nginx, openssl and hypercorn are installed by `.ci/run`.
+//! HTTP/2 server from PyPI, whose log is reconciled with blast's requests and retries. nginx, openssl and hypercorn are installed by `.ci/run`.
 
 mod support {
     pub mod nginx;
@@ -82,10 +82,12 @@ fn nginx_speaks_http2_by_alpn_and_h2c_and_every_request_is_in_its_log() {
     assert_eq!(r["failures"], 0, "{r}");
     assert_eq!(r["cancelled"], 0, "{r}");
     assert!(r["requests"].as_u64().unwrap() > 400, "{r}");
-    assert_eq!(
-        r["requests"].as_u64().unwrap(),
-        h2_lines(&d.join("tls.log"), "HTTP/2.0")
+    let logged = h2_lines(&d.join("tls.log"), "HTTP/2.0");
+    eprintln!(
+        "nginx, h2 over TLS: {} requests, {} retries, {logged} logged",
+        r["requests"], r["connection"]["retries"]
     );
+    assert_eq!(r["requests"].as_u64().unwrap(), logged);
     // More connections than the 2 it starts with: GOAWAY moved users to new ones.
     assert!(r["connections"].as_u64().unwrap() > 2, "{r}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -115,10 +117,12 @@ fn nginx_speaks_http2_by_alpn_and_h2c_and_every_request_is_in_its_log() {
     assert_eq!(r["protocol"], "h2", "{r}");
     assert_eq!(r["failures"], 0, "{r}");
     assert_eq!(r["cancelled"], 0, "{r}");
-    assert_eq!(
-        r["requests"].as_u64().unwrap(),
-        h2_lines(&d.join("h2c.log"), "HTTP/2.0")
+    let logged = h2_lines(&d.join("h2c.log"), "HTTP/2.0");
+    eprintln!(
+        "nginx, h2c: {} requests, {} retries, {logged} logged",
+        r["requests"], r["connection"]["retries"]
     );
+    assert_eq!(r["requests"].as_u64().unwrap(), logged);
     drop(nginx);
 }
 
@@ -190,11 +194,15 @@ fn hypercorn_is_loaded_over_h2_and_h2c_and_logs_every_request() {
         assert_eq!(r["protocol"], "h2", "{r}");
         assert_eq!(r["failures"], 0, "{r}");
         assert_eq!(r["cancelled"], 0, "{r}");
-        assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
-        assert_eq!(
-            r["requests"].as_u64().unwrap(),
-            h2_lines(&log, "/ 2\""),
-            "{r}"
-        );
+        let requests = r["requests"].as_u64().unwrap();
+        assert!(requests > 0, "{r}");
+        // hypercorn closes a connection right after the GOAWAY it sends past its 1000th
+        // request, while streams it took are still unanswered; those GETs are sent again
+        // (Go's rule), so its log may hold a retried request twice, never a request blast
+        // did not send.
+        let retries = r["connection"]["retries"].as_u64().unwrap();
+        let logged = h2_lines(&log, "/ 2\"");
+        eprintln!("hypercorn, tls {tls}: {requests} requests, {retries} retries, {logged} logged");
+        assert!((requests..=requests + retries).contains(&logged), "{r}");
     }
 }

@@ -420,13 +420,10 @@ impl Local {
         };
         self.recorder.borrow_mut().retried(name);
         *conn = None;
-        let fresh = self.connect::<C>(name).await.map_err(|f| Broken {
-            class: f.class,
-            written: first.written,
-            answered: false,
-            unprocessed: false,
-            reason: None,
-        })?;
+        let fresh = self
+            .connect::<C>(name)
+            .await
+            .map_err(|f| Broken::new(f.class, first.written))?;
         // The first attempt's bytes went out too.
         match conn.insert(fresh).send(request, received).await {
             Ok(mut exchange) => {
@@ -631,13 +628,10 @@ impl Local {
                 }
                 Ok(Err(broken)) => broken,
                 // The late response would arrive on this connection: it is replaced below.
-                Err(_elapsed) => Broken {
-                    class: FailureClass::Timeout,
-                    written: conn.as_ref().map_or(0, |c| c.written_since(write_mark)),
-                    answered: false,
-                    unprocessed: false,
-                    reason: None,
-                },
+                Err(_elapsed) => Broken::new(
+                    FailureClass::Timeout,
+                    conn.as_ref().map_or(0, |c| c.written_since(write_mark)),
+                ),
             };
             self.recorder.borrow_mut().broke(
                 name,

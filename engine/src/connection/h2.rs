@@ -287,16 +287,16 @@ impl<S: Transport> H2Connection<S> {
     ) -> Result<(u16, Option<Duration>), Failure> {
         poll_fn(|cx| self.send.poll_ready(cx))
             .await
-            .map_err(|e| Failure::of(&e, false))?;
+            .map_err(|e| Failure::of(&e, Stage::Unsent))?;
         let (response, mut stream) = self
             .send
             .send_request(head, body.is_empty())
-            .map_err(|e| Failure::of(&e, false))?;
+            .map_err(|e| Failure::of(&e, Stage::Unsent))?;
         let stalled = match body.is_empty() {
             true => None,
             false => send_body(&mut stream, body).await?,
         };
-        let response = response.await.map_err(|e| Failure::of(&e, false))?;
+        let response = response.await.map_err(|e| Failure::of(&e, Stage::Sent))?;
         let status = response.status().as_u16();
         into.status = status;
         for (name, value) in response.headers() {
@@ -304,7 +304,7 @@ impl<S: Transport> H2Connection<S> {
         }
         let mut body = response.into_body();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| Failure::of(&e, true))?;
+            let chunk = chunk.map_err(|e| Failure::of(&e, Stage::Answered))?;
             into.body_bytes(&chunk);
             // Given back at once: the window is credit for data already read.
             let _ = body.flow_control().release_capacity(chunk.len());
@@ -360,12 +360,7 @@ impl<S: Transport> Connection for H2Connection<S> {
         };
         let result = match head {
             Ok(head) => self.stream(head.request(), head.body, into).await,
-            Err(class) => Err(Failure {
-                class,
-                reason: None,
-                answered: false,
-                unprocessed: false,
-            }),
+            Err(class) => Err(Failure::of_class(class, Stage::Unsent)),
         };
         let sent = self.link.take_written();
         match result {
@@ -382,7 +377,8 @@ impl<S: Transport> Connection for H2Connection<S> {
                 Err(Broken {
                     class: f.class,
                     written: sent,
-                    answered: f.answered,
+                    sent: f.stage != Stage::Unsent,
+                    answered: f.stage == Stage::Answered,
                     unprocessed: f.unprocessed,
                     reason: f.reason,
                 })
@@ -405,58 +401,69 @@ async fn send_body(
             let started = Instant::now();
             room = match poll_fn(|cx| stream.poll_capacity(cx)).await {
                 Some(Ok(n)) => n,
-                Some(Err(e)) => return Err(Failure::of(&e, false)),
-                None => return Err(Failure::reset()),
+                Some(Err(e)) => return Err(Failure::of(&e, Stage::Sent)),
+                None => return Err(Failure::of_class(FailureClass::Reset, Stage::Sent)),
             };
             *waited.get_or_insert(Duration::ZERO) += started.elapsed();
         }
         let chunk = body.split_to(room.min(body.len()));
         stream
             .send_data(chunk, body.is_empty())
-            .map_err(|e| Failure::of(&e, false))?;
+            .map_err(|e| Failure::of(&e, Stage::Sent))?;
     }
     Ok(waited)
+}
+
+/// How far a request got before it failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// No stream was opened: nothing went to the server.
+    Unsent,
+    /// The stream was opened; no response yet.
+    Sent,
+    /// The response's head arrived.
+    Answered,
 }
 
 /// Why a stream failed.
 struct Failure {
     class: FailureClass,
     reason: Option<&'static str>,
-    answered: bool,
+    stage: Stage,
+    /// The server did not process the request: it never got it, or refused the stream.
     unprocessed: bool,
 }
 
 impl Failure {
-    /// The failure an `h2` error stands for. GOAWAY with NO_ERROR (a graceful shutdown: the
-    /// server finishes every stream it took) and REFUSED_STREAM both say the server did not
-    /// process the request (RFC 9113, 8.7).
-    fn of(e: &h2::Error, answered: bool) -> Failure {
+    /// The failure an `h2` error stands for at `stage`. REFUSED_STREAM says the server did not
+    /// process the stream (RFC 9113, 8.7); a GOAWAY does only for streams above its last
+    /// stream id, which h2 does not tell, so those are left to the retry rule.
+    fn of(e: &h2::Error, stage: Stage) -> Failure {
         let reason = e.reason();
-        let (class, unprocessed) = if e.is_go_away() && e.is_remote() {
-            (FailureClass::GoAway, reason == Some(Reason::NO_ERROR))
+        let class = if e.is_go_away() && e.is_remote() {
+            FailureClass::GoAway
         } else if e.is_reset() && e.is_remote() {
-            (
-                FailureClass::StreamReset,
-                reason == Some(Reason::REFUSED_STREAM),
-            )
+            FailureClass::StreamReset
         } else if let Some(io) = e.get_io() {
-            (io_failure(io), false)
+            io_failure(io)
         } else {
-            (FailureClass::Protocol, false)
+            FailureClass::Protocol
         };
         Failure {
-            class,
             reason: reason.map(reason_name),
-            answered,
-            unprocessed: unprocessed && !answered,
+            unprocessed: stage == Stage::Unsent
+                || (class == FailureClass::StreamReset
+                    && reason == Some(Reason::REFUSED_STREAM)
+                    && stage == Stage::Sent),
+            ..Failure::of_class(class, stage)
         }
     }
 
-    fn reset() -> Failure {
+    fn of_class(class: FailureClass, stage: Stage) -> Failure {
         Failure {
-            class: FailureClass::Reset,
+            class,
             reason: None,
-            answered: false,
+            stage,
             unprocessed: false,
         }
     }

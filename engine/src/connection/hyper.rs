@@ -132,13 +132,7 @@ impl<S: Transport> Connection for HyperConnection<S> {
     async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
         into.clear();
         let (read0, written0) = (self.wire.read.get(), self.wire.written.get());
-        let request = from_wire(request).map_err(|class| Broken {
-            class,
-            written: 0,
-            answered: false,
-            unprocessed: false,
-            reason: None,
-        })?;
+        let request = from_wire(request).map_err(|class| Broken::new(class, 0))?;
         // A close before any byte of the response is a dropped keep-alive connection; a close
         // inside it is a broken response.
         let fail = |e: hyper::Error| {
@@ -148,11 +142,8 @@ impl<S: Transport> Connection for HyperConnection<S> {
                 class => class,
             };
             Broken {
-                class,
-                written: self.wire.written.get() - written0,
                 answered,
-                unprocessed: false,
-                reason: None,
+                ..Broken::new(class, self.wire.written.get() - written0)
             }
         };
         let response = self.sender.send_request(request).await.map_err(fail)?;

@@ -201,20 +201,35 @@ pub(crate) struct Broken {
     pub class: FailureClass,
     /// Bytes of the request written before it broke.
     pub written: u64,
+    /// Whether any byte of the request went out.
+    pub sent: bool,
     /// Whether any byte of the response arrived.
     pub answered: bool,
-    /// The server is known not to have processed the request (HTTP/2: a stream above a
-    /// GOAWAY's last stream id, or refused with REFUSED_STREAM), so any request may be sent
-    /// again.
+    /// The server is known not to have processed the request (HTTP/2: the connection went
+    /// away before the stream was opened, or the server refused it with REFUSED_STREAM), so
+    /// any request may be sent again.
     pub unprocessed: bool,
     /// Why, where the class alone does not say (an HTTP/2 error code).
     pub reason: Option<&'static str>,
 }
 
 impl Broken {
-    /// Whether the request may be sent again on a fresh connection: the server says it did not
-    /// process it (HTTP/2), or, by Go's `net/http` rule, a reused connection was closed before
-    /// answering and the request is idempotent or none of it was written.
+    /// A failure of `class` after `written` bytes of the request went out and none of the
+    /// response came back.
+    pub fn new(class: FailureClass, written: u64) -> Broken {
+        Broken {
+            class,
+            written,
+            sent: written > 0,
+            answered: false,
+            unprocessed: false,
+            reason: None,
+        }
+    }
+
+    /// Whether the request may be sent again on a fresh connection: the server did not process
+    /// it (HTTP/2), or, by Go's `net/http` rule, a reused connection was closed (HTTP/2: went
+    /// away with GOAWAY) before answering and the request is idempotent or none of it went out.
     pub fn retryable(&self, request: &[u8], reused: bool) -> bool {
         const IDEMPOTENT: [&[u8]; 6] = [
             b"GET ",
@@ -227,10 +242,16 @@ impl Broken {
         if self.unprocessed {
             return true;
         }
-        reused
-            && self.class == FailureClass::Reset
+        let dropped = match self.class {
+            FailureClass::Reset => reused,
+            // A GOAWAY's last stream id is not known here: a stream at or below it may have
+            // been processed (hypercorn closes right after its GOAWAY), so the same rule.
+            FailureClass::GoAway => true,
+            _ => false,
+        };
+        dropped
             && !self.answered
-            && (self.written == 0 || IDEMPOTENT.iter().any(|m| request.starts_with(m)))
+            && (!self.sent || IDEMPOTENT.iter().any(|m| request.starts_with(m)))
     }
 }
 
@@ -281,11 +302,8 @@ mod tests {
     #[test]
     fn only_unanswered_resets_of_safe_or_unwritten_requests_are_retried() {
         let reset = |written, answered| Broken {
-            class: FailureClass::Reset,
-            written,
             answered,
-            unprocessed: false,
-            reason: None,
+            ..Broken::new(FailureClass::Reset, written)
         };
         let (get, post) = (b"GET / HTTP/1.1\r\n\r\n", b"POST /x HTTP/1.1\r\n\r\n");
         assert!(reset(30, false).retryable(get, true));
@@ -300,13 +318,20 @@ mod tests {
             ..reset(0, false)
         };
         assert!(!timeout.retryable(get, true));
-        // HTTP/2 streams the server did not process are sent again, whatever the method.
+        // HTTP/2 streams the server did not process are sent again, whatever the method; a
+        // GOAWAY that may have come after the server took the stream, by Go's rule.
         let refused = Broken {
-            class: FailureClass::GoAway,
+            class: FailureClass::StreamReset,
             unprocessed: true,
             ..reset(30, false)
         };
         assert!(refused.retryable(post, false));
+        let goaway = Broken {
+            class: FailureClass::GoAway,
+            ..reset(30, false)
+        };
+        assert!(goaway.retryable(get, false));
+        assert!(!goaway.retryable(post, false));
     }
 
     #[test]

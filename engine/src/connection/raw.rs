@@ -124,11 +124,8 @@ impl<S: Transport> Connection for RawConnection<S> {
             Err(class) => {
                 self.open = false;
                 Err(Broken {
-                    class,
-                    written,
                     answered: self.received > 0,
-                    unprocessed: false,
-                    reason: None,
+                    ..Broken::new(class, written)
                 })
             }
         }
