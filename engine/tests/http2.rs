@@ -224,15 +224,27 @@ fn a_refused_stream_is_sent_once_more() {
 
 #[test]
 fn prior_knowledge_to_an_http1_server_is_one_clear_error() {
-    let loopback = "127.0.0.1:0".parse().unwrap();
-    let server = blast_target::Server::start(loopback, blast_target::Config::default()).unwrap();
-    let plan = plan(server.addr(), 1, 1);
+    // The minimal target answers anything with an HTTP/1.1 response.
+    let server = blast_target::MinimalServer::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.url().trim_start_matches("http://").parse().unwrap();
+    let plan = plan(addr, 1, 1);
     let error = Engine::new(plan).unwrap().run(|_| {}).unwrap_err();
     assert!(matches!(error, EngineError::Unreachable { .. }), "{error}");
     assert!(
         error.to_string().contains("did not answer in HTTP/2"),
         "{error}"
     );
+}
+
+#[test]
+fn the_reference_target_speaks_h2c_too() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let server = blast_target::Server::start(loopback, blast_target::Config::default()).unwrap();
+    let report = run(plan(server.addr(), 4, 2));
+    let c = &report.total.counters;
+    assert_eq!(report.protocol, Protocol::Http2);
+    assert!(c.requests() > 0 && c.failed() == 0, "{c:?}");
+    assert_eq!(c.connections, 2, "{c:?}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use hyper::header::{
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -311,9 +311,9 @@ where
             }
         })
     };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    // HTTP/1.1, or HTTP/2 when the client opens with its preface (h2c, `blast --http2`).
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     // Peers hanging up mid-request are normal under load; nothing to report.
     let Some(timeout) = shared.config.keep_alive_timeout else {
@@ -328,7 +328,8 @@ where
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let quiet = shared.start.elapsed().saturating_sub(since) >= timeout;
                 if idle.busy.load(Ordering::Relaxed) == 0 && quiet {
-                    // An idle HTTP/1 connection closes at once, as servers' idle timers do.
+                    // An idle connection closes at once, as servers' idle timers do (HTTP/2:
+                    // with a GOAWAY).
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                     return;
