@@ -448,7 +448,8 @@ impl Local {
             shard: shard.index,
             shards: shard.count,
         });
-        let mut request = Vec::with_capacity(512);
+        // Grown to the user's largest request, no more: at 10,000 users a fixed reserve adds up.
+        let mut request = Vec::new();
         let mut next_hop = Vec::new();
         let mut received = Received::default();
         let mut conn: Option<C> = None;

@@ -11,10 +11,11 @@ use super::{io_failure, Broken, ConnectFailure, Connection, Connector, Exchange,
 use super::{Received, Transport};
 use crate::stats::FailureClass;
 
-/// Read buffer size per connection: a typical response head and small body fit. It doubles
+/// Read buffer size per connection: a typical API response's head (nginx's is ~150 bytes)
+/// and a small body fit. It doubles
 /// when a read fills it (a large response, up to [`MAX_READ_BUFFER`], or a large head) and
 /// goes back to this after a response that fit in it.
-const INITIAL_BUFFER: usize = 1024;
+const INITIAL_BUFFER: usize = 512;
 /// The most a read buffer grows to for bodies: larger reads save no system call worth the
 /// memory at thousands of connections.
 const MAX_READ_BUFFER: usize = 64 * 1024;
