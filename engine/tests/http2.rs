@@ -25,6 +25,8 @@ struct Behaviour {
     reset: Option<Reason>,
     /// Answer after this long.
     delay: Duration,
+    /// Its initial stream window (SETTINGS_INITIAL_WINDOW_SIZE) for request bodies.
+    window: Option<u32>,
 }
 
 /// What the server saw.
@@ -65,12 +67,15 @@ async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>
     if let Some(max) = b.max_streams {
         builder.max_concurrent_streams(max);
     }
+    if let Some(window) = b.window {
+        builder.initial_window_size(window);
+    }
     let Ok(mut conn) = builder.handshake::<_, Bytes>(socket).await else {
         return;
     };
     let in_flight = Arc::new(AtomicU64::new(0));
     let mut taken = 0;
-    while let Some(Ok((_request, mut respond))) = conn.accept().await {
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
         seen.streams.fetch_add(1, Ordering::Relaxed);
         taken += 1;
         if b.goaway_after == Some(taken) {
@@ -84,6 +89,11 @@ async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>
         seen.max_in_flight.fetch_max(now, Ordering::Relaxed);
         let (seen, in_flight) = (seen.clone(), in_flight.clone());
         tokio::spawn(async move {
+            // Read the body, granting window for each chunk as it is read.
+            let mut body = request.into_body();
+            while let Some(Ok(chunk)) = body.data().await {
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
             tokio::time::sleep(b.delay).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             let response = http::Response::builder().status(200).body(()).unwrap();
@@ -98,8 +108,14 @@ async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>
 
 /// `users` users on 2 workers sending GET / over HTTP/2, `streams` to a connection.
 fn plan(addr: SocketAddr, users: u64, streams: usize) -> Plan {
+    plan_with_body(addr, users, streams, Bytes::new())
+}
+
+/// The same, with POST and `body` when it is not empty.
+fn plan_with_body(addr: SocketAddr, users: u64, streams: usize, body: Bytes) -> Plan {
     let (target, _) = Target::parse(&format!("http://{addr}/")).unwrap();
-    let template = RequestTemplate::new(&target, "GET", "/", &[], Bytes::new()).unwrap();
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    let template = RequestTemplate::new(&target, method, "/", &[], body).unwrap();
     let mut plan = Plan::new(
         target,
         Requests::new(vec![template]),
@@ -184,6 +200,33 @@ fn goaway_moves_users_to_new_connections_without_a_failure() {
         seen.streams.load(Ordering::Relaxed),
         seen.answered.load(Ordering::Relaxed)
     );
+}
+
+#[test]
+fn a_body_larger_than_the_servers_window_waits_for_it_and_says_so() {
+    let (addr, seen) = serve(Behaviour {
+        window: Some(4096),
+        ..Behaviour::default()
+    });
+    let mut plan = plan_with_body(addr, 2, 1, Bytes::from(vec![b'x'; 64 * 1024]));
+    plan.run_time = Duration::from_millis(500);
+    let c = run(plan).total.counters;
+    assert!(c.requests() > 0);
+    assert_eq!(c.failed(), 0, "{c:?}");
+    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+    // 64 KiB through a 4 KiB window: every body waited for the server's WINDOW_UPDATEs.
+    assert_eq!(c.flow_control_stalls, c.requests(), "{c:?}");
+    assert!(c.flow_control_stall_us > 0, "{c:?}");
+}
+
+#[test]
+fn small_bodies_go_out_with_their_heads_and_never_wait() {
+    let (addr, _) = serve(Behaviour::default());
+    let mut plan = plan_with_body(addr, 2, 2, Bytes::from_static(b"{\"id\": 1}"));
+    plan.run_time = Duration::from_millis(500);
+    let c = run(plan).total.counters;
+    assert!(c.requests() > 0 && c.failed() == 0, "{c:?}");
+    assert_eq!(c.flow_control_stalls, 0, "{c:?}");
 }
 
 /// Half a second of 2 users against a server that resets every stream with `reason`: what

@@ -387,13 +387,26 @@ impl<S: Transport> Connection for H2Connection<S> {
     }
 }
 
+/// Bodies up to this size are handed to h2 whole, with the request head: they go out in the
+/// same write (h2 sends them as soon as the stream opens and the window allows). Larger ones
+/// are sent as the server grants window, so its waits can be counted. HTTP/2's smallest
+/// maximum frame size.
+const ONE_FRAME: usize = 16 * 1024;
+
 /// Sends a request body as the server's flow-control window allows; how long it waited for
-/// window, if it did.
+/// window, if it did. The wait for the stream to open (h2 grants no capacity before) is not
+/// one: only the waits after the first grant are flow control.
 async fn send_body(
     stream: &mut h2::SendStream<Bytes>,
     mut body: Bytes,
 ) -> Result<Option<Duration>, Failure> {
+    let sent = |e: h2::Error| Failure::of(&e, Stage::Sent);
+    if body.len() <= ONE_FRAME {
+        stream.send_data(body, true).map_err(sent)?;
+        return Ok(None);
+    }
     let mut waited = None;
+    let mut opened = false;
     stream.reserve_capacity(body.len());
     while !body.is_empty() {
         let mut room = stream.capacity();
@@ -401,15 +414,16 @@ async fn send_body(
             let started = Instant::now();
             room = match poll_fn(|cx| stream.poll_capacity(cx)).await {
                 Some(Ok(n)) => n,
-                Some(Err(e)) => return Err(Failure::of(&e, Stage::Sent)),
+                Some(Err(e)) => return Err(sent(e)),
                 None => return Err(Failure::of_class(FailureClass::Reset, Stage::Sent)),
             };
-            *waited.get_or_insert(Duration::ZERO) += started.elapsed();
+            if opened {
+                *waited.get_or_insert(Duration::ZERO) += started.elapsed();
+            }
         }
+        opened = true;
         let chunk = body.split_to(room.min(body.len()));
-        stream
-            .send_data(chunk, body.is_empty())
-            .map_err(|e| Failure::of(&e, Stage::Sent))?;
+        stream.send_data(chunk, body.is_empty()).map_err(sent)?;
     }
     Ok(waited)
 }
