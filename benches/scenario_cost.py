@@ -16,6 +16,8 @@ core 0. Each round runs, in rotating order:
             burst's own offered load and shape: the same load level without the scenario)
 - paced-get: a scenario of USERS users doing GET / at constant_throughput(30), the burst's
             stages   (the burst's users and pacing with the cheapest request)
+- url-post-rate: the burst's POST, pre-encoded, at the burst's load and shape (--rate): the
+            burst's request without the scenario machinery
 
 and reads blast's CPU time (user + system, from the kernel's accounting of the child process)
 and its request count from --json. The table shows medians over rounds of requests per second,
@@ -105,6 +107,10 @@ def main():
         "url-rate": [blast, url + "/", "--threads", "1", "--rate",
                      f"{ramp}s:{args.users * 30},{d - ramp}s:{args.users * 30}"],
     }
+    # The burst's own request, pre-encoded, at the burst's load and shape: what is left of
+    # the burst's cost over this is the scenario machinery (users, pacing, templates).
+    post = runs["url-post"][1:runs["url-post"].index("-u")]
+    runs["url-post-rate"] = [blast, *post, *runs["url-rate"][2:]]
     results = {name: [] for name in runs}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +125,7 @@ def main():
                 for name in order:
                     rps, us = measure(runs[name], Path(tmp) / f"{name}.json")
                     results[name].append((rps, us))
-                    print(f"  round {r + 1} {name:6} {rps:>10.0f} req/s {us:>7.2f} CPU-µs/request",
+                    print(f"  round {r + 1} {name:13} {rps:>10.0f} req/s {us:>7.2f} CPU-µs/request",
                           flush=True)
     finally:
         target.terminate()
@@ -133,7 +139,7 @@ def main():
     print("| --- | --- | --- |")
     for name, (rps, us) in med.items():
         print(f"| {name} | {rps:,.0f} | {us:.2f} |")
-    for base in ("url", "url-post", "url-rate", "paced-get"):
+    for base in ("url", "url-post", "url-rate", "paced-get", "url-post-rate"):
         print(f"burst / {base} CPU per request = {med['burst'][1] / med[base][1]:.2f}")
 
 
