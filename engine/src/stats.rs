@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Highest latency a histogram can hold, in microseconds (one hour); larger values saturate.
+/// Highest latency recorded, in microseconds (one hour); larger values count as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// Significant figures kept by every latency histogram.
@@ -266,18 +266,16 @@ impl Stats {
 
     /// Records one response: its latency and, in the open model, its service time.
     pub fn record(&mut self, latency: Duration, service: Duration) {
-        self.latency_us.saturating_record(micros(latency));
+        record(&mut self.latency_us, latency);
         if let Some(h) = &mut self.service_us {
-            h.saturating_record(micros(service));
+            record(h, service);
         }
     }
 
     /// Records one failed request that took `latency`: in the latency, and as failed.
     pub fn record_failed(&mut self, latency: Duration, service: Duration) {
         self.record(latency, service);
-        self.failed_us
-            .get_or_insert_with(new_histogram)
-            .saturating_record(micros(latency));
+        record(self.failed_us.get_or_insert_with(new_histogram), latency);
     }
 
     /// The latency of successful requests only.
@@ -293,7 +291,8 @@ impl Stats {
 
     /// Adds `other` into this one exactly (histograms bucket by bucket).
     pub fn add(&mut self, other: &Stats) {
-        // Both sides are built by `new_histogram`, so bounds always match and `add` cannot fail.
+        // Both sides are built by `new_histogram` (or read back as it builds them): same
+        // layout, and this side grows to the other's range, so `add` cannot fail.
         self.latency_us
             .add(&other.latency_us)
             .expect("histograms share bounds");
@@ -320,10 +319,15 @@ impl Stats {
     }
 }
 
-/// A histogram for latencies in microseconds: 1 µs to one hour, three significant figures.
+/// A histogram for latencies in microseconds: from 1 µs, three significant figures. Its counts
+/// grow with the largest value recorded (up to one hour): a run of millisecond requests keeps
+/// a third of the memory of a histogram sized for an hour (64 KB, not 192 KB), and a worker
+/// holds several of them per request name.
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_FIGURES)
-        .expect("static histogram bounds are valid")
+    let mut h = Histogram::new_with_bounds(1, 2, SIGNIFICANT_FIGURES)
+        .expect("static histogram bounds are valid");
+    h.auto(true);
+    h
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -381,9 +385,13 @@ mod triples {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    // Zero is below the histogram's lowest trackable value; sub-microsecond responses count as 1.
-    (d.as_micros() as u64).max(1)
+/// Records `d` in microseconds. Zero is below the histogram's lowest trackable value:
+/// sub-microsecond responses count as 1; above an hour, as an hour. (Not `saturating_record`:
+/// it clamps to the histogram's current range instead of growing it.)
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let micros = (d.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+    h.record(micros)
+        .expect("a histogram made by new_histogram grows to any value up to an hour");
 }
 
 #[cfg(test)]
