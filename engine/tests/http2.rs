@@ -229,6 +229,25 @@ fn small_bodies_go_out_with_their_heads_and_never_wait() {
     assert_eq!(c.flow_control_stalls, 0, "{c:?}");
 }
 
+#[test]
+fn a_timed_out_stream_is_cancelled_and_its_user_keeps_a_seat() {
+    let (addr, seen) = serve(Behaviour {
+        delay: Duration::from_millis(300),
+        ..Behaviour::default()
+    });
+    let mut plan = plan(addr, 4, 2);
+    plan.timeout = Duration::from_millis(50);
+    plan.run_time = Duration::from_millis(600);
+    let c = run(plan).total.counters;
+    assert!(c.requests() > 4, "{c:?}");
+    assert_eq!(c.failures_of(FailureClass::Timeout), c.requests(), "{c:?}");
+    // A timeout cancels the stream (RST_STREAM), not the connection: the users sit down on
+    // the connections they had, no new ones are opened.
+    assert_eq!(c.connections, 2, "{c:?}");
+    assert_eq!(seen.connections.load(Ordering::Relaxed), 3);
+    assert_eq!(seen.answered.load(Ordering::Relaxed), 0);
+}
+
 /// Half a second of 2 users against a server that resets every stream with `reason`: what
 /// blast counted, and the streams the server saw.
 fn reset_by(reason: Reason) -> (blast_engine::Counters, u64) {
