@@ -1,6 +1,8 @@
 //! Runs the engine against the reference target over real loopback sockets and checks that
 //! every request is accounted for and lands in the right class.
 
+mod support;
+
 use blast_engine::{
     Client, Engine, FailureClass, Plan, Report, RequestTemplate, Requests, Schedule, Shape, Stage,
     Target,
@@ -20,12 +22,7 @@ fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
     let get = RequestTemplate::new(&target, "GET", path, &[], Default::default()).unwrap();
     let mut plan = Plan::new(target, Requests::new(vec![get]), schedule);
     plan.client = client;
-    plan.workers = 2;
-    // Tests run side by side; pinning them all to the same cores would only slow them down.
-    plan.pin = false;
-    plan.run_time = Duration::from_millis(800);
-    plan.interval = Duration::from_millis(200);
-    plan
+    support::side_by_side(plan, Duration::from_millis(800), Duration::from_millis(200))
 }
 
 /// An open-model plan: `rate` requests/s, at most `max_connections`, for `secs` seconds.

@@ -3,6 +3,8 @@
 //! port 0 of 127.0.0.1, speaking h2c with prior knowledge; it counts what it sees, so every
 //! figure blast reports is checked against the other side of the socket.
 
+mod support;
+
 use blast_engine::{
     Engine, EngineError, FailureClass, Plan, Protocol, Report, RequestTemplate, Requests, Schedule,
     StreamLimit, Target,
@@ -123,12 +125,11 @@ fn plan_with_body(addr: SocketAddr, users: u64, streams: usize, body: Bytes) -> 
     );
     plan.http = Some(Protocol::Http2);
     plan.streams = streams;
-    plan.workers = 2;
-    // Tests run side by side; pinning them all to the same cores would only slow them down.
-    plan.pin = false;
-    plan.run_time = Duration::from_millis(1500);
-    plan.interval = Duration::from_millis(250);
-    plan
+    support::side_by_side(
+        plan,
+        Duration::from_millis(1500),
+        Duration::from_millis(250),
+    )
 }
 
 fn run(plan: Plan) -> Report {

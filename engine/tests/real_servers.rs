@@ -2,6 +2,8 @@
 //! a close right after a response, an unsolicited 408, an address that does not answer, TLS.
 //! Every server listens on port 0 of a loopback address.
 
+mod support;
+
 use blast_engine::{
     Action, Client, Engine, FailureClass, Name, Plan, Reply, Report, RequestTemplate, Schedule,
     Script, Target, TlsOptions, User, UserId,
@@ -86,12 +88,11 @@ fn plan(url: &str, method: &str, rest: Duration, users: u64, client: Client) -> 
     };
     let mut plan = Plan::new(target, script, Schedule::users(users));
     plan.client = client;
-    plan.workers = 2;
-    // Tests run side by side; pinning them all to the same cores would only slow them down.
-    plan.pin = false;
-    plan.run_time = Duration::from_millis(1500);
-    plan.interval = Duration::from_millis(250);
-    plan
+    support::side_by_side(
+        plan,
+        Duration::from_millis(1500),
+        Duration::from_millis(250),
+    )
 }
 
 fn run(plan: Plan) -> Report {
