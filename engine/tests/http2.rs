@@ -29,6 +29,8 @@ struct Behaviour {
     delay: Duration,
     /// Its initial stream window (SETTINGS_INITIAL_WINDOW_SIZE) for request bodies.
     window: Option<u32>,
+    /// Serve this many connections; hold each later one this long, then drop it.
+    fail_after: Option<(u64, Duration)>,
 }
 
 /// What the server saw.
@@ -64,7 +66,13 @@ fn serve(behaviour: Behaviour) -> (SocketAddr, Arc<Seen>) {
 }
 
 async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>) {
-    seen.connections.fetch_add(1, Ordering::Relaxed);
+    let nth = seen.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Some((served, hold)) = b.fail_after {
+        if nth > served {
+            tokio::time::sleep(hold).await;
+            return;
+        }
+    }
     let mut builder = h2::server::Builder::new();
     if let Some(max) = b.max_streams {
         builder.max_concurrent_streams(max);
@@ -247,6 +255,23 @@ fn a_timed_out_stream_is_cancelled_and_its_user_keeps_a_seat() {
     assert_eq!(c.connections, 2, "{c:?}");
     assert_eq!(seen.connections.load(Ordering::Relaxed), 3);
     assert_eq!(seen.answered.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn users_waiting_for_a_connection_that_fails_to_open_each_count_the_failure() {
+    // The probe's connection is served; the workers' are held, then dropped after the run
+    // time, so each user gets to try once: one opens the connection, the others wait for it.
+    let (addr, _) = serve(Behaviour {
+        fail_after: Some((1, Duration::from_millis(300))),
+        ..Behaviour::default()
+    });
+    let mut plan = plan(addr, 8, 4);
+    plan.run_time = Duration::from_millis(200);
+    plan.stop_timeout = Duration::from_secs(2);
+    let c = run(plan).total.counters;
+    // All 8 users, not only the 2 that opened connections.
+    assert_eq!(c.failed(), 8, "{c:?}");
+    assert_eq!(c.ok, 0, "{c:?}");
 }
 
 /// Half a second of 2 users against a server that resets every stream with `reason`: what

@@ -133,11 +133,14 @@ impl H2Pool {
         });
         self.links.borrow_mut().push(link.clone());
         let result = link.handshake::<S>(connector, self.streams).await;
+        if let Err(failure) = &result {
+            *link.state.borrow_mut() = State::Failed(failure.clone());
+        }
+        // After the state is set: the users waiting for this connection read it when woken.
         link.opened.notify_waiters();
         match result {
             Ok(opened) => Ok((link, Some(opened))),
             Err(failure) => {
-                *link.state.borrow_mut() = State::Failed(failure.clone());
                 link.leave();
                 Err(failure)
             }
