@@ -31,6 +31,8 @@ struct Behaviour {
     window: Option<u32>,
     /// Serve this many connections; hold each later one this long, then drop it.
     fail_after: Option<(u64, Duration)>,
+    /// Close the first N connections, without GOAWAY, once they took this many streams.
+    cut: Option<(u64, u64)>,
 }
 
 /// What the server saw.
@@ -88,6 +90,12 @@ async fn connection(socket: tokio::net::TcpStream, b: Behaviour, seen: Arc<Seen>
     while let Some(Ok((request, mut respond))) = conn.accept().await {
         seen.streams.fetch_add(1, Ordering::Relaxed);
         taken += 1;
+        if b.cut
+            .is_some_and(|(first, after)| nth <= first && taken > after)
+        {
+            // Dropped with the connection: this stream and those in flight go unanswered.
+            return;
+        }
         if b.goaway_after == Some(taken) {
             conn.graceful_shutdown();
         }
@@ -293,6 +301,22 @@ fn reset_by(reason: Reason) -> (blast_engine::Counters, u64) {
     let reason = (FailureClass::StreamReset, format!("{reason:?}"));
     assert_eq!(c.reasons.get(&reason), Some(&c.requests()), "{c:?}");
     (c, seen.streams.load(Ordering::Relaxed))
+}
+
+#[test]
+fn requests_on_a_connection_that_closed_under_them_are_sent_again_elsewhere() {
+    // The probe's and both workers' first connections close, with no GOAWAY, at their 31st
+    // stream; the streams in flight then are idempotent GETs on reused connections.
+    let (addr, seen) = serve(Behaviour {
+        cut: Some((3, 30)),
+        delay: Duration::from_millis(2),
+        ..Behaviour::default()
+    });
+    let c = run(plan(addr, 8, 4)).total.counters;
+    assert!(c.retries > 0, "{c:?}");
+    // Every retry went to a new connection, not back to the closed one.
+    assert_eq!(c.failed(), 0, "{c:?}");
+    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
 }
 
 #[test]

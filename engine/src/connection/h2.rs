@@ -374,7 +374,11 @@ impl<S: Transport> Connection for H2Connection<S> {
                 flow_stall,
             }),
             Err(f) => {
-                if f.class == FailureClass::GoAway {
+                // An error of the whole connection (a GOAWAY, the socket closed), not of this
+                // stream alone: nobody new sits on it, and a retry goes to another connection
+                // even before the connection's driver has seen the end.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(Err(_)) = self.send.poll_ready(&mut cx) {
                     self.link.close();
                 }
                 Err(Broken {
