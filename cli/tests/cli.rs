@@ -105,8 +105,12 @@ fn bad_input_is_one_line_and_exit_code_2() {
         "{}",
         stderr(&out)
     );
-    let cases: [&[&str]; 42] = [
+    let cases: [&[&str]; 46] = [
         &["--start-at", "tomorrow"],
+        &["http://127.0.0.1:1/", "--streams", "0"],
+        &["http://127.0.0.1:1/", "--streams", "4"],
+        &["http://127.0.0.1:1/", "--http1", "--http2"],
+        &["https://127.0.0.1:1/", "--http1", "--streams", "4"],
         &["--shard", "0/3"],
         &["--shard", "4/3"],
         &["--shard", "two"],
