@@ -174,25 +174,25 @@ impl Engine {
                 .as_ref()
                 .map(|config| with_alpn(config, &[protocol]));
             let connector = plan.connector(tls.as_ref());
-            let streams = match (protocol, tls.is_some()) {
-                (Protocol::Http1, false) => {
+            let streams = match protocol {
+                // Over TLS the connection that learned the protocol was the probe.
+                Protocol::Http1 if tls.is_some() => None,
+                Protocol::Http1 => {
                     RawConnection::<TcpStream>::open(&connector)
                         .await
                         .map_err(|f| unreachable(f.reason))?;
                     None
                 }
-                (Protocol::Http1, true) => None,
-                (Protocol::Http2, false) => Some(server_streams::<TcpStream>(&connector).await),
-                (Protocol::Http2, true) => {
-                    Some(server_streams::<TlsStream<TcpStream>>(&connector).await)
+                Protocol::Http2 => {
+                    let server = match tls {
+                        Some(_) => server_streams::<TlsStream<TcpStream>>(&connector).await,
+                        None => server_streams::<TcpStream>(&connector).await,
+                    };
+                    Some(StreamLimit {
+                        asked: plan.streams,
+                        server: server.map_err(|f| unreachable(f.reason))?,
+                    })
                 }
-            };
-            let streams = match streams {
-                Some(server) => Some(StreamLimit {
-                    asked: plan.streams,
-                    server: server.map_err(|f| unreachable(f.reason))?,
-                }),
-                None => None,
             };
             Ok(Negotiated {
                 protocol,
