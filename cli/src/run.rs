@@ -147,6 +147,12 @@ pub fn run(plan: &RunPlan, watcher: Option<&dyn Watcher>) -> Result<Verdict, Fai
     }
     let report = engine.run(on_interval).map_err(failure)?;
     eprint!("{}", progress.clear());
+    let streams = engine.plan().streams;
+    if streams > 1 && report.protocol == blast_engine::Protocol::Http1 {
+        summary::warn(&format!(
+            "the server chose HTTP/1.1 by ALPN: --streams {streams} did not apply, each user had its own connection"
+        ));
+    }
     let digest = plan.digest(&url);
     let info = RunInfo {
         command: std::env::args().collect(),

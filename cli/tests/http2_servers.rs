@@ -99,8 +99,11 @@ fn nginx_speaks_http2_by_alpn_and_h2c_and_every_request_is_in_its_log() {
     // A server that offers only HTTP/1.1 gets HTTP/1.1; --http2 asks too much of it.
     let json = d.join("h1.json");
     let url = format!("https://127.0.0.1:{}/", p[1]);
-    let r = record(&blast(&url, &["-u", "2", "--ca-cert", ca], &json), &json);
+    let out = blast(&url, &["-u", "2", "--streams", "2", "--ca-cert", ca], &json);
+    let r = record(&out, &json);
     assert_eq!(r["protocol"], "h1", "{r}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--streams 2 did not apply"), "{err}");
     assert_eq!(r["failures"], 0, "{r}");
     let out = blast(&url, &["--http2", "--ca-cert", ca], &json);
     assert!(!out.status.success());
