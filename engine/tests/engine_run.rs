@@ -3,9 +3,10 @@
 
 mod support;
 
+use support::run;
+
 use blast_engine::{
-    Client, Engine, FailureClass, Plan, Report, RequestTemplate, Requests, Schedule, Shape, Stage,
-    Target,
+    Client, Engine, FailureClass, Plan, RequestTemplate, Requests, Schedule, Shape, Stage, Target,
 };
 use blast_target::{Config, Latency, Server, Stall};
 use std::io::{Read, Write};
@@ -31,10 +32,6 @@ fn open_plan(server: &Server, rate: f64, max_connections: u64, secs: u64) -> Pla
     let mut plan = plan(&server.url(), schedule, Client::Raw);
     plan.run_time = Duration::from_secs(secs);
     plan
-}
-
-fn run(plan: Plan) -> Report {
-    Engine::new(plan).unwrap().run(|_| {}).unwrap()
 }
 
 /// Waits until `done` holds, checking every 10 ms; a generous deadline turns a hang into a

@@ -5,8 +5,10 @@
 
 mod support;
 
+use support::run;
+
 use blast_engine::{
-    Engine, EngineError, FailureClass, Plan, Protocol, Report, RequestTemplate, Requests, Schedule,
+    Engine, EngineError, FailureClass, Plan, Protocol, RequestTemplate, Requests, Schedule,
     StreamLimit, Target,
 };
 use bytes::Bytes;
@@ -146,10 +148,6 @@ fn plan_with_body(addr: SocketAddr, users: u64, streams: usize, body: Bytes) -> 
         Duration::from_millis(1500),
         Duration::from_millis(250),
     )
-}
-
-fn run(plan: Plan) -> Report {
-    Engine::new(plan).unwrap().run(|_| {}).unwrap()
 }
 
 #[test]

@@ -4,9 +4,11 @@
 
 mod support;
 
+use support::run;
+
 use blast_engine::{
-    Action, Client, Engine, FailureClass, Name, Plan, Reply, Report, RequestTemplate, Schedule,
-    Script, Target, TlsOptions, User, UserId,
+    Action, Client, Engine, FailureClass, Name, Plan, Reply, RequestTemplate, Schedule, Script,
+    Target, TlsOptions, User, UserId,
 };
 use blast_target::{Config, Server, TlsIdentity};
 use std::io::{Read, Write};
@@ -93,10 +95,6 @@ fn plan(url: &str, method: &str, rest: Duration, users: u64, client: Client) -> 
         Duration::from_millis(1500),
         Duration::from_millis(250),
     )
-}
-
-fn run(plan: Plan) -> Report {
-    Engine::new(plan).unwrap().run(|_| {}).unwrap()
 }
 
 #[test]
