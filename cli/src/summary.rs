@@ -98,11 +98,10 @@ fn connection_lines(out: &mut Text, report: &Report) {
     let c = &report.total.counters;
     let protocol = match report.streams {
         Some(s) if s.used() < s.asked => format!(
-            "{}, {} streams per connection (the server allows {} of the {} asked)",
+            "{}, {used} streams per connection (the server allows {used} of the {} asked)",
             report.protocol.as_str(),
-            s.used(),
-            s.used(),
-            s.asked
+            s.asked,
+            used = s.used(),
         ),
         Some(s) => format!(
             "{}, up to {} stream(s) per connection",

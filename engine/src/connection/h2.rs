@@ -250,7 +250,6 @@ pub(crate) struct H2Connection<S> {
 }
 
 /// An HTTP/2 request head and the body that follows it.
-#[derive(Clone)]
 struct Head {
     method: Method,
     uri: Uri,
@@ -275,6 +274,16 @@ impl<S> Drop for H2Connection<S> {
 }
 
 impl<S: Transport> H2Connection<S> {
+    /// The HTTP/2 request for the wire bytes `request`, converted once and reused while the
+    /// user sends the same bytes.
+    fn head(&mut self, request: &[u8]) -> Result<(Request<()>, Bytes), FailureClass> {
+        if !matches!(&self.last, Some((wire, _)) if wire[..] == *request) {
+            self.last = Some((request.to_vec(), from_wire(request, &self.scheme)?));
+        }
+        let (_, head) = self.last.as_ref().expect("converted above");
+        Ok((head.request(), head.body.clone()))
+    }
+
     /// The most concurrent streams the server allows on this connection (its
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`; unlimited reads as `usize::MAX`).
     pub fn server_streams(&self) -> usize {
@@ -355,14 +364,8 @@ impl<S: Transport> Connection for H2Connection<S> {
 
     async fn send(&mut self, request: &[u8], into: &mut Received) -> Result<Exchange, Broken> {
         into.clear();
-        let head = match &self.last {
-            Some((wire, head)) if wire[..] == *request => Ok(head.clone()),
-            _ => from_wire(request, &self.scheme).inspect(|head| {
-                self.last = Some((request.to_vec(), head.clone()));
-            }),
-        };
-        let result = match head {
-            Ok(head) => self.stream(head.request(), head.body, into).await,
+        let result = match self.head(request) {
+            Ok((head, body)) => self.stream(head, body, into).await,
             Err(class) => Err(Failure::of_class(class, Stage::Unsent)),
         };
         let sent = self.link.take_written();
