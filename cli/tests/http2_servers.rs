@@ -7,11 +7,10 @@ mod support {
     pub mod nginx;
 }
 
-use socket2::{Domain, Socket, Type};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use support::nginx::{self_signed, Nginx};
+use support::nginx::{listener, self_signed, Nginx};
 
 fn blast(url: &str, flags: &[&str], json: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_blast"))
@@ -143,12 +142,7 @@ impl Hypercorn {
              \x20   await send({'type': 'http.response.body', 'body': b'ok'})\n",
         )
         .unwrap();
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-        socket.bind(&any.into()).unwrap();
-        socket.listen(1024).unwrap();
-        socket.set_cloexec(false).unwrap();
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        let (socket, port) = listener();
         let mut cmd = Command::new("python3");
         cmd.args(["-m", "hypercorn", "app:app", "--bind"])
             .arg(format!("fd://{}", socket.as_raw_fd()))

@@ -32,6 +32,19 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A socket listening on a free port of 127.0.0.1, with that port, left open across `exec`
+/// so a server started after it can take it over (nginx's `NGINX` variable, hypercorn's
+/// `fd://`): the port is never freed and bound again.
+pub fn listener() -> (Socket, u16) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    socket.listen(1024).unwrap();
+    socket.set_cloexec(false).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 /// A running nginx; TERM when dropped.
 pub struct Nginx {
     child: Child,
@@ -43,20 +56,7 @@ impl Nginx {
     /// nginx with one worker, serving `http` (the inside of its `http {}` block, made from the
     /// ports of `listeners` sockets bound here), its files in `dir`.
     pub fn start(dir: &Path, listeners: usize, http: impl FnOnce(&[u16]) -> String) -> Nginx {
-        let sockets: Vec<Socket> = (0..listeners)
-            .map(|_| {
-                let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-                let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-                socket.bind(&any.into()).unwrap();
-                socket.listen(1024).unwrap();
-                socket.set_cloexec(false).unwrap();
-                socket
-            })
-            .collect();
-        let ports: Vec<u16> = sockets
-            .iter()
-            .map(|s| s.local_addr().unwrap().as_socket().unwrap().port())
-            .collect();
+        let (sockets, ports): (Vec<Socket>, Vec<u16>) = (0..listeners).map(|_| listener()).unzip();
         let conf = dir.join("nginx.conf");
         let d = dir.display();
         std::fs::write(
