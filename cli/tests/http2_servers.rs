@@ -1,7 +1,7 @@
 //! HTTP/2 against real servers: nginx over TLS (chosen by ALPN, and HTTP/1.1 where the server
 //! offers only that) and h2c with prior knowledge, with GOAWAY mid-run from its
 //! `keepalive_requests`, every request reconciled with its access log; and hypercorn, a Python
-//! HTTP/2 server from PyPI, whose log is reconciled with blast's requests and retries. nginx, openssl and hypercorn are installed by `.ci/run`.
+//! HTTP/2 server from PyPI, whose log is reconciled with blast's requests too. nginx, openssl and hypercorn are installed by `.ci/run`.
 
 mod support {
     pub mod nginx;
@@ -142,15 +142,31 @@ impl Hypercorn {
              \x20   await send({'type': 'http.response.body', 'body': b'ok'})\n",
         )
         .unwrap();
+        // By default hypercorn closes a connection at once after its 1000th request, with the
+        // responses in flight cut off: a request whose answer had begun then fails, as it
+        // should (about one run in thirty here). Its GOAWAY and that rule are tested with
+        // nginx and the engine's tests; here every request must reconcile with the log.
+        std::fs::write(
+            dir.join("hypercorn.toml"),
+            "keep_alive_max_requests = 1000000000\n",
+        )
+        .unwrap();
         let (socket, port) = listener();
         let mut cmd = Command::new("python3");
-        cmd.args(["-m", "hypercorn", "app:app", "--bind"])
-            .arg(format!("fd://{}", socket.as_raw_fd()))
-            .arg("--access-logfile")
-            .arg(log)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "-m",
+            "hypercorn",
+            "--config",
+            "hypercorn.toml",
+            "app:app",
+            "--bind",
+        ])
+        .arg(format!("fd://{}", socket.as_raw_fd()))
+        .arg("--access-logfile")
+        .arg(log)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         if let Some((cert, key)) = tls {
             cmd.arg("--certfile").arg(cert).arg("--keyfile").arg(key);
         }
@@ -193,13 +209,8 @@ fn hypercorn_is_loaded_over_h2_and_h2c_and_logs_every_request() {
         assert_eq!(r["cancelled"], 0, "{r}");
         let requests = r["requests"].as_u64().unwrap();
         assert!(requests > 0, "{r}");
-        // hypercorn closes a connection right after the GOAWAY it sends past its 1000th
-        // request, while streams it took are still unanswered; those GETs are sent again
-        // (Go's rule), so its log may hold a retried request twice, never a request blast
-        // did not send.
-        let retries = r["connection"]["retries"].as_u64().unwrap();
         let logged = h2_lines(&log, "/ 2\"");
-        eprintln!("hypercorn, tls {tls}: {requests} requests, {retries} retries, {logged} logged");
-        assert!((requests..=requests + retries).contains(&logged), "{r}");
+        eprintln!("hypercorn, tls {tls}: {requests} requests, {logged} logged");
+        assert_eq!(requests, logged, "{r}");
     }
 }
