@@ -134,10 +134,12 @@ def timed(cmd, out_path):
     return res.stdout, float(user) + float(sys_), int(rss_kb) / 1024
 
 
-def run_blast(blast, client, url, extra, conns, duration, tmp):
-    out = tmp / f"blast-{client}-{conns}.json"
+def run_blast(blast, client, url, extra, conns, duration, tmp, io=None):
+    """blast with its default I/O (io_uring where allowed), or `--io io`."""
+    out = tmp / f"blast-{client}-{io}-{conns}.json"
+    io_flag = ["--io", io] if io else []
     _, cpu, rss = timed([blast, url, "-u", str(conns), "-t", f"{duration}s", "--client", client,
-                         "--json", str(out), *extra], out)
+                         *io_flag, "--json", str(out), *extra], out)
     s = json.loads(out.read_text())
     return s["requests"], s["duration_s"], cpu, rss
 
@@ -229,6 +231,7 @@ def main():
     else:
         tools = {
             "blast": lambda c, d, t: run_blast(blast, "raw", url, extra, c, d, t),
+            "blast-epoll": lambda c, d, t: run_blast(blast, "raw", url, extra, c, d, t, "epoll"),
             "blast-hyper": lambda c, d, t: run_blast(blast, "hyper", url, extra, c, d, t),
             "wrk": lambda c, d, t: run_wrk(url, c, d, t),
         }
@@ -275,7 +278,7 @@ def main():
     print()
     for conns in sorted({c for _, c in med}):
         for other in ("wrk", "h2load", "oha", "blast@base"):
-            for mine in ("blast", "blast-hyper"):
+            for mine in ("blast", "blast-epoll", "blast-hyper"):
                 if (other, conns) in med and (mine, conns) in med:
                     print(f"c={conns}: {mine} / {other} requests per CPU-second = "
                           f"{med[(mine, conns)] / med[(other, conns)]:.2f}")

@@ -153,6 +153,13 @@ pub struct Args {
     #[arg(help_heading = "Engine")]
     pub client: ClientArg,
 
+    /// How sockets send and receive: uring (io_uring: each loop's sends and receives in one
+    /// system call), epoll (one system call per send and per receive), or auto: io_uring where
+    /// the kernel allows it (a seccomp profile such as Docker's default refuses it), else epoll.
+    #[arg(long, value_enum, default_value_t = IoArg::Auto)]
+    #[arg(help_heading = "Engine")]
+    pub io: IoArg,
+
     /// Speak HTTP/1.1 only. By default an https:// target is offered HTTP/2 too (ALPN) and
     /// the server's choice is spoken; http:// is HTTP/1.1.
     #[arg(long, conflicts_with = "http2")]
@@ -359,6 +366,18 @@ pub fn parse_user_stages(text: &str) -> Result<Shape, String> {
         start: 0.0,
         stages: parse_stages(text)?,
     })
+}
+
+/// The `--io` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoArg {
+    /// io_uring where allowed, else epoll.
+    Auto,
+    /// tokio's epoll reactor.
+    Epoll,
+    /// io_uring; an error where the kernel refuses it.
+    Uring,
 }
 
 /// The `--client` values.

@@ -8,8 +8,8 @@
 
 use anyhow::{bail, Context};
 use blast_engine::{
-    available_cores, redact, Client, Plan, Protocol, RequestTemplate, Requests, Schedule, Shard,
-    Target, TlsOptions,
+    available_cores, redact, Client, Io, Plan, Protocol, RequestTemplate, Requests, Schedule,
+    Shard, Target, TlsOptions,
 };
 use blast_scenarios::{Criterion, Load, Scenario};
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::args::{Args, ClientArg, OutputArgs};
+use crate::args::{Args, ClientArg, IoArg, OutputArgs};
 use crate::monitor::Sources;
 
 /// One run, resolved.
@@ -117,6 +117,8 @@ pub struct EngineSettings {
     pub http: Option<Protocol>,
     /// `--streams`.
     pub streams: usize,
+    /// `--io`.
+    pub io: IoArg,
     /// Retry once on a reused connection that closed.
     pub retry: bool,
     /// `--reset-stats`.
@@ -224,6 +226,7 @@ impl RunPlan {
                     _ => None,
                 },
                 streams: args.streams as usize,
+                io: args.io,
                 retry: !args.no_retry,
                 reset_stats: args.reset_stats,
                 shard: args.shard,
@@ -329,6 +332,11 @@ impl RunPlan {
         };
         plan.http = e.http;
         plan.streams = e.streams;
+        plan.io = match e.io {
+            IoArg::Auto => Io::Auto,
+            IoArg::Epoll => Io::Epoll,
+            IoArg::Uring => Io::Uring,
+        };
         plan.retry = e.retry;
         plan.reset_stats = e.reset_stats;
         plan.shard = e.shard.unwrap_or_default();

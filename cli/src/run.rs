@@ -26,6 +26,7 @@ fn failure(e: EngineError) -> Failure {
     match e {
         EngineError::Unreachable { .. }
         | EngineError::Unresolvable { .. }
+        | EngineError::Uring(_)
         | EngineError::Thread(_) => Failure::Run(e.into()),
         other => usage(other),
     }

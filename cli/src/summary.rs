@@ -1,6 +1,6 @@
 //! The human summary printed at the end of a run.
 
-use blast_engine::{FailureClass, Report, Schedule};
+use blast_engine::{FailureClass, Io, Report, Schedule};
 use blast_report::RunRecord;
 use blast_report::{mean_rate, percent, seconds};
 use blast_scenarios::ScenarioScript;
@@ -111,6 +111,12 @@ fn connection_lines(out: &mut Text, report: &Report) {
         None => report.protocol.as_str().to_string(),
     };
     out.field("protocol", &protocol);
+    let io = match (&report.io, &report.io_fallback) {
+        (Io::Uring, _) => "io_uring".to_string(),
+        (_, Some(why)) => format!("epoll (io_uring refused: {why})"),
+        _ => "epoll".to_string(),
+    };
+    out.field("socket I/O", &io);
     if c.flow_control_stalls > 0 {
         out.field(
             "flow control",

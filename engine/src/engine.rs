@@ -7,7 +7,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::aggregator::{total, Aggregator, IntervalSummary, PhaseReport, Snapshot};
 use crate::connection::{negotiated, with_alpn, Connection, H2Connection, Protocol};
-use crate::connection::{RawConnection, Transport};
+use crate::connection::{uring_available, Io, RawConnection, Transport};
 use crate::control::{RunHandle, Shared};
 use crate::plan::{available_cores, Plan};
 use crate::schedule::Schedule;
@@ -71,6 +71,10 @@ pub struct Report {
     pub protocol: Protocol,
     /// HTTP/2: the streams per connection asked for and what the server allows.
     pub streams: Option<StreamLimit>,
+    /// How the sockets sent and received: [`Io::Epoll`] or [`Io::Uring`].
+    pub io: Io,
+    /// Why `--io auto` used epoll: what the kernel said when asked for io_uring.
+    pub io_fallback: Option<String>,
 }
 
 /// HTTP/2: concurrent streams per connection.
@@ -219,6 +223,18 @@ impl Engine {
         let plan = &self.plan;
         // One probe up front: a dead target is a clear error now, not a run full of failures.
         let negotiated = self.probe()?;
+        // A ring made and dropped here fails as the workers' would (refused by seccomp, no
+        // io_uring in the kernel), so `auto` settles once and `uring` is a clear error now.
+        let refused = match plan.io {
+            Io::Epoll => None,
+            _ => uring_available().err().map(|e| e.to_string()),
+        };
+        let (io, io_fallback) = match (plan.io, refused) {
+            (Io::Epoll, _) => (Io::Epoll, None),
+            (_, None) => (Io::Uring, None),
+            (Io::Auto, Some(why)) => (Io::Epoll, Some(why)),
+            (Io::Uring, Some(why)) => return Err(EngineError::Uring(why)),
+        };
 
         let workers = plan.schedule.useful_workers(plan.workers, plan.shard);
         let cores = available_cores();
@@ -239,6 +255,7 @@ impl Engine {
                 plan: plan.clone(),
                 tls: negotiated.tls.clone(),
                 protocol: negotiated.protocol,
+                io,
                 shared: self.shared.clone(),
                 stop: self.shared.subscribe(),
                 deltas: tx.clone(),
@@ -312,6 +329,8 @@ impl Engine {
             incomplete: self.shared.panic_message(),
             protocol: negotiated.protocol,
             streams: negotiated.streams,
+            io,
+            io_fallback,
         })
     }
 }

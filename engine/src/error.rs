@@ -37,6 +37,9 @@ pub enum EngineError {
     /// The TLS settings cannot be used (an unreadable CA file, no trusted roots).
     #[error("TLS: {0}")]
     Tls(String),
+    /// `--io uring` was asked for where the kernel refuses io_uring.
+    #[error("io_uring is not available here ({0}): use --io epoll, or auto to fall back")]
+    Uring(String),
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),

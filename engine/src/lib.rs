@@ -37,7 +37,7 @@ mod stats;
 mod worker;
 
 pub use aggregator::{IntervalSummary, NameInterval, PhaseReport, Snapshot};
-pub use connection::{Client, Protocol, TlsOptions};
+pub use connection::{Client, Io, Protocol, TlsOptions};
 pub use control::RunHandle;
 pub use engine::{Engine, NameReport, Report, StreamLimit};
 pub use error::EngineError;

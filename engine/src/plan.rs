@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{Client, Connector, Protocol, TlsOptions};
+use crate::connection::{Client, Connector, Io, Protocol, TlsOptions};
 use crate::request::Target;
 use crate::schedule::Schedule;
 use crate::script::Script;
@@ -28,6 +28,8 @@ pub struct Plan {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` may lower it. Default: 1, a connection per user as
     /// with HTTP/1.1.
     pub streams: usize,
+    /// How sockets send and receive. Default: [`Io::Auto`], io_uring where it is allowed.
+    pub io: Io,
     /// How `https://` targets are trusted. Default: the platform's root certificates.
     pub tls: TlsOptions,
     /// Send a request again, once, on a fresh connection when a reused connection closed
@@ -85,6 +87,7 @@ impl Plan {
             client: Client::default(),
             http: None,
             streams: 1,
+            io: Io::Auto,
             tls: TlsOptions::default(),
             retry: true,
             run_time: Duration::from_secs(10),

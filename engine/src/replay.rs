@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::aggregator::{total, Aggregator, Snapshot};
-use crate::connection::Protocol;
+use crate::connection::{Io, Protocol};
 use crate::engine::{NameReport, Report, StreamLimit};
 use crate::plan::Shard;
 use crate::recorder::Delta;
@@ -28,6 +28,8 @@ pub struct RunShape {
     pub protocol: Protocol,
     /// HTTP/2: the streams per connection asked for and what the server allows.
     pub streams: Option<StreamLimit>,
+    /// How the sockets sent and received.
+    pub io: Io,
 }
 
 /// How the replayed run ended: what the sources say together.
@@ -104,6 +106,8 @@ impl Replay {
             incomplete: end.incomplete,
             protocol: self.shape.protocol,
             streams: self.shape.streams,
+            io: self.shape.io,
+            io_fallback: None,
         }
     }
 }

@@ -14,8 +14,9 @@ use tokio::sync::{watch, Notify};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::connection::{submit_queued, H2Connection, HyperConnection, Io, Protocol};
 use crate::connection::{Broken, Client, ConnectFailure, Connection, Connector, Exchange};
-use crate::connection::{H2Connection, HyperConnection, Protocol, RawConnection, Received};
+use crate::connection::{RawConnection, Received, Ring, Tcp, UringStream};
 use crate::control::{Shared, ABORT, STOP};
 use crate::deadline::Deadlines;
 use crate::plan::Plan;
@@ -59,6 +60,8 @@ pub(crate) struct WorkerSpec {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The HTTP version the probe settled on.
     pub protocol: Protocol,
+    /// How sockets send and receive ([`Io::Epoll`] or [`Io::Uring`], settled).
+    pub io: Io,
     pub shared: Arc<Shared>,
     pub stop: watch::Receiver<u8>,
     pub deltas: Sender<Delta>,
@@ -70,6 +73,7 @@ pub(crate) struct WorkerSpec {
 struct Local {
     plan: Arc<Plan>,
     protocol: Protocol,
+    io: Io,
     shared: Arc<Shared>,
     connector: Connector,
     index: usize,
@@ -96,7 +100,13 @@ pub(crate) fn run(spec: WorkerSpec) {
         // Pinning is best effort: a refused affinity call must not cost the run.
         core_affinity::set_for_current(core);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if spec.io == Io::Uring {
+        // The users of a loop iteration queue their sends and receives; they go to the kernel
+        // together, in one system call, when the loop runs out of work.
+        builder.on_thread_park(submit_queued);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .expect("a current-thread runtime builds on any supported OS");
@@ -143,12 +153,18 @@ async fn drive(mut spec: WorkerSpec) {
             (Some(pacer), limit * streams)
         }
     };
+    let mut connector = plan.connector(spec.tls.as_ref());
+    if spec.io == Io::Uring {
+        let ring = Ring::start().expect("the engine's probe made an io_uring ring just before");
+        connector.ring = Some(ring);
+    }
     let local = Rc::new(Local {
         recorder: RefCell::new(Recorder::new(plan.script.names().len(), pacer.is_some())),
-        connector: plan.connector(spec.tls.as_ref()),
+        connector,
         shared: spec.shared.clone(),
         plan: plan.clone(),
         protocol: spec.protocol,
+        io: spec.io,
         index: spec.index,
         workers: spec.workers,
         pacer,
@@ -327,26 +343,9 @@ impl Local {
         tokio::task::spawn_local(async move {
             // Tokio keeps a task's panic to itself; this makes it end the run instead.
             let _guard = PanicGuard(&local.shared);
-            type Tls = TlsStream<TcpStream>;
-            // Boxed, each user's future has its own size, not the largest of the six: a
-            // plain connection's user does not carry room for a TLS handshake.
-            match (local.protocol, local.plan.client, local.plan.target.tls) {
-                (Protocol::Http2, _, false) => {
-                    Box::pin(local.user::<H2Connection<TcpStream>>(slot)).await
-                }
-                (Protocol::Http2, _, true) => Box::pin(local.user::<H2Connection<Tls>>(slot)).await,
-                (Protocol::Http1, Client::Raw, false) => {
-                    Box::pin(local.user::<RawConnection<TcpStream>>(slot)).await
-                }
-                (Protocol::Http1, Client::Raw, true) => {
-                    Box::pin(local.user::<RawConnection<Tls>>(slot)).await
-                }
-                (Protocol::Http1, Client::Hyper, false) => {
-                    Box::pin(local.user::<HyperConnection<TcpStream>>(slot)).await
-                }
-                (Protocol::Http1, Client::Hyper, true) => {
-                    Box::pin(local.user::<HyperConnection<Tls>>(slot)).await
-                }
+            match local.io {
+                Io::Uring => Box::pin(local.clone().user_over::<UringStream>(slot)).await,
+                _ => Box::pin(local.clone().user_over::<TcpStream>(slot)).await,
             }
             local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);
@@ -354,6 +353,29 @@ impl Local {
                 local.all_done.notify_one();
             }
         });
+    }
+
+    /// Runs the user in `slot` over TCP streams of type `S` (plain, or under TLS).
+    async fn user_over<S: Tcp>(self: Rc<Self>, slot: usize) {
+        type Tls<S> = TlsStream<S>;
+        // Boxed, each user's future has its own size, not the largest of the six: a
+        // plain connection's user does not carry room for a TLS handshake.
+        match (self.protocol, self.plan.client, self.plan.target.tls) {
+            (Protocol::Http2, _, false) => Box::pin(self.user::<H2Connection<S>>(slot)).await,
+            (Protocol::Http2, _, true) => Box::pin(self.user::<H2Connection<Tls<S>>>(slot)).await,
+            (Protocol::Http1, Client::Raw, false) => {
+                Box::pin(self.user::<RawConnection<S>>(slot)).await
+            }
+            (Protocol::Http1, Client::Raw, true) => {
+                Box::pin(self.user::<RawConnection<Tls<S>>>(slot)).await
+            }
+            (Protocol::Http1, Client::Hyper, false) => {
+                Box::pin(self.user::<HyperConnection<S>>(slot)).await
+            }
+            (Protocol::Http1, Client::Hyper, true) => {
+                Box::pin(self.user::<HyperConnection<Tls<S>>>(slot)).await
+            }
+        }
     }
 
     /// Sleeps until `when`; `false` if the run started stopping or `slot` was retired meanwhile.

@@ -3,10 +3,10 @@
 
 mod support;
 
-use support::run;
+use support::{run, Backend, BACKENDS, IOS, RAW};
 
 use blast_engine::{
-    Client, Engine, FailureClass, Plan, RequestTemplate, Requests, Schedule, Shape, Stage, Target,
+    Engine, FailureClass, Plan, RequestTemplate, Requests, Schedule, Shape, Stage, Target,
 };
 use blast_target::{Config, Latency, Server, Stall};
 use std::io::{Read, Write};
@@ -17,19 +17,19 @@ fn serve(config: Config) -> Server {
     Server::start("127.0.0.1:0".parse().unwrap(), config).unwrap()
 }
 
-fn plan(url: &str, schedule: Schedule, client: Client) -> Plan {
+fn plan(url: &str, schedule: Schedule, (client, io): Backend) -> Plan {
     let (target, uri) = Target::parse(url).unwrap();
     let path = uri.path_and_query().unwrap().as_str();
     let get = RequestTemplate::new(&target, "GET", path, &[], Default::default()).unwrap();
     let mut plan = Plan::new(target, Requests::new(vec![get]), schedule);
-    plan.client = client;
+    (plan.client, plan.io) = (client, io);
     support::side_by_side(plan, Duration::from_millis(800), Duration::from_millis(200))
 }
 
 /// An open-model plan: `rate` requests/s, at most `max_connections`, for `secs` seconds.
 fn open_plan(server: &Server, rate: f64, max_connections: u64, secs: u64) -> Plan {
     let schedule = Schedule::rate(rate, max_connections);
-    let mut plan = plan(&server.url(), schedule, Client::Raw);
+    let mut plan = plan(&server.url(), schedule, RAW);
     plan.run_time = Duration::from_secs(secs);
     plan
 }
@@ -44,23 +44,21 @@ fn wait_for(done: impl Fn() -> bool) {
     }
 }
 
-const CLIENTS: [Client; 2] = [Client::Raw, Client::Hyper];
-
 #[test]
 fn target_count_reconciles_with_blast_counts() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let server = serve(Config::default());
-        let report = run(plan(&server.url(), Schedule::users(8), client));
+        let report = run(plan(&server.url(), Schedule::users(8), backend));
         let c = &report.total.counters;
-        assert!(c.ok > 0, "{client:?}: {c:?}");
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
+        assert!(c.ok > 0, "{backend:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
         // A request cut off at stop may or may not have reached the server.
         let served = server.served();
         assert!(
             (c.requests()..=c.requests() + c.cancelled).contains(&served),
-            "{client:?}: served {served}, blast {c:?}"
+            "{backend:?}: served {served}, blast {c:?}"
         );
-        assert_eq!(c.connections, 8, "{client:?}");
+        assert_eq!(c.connections, 8, "{backend:?}");
         assert_eq!(
             report.history.iter().map(|h| h.counters.ok).sum::<u64>(),
             c.ok
@@ -70,26 +68,26 @@ fn target_count_reconciles_with_blast_counts() {
 
 #[test]
 fn status_failures_are_counted_and_timed() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let server = serve(Config {
             error_rate: 0.25,
             ..Config::default()
         });
-        let report = run(plan(&server.url(), Schedule::users(4), client));
+        let report = run(plan(&server.url(), Schedule::users(4), backend));
         let c = &report.total.counters;
         assert_eq!(
             c.failed(),
             c.failures_of(FailureClass::Status),
-            "{client:?}"
+            "{backend:?}"
         );
         let share = c.failed() as f64 / c.requests() as f64;
-        assert!((0.2..0.3).contains(&share), "{client:?}: {c:?}");
+        assert!((0.2..0.3).contains(&share), "{backend:?}: {c:?}");
         // Responses with a failure status still have a latency.
         assert_eq!(report.total.latency_us.len(), c.requests());
         let status = run(plan(
             &format!("{}/status/404", server.url()),
             Schedule::users(2),
-            client,
+            backend,
         ));
         assert_eq!(status.total.counters.ok, 0);
         assert!(status.total.counters.failures_of(FailureClass::Status) > 0);
@@ -98,58 +96,58 @@ fn status_failures_are_counted_and_timed() {
 
 #[test]
 fn slow_responses_time_out_and_connections_are_replaced() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let server = serve(Config {
             latency: Latency::Fixed(Duration::from_secs(2)),
             ..Config::default()
         });
-        let mut p = plan(&server.url(), Schedule::users(2), client);
+        let mut p = plan(&server.url(), Schedule::users(2), backend);
         p.timeout = Duration::from_millis(150);
         let report = run(p);
         let c = &report.total.counters;
         assert!(
             c.failures_of(FailureClass::Timeout) >= 4,
-            "{client:?}: {c:?}"
+            "{backend:?}: {c:?}"
         );
         assert_eq!(c.failed(), c.failures_of(FailureClass::Timeout));
         // Each timed-out connection is dropped, so every later request needs a new one.
-        assert!(c.connections > 2, "{client:?}: {c:?}");
+        assert!(c.connections > 2, "{backend:?}: {c:?}");
         // A timed-out request went out whole; its bytes count, and so does its time.
         let request_len = 40;
         assert!(
             c.bytes_sent >= c.failed() * request_len,
-            "{client:?}: {c:?}"
+            "{backend:?}: {c:?}"
         );
-        assert_eq!(report.total.latency_us.len(), c.failed(), "{client:?}");
-        assert!(report.total.latency_us.min() >= 150_000, "{client:?}");
-        assert_eq!(report.total.ok_latency_us().len(), 0, "{client:?}");
+        assert_eq!(report.total.latency_us.len(), c.failed(), "{backend:?}");
+        assert!(report.total.latency_us.min() >= 150_000, "{backend:?}");
+        assert_eq!(report.total.ok_latency_us().len(), 0, "{backend:?}");
     }
 }
 
 #[test]
 fn server_closing_keep_alive_connections_is_transparent() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let server = serve(Config {
             close_after: Some(5),
             ..Config::default()
         });
-        let report = run(plan(&server.url(), Schedule::users(4), client));
+        let report = run(plan(&server.url(), Schedule::users(4), backend));
         let c = &report.total.counters;
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
-        assert!(c.connections >= c.ok / 5, "{client:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
+        assert!(c.connections >= c.ok / 5, "{backend:?}: {c:?}");
         // The server also saw the engine's one probe connection before the run.
-        assert_eq!(server.connections(), c.connections + 1, "{client:?}");
+        assert_eq!(server.connections(), c.connections + 1, "{backend:?}");
     }
 }
 
 #[test]
 fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let server = serve(Config {
             close_after: Some(1),
             ..Config::default()
         });
-        let p = plan(&server.url(), Schedule::users(2), client);
+        let p = plan(&server.url(), Schedule::users(2), backend);
         // The target goes once it has answered some requests, however fast the machine.
         let killer = std::thread::spawn(move || {
             wait_for(|| server.served() >= 20);
@@ -158,19 +156,19 @@ fn a_target_that_dies_mid_run_gives_connect_failures_not_a_hang() {
         let report = run(p);
         killer.join().unwrap();
         let c = &report.total.counters;
-        assert!(c.ok > 0, "{client:?}: {c:?}");
+        assert!(c.ok > 0, "{backend:?}: {c:?}");
         assert!(
             c.failures_of(FailureClass::Connect) > 0,
-            "{client:?}: {c:?}"
+            "{backend:?}: {c:?}"
         );
         // Nothing listens on the port any more: connects are refused (one caught while the
         // server was going down may fail otherwise).
         let connect = c.failures_of(FailureClass::Connect);
-        assert!(c.refused > 0 && c.refused <= connect, "{client:?}: {c:?}");
+        assert!(c.refused > 0 && c.refused <= connect, "{backend:?}: {c:?}");
         // Backoff keeps a dead target from turning users into a busy loop.
         assert!(
             c.failures_of(FailureClass::Connect) < 200,
-            "{client:?}: {c:?}"
+            "{backend:?}: {c:?}"
         );
     }
 }
@@ -183,11 +181,7 @@ fn a_target_that_refuses_is_an_error_before_the_run() {
         .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
     let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let engine = Engine::new(plan(
-        &format!("http://{addr}/"),
-        Schedule::users(1),
-        Client::Raw,
-    ));
+    let engine = Engine::new(plan(&format!("http://{addr}/"), Schedule::users(1), RAW));
     let err = engine.unwrap().run(|_| {}).unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }
@@ -228,18 +222,18 @@ fn resets_and_malformed_responses_are_classified() {
         ),
         (huge, FailureClass::Protocol),
     ];
-    for client in CLIENTS {
+    for backend in BACKENDS {
         for (reply, class) in cases {
             let url = misbehaving(reply);
-            let mut p = plan(&url, Schedule::users(1), client);
+            let mut p = plan(&url, Schedule::users(1), backend);
             p.workers = 1;
             p.run_time = Duration::from_millis(300);
             let c = run(p).total.counters;
-            assert!(c.failures_of(class) > 0, "{client:?} {reply:?}: {c:?}");
+            assert!(c.failures_of(class) > 0, "{backend:?} {reply:?}: {c:?}");
             assert_eq!(
                 c.failed(),
                 c.failures_of(class),
-                "{client:?} {reply:?}: {c:?}"
+                "{backend:?} {reply:?}: {c:?}"
             );
         }
     }
@@ -247,15 +241,18 @@ fn resets_and_malformed_responses_are_classified() {
 
 #[test]
 fn open_model_sends_every_slot_once() {
-    let server = serve(Config::default());
-    let p = open_plan(&server, 500.0, 50, 1);
-    let report = run(p);
-    let c = &report.total.counters;
-    // 500 slots fall inside one second; none is sent twice.
-    let sent = c.requests() + c.cancelled;
-    assert!((480..=500).contains(&sent), "{c:?}");
-    assert_eq!(c.failed(), 0);
-    assert!(report.total.service_us.is_some());
+    for io in IOS {
+        let server = serve(Config::default());
+        let mut p = open_plan(&server, 500.0, 50, 1);
+        p.io = io;
+        let report = run(p);
+        let c = &report.total.counters;
+        // 500 slots fall inside one second; none is sent twice.
+        let sent = c.requests() + c.cancelled;
+        assert!((480..=500).contains(&sent), "{io:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{io:?}");
+        assert!(report.total.service_us.is_some());
+    }
 }
 
 #[test]
@@ -269,28 +266,31 @@ fn open_model_rate_below_worker_count_works() {
 
 #[test]
 fn a_stall_shows_in_latency_from_the_intended_start() {
-    let server = serve(Config {
-        stall: Some(Stall {
-            after: Duration::from_millis(500),
-            duration: Duration::from_secs(1),
-        }),
-        ..Config::default()
-    });
-    let p = open_plan(&server, 1000.0, 8, 3);
-    let report = run(p);
-    let latency_p99 = report.total.latency_us.value_at_quantile(0.99);
-    let service = report.total.service_us.as_ref().unwrap();
-    assert!(latency_p99 >= 500_000, "p99 {latency_p99} µs");
-    // Only the few requests on the stalled connections waited in the server; the rest waited
-    // for a free connection, which service time alone would hide.
-    assert!(service.value_at_quantile(0.99) < latency_p99 / 2);
-    assert!(report.total.counters.late_sends > 100);
+    for io in IOS {
+        let server = serve(Config {
+            stall: Some(Stall {
+                after: Duration::from_millis(500),
+                duration: Duration::from_secs(1),
+            }),
+            ..Config::default()
+        });
+        let mut p = open_plan(&server, 1000.0, 8, 3);
+        p.io = io;
+        let report = run(p);
+        let latency_p99 = report.total.latency_us.value_at_quantile(0.99);
+        let service = report.total.service_us.as_ref().unwrap();
+        assert!(latency_p99 >= 500_000, "{io:?}: p99 {latency_p99} µs");
+        // Only the few requests on the stalled connections waited in the server; the rest
+        // waited for a free connection, which service time alone would hide.
+        assert!(service.value_at_quantile(0.99) < latency_p99 / 2, "{io:?}");
+        assert!(report.total.counters.late_sends > 100, "{io:?}");
+    }
 }
 
 #[test]
 fn a_stop_request_ends_the_run_early_with_everything_counted() {
     let server = serve(Config::default());
-    let mut p = plan(&server.url(), Schedule::users(4), Client::Raw);
+    let mut p = plan(&server.url(), Schedule::users(4), RAW);
     p.run_time = Duration::from_secs(60);
     let engine = Engine::new(p).unwrap();
     let stop = engine.handle();
@@ -329,7 +329,7 @@ fn a_staged_rate_sends_exactly_the_area_under_its_shape() {
             rate,
             max_connections: 20,
         },
-        Client::Raw,
+        RAW,
     );
     p.run_time = Duration::from_secs(1);
     let report = run(p);
@@ -340,7 +340,7 @@ fn a_staged_rate_sends_exactly_the_area_under_its_shape() {
 #[test]
 fn the_user_count_can_change_while_running() {
     let server = serve(Config::default());
-    let mut p = plan(&server.url(), Schedule::users(8), Client::Raw);
+    let mut p = plan(&server.url(), Schedule::users(8), RAW);
     p.run_time = Duration::from_millis(1500);
     let engine = Engine::new(p).unwrap();
     let handle = engine.handle();
@@ -391,7 +391,7 @@ fn max_connections_is_never_exceeded_and_missed_slots_are_counted() {
 #[test]
 fn history_intervals_carry_their_real_start_and_end() {
     let server = serve(Config::default());
-    let mut plan = plan(&server.url(), Schedule::users(2), Client::Raw);
+    let mut plan = plan(&server.url(), Schedule::users(2), RAW);
     plan.run_time = Duration::from_millis(1000);
     plan.interval = Duration::from_millis(300);
     // One worker: with more, an interval spans from the earliest worker's start to the latest
@@ -508,7 +508,7 @@ fn reset_stats_forgets_the_ramp_up() {
     let ramp = Schedule::Closed {
         users: Shape::ramp(4.0, 4.0),
     };
-    let mut plan = plan(&server.url(), ramp, Client::Raw);
+    let mut plan = plan(&server.url(), ramp, RAW);
     plan.run_time = Duration::from_secs(3);
     plan.interval = Duration::from_millis(250);
     plan.reset_stats = true;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::run;
+use support::{run, IOS};
 
 use blast_engine::{
     Engine, EngineError, FailureClass, Plan, Protocol, RequestTemplate, Requests, Schedule,
@@ -152,24 +152,28 @@ fn plan_with_body(addr: SocketAddr, users: u64, streams: usize, body: Bytes) -> 
 
 #[test]
 fn users_share_connections_a_stream_each() {
-    let (addr, seen) = serve(Behaviour {
-        delay: Duration::from_millis(20),
-        ..Behaviour::default()
-    });
-    let report = run(plan(addr, 8, 4));
-    let c = &report.total.counters;
-    assert_eq!(report.protocol, Protocol::Http2);
-    assert_eq!(c.failed(), 0, "{c:?}");
-    assert_eq!(c.cancelled, 0, "{c:?}");
-    // 4 users a worker, 4 to a connection: one connection each, and the probe's.
-    assert_eq!(c.connections, 2, "{c:?}");
-    assert_eq!(seen.connections.load(Ordering::Relaxed), 3);
-    // Never more than the 4 users of a connection at once; more than one (a busy machine may
-    // keep some of them from overlapping, never all).
-    assert!((2..=4).contains(&seen.max_in_flight.load(Ordering::Relaxed)));
-    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
-    assert!(c.requests() > 10, "{c:?}");
-    assert!(c.bytes_sent > 0 && c.bytes_received > 0, "{c:?}");
+    for io in IOS {
+        let (addr, seen) = serve(Behaviour {
+            delay: Duration::from_millis(20),
+            ..Behaviour::default()
+        });
+        let mut p = plan(addr, 8, 4);
+        p.io = io;
+        let report = run(p);
+        let c = &report.total.counters;
+        assert_eq!(report.protocol, Protocol::Http2);
+        assert_eq!(c.failed(), 0, "{io:?}: {c:?}");
+        assert_eq!(c.cancelled, 0, "{io:?}: {c:?}");
+        // 4 users a worker, 4 to a connection: one connection each, and the probe's.
+        assert_eq!(c.connections, 2, "{io:?}: {c:?}");
+        assert_eq!(seen.connections.load(Ordering::Relaxed), 3);
+        // Never more than the 4 users of a connection at once; more than one (a busy machine may
+        // keep some of them from overlapping, never all).
+        assert!((2..=4).contains(&seen.max_in_flight.load(Ordering::Relaxed)));
+        assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+        assert!(c.requests() > 10, "{io:?}: {c:?}");
+        assert!(c.bytes_sent > 0 && c.bytes_received > 0, "{io:?}: {c:?}");
+    }
 }
 
 #[test]
@@ -197,24 +201,28 @@ fn the_servers_stream_limit_caps_users_per_connection() {
 
 #[test]
 fn goaway_moves_users_to_new_connections_without_a_failure() {
-    let (addr, seen) = serve(Behaviour {
-        goaway_after: Some(25),
-        delay: Duration::from_millis(2),
-        ..Behaviour::default()
-    });
-    let report = run(plan(addr, 8, 4));
-    let c = &report.total.counters;
-    assert_eq!(c.failed(), 0, "{c:?}");
-    assert_eq!(c.cancelled, 0, "{c:?}");
-    // 2 connections take 50 requests before their GOAWAYs; more need new connections.
-    assert!(c.requests() <= 50 || c.connections > 2, "{c:?}");
-    // Every stream the server took was answered, and blast counted each answer once (a
-    // stream above a GOAWAY's last id was sent again, not counted twice).
-    assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
-    assert_eq!(
-        seen.streams.load(Ordering::Relaxed),
-        seen.answered.load(Ordering::Relaxed)
-    );
+    for io in IOS {
+        let (addr, seen) = serve(Behaviour {
+            goaway_after: Some(25),
+            delay: Duration::from_millis(2),
+            ..Behaviour::default()
+        });
+        let mut p = plan(addr, 8, 4);
+        p.io = io;
+        let report = run(p);
+        let c = &report.total.counters;
+        assert_eq!(c.failed(), 0, "{io:?}: {c:?}");
+        assert_eq!(c.cancelled, 0, "{io:?}: {c:?}");
+        // 2 connections take 50 requests before their GOAWAYs; more need new connections.
+        assert!(c.requests() <= 50 || c.connections > 2, "{io:?}: {c:?}");
+        // Every stream the server took was answered, and blast counted each answer once (a
+        // stream above a GOAWAY's last id was sent again, not counted twice).
+        assert_eq!(c.requests(), seen.answered.load(Ordering::Relaxed));
+        assert_eq!(
+            seen.streams.load(Ordering::Relaxed),
+            seen.answered.load(Ordering::Relaxed)
+        );
+    }
 }
 
 #[test]

@@ -4,11 +4,11 @@
 
 mod support;
 
-use support::run;
+use support::{run, Backend, BACKENDS, RAW};
 
 use blast_engine::{
-    Action, Client, Engine, FailureClass, Name, Plan, Reply, RequestTemplate, Schedule, Script,
-    Target, TlsOptions, User, UserId,
+    Action, Engine, FailureClass, Name, Plan, Reply, RequestTemplate, Schedule, Script, Target,
+    TlsOptions, User, UserId,
 };
 use blast_target::{Config, Server, TlsIdentity};
 use std::io::{Read, Write};
@@ -16,8 +16,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const CLIENTS: [Client; 2] = [Client::Raw, Client::Hyper];
 
 /// Users that send one request, then rest: the think time real users have, which is what lets
 /// a server's keep-alive timer close their idle connections.
@@ -76,7 +74,7 @@ impl User for RestingUser {
 }
 
 /// A plan for `users` users sending `method path` to `url` and resting `rest` between requests.
-fn plan(url: &str, method: &str, rest: Duration, users: u64, client: Client) -> Plan {
+fn plan(url: &str, method: &str, rest: Duration, users: u64, (client, io): Backend) -> Plan {
     let (target, _) = Target::parse(url).unwrap();
     let body = if method == "POST" { "{}" } else { "" };
     let template = RequestTemplate::new(&target, method, "/", &[], body.into()).unwrap();
@@ -89,7 +87,7 @@ fn plan(url: &str, method: &str, rest: Duration, users: u64, client: Client) -> 
         rest,
     };
     let mut plan = Plan::new(target, script, Schedule::users(users));
-    plan.client = client;
+    (plan.client, plan.io) = (client, io);
     support::side_by_side(
         plan,
         Duration::from_millis(1500),
@@ -99,7 +97,7 @@ fn plan(url: &str, method: &str, rest: Duration, users: u64, client: Client) -> 
 
 #[test]
 fn idle_connections_the_server_closed_are_reopened_not_failed() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         // 150 ms is not announced (under a second), as gunicorn announces nothing: only the
         // check before reuse can tell. Users rest 400 ms, well past it.
         let server = Server::start(
@@ -115,18 +113,18 @@ fn idle_connections_the_server_closed_are_reopened_not_failed() {
             "GET",
             Duration::from_millis(400),
             4,
-            client,
+            backend,
         ));
         let c = &report.total.counters;
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
-        assert!(c.ok >= 8, "{client:?}: {c:?}");
-        assert!(c.reconnects >= 4, "{client:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
+        assert!(c.ok >= 8, "{backend:?}: {c:?}");
+        assert!(c.reconnects >= 4, "{backend:?}: {c:?}");
         assert_eq!(
             c.connections,
             4 + c.reconnects + c.retries,
-            "{client:?}: {c:?}"
+            "{backend:?}: {c:?}"
         );
-        assert_eq!(server.served(), c.ok, "{client:?}");
+        assert_eq!(server.served(), c.ok, "{backend:?}");
     }
 }
 
@@ -147,7 +145,7 @@ fn an_announced_keep_alive_timeout_retires_connections_before_it_fires() {
         "GET",
         Duration::from_millis(700),
         2,
-        Client::Raw,
+        RAW,
     ));
     let c = &report.total.counters;
     assert_eq!((c.failed(), c.retries), (0, 0), "{c:?}");
@@ -224,27 +222,30 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
 
 #[test]
 fn an_idempotent_request_is_retried_once_when_a_reused_connection_drops_it() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let (addr, answered) = answer_once_then_drop();
         let url = format!("http://{addr}/");
-        let report = run(plan(&url, "GET", Duration::from_millis(50), 2, client));
+        let report = run(plan(&url, "GET", Duration::from_millis(50), 2, backend));
         let c = &report.total.counters;
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
-        assert!(c.retries >= 2, "{client:?}: {c:?}");
-        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{client:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
+        assert!(c.retries >= 2, "{backend:?}: {c:?}");
+        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{backend:?}: {c:?}");
     }
 }
 
 #[test]
 fn a_written_post_is_not_retried() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let (addr, answered) = answer_once_then_drop();
         let url = format!("http://{addr}/");
-        let report = run(plan(&url, "POST", Duration::from_millis(50), 2, client));
+        let report = run(plan(&url, "POST", Duration::from_millis(50), 2, backend));
         let c = &report.total.counters;
-        assert_eq!(c.retries, 0, "{client:?}: {c:?}");
-        assert!(c.failures_of(FailureClass::Reset) >= 2, "{client:?}: {c:?}");
-        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{client:?}: {c:?}");
+        assert_eq!(c.retries, 0, "{backend:?}: {c:?}");
+        assert!(
+            c.failures_of(FailureClass::Reset) >= 2,
+            "{backend:?}: {c:?}"
+        );
+        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{backend:?}: {c:?}");
     }
 }
 
@@ -256,7 +257,7 @@ fn no_retry_turns_retries_off() {
         "GET",
         Duration::from_millis(50),
         2,
-        Client::Raw,
+        RAW,
     );
     plan.retry = false;
     let c = run(plan).total.counters;
@@ -266,15 +267,15 @@ fn no_retry_turns_retries_off() {
 
 #[test]
 fn an_unsolicited_408_is_never_read_as_the_next_response() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         let (addr, answered) = answer_once_then_408();
         let url = format!("http://{addr}/");
-        let report = run(plan(&url, "GET", Duration::from_millis(50), 2, client));
+        let report = run(plan(&url, "GET", Duration::from_millis(50), 2, backend));
         let c = &report.total.counters;
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
-        assert!(c.failed_statuses.is_empty(), "{client:?}: {c:?}");
-        assert!(c.reconnects >= 2, "{client:?}: {c:?}");
-        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{client:?}: {c:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
+        assert!(c.failed_statuses.is_empty(), "{backend:?}: {c:?}");
+        assert!(c.reconnects >= 2, "{backend:?}: {c:?}");
+        assert_eq!(answered.load(Ordering::Relaxed), c.ok, "{backend:?}: {c:?}");
     }
 }
 
@@ -289,7 +290,7 @@ fn every_resolved_address_is_tried_until_one_connects() {
         "GET",
         Duration::from_millis(20),
         4,
-        Client::Raw,
+        RAW,
     );
     plan.target.addrs = vec![SocketAddr::from(([127, 0, 0, 1], port)), server.addr()].into();
     let c = run(plan).total.counters;
@@ -302,7 +303,7 @@ fn every_resolved_address_is_tried_until_one_connects() {
 fn ipv6_literals_work() {
     let server = Server::start("[::1]:0".parse().unwrap(), Config::default()).unwrap();
     let url = format!("http://[::1]:{}/", server.addr().port());
-    let c = run(plan(&url, "GET", Duration::from_millis(20), 2, Client::Raw))
+    let c = run(plan(&url, "GET", Duration::from_millis(20), 2, RAW))
         .total
         .counters;
     assert_eq!(c.failed(), 0, "{c:?}");
@@ -323,7 +324,7 @@ fn tls_server(config: Config) -> (Server, TlsIdentity) {
 
 #[test]
 fn https_with_the_servers_ca_counts_handshakes_and_resumes_sessions() {
-    for client in CLIENTS {
+    for backend in BACKENDS {
         // Every response closes its connection, so each request needs a new handshake: all
         // but the first per user can resume.
         let (server, identity) = tls_server(Config {
@@ -331,24 +332,24 @@ fn https_with_the_servers_ca_counts_handshakes_and_resumes_sessions() {
             ..Config::default()
         });
         assert!(server.url().starts_with("https://127.0.0.1:"));
-        let mut plan = plan(&server.url(), "GET", Duration::from_millis(50), 2, client);
+        let mut plan = plan(&server.url(), "GET", Duration::from_millis(50), 2, backend);
         plan.tls = TlsOptions {
             ca_certs_pem: Some(identity.cert_pem.into_bytes()),
             ..TlsOptions::default()
         };
         let c = run(plan).total.counters;
-        assert_eq!(c.failed(), 0, "{client:?}: {c:?}");
-        assert_eq!(server.served(), c.ok, "{client:?}");
-        assert_eq!(c.tls_handshakes, c.connections, "{client:?}: {c:?}");
-        assert!(c.tls_resumed >= 1, "{client:?}: {c:?}");
-        assert!(c.mean_tls_handshake().is_some(), "{client:?}");
+        assert_eq!(c.failed(), 0, "{backend:?}: {c:?}");
+        assert_eq!(server.served(), c.ok, "{backend:?}");
+        assert_eq!(c.tls_handshakes, c.connections, "{backend:?}: {c:?}");
+        assert!(c.tls_resumed >= 1, "{backend:?}: {c:?}");
+        assert!(c.mean_tls_handshake().is_some(), "{backend:?}");
     }
 }
 
 #[test]
 fn an_untrusted_certificate_is_one_clear_error_before_the_run() {
     let (server, _) = tls_server(Config::default());
-    let mut plan = plan(&server.url(), "GET", Duration::ZERO, 1, Client::Raw);
+    let mut plan = plan(&server.url(), "GET", Duration::ZERO, 1, RAW);
     // An empty trust store stands for a system that does not know this self-signed CA.
     let other = TlsIdentity::self_signed();
     plan.tls.ca_certs_pem = Some(other.cert_pem.into_bytes());
@@ -363,13 +364,7 @@ fn an_untrusted_certificate_is_one_clear_error_before_the_run() {
 #[test]
 fn insecure_skips_verification() {
     let (server, _) = tls_server(Config::default());
-    let mut plan = plan(
-        &server.url(),
-        "GET",
-        Duration::from_millis(20),
-        2,
-        Client::Raw,
-    );
+    let mut plan = plan(&server.url(), "GET", Duration::from_millis(20), 2, RAW);
     plan.tls.insecure = true;
     let c = run(plan).total.counters;
     assert_eq!(c.failed(), 0, "{c:?}");
@@ -380,7 +375,7 @@ fn insecure_skips_verification() {
 fn plain_http_on_a_tls_port_fails_as_tls_with_its_reason() {
     let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
     let url = format!("https://{}/", server.addr());
-    let mut plan = plan(&url, "GET", Duration::ZERO, 1, Client::Raw);
+    let mut plan = plan(&url, "GET", Duration::ZERO, 1, RAW);
     plan.tls.insecure = true;
     let e = Engine::new(plan).unwrap().run(|_| {}).err().unwrap();
     assert!(e.to_string().contains("did not answer in TLS"), "{e}");

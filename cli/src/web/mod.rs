@@ -418,6 +418,8 @@ impl Watcher for Web {
             incomplete: None,
             protocol: plan.http.unwrap_or_default(),
             streams: None,
+            io: plan.io,
+            io_fallback: None,
         });
         s.failures = blast_report::FailureLog::default();
         s.live_criteria = json!([]);

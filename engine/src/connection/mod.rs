@@ -10,6 +10,7 @@ mod hyper;
 pub(crate) mod raw;
 mod tls;
 mod transport;
+mod uring;
 
 use std::io;
 use std::time::Duration;
@@ -23,7 +24,8 @@ pub(crate) use self::hyper::HyperConnection;
 pub(crate) use self::raw::RawConnection;
 pub(crate) use self::tls::with_alpn;
 pub use self::tls::TlsOptions;
-pub(crate) use self::transport::{ConnectFailure, Connector, Opened, Transport};
+pub(crate) use self::transport::{ConnectFailure, Connector, Opened, Tcp, Transport};
+pub(crate) use self::uring::{available as uring_available, submit_queued, Ring, UringStream};
 
 /// Which HTTP/1.1 client sends the requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +65,30 @@ impl Protocol {
         match self {
             Protocol::Http1 => b"http/1.1",
             Protocol::Http2 => b"h2",
+        }
+    }
+}
+
+/// How a worker's sockets send and receive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Io {
+    /// io_uring where this process may use it, else epoll.
+    #[default]
+    Auto,
+    /// tokio's epoll reactor: a system call per send and per receive.
+    Epoll,
+    /// One io_uring ring per worker: a loop's sends and receives in one system call.
+    Uring,
+}
+
+impl Io {
+    /// The name on the command line and in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Io::Auto => "auto",
+            Io::Epoll => "epoll",
+            Io::Uring => "uring",
         }
     }
 }

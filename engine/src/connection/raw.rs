@@ -183,6 +183,8 @@ impl<S: Transport> RawConnection<S> {
             }
             if head.close {
                 self.open = false;
+            } else {
+                self.stream.resting();
             }
             return Ok(head.status);
         }

@@ -6,6 +6,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -14,6 +15,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::tls::{tls_reason, ServerName};
+use super::uring::{Ring, UringStream};
 use super::H2Pool;
 use crate::stats::FailureClass;
 
@@ -65,6 +67,8 @@ pub(crate) struct Connector {
     tls: Option<(TlsConnector, ServerName)>,
     /// HTTP/2: this thread's shared connections.
     pub h2: H2Pool,
+    /// `--io uring`: this thread's ring, which its [`UringStream`]s go through.
+    pub ring: Option<Rc<Ring>>,
 }
 
 impl Connector {
@@ -82,6 +86,7 @@ impl Connector {
             timeout,
             tls,
             h2: H2Pool::new(streams),
+            ring: None,
         }
     }
 
@@ -134,13 +139,47 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
 
     /// Opens one stream to the connector's target.
     async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure>;
+
+    /// The connection rests until its next request (see [`Tcp::resting`]).
+    fn resting(&mut self) {}
 }
 
-impl Transport for TcpStream {
+/// A TCP stream, through which I/O goes: tokio's (epoll) or a worker's io_uring ring.
+pub(crate) trait Tcp: AsyncRead + AsyncWrite + Unpin + Sized + 'static {
+    /// The stream for a socket tokio connected.
+    fn from_tokio(stream: TcpStream, connector: &Connector) -> io::Result<Self>;
+
+    /// The connection rests until its next request: a stream that learns of the peer's close
+    /// only from an operation in flight starts one now.
+    fn resting(&mut self) {}
+}
+
+impl Tcp for TcpStream {
+    fn from_tokio(stream: TcpStream, _: &Connector) -> io::Result<TcpStream> {
+        Ok(stream)
+    }
+}
+
+impl Tcp for UringStream {
+    fn from_tokio(stream: TcpStream, connector: &Connector) -> io::Result<UringStream> {
+        let ring = connector
+            .ring
+            .as_ref()
+            .expect("io_uring streams run on a ring");
+        UringStream::new(stream, ring)
+    }
+
+    fn resting(&mut self) {
+        self.watch();
+    }
+}
+
+impl<S: Tcp> Transport for S {
     const TLS: bool = false;
 
-    async fn open(connector: &Connector) -> Result<(TcpStream, Opened), ConnectFailure> {
+    async fn open(connector: &Connector) -> Result<(S, Opened), ConnectFailure> {
         let (stream, connect) = connector.tcp().await?;
+        let stream = S::from_tokio(stream, connector).map_err(|e| ConnectFailure::tcp(&e))?;
         Ok((
             stream,
             Opened {
@@ -149,9 +188,13 @@ impl Transport for TcpStream {
             },
         ))
     }
+
+    fn resting(&mut self) {
+        Tcp::resting(self);
+    }
 }
 
-impl Transport for TlsStream<TcpStream> {
+impl<S: Tcp> Transport for TlsStream<S> {
     const TLS: bool = true;
 
     async fn open(connector: &Connector) -> Result<(Self, Opened), ConnectFailure> {
@@ -160,6 +203,7 @@ impl Transport for TlsStream<TcpStream> {
             .as_ref()
             .expect("a TLS transport runs only with a TLS connector");
         let (tcp, connect) = connector.tcp().await?;
+        let tcp = S::from_tokio(tcp, connector).map_err(|e| ConnectFailure::tcp(&e))?;
         let started = Instant::now();
         let handshake = tokio::time::timeout(connector.timeout, tls.connect(name.clone(), tcp));
         let stream = match handshake.await {
@@ -175,5 +219,9 @@ impl Transport for TlsStream<TcpStream> {
                 handshake: Some((started.elapsed(), resumed)),
             },
         ))
+    }
+
+    fn resting(&mut self) {
+        self.get_mut().0.resting();
     }
 }

@@ -214,6 +214,7 @@ impl Shards {
             reset_stats: a.reset_stats,
             protocol: self.parts[0].1.protocol,
             streams: self.parts[0].1.streams,
+            io: self.parts[0].1.io,
         };
         let mut replay = Replay::new(shape, self.parts.len());
         // Samples by merged tick; a snapshot's tick is its place in the history.

@@ -2,7 +2,7 @@
 //! reads it back. Keys are documented in `docs/outputs.md`.
 
 use blast_engine::redact;
-use blast_engine::{Counters, FailureClass, Name, Protocol, Report, Schedule, StreamLimit};
+use blast_engine::{Counters, FailureClass, Io, Name, Protocol, Report, Schedule, StreamLimit};
 use blast_scenarios::Verdict;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -266,6 +266,11 @@ pub struct ConnectionRecord {
     pub flow_control_stall_ms: f64,
 }
 
+/// The I/O of a record written before blast had io_uring.
+fn epoll() -> Io {
+    Io::Epoll
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -401,6 +406,13 @@ pub struct RunRecord {
     /// its SETTINGS_MAX_CONCURRENT_STREAMS, when it set one).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub streams: Option<StreamLimit>,
+    /// How the sockets sent and received: `epoll` or `uring` (io_uring). Records written
+    /// before io_uring were all epoll.
+    #[serde(default = "epoll")]
+    pub io: Io,
+    /// Why `--io auto` used epoll: what the kernel said when asked for io_uring.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub io_fallback: Option<String>,
     /// How connections behaved: reconnects, retries, redirects, connect and TLS times.
     #[serde(default)]
     pub connection: ConnectionRecord,
@@ -495,6 +507,8 @@ impl RunRecord {
             connections: c.connections,
             protocol: report.protocol,
             streams: report.streams,
+            io: report.io,
+            io_fallback: report.io_fallback.clone(),
             connection: ConnectionRecord::of(c),
             // Phases the run never reached (it was stopped early) are left out.
             phases: report
