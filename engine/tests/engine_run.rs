@@ -194,10 +194,17 @@ fn misbehaving(reply: &'static [u8]) -> String {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
             std::thread::spawn(move || {
+                // The whole request head first: closing with part of it unread would send a
+                // reset instead of the reply (a request that arrived in two reads).
+                let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                if s.read(&mut buf).unwrap_or(0) > 0 {
-                    let _ = s.write_all(reply);
+                while !head.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
                 }
+                let _ = s.write_all(reply);
             });
         }
     });
@@ -493,10 +500,12 @@ fn the_rate_can_change_while_running() {
     let c = &report.total.counters;
     let (scheduled, missed) = report.slots;
     // The change takes effect at some time T at or after t (a busy machine delivers the
-    // interval late), and before the end (0.8 s of slack): 200 < slots <= 100 t + 400 (2 - t).
+    // interval late), and before the end (0.8 s of slack): 200 < slots <= 100 t + 400 (2 - t),
+    // give or take a slot at each end of each of the two timetables of each of the 2 workers
+    // (a timetable's first slot is due at its start).
     let owed = 100.0 * t + 400.0 * (2.0 - t);
     assert!(
-        scheduled > 200 && scheduled as f64 <= owed + 2.0,
+        scheduled > 200 && scheduled as f64 <= owed + 4.0,
         "{scheduled} slots, at most {owed:.0} owed (changed at {t:.2} s)"
     );
     assert_eq!(c.requests() + c.cancelled + missed, scheduled, "{c:?}");

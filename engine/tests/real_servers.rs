@@ -161,8 +161,10 @@ fn an_announced_keep_alive_timeout_retires_connections_before_it_fires() {
 fn answer_once_then_drop() -> (SocketAddr, Arc<AtomicU64>) {
     serve_raw(|stream, answered| {
         read_request(stream)?;
-        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")?;
+        // Counted before it is written: blast cannot have read an answer the count misses
+        // (counted after, a busy machine could pause this thread past the end of the run).
         answered.fetch_add(1, Ordering::Relaxed);
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")?;
         read_request(stream)?;
         Ok(())
     })
@@ -173,8 +175,10 @@ fn answer_once_then_drop() -> (SocketAddr, Arc<AtomicU64>) {
 fn answer_once_then_408() -> (SocketAddr, Arc<AtomicU64>) {
     serve_raw(|stream, answered| {
         read_request(stream)?;
-        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")?;
+        // Counted before it is written: blast cannot have read an answer the count misses
+        // (counted after, a busy machine could pause this thread past the end of the run).
         answered.fetch_add(1, Ordering::Relaxed);
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")?;
         stream.write_all(
             b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
         )?;

@@ -60,6 +60,9 @@ enum State {
 struct Slot {
     buf: Vec<u8>,
     state: State,
+    /// A completion with this result wakes nobody: a send that went out whole, which its
+    /// stream takes note of the next time it is used.
+    quiet: Option<i32>,
 }
 
 impl Slot {
@@ -145,6 +148,7 @@ impl Ring {
         self.slots.borrow_mut().insert(Slot {
             buf: Vec::new(),
             state: State::Idle,
+            quiet: None,
         })
     }
 
@@ -197,9 +201,11 @@ impl Ring {
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
             for cqe in ring.completion() {
-                let key = cqe.user_data() as usize;
-                match std::mem::replace(&mut slots[key].state, State::Done(cqe.result())) {
-                    State::Busy(waker) => wake.extend(waker),
+                let (key, result) = (cqe.user_data() as usize, cqe.result());
+                let quiet = slots[key].quiet == Some(result);
+                match std::mem::replace(&mut slots[key].state, State::Done(result)) {
+                    State::Busy(waker) if !quiet => wake.extend(waker),
+                    State::Busy(_) => {}
                     State::Orphan => {
                         slots.remove(key);
                     }
@@ -306,7 +312,9 @@ impl UringStream {
     /// Queues the unsent rest of the send slot's buffer.
     fn queue_send(&mut self, waker: Option<Waker>) {
         let mut slots = self.ring.slots.borrow_mut();
-        let rest = &mut slots[self.send].buf[self.sent..self.sending];
+        let slot = &mut slots[self.send];
+        slot.quiet = Some((self.sending - self.sent) as i32);
+        let rest = &slot.buf[self.sent..self.sending];
         let entry = opcode::Send::new(
             types::Fd(self.socket.as_raw_fd()),
             rest.as_ptr(),
@@ -327,13 +335,17 @@ impl UringStream {
         }
     }
 
-    /// Waits until the send in flight, if any, has gone out whole.
-    fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Waits until the send in flight, if any, has gone out whole; with `wait` false, only
+    /// takes note of how it went if it is over (queuing the rest of a short send, reporting
+    /// an error). A send in flight wakes this task only if it comes back short or failed, so
+    /// a request that goes out whole costs its task no wake-up.
+    fn poll_sent(&mut self, cx: &mut Context<'_>, wait: bool) -> Poll<io::Result<()>> {
         loop {
             let result = {
                 let mut slots = self.ring.slots.borrow_mut();
                 match slots[self.send].poll(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending if wait => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(Ok(())),
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Ready(Some(result)) => result,
                 }
@@ -368,6 +380,10 @@ impl AsyncRead for UringStream {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // A write that failed or went out short is found here, where its task waits next.
+        if let Poll::Ready(Err(e)) = this.poll_sent(cx, false) {
+            return Poll::Ready(Err(e));
+        }
         if out.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
@@ -413,7 +429,7 @@ impl AsyncWrite for UringStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_sent(cx))?;
+        std::task::ready!(this.poll_sent(cx, true))?;
         let n = data.len().min(MAX_SEND);
         {
             let mut slots = this.ring.slots.borrow_mut();
@@ -422,18 +438,21 @@ impl AsyncWrite for UringStream {
             buf.extend_from_slice(&data[..n]);
         }
         (this.sending, this.sent) = (n, 0);
-        // Taken now, sent at the loop's next wait; `poll_flush` reports how it went.
+        // Taken now, sent at the loop's next wait; the next write, read or flush reports how
+        // it went.
         this.queue_send(Some(cx.waker().clone()));
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_sent(cx)
+        // Handed to the kernel is flushed: the stream finishes a short send itself, as soon as
+        // it comes back, whichever of its methods is polled next.
+        self.get_mut().poll_sent(cx, false)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_sent(cx))?;
+        std::task::ready!(this.poll_sent(cx, true))?;
         Poll::Ready(this.socket.shutdown(Shutdown::Write))
     }
 }
