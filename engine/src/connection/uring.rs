@@ -36,6 +36,11 @@ const SQ_ENTRIES: u32 = 1024;
 /// Completion queue entries: completions waiting to be read. Beyond it the kernel keeps them
 /// in its overflow list (IORING_FEAT_NODROP), so this only sizes the common case.
 const CQ_ENTRIES: u32 = 4 * 1024;
+/// What a connection's receives ask for at first: a typical API response. Each receive that
+/// fills its buffer doubles the next one's, up to [`MAX_RECV`]; one that fits in this goes
+/// back to it. The caller's room (rustls reads 4 KiB at a time) would cost each idle TLS
+/// connection a page.
+const INITIAL_RECV: usize = 512;
 /// The most one receive asks for, as the epoll path's largest read.
 const MAX_RECV: usize = 64 * 1024;
 /// The most of a write one send takes; the caller writes the rest next.
@@ -267,6 +272,8 @@ pub(crate) struct UringStream {
     /// The send in flight: its length and how much of it went out.
     sending: usize,
     sent: usize,
+    /// What the next receive asks for at most (see [`INITIAL_RECV`]).
+    recv_size: usize,
 }
 
 impl UringStream {
@@ -284,6 +291,7 @@ impl UringStream {
             len: 0,
             sending: 0,
             sent: 0,
+            recv_size: INITIAL_RECV,
         })
     }
 
@@ -291,7 +299,7 @@ impl UringStream {
     fn queue_recv(&mut self, want: usize, waker: Option<Waker>) {
         let mut slots = self.ring.slots.borrow_mut();
         let buf = &mut slots[self.recv].buf;
-        let want = want.clamp(1, MAX_RECV);
+        let want = want.clamp(1, self.recv_size);
         // The kernel writes into the spare capacity: nothing is zeroed first, so only the
         // pages a response reaches are ever touched, however large the caller's buffer.
         buf.clear();
@@ -330,8 +338,7 @@ impl UringStream {
     pub fn watch(&mut self) {
         let idle = matches!(self.ring.slots.borrow()[self.recv].state, State::Idle);
         if idle && self.pos == self.len {
-            let want = self.ring.slots.borrow()[self.recv].buf.capacity();
-            self.queue_recv(want, None);
+            self.queue_recv(self.recv_size, None);
         }
     }
 
@@ -417,6 +424,11 @@ impl AsyncRead for UringStream {
                     // buffer's spare capacity (the buffer was empty when it was queued).
                     unsafe { buf.set_len(n) };
                     (this.pos, this.len) = (0, n);
+                    this.recv_size = match n {
+                        n if n == buf.capacity() => (2 * n).clamp(INITIAL_RECV, MAX_RECV),
+                        n if n <= INITIAL_RECV => INITIAL_RECV,
+                        _ => this.recv_size,
+                    };
                 }
                 Poll::Ready(None) => {
                     this.queue_recv(out.remaining(), Some(cx.waker().clone()));
@@ -504,7 +516,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
-        (UringStream::new(client.unwrap(), ring).unwrap(), accepted.unwrap().0)
+        (
+            UringStream::new(client.unwrap(), ring).unwrap(),
+            accepted.unwrap().0,
+        )
     }
 
     #[test]
@@ -554,7 +569,10 @@ mod tests {
             assert_eq!(end.await.expect("the connection ends").unwrap(), 0);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             while !ring.slots.borrow().is_empty() {
-                assert!(tokio::time::Instant::now() < deadline, "orphan slots are freed");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "orphan slots are freed"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             // A peer that closes: the end of the stream, not an error.
