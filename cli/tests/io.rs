@@ -52,48 +52,44 @@ fn blast(server: &Server, args: &[&str], refused: bool, json: &Path) -> Output {
         .expect("blast runs")
 }
 
-fn record(json: &Path) -> serde_json::Value {
-    let value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+/// Runs blast as [`blast`] does, which must succeed with requests and no failure; returns its
+/// summary and record.
+fn run(server: &Server, args: &[&str], refused: bool) -> (String, serde_json::Value) {
+    let json = temp(&format!(
+        "{}.json",
+        args.join("") + if refused { "-refused" } else { "" }
+    ));
+    let out = blast(server, args, refused, &json);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(json).unwrap();
-    value
+    assert!(record["requests"].as_u64().unwrap() > 0 && record["failures"] == 0);
+    (String::from_utf8(out.stdout).unwrap(), record)
 }
 
 #[test]
 fn auto_uses_io_uring_where_allowed_and_falls_back_to_epoll_where_refused() {
     let server = Server::start("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
-    let json = temp("auto.json");
-
-    let out = blast(&server, &[], false, &json);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let r = record(&json);
+    let (summary, r) = run(&server, &[], false);
     assert_eq!(r["io"], "uring", "this machine allows io_uring");
     assert!(r.get("io_fallback").is_none());
-    assert!(stdout.contains("socket I/O    io_uring"), "{stdout}");
-    assert!(r["requests"].as_u64().unwrap() > 0 && r["failures"] == 0);
+    assert!(summary.contains("socket I/O    io_uring"), "{summary}");
 
-    let out = blast(&server, &[], true, &json);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let r = record(&json);
+    let (summary, r) = run(&server, &[], true);
     assert_eq!(r["io"], "epoll");
     assert!(
         r["io_fallback"].as_str().unwrap().contains("not permitted"),
         "{r}"
     );
     assert!(
-        stdout.contains("socket I/O    epoll (io_uring refused: Operation not permitted"),
-        "{stdout}"
+        summary.contains("socket I/O    epoll (io_uring refused: Operation not permitted"),
+        "{summary}"
     );
-    assert!(r["requests"].as_u64().unwrap() > 0 && r["failures"] == 0);
 }
 
 #[test]
@@ -110,13 +106,7 @@ fn io_uring_asked_for_where_refused_is_one_clear_error_and_epoll_needs_no_ring()
     );
     let _ = std::fs::remove_file(&json);
 
-    let out = blast(&server, &["--io", "epoll"], true, &json);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = record(&json);
+    let (_, r) = run(&server, &["--io", "epoll"], true);
     assert_eq!(r["io"], "epoll");
     assert!(r.get("io_fallback").is_none(), "epoll was asked for");
 }

@@ -45,6 +45,9 @@ const INITIAL_RECV: usize = 512;
 const MAX_RECV: usize = 64 * 1024;
 /// The most of a write one send takes; the caller writes the rest next.
 const MAX_SEND: usize = 64 * 1024;
+/// A send to a connection the peer reset fails with EPIPE instead of raising SIGPIPE, as the
+/// standard library's sends do (`<sys/socket.h>`'s value on Linux).
+const MSG_NOSIGNAL: i32 = 0x4000;
 /// A send buffer that grew for a large body shrinks back to this after it.
 const KEPT_SEND_BUFFER: usize = 4 * 1024;
 
@@ -191,9 +194,12 @@ impl Ring {
     /// Hands the kernel every queued operation (one system call).
     fn submit(&self) {
         let mut ring = self.ring.borrow_mut();
-        // A queue that is empty needs no call; EBUSY (completions overflowing) is retried at
-        // the next park, after the driver task has read them.
-        if !ring.submission().is_empty() {
+        // A queue that is empty needs no call, unless completions overflowed the completion
+        // queue: the kernel moves them into it only on a call (and the driver task then reads
+        // them). EBUSY (the same overflow) is retried at the next park.
+        let sq = ring.submission();
+        if !sq.is_empty() || sq.cq_overflow() {
+            drop(sq);
             let _ = ring.submit();
         }
     }
@@ -328,6 +334,7 @@ impl UringStream {
             rest.as_ptr(),
             rest.len() as u32,
         )
+        .flags(MSG_NOSIGNAL)
         .build();
         drop(slots);
         self.ring.push(entry, self.send, waker);
@@ -446,6 +453,9 @@ impl AsyncWrite for UringStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         std::task::ready!(this.poll_sent(cx, true))?;
         let n = data.len().min(MAX_SEND);
         {
