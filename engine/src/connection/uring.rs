@@ -121,9 +121,19 @@ fn new_ring() -> io::Result<IoUring> {
     }
 }
 
-/// Whether this process may use io_uring; if not, what the kernel said.
+/// Whether this process may use io_uring for sockets; if not, what the kernel said. A ring
+/// is not enough: kernels before 5.6 make one but know no socket send or receive.
 pub(crate) fn available() -> Result<(), io::Error> {
-    new_ring().map(drop)
+    let ring = new_ring()?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    match [opcode::Send::CODE, opcode::Recv::CODE].map(|op| probe.is_supported(op)) {
+        [true, true] => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel's io_uring has no socket send and receive",
+        )),
+    }
 }
 
 impl Ring {
