@@ -225,15 +225,13 @@ impl Engine {
         let negotiated = self.probe()?;
         // A ring made and dropped here fails as the workers' would (refused by seccomp, no
         // io_uring in the kernel), so `auto` settles once and `uring` is a clear error now.
-        let refused = match plan.io {
-            Io::Epoll => None,
-            _ => uring_available().err().map(|e| e.to_string()),
-        };
-        let (io, io_fallback) = match (plan.io, refused) {
-            (Io::Epoll, _) => (Io::Epoll, None),
-            (_, None) => (Io::Uring, None),
-            (Io::Auto, Some(why)) => (Io::Epoll, Some(why)),
-            (Io::Uring, Some(why)) => return Err(EngineError::Uring(why)),
+        let (io, io_fallback) = match plan.io {
+            Io::Epoll => (Io::Epoll, None),
+            asked => match uring_available() {
+                Ok(()) => (Io::Uring, None),
+                Err(e) if asked == Io::Auto => (Io::Epoll, Some(e.to_string())),
+                Err(e) => return Err(EngineError::Uring(e.to_string())),
+            },
         };
 
         let workers = plan.schedule.useful_workers(plan.workers, plan.shard);

@@ -73,7 +73,6 @@ pub(crate) struct WorkerSpec {
 struct Local {
     plan: Arc<Plan>,
     protocol: Protocol,
-    io: Io,
     shared: Arc<Shared>,
     connector: Connector,
     index: usize,
@@ -164,7 +163,6 @@ async fn drive(mut spec: WorkerSpec) {
         shared: spec.shared.clone(),
         plan: plan.clone(),
         protocol: spec.protocol,
-        io: spec.io,
         index: spec.index,
         workers: spec.workers,
         pacer,
@@ -343,9 +341,10 @@ impl Local {
         tokio::task::spawn_local(async move {
             // Tokio keeps a task's panic to itself; this makes it end the run instead.
             let _guard = PanicGuard(&local.shared);
-            match local.io {
-                Io::Uring => Box::pin(local.clone().user_over::<UringStream>(slot)).await,
-                _ => Box::pin(local.clone().user_over::<TcpStream>(slot)).await,
+            // Each variant boxes its user, so this future stays small either way.
+            match local.connector.ring {
+                Some(_) => local.clone().user_over::<UringStream>(slot).await,
+                None => local.clone().user_over::<TcpStream>(slot).await,
             }
             local.slots.borrow_mut()[slot] = false;
             local.live.set(local.live.get() - 1);

@@ -82,17 +82,6 @@ pub enum Io {
     Uring,
 }
 
-impl Io {
-    /// The name on the command line and in the record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Io::Auto => "auto",
-            Io::Epoll => "epoll",
-            Io::Uring => "uring",
-        }
-    }
-}
-
 /// What one exchange produced when the server answered.
 pub(crate) struct Exchange {
     /// Response status code.
